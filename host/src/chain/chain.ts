@@ -1,0 +1,303 @@
+// Runs one request through an ordered chain of adapters: request callbacks in
+// chain order, response callbacks in reverse (as Envoy's decoder/encoder filters),
+// with pause/resume, local replies and each adapter's fail strategy.
+//
+// Every method returns a value synchronously when no adapter pauses, and a
+// Promise only when one does, so the common path allocates no promises.
+
+import { LogLevel } from '../abi/constants.js';
+import type { HeaderPair } from '../abi/pairs.js';
+import { HostError } from '../errors.js';
+import { EMPTY, type HttpStream } from '../plugin/http-stream.js';
+import { CallResult, type Direction, type PluginVm, type StreamContext } from '../plugin/plugin-vm.js';
+
+export interface ChainEntry {
+  readonly name: string;
+  readonly vm: PluginVm;
+  readonly failStrategy: 'FAIL_CLOSE' | 'FAIL_OPEN';
+  /** How long a paused adapter may hold a request before its fail strategy applies. */
+  readonly pauseTimeoutMs: number;
+}
+
+export interface LocalReply {
+  status: number;
+  headers: HeaderPair[];
+  body: Uint8Array;
+  /** Why: `adapter:<name>:<details>` or a host error code. */
+  details: string;
+  adapter: string;
+}
+
+export type Decision =
+  | { readonly action: 'continue' }
+  | { readonly action: 'respond'; readonly reply: LocalReply }
+  /** An adapter closed the stream: the proxy resets the connection. */
+  | { readonly action: 'reset' };
+
+export const CONTINUE: Decision = Object.freeze({ action: 'continue' });
+const RESET: Decision = Object.freeze({ action: 'reset' });
+
+export type Maybe<T> = T | Promise<T>;
+
+const isPromise = <T>(v: Maybe<T>): v is Promise<T> => v instanceof Promise;
+
+export class HostStream {
+  private readonly ctx: Array<StreamContext | null>;
+  private readonly skip: boolean[];
+  private readonly held: Record<Direction, Array<Uint8Array | null>>;
+  private readonly hasBody: Record<Direction, boolean[]>;
+  private readonly hasTrailers: Record<Direction, boolean[]>;
+  private failure: Decision | null = null;
+  private finished = false;
+  /** True when some adapter in the chain implements a body callback for that direction. */
+  readonly needsBody: Record<Direction, boolean>;
+
+  constructor(
+    readonly stream: HttpStream,
+    private readonly entries: readonly ChainEntry[],
+  ) {
+    const n = entries.length;
+    this.ctx = new Array(n);
+    this.skip = new Array(n).fill(false);
+    this.held = { request: new Array(n).fill(null), response: new Array(n).fill(null) };
+    this.hasBody = { request: new Array(n), response: new Array(n) };
+    this.hasTrailers = { request: new Array(n), response: new Array(n) };
+    for (let i = 0; i < n; i++) {
+      const e = entries[i]!;
+      this.hasBody.request[i] = e.vm.has('proxy_on_request_body');
+      this.hasBody.response[i] = e.vm.has('proxy_on_response_body');
+      this.hasTrailers.request[i] = e.vm.has('proxy_on_request_trailers');
+      this.hasTrailers.response[i] = e.vm.has('proxy_on_response_trailers');
+      const sc = e.vm.createStream(stream);
+      this.ctx[i] = sc;
+      if (sc === null && this.failure === null) {
+        const d = this.failAdapter(i, new HostError('VM_FAILED', `adapter ${e.name} is not running (${e.vm.failed ?? 'stopped'})`, { adapter: e.name }));
+        if (d !== null) this.failure = d;
+      }
+    }
+    this.needsBody = { request: this.hasBody.request.some(Boolean), response: this.hasBody.response.some(Boolean) };
+  }
+
+  get adapters(): readonly string[] {
+    return this.entries.map((e) => e.name);
+  }
+
+  // --- request path ------------------------------------------------------------
+
+  requestHeaders(endOfStream: boolean): Maybe<Decision> {
+    if (this.failure !== null) return this.respondWith(this.failure);
+    this.stream.requestBody.endOfStream = endOfStream;
+    return this.headersFrom('request', 0, endOfStream);
+  }
+
+  /** Returns the bytes to forward now (possibly empty while an adapter buffers), or a decision that ends the request. */
+  requestBody(chunk: Uint8Array, endOfStream: boolean): Maybe<Uint8Array | Decision> {
+    return this.bodyFrom('request', 0, chunk, endOfStream);
+  }
+
+  requestTrailers(trailers: HeaderPair[]): Maybe<Decision> {
+    this.stream.requestTrailers = trailers;
+    return this.trailersFrom('request', 0);
+  }
+
+  // --- response path -------------------------------------------------------------
+
+  responseHeaders(status: number, headers: HeaderPair[], endOfStream: boolean): Maybe<Decision> {
+    this.stream.responseHeaders = [[':status', String(status)], ...headers];
+    this.stream.info.responseCode = status;
+    this.stream.responseBody.endOfStream = endOfStream;
+    return this.headersFrom('response', 0, endOfStream);
+  }
+
+  responseBody(chunk: Uint8Array, endOfStream: boolean): Maybe<Uint8Array | Decision> {
+    return this.bodyFrom('response', 0, chunk, endOfStream);
+  }
+
+  responseTrailers(trailers: HeaderPair[]): Maybe<Decision> {
+    this.stream.responseTrailers = trailers;
+    return this.trailersFrom('response', 0);
+  }
+
+  /** Runs the log phase (proxy_on_done, proxy_on_log, proxy_on_delete) for every adapter. Idempotent. */
+  finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.stream.info.endMono === 0n) this.stream.info.endMono = process.hrtime.bigint();
+    for (let i = 0; i < this.entries.length; i++) {
+      const sc = this.ctx[i];
+      if (sc) this.entries[i]!.vm.finishStream(sc);
+    }
+  }
+
+  // --- machinery -------------------------------------------------------------------
+
+  private index(dir: Direction, k: number): number {
+    return dir === 'request' ? k : this.entries.length - 1 - k;
+  }
+
+  private headersFrom(dir: Direction, k: number, eos: boolean): Maybe<Decision> {
+    const n = this.entries.length;
+    for (; k < n; k++) {
+      const i = this.index(dir, k);
+      if (this.skip[i]) continue;
+      const sc = this.ctx[i]!;
+      const vm = this.entries[i]!.vm;
+      const r = dir === 'request' ? vm.onRequestHeaders(sc, eos) : vm.onResponseHeaders(sc, eos);
+      const d = this.settle(i, r);
+      if (d !== null) return d;
+      if (r === CallResult.Stop) {
+        const next = k + 1;
+        return this.waitThen(i, dir, () => this.headersFrom(dir, next, eos));
+      }
+    }
+    return CONTINUE;
+  }
+
+  private trailersFrom(dir: Direction, k: number): Maybe<Decision> {
+    const n = this.entries.length;
+    const map = dir === 'request' ? this.stream.requestTrailers : this.stream.responseTrailers;
+    for (; k < n; k++) {
+      const i = this.index(dir, k);
+      if (this.skip[i] || !this.hasTrailers[dir][i]) continue;
+      const r = this.entries[i]!.vm.onTrailers(this.ctx[i]!, dir, map?.length ?? 0);
+      const d = this.settle(i, r);
+      if (d !== null) return d;
+      if (r === CallResult.Stop) {
+        const next = k + 1;
+        return this.waitThen(i, dir, () => this.trailersFrom(dir, next));
+      }
+    }
+    return CONTINUE;
+  }
+
+  private bodyFrom(dir: Direction, k: number, data: Uint8Array, eos: boolean): Maybe<Uint8Array | Decision> {
+    const n = this.entries.length;
+    const buffer = dir === 'request' ? this.stream.requestBody : this.stream.responseBody;
+    const held = this.held[dir];
+    for (; k < n; k++) {
+      const i = this.index(dir, k);
+      if (this.skip[i] || !this.hasBody[dir][i]) continue;
+      const prev = held[i];
+      buffer.bytes = prev ? concat(prev, data) : data;
+      buffer.endOfStream = eos;
+      const r = this.entries[i]!.vm.onBody(this.ctx[i]!, dir, buffer.bytes.length, eos);
+      const d = this.settle(i, r);
+      if (d !== null) return d;
+      if (r !== CallResult.Stop) {
+        held[i] = null;
+        data = buffer.bytes;
+        continue;
+      }
+      held[i] = buffer.bytes;
+      if (!eos) return EMPTY;
+      const next = k + 1;
+      return this.waitThen(i, dir, () => {
+        const buffered = held[i] ?? EMPTY;
+        held[i] = null;
+        return this.bodyFrom(dir, next, buffered, eos);
+      });
+    }
+    return data;
+  }
+
+  /** After a callback: a local reply, a reset, or a failed adapter may end the chain. */
+  private settle(i: number, r: CallResult): Decision | null {
+    if (this.stream.localResponse !== null) return this.localReply();
+    if (this.stream.reset) return RESET;
+    if (r === CallResult.Failed) {
+      const e = this.entries[i]!;
+      return this.failAdapter(i, new HostError('VM_TRAP', `adapter ${e.name} failed: ${e.vm.failed ?? 'its VM was replaced'}`, { adapter: e.name }));
+    }
+    return null;
+  }
+
+  private waitThen<T>(i: number, dir: Direction, next: () => Maybe<T | Decision>): Promise<T | Decision> {
+    const sc = this.ctx[i]!;
+    const e = this.entries[i]!;
+    return new Promise<T | Decision>((resolve) => {
+      let settled = false;
+      const timer = setTimeout(() => {
+        if (settled) return;
+        settled = true;
+        sc.waiter = null;
+        const d = this.failAdapter(i, new HostError('ADAPTER_TIMEOUT', `adapter ${e.name} paused the ${dir} for more than ${e.pauseTimeoutMs} ms`, { adapter: e.name }));
+        resolve(d ?? next());
+      }, e.pauseTimeoutMs);
+      timer.unref();
+      sc.waitForResume(dir).then(
+        () => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          const d = this.settle(i, CallResult.Continue);
+          resolve(d ?? next());
+        },
+        (err: Error) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          const d = this.failAdapter(i, err instanceof HostError ? err : new HostError('VM_TRAP', err.message, { adapter: e.name }));
+          resolve(d ?? next());
+        },
+      );
+    });
+  }
+
+  /** Applies an adapter's fail strategy. Returns the reply for fail-closed, or null after skipping it (fail-open). */
+  private failAdapter(i: number, err: HostError): Decision | null {
+    const e = this.entries[i]!;
+    this.skip[i] = true;
+    e.vm.settings.logger.log(LogLevel.Warn, e.name, `${err.message}; ${e.failStrategy === 'FAIL_OPEN' ? 'skipping it for this request (FAIL_OPEN)' : 'rejecting the request (FAIL_CLOSE)'}`, { code: err.code });
+    e.vm.metrics.counter('wasm_mixer_adapter_failures_total', 'Requests on which an adapter failed (trap, timeout, not running), by fail strategy.', {
+      adapter: e.name,
+      code: err.code,
+      strategy: e.failStrategy,
+    })();
+    if (e.failStrategy === 'FAIL_OPEN') return null;
+    const status = err.code === 'ADAPTER_TIMEOUT' ? 504 : 503;
+    const body = Buffer.from(JSON.stringify({ error: err.code === 'ADAPTER_TIMEOUT' ? 'ADAPTER_TIMEOUT' : 'ADAPTER_FAILED', adapter: e.name }));
+    this.stream.info.responseFlags = 'UAEX';
+    return this.respondWith({
+      action: 'respond',
+      reply: {
+        status,
+        headers: [['content-type', 'application/json'], ['x-wasm-mixer-error', err.code === 'ADAPTER_TIMEOUT' ? 'adapter_timeout' : 'adapter_failed']],
+        body,
+        details: `${err.code}:${e.name}`,
+        adapter: e.name,
+      },
+    });
+  }
+
+  private localReply(): Decision {
+    const lr = this.stream.localResponse!;
+    const headers = lr.headers.filter(([k]) => !k.startsWith(':'));
+    return this.respondWith({
+      action: 'respond',
+      reply: { status: lr.status, headers, body: lr.body, details: `adapter:${lr.adapter}:${lr.details}`, adapter: lr.adapter },
+    });
+  }
+
+  /** Records a reply as the response, so log-phase adapters see its status and headers. */
+  private respondWith(d: Decision): Decision {
+    if (d.action === 'respond') {
+      const r = d.reply;
+      this.stream.responseHeaders = [[':status', String(r.status)], ...r.headers];
+      this.stream.info.responseCode = r.status;
+      this.stream.info.responseCodeDetails = r.details;
+      if (this.stream.info.responseFlags === '' && r.adapter !== '') this.stream.info.responseFlags = 'UAEX';
+    }
+    return d;
+  }
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  if (a.length === 0) return b;
+  if (b.length === 0) return a;
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
+export { isPromise };

@@ -1,0 +1,182 @@
+// The proxy / adapter-server configuration, validated with a JSON Schema (ajv) so a
+// bad file is refused with the path of the bad field and what was expected.
+// Plugin fields mirror Istio's WasmPlugin (url, sha256, phase, priority,
+// failStrategy, pluginConfig, vmConfig) so operators recognise them.
+
+export type Phase = 'AUTHN' | 'AUTHZ' | 'STATS' | 'UNSPECIFIED_PHASE';
+export type FailStrategyName = 'FAIL_CLOSE' | 'FAIL_OPEN';
+
+export interface PathMatch {
+  exact?: string;
+  prefix?: string;
+}
+
+export interface PluginMatch {
+  /** Host names (the request's :authority without port); `*.example.com` wildcards allowed. */
+  hosts?: string[];
+  paths?: PathMatch[];
+  /** Route names this plugin applies to; all routes when absent. */
+  routes?: string[];
+}
+
+export interface PluginConfig {
+  name: string;
+  /** A file path (relative to the config file), or a file:// URL. */
+  url: string;
+  sha256?: string;
+  phase?: Phase;
+  priority?: number;
+  failStrategy?: FailStrategyName;
+  /** The adapter's own configuration: an object is passed as JSON text, a string as-is. */
+  pluginConfig?: unknown;
+  vmConfig?: { vmId?: string; env?: Record<string, string>; configuration?: unknown };
+  match?: PluginMatch[];
+  logLevel?: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'critical';
+  /** How long the adapter may pause a request (e.g. waiting for a call-out) before its fail strategy applies. */
+  timeoutMs?: number;
+  /** Clusters this adapter may call with proxy_http_call. */
+  clusters?: string[];
+}
+
+export interface RouteConfig {
+  name: string;
+  match?: { prefix?: string; hosts?: string[] };
+  /** Base URL of the upstream, e.g. http://127.0.0.1:3000 */
+  upstream: string;
+  timeoutMs?: number;
+}
+
+export interface ClusterConfig {
+  url: string;
+}
+
+export interface ListenConfig {
+  address?: string;
+  port: number;
+}
+
+export interface AdminConfig extends ListenConfig {
+  /** The admin port listens on loopback unless this is set. */
+  allowRemote?: boolean;
+}
+
+export interface MixerConfig {
+  listen?: ListenConfig;
+  admin?: AdminConfig;
+  logLevel?: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'critical';
+  routes?: RouteConfig[];
+  plugins?: PluginConfig[];
+  clusters?: Record<string, ClusterConfig>;
+  /** Upstream connection pool. */
+  upstream?: { maxSockets?: number; keepAliveMs?: number };
+  /** Histogram bucket overrides by metric family name. */
+  metrics?: { histogramBuckets?: Record<string, number[]> };
+}
+
+const logLevel = { enum: ['trace', 'debug', 'info', 'warn', 'error', 'critical'] };
+const listen = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['port'],
+  properties: { address: { type: 'string', minLength: 1 }, port: { type: 'integer', minimum: 0, maximum: 65535 }, allowRemote: { type: 'boolean' } },
+};
+
+export const CONFIG_SCHEMA = {
+  $id: 'https://wasm-mixer.dev/config.schema.json',
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    listen,
+    admin: listen,
+    logLevel,
+    routes: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'upstream'],
+        properties: {
+          name: { type: 'string', minLength: 1 },
+          match: {
+            type: 'object',
+            additionalProperties: false,
+            properties: { prefix: { type: 'string', pattern: '^/' }, hosts: { type: 'array', items: { type: 'string', minLength: 1 } } },
+          },
+          upstream: { type: 'string', pattern: '^https?://' },
+          timeoutMs: { type: 'integer', minimum: 1 },
+        },
+      },
+    },
+    plugins: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'url'],
+        properties: {
+          name: { type: 'string', pattern: '^[A-Za-z0-9_.-]+$' },
+          url: { type: 'string', minLength: 1 },
+          sha256: { type: 'string', pattern: '^[0-9a-fA-F]{64}$' },
+          phase: { enum: ['AUTHN', 'AUTHZ', 'STATS', 'UNSPECIFIED_PHASE'] },
+          priority: { type: 'integer' },
+          failStrategy: { enum: ['FAIL_CLOSE', 'FAIL_OPEN'] },
+          pluginConfig: {},
+          vmConfig: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              vmId: { type: 'string' },
+              env: { type: 'object', additionalProperties: { type: 'string' } },
+              configuration: {},
+            },
+          },
+          match: {
+            type: 'array',
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              properties: {
+                hosts: { type: 'array', items: { type: 'string', minLength: 1 } },
+                routes: { type: 'array', items: { type: 'string', minLength: 1 } },
+                paths: {
+                  type: 'array',
+                  items: {
+                    type: 'object',
+                    additionalProperties: false,
+                    minProperties: 1,
+                    maxProperties: 1,
+                    properties: { exact: { type: 'string', pattern: '^/' }, prefix: { type: 'string', pattern: '^/' } },
+                  },
+                },
+              },
+            },
+          },
+          logLevel,
+          timeoutMs: { type: 'integer', minimum: 1 },
+          clusters: { type: 'array', items: { type: 'string', minLength: 1 } },
+        },
+      },
+    },
+    clusters: {
+      type: 'object',
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['url'],
+        properties: { url: { type: 'string', pattern: '^https?://' } },
+      },
+    },
+    upstream: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { maxSockets: { type: 'integer', minimum: 1 }, keepAliveMs: { type: 'integer', minimum: 1 } },
+    },
+    metrics: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        histogramBuckets: { type: 'object', additionalProperties: { type: 'array', items: { type: 'number' }, minItems: 1 } },
+      },
+    },
+  },
+} as const;

@@ -1,0 +1,210 @@
+// WasmHost: the embeddable core. Loads adapters from config, keeps one VM per
+// adapter, and builds the ordered chain that runs for each request.
+
+import { LogLevel } from './abi/constants.js';
+import type { HeaderPair } from './abi/pairs.js';
+import { HostStream, type ChainEntry } from './chain/chain.js';
+import { resolveModulePath } from './config/load.js';
+import type { MixerConfig, PathMatch, Phase, PluginConfig, PluginMatch } from './config/schema.js';
+import { describeError, HostError } from './errors.js';
+import { createLogger, parseLogLevel, type HostLogger } from './log/logger.js';
+import { defaultBuckets, MetricsRegistry } from './metrics/registry.js';
+import { HttpStream, type StreamInfo } from './plugin/http-stream.js';
+import type { HttpCallTransport } from './plugin/http-call.js';
+import { PluginVm } from './plugin/plugin-vm.js';
+import { SharedStore } from './shared/shared-store.js';
+import { compileModule, loadModuleFile, type CompiledModule } from './vm/module.js';
+
+const PHASE_ORDER: Record<Phase, number> = { AUTHN: 0, AUTHZ: 1, STATS: 2, UNSPECIFIED_PHASE: 3 };
+
+export interface HostOptions {
+  /** Folder that relative plugin urls are resolved against. */
+  baseDir?: string;
+  logger?: HostLogger;
+  metrics?: MetricsRegistry;
+  shared?: SharedStore;
+  /** Answers proxy_http_call; the default makes real HTTP requests to the configured clusters. */
+  httpTransport?: HttpCallTransport;
+  /** Pre-loaded modules by plugin url, e.g. bytes compiled in a test. */
+  modules?: Record<string, Uint8Array | CompiledModule>;
+}
+
+export interface LoadedPlugin {
+  readonly config: PluginConfig;
+  readonly vm: PluginVm;
+  readonly entry: ChainEntry;
+  readonly module: CompiledModule;
+  readonly loadMs: number;
+}
+
+/** What the embedding proxy knows about a request when it arrives. */
+export interface StreamInit {
+  method: string;
+  /** Path with query, as on the request line. */
+  path: string;
+  authority: string;
+  scheme?: string;
+  /** Lower-case names, without pseudo-headers. */
+  headers: HeaderPair[];
+  /** Route name, for plugin matching. */
+  route?: string;
+  info?: Partial<StreamInfo>;
+}
+
+export class WasmHost {
+  readonly plugins: LoadedPlugin[] = [];
+  readonly metrics: MetricsRegistry;
+  readonly logger: HostLogger;
+  readonly shared: SharedStore;
+  private readonly countRequests: (d?: number) => void;
+
+  private constructor(
+    readonly config: MixerConfig,
+    private readonly options: HostOptions,
+  ) {
+    const buckets = config.metrics?.histogramBuckets ?? {};
+    this.metrics = options.metrics ?? new MetricsRegistry((family) => buckets[family] ?? defaultBuckets(family));
+    this.logger = options.logger ?? createLogger(parseLogLevel(config.logLevel ?? 'info'));
+    this.shared = options.shared ?? new SharedStore();
+    this.countRequests = this.metrics.counter('wasm_mixer_host_streams_total', 'Requests run through the adapter chain.');
+  }
+
+  /** Loads, validates, starts and configures every plugin in the config. Throws a HostError naming the adapter on failure. */
+  static async create(config: MixerConfig, options: HostOptions = {}): Promise<WasmHost> {
+    const host = new WasmHost(config, options);
+    const ordered = [...(config.plugins ?? [])]
+      .map((p, i) => ({ p, i }))
+      .sort((a, b) => PHASE_ORDER[a.p.phase ?? 'UNSPECIFIED_PHASE'] - PHASE_ORDER[b.p.phase ?? 'UNSPECIFIED_PHASE'] || (b.p.priority ?? 0) - (a.p.priority ?? 0) || a.i - b.i)
+      .map(({ p }) => p);
+    try {
+      for (const p of ordered) host.plugins.push(await host.loadPlugin(p));
+    } catch (err) {
+      host.close();
+      throw err;
+    }
+    return host;
+  }
+
+  private async loadPlugin(p: PluginConfig): Promise<LoadedPlugin> {
+    const t0 = performance.now();
+    const pre = this.options.modules?.[p.url];
+    let compiled: CompiledModule;
+    try {
+      if (pre instanceof Uint8Array) compiled = compileModule(pre, p.url, p.sha256);
+      else if (pre !== undefined) compiled = pre;
+      else compiled = await loadModuleFile(resolveModulePath(p.url, this.options.baseDir ?? process.cwd()), p.sha256);
+    } catch (err) {
+      if (err instanceof HostError) throw new HostError(err.code, `plugin ${p.name}: ${err.message}`, { ...err.detail, adapter: p.name }, { cause: err });
+      throw err;
+    }
+    if (compiled.unimplementedImports.length > 0) {
+      this.logger.log(LogLevel.Warn, p.name, `module imports functions this host does not implement yet; calls return UNIMPLEMENTED: ${compiled.unimplementedImports.join(', ')}`, { code: 'ABI_UNIMPLEMENTED' });
+    }
+    const clusters: Record<string, string> = {};
+    const granted = p.clusters ?? Object.keys(this.config.clusters ?? {});
+    for (const c of granted) clusters[c] = this.config.clusters![c]!.url;
+    const vm = new PluginVm(compiled, {
+      name: p.name,
+      rootId: p.name,
+      vmId: p.vmConfig?.vmId ?? p.name,
+      pluginConfig: toBytes(p.pluginConfig),
+      vmConfig: toBytes(p.vmConfig?.configuration),
+      env: p.vmConfig?.env ?? {},
+      logLevel: parseLogLevel(p.logLevel ?? this.config.logLevel ?? 'info'),
+      clusters,
+      logger: this.logger,
+      metrics: this.metrics,
+      shared: this.shared,
+      httpTransport: this.options.httpTransport,
+    });
+    try {
+      vm.start();
+    } catch (err) {
+      vm.stop();
+      throw err;
+    }
+    const loadMs = performance.now() - t0;
+    this.logger.log(LogLevel.Info, p.name, `adapter loaded from ${compiled.source} (ABI ${compiled.abiVersion}, ${compiled.bytes} bytes, ${loadMs.toFixed(1)} ms)`);
+    const entry: ChainEntry = { name: p.name, vm, failStrategy: p.failStrategy ?? 'FAIL_CLOSE', pauseTimeoutMs: p.timeoutMs ?? 10_000 };
+    return { config: p, vm, entry, module: compiled, loadMs };
+  }
+
+  /** Starts a request through the plugins that match it. Call `finish()` on the result when the response is done. */
+  newStream(init: StreamInit): HostStream {
+    this.countRequests();
+    const headers: HeaderPair[] = [
+      [':method', init.method],
+      [':path', init.path],
+      [':authority', init.authority],
+      [':scheme', init.scheme ?? 'http'],
+    ];
+    for (let i = 0; i < init.headers.length; i++) headers.push(init.headers[i]!);
+    const stream = new HttpStream(headers, { routeName: init.route ?? '', ...init.info });
+    const host = stripPort(init.authority);
+    const entries: ChainEntry[] = [];
+    for (const p of this.plugins) if (matches(p.config.match, init.route, host, init.path)) entries.push(p.entry);
+    return new HostStream(stream, entries);
+  }
+
+  /** A snapshot for the admin endpoint. */
+  describe(): Array<Record<string, unknown>> {
+    return this.plugins.map((p) => ({
+      name: p.config.name,
+      file: p.module.source,
+      sha256: p.module.sha256,
+      abi: p.module.abiVersion,
+      phase: p.config.phase ?? 'UNSPECIFIED_PHASE',
+      priority: p.config.priority ?? 0,
+      failStrategy: p.entry.failStrategy,
+      healthy: p.vm.healthy,
+      failure: p.vm.failed,
+      generation: p.vm.generation,
+      memoryBytes: p.vm.memoryBytes,
+      liveStreams: p.vm.liveStreams,
+      loadMs: Math.round(p.loadMs * 100) / 100,
+    }));
+  }
+
+  close(): void {
+    for (const p of this.plugins) p.vm.stop();
+  }
+}
+
+function toBytes(v: unknown): Uint8Array {
+  if (v === undefined || v === null) return new Uint8Array(0);
+  if (typeof v === 'string') return Buffer.from(v, 'utf8');
+  return Buffer.from(JSON.stringify(v), 'utf8');
+}
+
+function stripPort(authority: string): string {
+  if (authority.startsWith('[')) return authority.slice(0, authority.indexOf(']') + 1);
+  const c = authority.lastIndexOf(':');
+  return (c < 0 ? authority : authority.slice(0, c)).toLowerCase();
+}
+
+function hostMatches(pattern: string, host: string): boolean {
+  if (pattern === '*') return true;
+  if (pattern.startsWith('*.')) return host.endsWith(pattern.slice(1));
+  return pattern.toLowerCase() === host;
+}
+
+function pathMatches(m: PathMatch, path: string): boolean {
+  const q = path.indexOf('?');
+  const p = q < 0 ? path : path.slice(0, q);
+  if (m.exact !== undefined) return p === m.exact;
+  return m.prefix !== undefined && p.startsWith(m.prefix);
+}
+
+function matches(match: PluginMatch[] | undefined, route: string | undefined, host: string, path: string): boolean {
+  if (match === undefined || match.length === 0) return true;
+  return match.some(
+    (m) =>
+      (m.routes === undefined || (route !== undefined && m.routes.includes(route))) &&
+      (m.hosts === undefined || m.hosts.some((h) => hostMatches(h, host))) &&
+      (m.paths === undefined || m.paths.some((pm) => pathMatches(pm, path))),
+  );
+}
+
+export function describeLoadError(err: unknown): string {
+  return describeError(err);
+}

@@ -1,0 +1,99 @@
+// Properties served through proxy_get_property, named and encoded as Envoy does
+// (source/extensions/filters/common/expr/context.h, common/wasm/context.cc):
+// strings raw, integers 8-byte little-endian, timestamps and durations int64 ns,
+// booleans one byte, maps in the pairs format. Paths are segments joined by NUL;
+// the dotted form (`request.path`) is accepted as well for convenience.
+// The table below is the documented list (README "Properties").
+
+import { serializePairs } from '../abi/pairs.js';
+import type { HttpStream } from './http-stream.js';
+
+export interface PluginFacts {
+  readonly name: string;
+  readonly rootId: string;
+  readonly vmId: string;
+}
+
+type Getter = (s: HttpStream | null, p: PluginFacts) => Uint8Array | null;
+
+const enc = new TextEncoder();
+const str = (v: string | undefined | null): Uint8Array | null => (v === undefined || v === null ? null : enc.encode(v));
+const i64 = (v: number | bigint): Uint8Array => {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigInt64(0, BigInt.asIntN(64, typeof v === 'bigint' ? v : BigInt(Math.trunc(v))), true);
+  return b;
+};
+const bool = (v: boolean): Uint8Array => new Uint8Array([v ? 1 : 0]);
+
+function splitPath(path: string): { path: string; query: string } {
+  const q = path.indexOf('?');
+  return q < 0 ? { path, query: '' } : { path: path.slice(0, q), query: path.slice(q + 1) };
+}
+
+function durationNs(s: HttpStream): bigint {
+  const end = s.info.endMono !== 0n ? s.info.endMono : process.hrtime.bigint();
+  return end - s.info.startMono;
+}
+
+/** name → [type (for docs), getter]. Stream properties return null outside a stream. */
+export const PROPERTIES: Record<string, [string, Getter]> = {
+  'request.path': ['string', (s) => str(s?.requestHeader(':path'))],
+  'request.url_path': ['string', (s) => (s ? str(splitPath(s.requestHeader(':path') ?? '').path) : null)],
+  'request.query': ['string', (s) => (s ? str(splitPath(s.requestHeader(':path') ?? '').query) : null)],
+  'request.host': ['string', (s) => str(s?.requestHeader(':authority'))],
+  'request.scheme': ['string', (s) => str(s?.requestHeader(':scheme'))],
+  'request.method': ['string', (s) => str(s?.requestHeader(':method'))],
+  'request.headers': ['map', (s) => (s ? serializePairs(s.requestHeaders) : null)],
+  'request.referer': ['string', (s) => str(s?.requestHeader('referer'))],
+  'request.useragent': ['string', (s) => str(s?.requestHeader('user-agent'))],
+  'request.id': ['string', (s) => str(s?.requestHeader('x-request-id'))],
+  'request.protocol': ['string', (s) => str(s?.info.protocol)],
+  'request.time': ['timestamp', (s) => (s ? i64(s.info.startTimeNs) : null)],
+  'request.duration': ['duration', (s) => (s ? i64(durationNs(s)) : null)],
+  'request.size': ['int', (s) => (s ? i64(s.info.requestBytes) : null)],
+  'request.total_size': ['int', (s) => (s ? i64(s.info.requestBytes + s.info.requestHeaderBytes) : null)],
+  'response.code': ['int', (s) => (s && s.info.responseCode !== 0 ? i64(s.info.responseCode) : null)],
+  'response.code_details': ['string', (s) => (s && s.info.responseCodeDetails !== '' ? str(s.info.responseCodeDetails) : null)],
+  'response.flags': ['string', (s) => (s ? str(s.info.responseFlags) : null)],
+  'response.headers': ['map', (s) => (s?.responseHeaders ? serializePairs(s.responseHeaders) : null)],
+  'response.trailers': ['map', (s) => (s?.responseTrailers ? serializePairs(s.responseTrailers) : null)],
+  'response.size': ['int', (s) => (s ? i64(s.info.responseBytes) : null)],
+  'response.total_size': ['int', (s) => (s ? i64(s.info.responseBytes + s.info.responseHeaderBytes) : null)],
+  'response.backend_latency': ['duration', (s) => (s && s.info.upstreamFirstByteMono !== 0n ? i64(s.info.upstreamFirstByteMono - s.info.startMono) : null)],
+  'source.address': ['string', (s) => (s ? str(`${s.info.sourceAddress}:${s.info.sourcePort}`) : null)],
+  'source.port': ['int', (s) => (s ? i64(s.info.sourcePort) : null)],
+  'destination.address': ['string', (s) => (s ? str(`${s.info.destinationAddress}:${s.info.destinationPort}`) : null)],
+  'destination.port': ['int', (s) => (s ? i64(s.info.destinationPort) : null)],
+  'connection.id': ['int', (s) => (s ? i64(s.info.connectionId) : null)],
+  'connection.mtls': ['bool', (s) => (s ? bool(false) : null)],
+  'connection.tls_version': ['string', (s) => (s && s.info.tls ? str('TLSv1.3') : null)],
+  'upstream.address': ['string', (s) => (s && s.info.upstreamAddress !== '' ? str(s.info.upstreamAddress) : null)],
+  'route_name': ['string', (s) => (s ? str(s.info.routeName) : null)],
+  'cluster_name': ['string', (s) => (s ? str(s.info.clusterName) : null)],
+  'plugin_name': ['string', (_s, p) => str(p.name)],
+  'plugin_root_id': ['string', (_s, p) => str(p.rootId)],
+  'plugin_vm_id': ['string', (_s, p) => str(p.vmId)],
+};
+
+const BY_NUL_PATH = new Map<string, Getter>();
+for (const [name, [, getter]] of Object.entries(PROPERTIES)) {
+  BY_NUL_PATH.set(name.replace(/\./g, '\0'), getter);
+  BY_NUL_PATH.set(name, getter);
+}
+
+/** Resolves a property path, or null when it names nothing (→ NOT_FOUND). */
+export function getProperty(path: string, s: HttpStream | null, p: PluginFacts): Uint8Array | null {
+  const getter = BY_NUL_PATH.get(path);
+  if (getter !== undefined) return getter(s, p);
+  if (s !== null) {
+    // request.headers.<name> / response.headers.<name>: one header value.
+    const segs = path.includes('\0') ? path.split('\0') : null;
+    if (segs !== null && segs.length === 3 && segs[1] === 'headers') {
+      if (segs[0] === 'request') return str(s.requestHeader(segs[2]!.toLowerCase()));
+      if (segs[0] === 'response') return str(s.responseHeader(segs[2]!.toLowerCase()));
+    }
+    const fs = s.filterState.get(path) ?? s.filterState.get(path.replace(/\0/g, '.'));
+    if (fs !== undefined) return fs;
+  }
+  return null;
+}

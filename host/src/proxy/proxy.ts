@@ -1,0 +1,384 @@
+// The HTTP/1.1 reverse proxy: routes each request to an upstream over a
+// keep-alive pool, runs the adapter chain around it, streams bodies, and
+// serves the admin port. Bodies are piped untouched unless some adapter in
+// the chain implements a body callback.
+
+import { randomUUID } from 'node:crypto';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { LogLevel } from '../abi/constants.js';
+import type { HeaderPair } from '../abi/pairs.js';
+import { isPromise, type Decision, type HostStream, type LocalReply, type Maybe } from '../chain/chain.js';
+import type { MixerConfig, RouteConfig } from '../config/schema.js';
+import { describeError } from '../errors.js';
+import { WasmHost, type HostOptions } from '../host.js';
+import { EMPTY } from '../plugin/http-stream.js';
+import { startAdmin } from './admin.js';
+
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection']);
+
+export interface ProxyOptions extends HostOptions {
+  /** Override the listen port (0 picks a free one). */
+  port?: number;
+  adminPort?: number;
+  /** How long shutdown waits for in-flight requests. */
+  drainMs?: number;
+}
+
+export interface RunningProxy {
+  readonly host: WasmHost;
+  readonly port: number;
+  readonly adminPort: number | null;
+  readonly server: http.Server;
+  /** Stops accepting, drains in-flight requests (up to drainMs), then closes everything. */
+  close(): Promise<void>;
+}
+
+interface Route {
+  readonly config: RouteConfig;
+  readonly url: URL;
+  readonly prefix: string;
+  readonly hosts: string[] | null;
+}
+
+export async function startProxy(config: MixerConfig, options: ProxyOptions = {}): Promise<RunningProxy> {
+  const host = await WasmHost.create(config, options);
+  const routes: Route[] = (config.routes ?? []).map((r) => ({
+    config: r,
+    url: new URL(r.upstream),
+    prefix: r.match?.prefix ?? '/',
+    hosts: r.match?.hosts ?? null,
+  }));
+  const agent = new http.Agent({ keepAlive: true, maxSockets: config.upstream?.maxSockets ?? 256, keepAliveMsecs: config.upstream?.keepAliveMs ?? 1000 });
+  const countResponse = new Map<string, () => void>();
+  const responses = (route: string, code: number) => {
+    const key = `${route}\0${code}`;
+    let f = countResponse.get(key);
+    if (f === undefined) {
+      f = host.metrics.counter('wasm_mixer_proxy_responses_total', 'Responses sent downstream by the proxy, by route and status code.', { route, code: String(code) });
+      countResponse.set(key, f);
+    }
+    f();
+  };
+  let connectionIds = 0;
+  let inFlight = 0;
+  let draining = false;
+  let drained: (() => void) | null = null;
+
+  const server = http.createServer({ keepAlive: true }, (req, res) => {
+    inFlight++;
+    res.on('close', () => {
+      inFlight--;
+      if (draining && inFlight === 0) drained?.();
+    });
+    if (draining) res.setHeader('connection', 'close');
+    handle(req, res);
+  });
+  server.on('connection', (s: Socket & { wmConnId?: number }) => {
+    s.wmConnId = ++connectionIds;
+  });
+  server.on('clientError', (err, socket) => {
+    // Malformed request lines, oversized headers, invalid chunking: answer 400 and keep serving.
+    host.logger.log(LogLevel.Debug, 'proxy', `malformed request from client: ${(err as Error).message}`, { code: 'BAD_REQUEST' });
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: 12\r\nconnection: close\r\n\r\nbad request\n');
+    else socket.destroy();
+  });
+
+  function pickRoute(authority: string, path: string): Route | null {
+    const h = authority.replace(/:\d+$/, '').toLowerCase();
+    for (const r of routes) {
+      if (!path.startsWith(r.prefix)) continue;
+      if (r.hosts !== null && !r.hosts.some((x) => x === '*' || x === h || (x.startsWith('*.') && h.endsWith(x.slice(1))))) continue;
+      return r;
+    }
+    return null;
+  }
+
+  function handle(req: IncomingMessage, res: ServerResponse): void {
+    const authority = req.headers.host ?? '';
+    const path = req.url ?? '/';
+    const route = pickRoute(authority, path);
+    const headers: HeaderPair[] = [];
+    const raw = req.rawHeaders;
+    let hasRequestId = false;
+    for (let i = 0; i < raw.length; i += 2) {
+      const k = raw[i]!.toLowerCase();
+      if (k === 'host' || HOP_BY_HOP.has(k)) continue;
+      if (k === 'x-request-id') hasRequestId = true;
+      headers.push([k, raw[i + 1]!]);
+    }
+    if (!hasRequestId) headers.push(['x-request-id', randomUUID()]);
+    const sock = req.socket as Socket & { wmConnId?: number };
+    const stream = host.newStream({
+      method: req.method ?? 'GET',
+      path,
+      authority,
+      scheme: 'http',
+      headers,
+      route: route?.config.name,
+      info: {
+        sourceAddress: sock.remoteAddress ?? '',
+        sourcePort: sock.remotePort ?? 0,
+        destinationAddress: sock.localAddress ?? '',
+        destinationPort: sock.localPort ?? 0,
+        connectionId: sock.wmConnId ?? 0,
+        protocol: `HTTP/${req.httpVersion}`,
+        clusterName: route?.config.name ?? '',
+        upstreamAddress: route ? route.url.host : '',
+      },
+    });
+    const info = stream.stream.info;
+    let finished = false;
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      info.endMono = process.hrtime.bigint();
+      if (info.responseCode === 0) info.responseCode = res.statusCode;
+      stream.finish();
+      responses(route?.config.name ?? '', info.responseCode);
+    };
+    res.on('close', finish);
+    req.on('data', (c: Buffer) => void (info.requestBytes += c.length));
+
+    const reply = (r: LocalReply) => {
+      req.resume();
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      stream.stream.responseHeadersSent = true;
+      const hs: Record<string, string | string[]> = {};
+      for (const [k, v] of r.headers) addHeader(hs, k, v);
+      hs['content-length'] = String(r.body.length);
+      info.responseBytes = r.body.length;
+      res.writeHead(r.status, hs);
+      res.end(r.body);
+    };
+    const reset = () => {
+      info.responseFlags = 'DC';
+      req.destroy();
+      res.destroy();
+    };
+    const fail = (err: unknown) => {
+      host.logger.log(LogLevel.Error, 'proxy', `request failed in the proxy: ${describeError(err)}`, { code: 'INTERNAL' });
+      reply({ status: 500, headers: [['content-type', 'text/plain']], body: Buffer.from('internal proxy error\n'), details: 'internal', adapter: '' });
+    };
+
+    const contentLength = req.headers['content-length'];
+    const endOfStream = req.headers['transfer-encoding'] === undefined && (contentLength === undefined || contentLength === '0');
+    then(stream.requestHeaders(endOfStream), (d) => {
+      if (d.action === 'respond') return reply(d.reply);
+      if (d.action === 'reset') return reset();
+      if (route === null) {
+        info.responseFlags = 'NR';
+        return reply({ status: 404, headers: [['content-type', 'text/plain']], body: Buffer.from('no route for this request\n'), details: 'route_not_found', adapter: '' });
+      }
+      forward(route, stream, req, res, reply, reset, fail, endOfStream);
+    }, fail);
+  }
+
+  function forward(
+    route: Route, stream: HostStream, req: IncomingMessage, res: ServerResponse,
+    reply: (r: LocalReply) => void, reset: () => void, fail: (e: unknown) => void, endOfStream: boolean,
+  ): void {
+    const s = stream.stream;
+    const info = s.info;
+    const outHeaders: Record<string, string | string[]> = {};
+    let method = 'GET';
+    let path = '/';
+    for (const [k, v] of s.requestHeaders) {
+      if (k === ':method') method = v;
+      else if (k === ':path') path = v;
+      else if (k === ':authority') outHeaders.host = v;
+      else if (k[0] !== ':') addHeader(outHeaders, k, v);
+    }
+    const xff = req.headers['x-forwarded-for'];
+    outHeaders['x-forwarded-for'] = xff ? `${xff}, ${info.sourceAddress}` : info.sourceAddress;
+    outHeaders['x-forwarded-proto'] = 'http';
+    if (req.headers['content-length'] !== undefined && !stream.needsBody.request) outHeaders['content-length'] = req.headers['content-length'];
+    else if (!endOfStream) outHeaders['transfer-encoding'] = 'chunked';
+    s.requestHeadersSent = true;
+    const upstreamPath = route.url.pathname === '/' ? path : route.url.pathname.replace(/\/$/, '') + path;
+    const up = http.request({
+      protocol: route.url.protocol,
+      hostname: route.url.hostname,
+      port: route.url.port,
+      method,
+      path: upstreamPath,
+      headers: outHeaders,
+      agent,
+    });
+    const timeoutMs = route.config.timeoutMs ?? 30_000;
+    up.setTimeout(timeoutMs, () => {
+      info.responseFlags = 'UT';
+      up.destroy(new Error(`upstream timed out after ${timeoutMs} ms`));
+    });
+    up.on('error', (err) => {
+      if (info.responseFlags === '') info.responseFlags = 'UF';
+      host.logger.log(LogLevel.Warn, 'proxy', `upstream ${route.url.host} failed: ${err.message}`, { code: 'UPSTREAM_UNAVAILABLE' });
+      if (res.headersSent) return void res.destroy();
+      const timedOut = info.responseFlags === 'UT';
+      reply({
+        status: timedOut ? 504 : 503,
+        headers: [['content-type', 'text/plain']],
+        body: Buffer.from(timedOut ? 'upstream request timeout\n' : 'upstream connect error\n'),
+        details: timedOut ? 'upstream_timeout' : 'upstream_connect_error',
+        adapter: '',
+      });
+    });
+    res.on('close', () => {
+      if (!res.writableFinished) up.destroy();
+    });
+
+    // Request body.
+    if (endOfStream) {
+      up.end();
+    } else if (!stream.needsBody.request) {
+      req.pipe(up);
+    } else {
+      pumpBody(req, (chunk, eos) => stream.requestBody(chunk, eos), (data, eos) => {
+        if (data.length > 0) up.write(data);
+        if (eos) {
+          const t = req.rawTrailers;
+          if (t.length > 0) {
+            const trailers: HeaderPair[] = [];
+            for (let i = 0; i < t.length; i += 2) trailers.push([t[i]!.toLowerCase(), t[i + 1]!]);
+            then(stream.requestTrailers(trailers), (d) => {
+              if (d.action === 'respond') return reply(d.reply);
+              if (d.action === 'reset') return reset();
+              up.end();
+            }, fail);
+          } else up.end();
+        }
+      }, (d) => (d.action === 'respond' ? (up.destroy(), reply(d.reply)) : (up.destroy(), reset())), fail);
+    }
+
+    up.on('response', (ures) => {
+      info.upstreamFirstByteMono = process.hrtime.bigint();
+      const headers: HeaderPair[] = [];
+      for (let i = 0; i < ures.rawHeaders.length; i += 2) {
+        const k = ures.rawHeaders[i]!.toLowerCase();
+        if (HOP_BY_HOP.has(k)) continue;
+        headers.push([k, ures.rawHeaders[i + 1]!]);
+      }
+      const cl = ures.headers['content-length'];
+      const resEos = method === 'HEAD' || ures.statusCode === 204 || ures.statusCode === 304 || (cl === '0' && ures.headers['transfer-encoding'] === undefined);
+      then(stream.responseHeaders(ures.statusCode ?? 502, headers, resEos), (d) => {
+        if (d.action === 'respond') {
+          ures.resume();
+          return reply(d.reply);
+        }
+        if (d.action === 'reset') {
+          ures.destroy();
+          return reset();
+        }
+        const out: Record<string, string | string[]> = {};
+        let status = ures.statusCode ?? 502;
+        for (const [k, v] of s.responseHeaders ?? []) {
+          if (k === ':status') status = Number(v) || status;
+          else if (k[0] !== ':') addHeader(out, k, v);
+        }
+        if (stream.needsBody.response) delete out['content-length'];
+        s.responseHeadersSent = true;
+        res.writeHead(status, out);
+        ures.on('data', (c: Buffer) => void (info.responseBytes += c.length));
+        if (!stream.needsBody.response) {
+          ures.pipe(res);
+          return;
+        }
+        pumpBody(ures, (chunk, eos) => stream.responseBody(chunk, eos), (data, eos) => {
+          if (data.length > 0) res.write(data);
+          if (eos) res.end();
+        }, () => res.destroy(), (e) => {
+          host.logger.log(LogLevel.Error, 'proxy', `response body processing failed: ${describeError(e)}`, { code: 'INTERNAL' });
+          res.destroy();
+        });
+      }, fail);
+    });
+  }
+
+  const listenAddr = config.listen?.address ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? config.listen?.port ?? 8080, listenAddr, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const admin = config.admin || options.adminPort !== undefined
+    ? await startAdmin(host, { address: config.admin?.address ?? '127.0.0.1', port: options.adminPort ?? config.admin?.port ?? 9901, allowRemote: config.admin?.allowRemote ?? false }, () => !draining)
+    : null;
+  host.logger.log(LogLevel.Info, 'proxy', `listening on ${listenAddr}:${port}${admin ? `, admin on ${admin.address}:${admin.port}` : ''}; ${host.plugins.length} adapter(s): ${host.plugins.map((p) => p.config.name).join(', ') || 'none'}`);
+
+  return {
+    host,
+    port,
+    adminPort: admin?.port ?? null,
+    server,
+    async close() {
+      draining = true;
+      server.close();
+      server.closeIdleConnections();
+      if (inFlight > 0) {
+        await new Promise<void>((resolve) => {
+          drained = resolve;
+          setTimeout(resolve, options.drainMs ?? 10_000).unref();
+        });
+      }
+      server.closeAllConnections();
+      await admin?.close();
+      agent.destroy();
+      host.close();
+    },
+  };
+}
+
+/** Runs `k` on a value now, or when its promise settles. */
+function then<T>(v: Maybe<T>, k: (t: T) => void, onError: (e: unknown) => void): void {
+  if (isPromise(v)) v.then(k, onError);
+  else {
+    try {
+      k(v);
+    } catch (e) {
+      onError(e);
+    }
+  }
+}
+
+/** Feeds a readable through the chain's body callbacks, honouring backpressure while an adapter is paused. */
+function pumpBody(
+  src: IncomingMessage,
+  process: (chunk: Uint8Array, eos: boolean) => Maybe<Uint8Array | Decision>,
+  emit: (data: Uint8Array, eos: boolean) => void,
+  stop: (d: Decision) => void,
+  fail: (e: unknown) => void,
+): void {
+  let stopped = false;
+  const handle = (r: Uint8Array | Decision, eos: boolean): boolean => {
+    if (r instanceof Uint8Array) {
+      emit(r, eos);
+      return true;
+    }
+    stopped = true;
+    src.resume();
+    stop(r);
+    return false;
+  };
+  src.on('data', (chunk: Buffer) => {
+    if (stopped) return;
+    const r = process(chunk, false);
+    if (isPromise(r)) {
+      src.pause();
+      r.then((v) => handle(v, false) && src.resume(), fail);
+    } else handle(r, false);
+  });
+  src.on('end', () => {
+    if (stopped) return;
+    then(process(EMPTY, true), (v) => void handle(v, true), fail);
+  });
+}
+
+function addHeader(h: Record<string, string | string[]>, k: string, v: string): void {
+  const cur = h[k];
+  if (cur === undefined) h[k] = v;
+  else if (Array.isArray(cur)) cur.push(v);
+  else h[k] = [cur, v];
+}

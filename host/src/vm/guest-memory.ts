@@ -1,0 +1,83 @@
+// Bounds-checked access to a guest's linear memory. Views are rebuilt whenever
+// memory.grow has detached the old ArrayBuffer (baseline.md pitfall 5).
+
+const decoder = new TextDecoder('utf-8');
+
+export class GuestMemory {
+  private u8: Uint8Array;
+  private dv: DataView;
+
+  constructor(private readonly memory: WebAssembly.Memory) {
+    this.u8 = new Uint8Array(memory.buffer);
+    this.dv = new DataView(memory.buffer);
+  }
+
+  get byteLength(): number {
+    return this.memory.buffer.byteLength;
+  }
+
+  private refresh(): void {
+    if (this.u8.buffer !== this.memory.buffer) {
+      this.u8 = new Uint8Array(this.memory.buffer);
+      this.dv = new DataView(this.memory.buffer);
+    }
+  }
+
+  /** True when [ptr, ptr+len) lies inside memory. Pointers are u32 on the wire. */
+  inBounds(ptr: number, len: number): boolean {
+    this.refresh();
+    ptr >>>= 0;
+    len >>>= 0;
+    return ptr + len <= this.u8.length;
+  }
+
+  /** A view (not a copy) of guest bytes, or null when out of bounds. Copy before the next guest call. */
+  view(ptr: number, len: number): Uint8Array | null {
+    this.refresh();
+    ptr >>>= 0;
+    len >>>= 0;
+    if (ptr + len > this.u8.length) return null;
+    return this.u8.subarray(ptr, ptr + len);
+  }
+
+  copy(ptr: number, len: number): Uint8Array | null {
+    const v = this.view(ptr, len);
+    return v === null ? null : v.slice();
+  }
+
+  string(ptr: number, len: number): string | null {
+    const v = this.view(ptr, len);
+    return v === null ? null : decoder.decode(v);
+  }
+
+  setU32(ptr: number, value: number): boolean {
+    this.refresh();
+    ptr >>>= 0;
+    if (ptr + 4 > this.u8.length) return false;
+    this.dv.setUint32(ptr, value >>> 0, true);
+    return true;
+  }
+
+  setU64(ptr: number, value: bigint): boolean {
+    this.refresh();
+    ptr >>>= 0;
+    if (ptr + 8 > this.u8.length) return false;
+    this.dv.setBigUint64(ptr, BigInt.asUintN(64, value), true);
+    return true;
+  }
+
+  getU32(ptr: number): number | null {
+    this.refresh();
+    ptr >>>= 0;
+    if (ptr + 4 > this.u8.length) return null;
+    return this.dv.getUint32(ptr, true);
+  }
+
+  write(ptr: number, data: Uint8Array): boolean {
+    this.refresh();
+    ptr >>>= 0;
+    if (ptr + data.length > this.u8.length) return false;
+    this.u8.set(data, ptr);
+    return true;
+  }
+}

@@ -1,0 +1,103 @@
+// Loading and validating adapter modules: compile once, check the ABI marker,
+// the allocator and every import before any instance is created.
+
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { ABI_MARKERS } from '../abi/constants.js';
+import { IMPLEMENTED_IMPORTS, KNOWN_UNIMPLEMENTED_IMPORTS, WASI_MODULES } from '../abi/host-functions.js';
+import { HostError } from '../errors.js';
+
+export interface CompiledModule {
+  readonly module: WebAssembly.Module;
+  /** Where it came from (a file path, or `<bytes>`), for error messages. */
+  readonly source: string;
+  readonly sha256: string;
+  readonly abiVersion: '0.2.1' | '0.2.0';
+  readonly exports: ReadonlySet<string>;
+  /** ABI or WASI imports the module declares that this host links to stubs. */
+  readonly unimplementedImports: readonly string[];
+  readonly bytes: number;
+}
+
+export async function loadModuleFile(path: string, expectedSha256?: string): Promise<CompiledModule> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(path);
+  } catch (err) {
+    throw new HostError('WASM_MALFORMED', `cannot read wasm module ${path}: ${(err as Error).message}`, { file: path }, { cause: err });
+  }
+  return compileModule(bytes, path, expectedSha256);
+}
+
+export function compileModule(bytes: Uint8Array, source = '<bytes>', expectedSha256?: string): CompiledModule {
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  if (expectedSha256 !== undefined && expectedSha256.toLowerCase() !== sha256) {
+    throw new HostError(
+      'WASM_SHA256_MISMATCH',
+      `${source}: sha256 is ${sha256}, config pins ${expectedSha256}; rebuild the module or update the pin`,
+      { file: source },
+    );
+  }
+  let module: WebAssembly.Module;
+  try {
+    module = new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>);
+  } catch (err) {
+    throw new HostError('WASM_MALFORMED', `${source} is not a valid WebAssembly module: ${(err as Error).message}`, { file: source }, { cause: err });
+  }
+  const exportNames = new Set(WebAssembly.Module.exports(module).map((e) => e.name));
+  const marker = ABI_MARKERS.find((m) => exportNames.has(m));
+  if (marker === undefined) {
+    const other = [...exportNames].find((n) => n.startsWith('proxy_abi_version_'));
+    if (other !== undefined) {
+      throw new HostError(
+        'WASM_ABI_UNSUPPORTED',
+        `${source} declares ${other}; this host speaks Proxy-Wasm ABI 0.2.1 and 0.2.0 — rebuild it with an SDK for ABI 0.2.x`,
+        { file: source, marker: other },
+      );
+    }
+    throw new HostError(
+      'WASM_ABI_MISSING',
+      `${source} exports no proxy_abi_version_* marker, so it is not a Proxy-Wasm module; build it with a proxy-wasm SDK (e.g. wasm-mixer build)`,
+      { file: source },
+    );
+  }
+  if (!exportNames.has('proxy_on_memory_allocate') && !exportNames.has('malloc')) {
+    throw new HostError(
+      'WASM_NO_ALLOCATOR',
+      `${source} exports neither proxy_on_memory_allocate nor malloc; the host needs one to pass data to the module`,
+      { file: source },
+    );
+  }
+  if (!exportNames.has('memory')) {
+    throw new HostError('WASM_MALFORMED', `${source} does not export its memory`, { file: source });
+  }
+  const unknown: string[] = [];
+  const unimplemented: string[] = [];
+  for (const imp of WebAssembly.Module.imports(module)) {
+    const name = `${imp.module}.${imp.name}`;
+    const known = imp.kind === 'function' && (imp.module === 'env' || WASI_MODULES.has(imp.module));
+    const key = imp.module === 'env' ? imp.name : `wasi.${imp.name}`;
+    if (known && IMPLEMENTED_IMPORTS.has(key)) continue;
+    if (known && KNOWN_UNIMPLEMENTED_IMPORTS.has(key)) {
+      unimplemented.push(name);
+      continue;
+    }
+    unknown.push(`${name} (${imp.kind})`);
+  }
+  if (unknown.length > 0) {
+    throw new HostError(
+      'WASM_IMPORT_UNKNOWN',
+      `${source} imports ${unknown.join(', ')}, which are not part of the Proxy-Wasm ABI or the WASI functions this host provides; remove them (AssemblyScript: build with --use abort=... so env.abort is not imported)`,
+      { file: source, imports: unknown },
+    );
+  }
+  return {
+    module,
+    source,
+    sha256,
+    abiVersion: marker === 'proxy_abi_version_0_2_1' ? '0.2.1' : '0.2.0',
+    exports: exportNames,
+    unimplementedImports: unimplemented,
+    bytes: bytes.length,
+  };
+}
