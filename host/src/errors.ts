@@ -17,7 +17,8 @@ export type HostErrorCode =
   | 'CONFIG_READ_FAILED'
   | 'BUILD_FAILED'
   | 'UPSTREAM_UNAVAILABLE'
-  | 'ADAPTER_TIMEOUT';
+  | 'ADAPTER_TIMEOUT'
+  | 'USAGE';
 
 export class HostError extends Error {
   readonly code: HostErrorCode;
