@@ -1,0 +1,34 @@
+// header-check: denies requests that lack a configured header.
+import { Adapter, Config, Counter, Decision, LogLevel, Report, Request, log, register } from "wasm-mixer/sdk";
+export * from "wasm-mixer/sdk/exports";
+
+const checks = new Counter("header_check_requests_total");
+
+class HeaderCheck extends Adapter {
+  header: string = "";
+  status: u32 = 403;
+
+  configure(c: Config): string | null {
+    this.header = c.requireString("header").toLowerCase();
+    this.status = <u32>c.getInt("deny_status", 403);
+    if (this.status < 400 || this.status > 599) c.fail("deny_status", "must be a 4xx or 5xx status");
+    return c.error;
+  }
+
+  check(req: Request): Decision {
+    if (req.header(this.header) === null) {
+      checks.with(["result", "denied"]).inc();
+      return Decision.denyJSON(this.status, "missing header " + this.header).withDetails("header_check_missing");
+    }
+    checks.with(["result", "allowed"]).inc();
+    req.setHeader("x-header-check", "ok");
+    return Decision.allow();
+  }
+
+  report(r: Report): void {
+    if (!log.enabled(LogLevel.Info)) return; // skip building the line when the host would drop it
+    log.info(`${r.method} ${r.path} -> ${r.responseCode} in ${r.duration / 1000}us`);
+  }
+}
+
+register<HeaderCheck>();
