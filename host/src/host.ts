@@ -125,7 +125,7 @@ export class WasmHost {
     }
     const loadMs = performance.now() - t0;
     this.logger.log(LogLevel.Info, p.name, `adapter loaded from ${compiled.source} (ABI ${compiled.abiVersion}, ${compiled.bytes} bytes, ${loadMs.toFixed(1)} ms)`);
-    const entry: ChainEntry = { name: p.name, vm, failStrategy: p.failStrategy ?? 'FAIL_CLOSE', pauseTimeoutMs: p.timeoutMs ?? 10_000 };
+    const entry: ChainEntry = { name: p.name, adapter: vm, failStrategy: p.failStrategy ?? 'FAIL_CLOSE', pauseTimeoutMs: p.timeoutMs ?? 10_000 };
     return { config: p, vm, entry, module: compiled, loadMs };
   }
 

@@ -9,11 +9,12 @@ import { LogLevel } from '../abi/constants.js';
 import type { HeaderPair } from '../abi/pairs.js';
 import { HostError } from '../errors.js';
 import { EMPTY, type HttpStream } from '../plugin/http-stream.js';
-import { CallResult, type Direction, type PluginVm, type StreamContext } from '../plugin/plugin-vm.js';
+import { CallResult, type Direction, type StreamContext } from '../plugin/stream-context.js';
+import type { AdapterRuntime } from './adapter.js';
 
 export interface ChainEntry {
   readonly name: string;
-  readonly vm: PluginVm;
+  readonly adapter: AdapterRuntime;
   readonly failStrategy: 'FAIL_CLOSE' | 'FAIL_OPEN';
   /** How long a paused adapter may hold a request before its fail strategy applies. */
   readonly pauseTimeoutMs: number;
@@ -64,14 +65,14 @@ export class HostStream {
     this.hasTrailers = { request: new Array(n), response: new Array(n) };
     for (let i = 0; i < n; i++) {
       const e = entries[i]!;
-      this.hasBody.request[i] = e.vm.has('proxy_on_request_body');
-      this.hasBody.response[i] = e.vm.has('proxy_on_response_body');
-      this.hasTrailers.request[i] = e.vm.has('proxy_on_request_trailers');
-      this.hasTrailers.response[i] = e.vm.has('proxy_on_response_trailers');
-      const sc = e.vm.createStream(stream);
+      this.hasBody.request[i] = e.adapter.implements('request_body');
+      this.hasBody.response[i] = e.adapter.implements('response_body');
+      this.hasTrailers.request[i] = e.adapter.implements('request_trailers');
+      this.hasTrailers.response[i] = e.adapter.implements('response_trailers');
+      const sc = e.adapter.createStream(stream);
       this.ctx[i] = sc;
       if (sc === null && this.failure === null) {
-        const d = this.failAdapter(i, new HostError('VM_FAILED', `adapter ${e.name} is not running (${e.vm.failed ?? 'stopped'})`, { adapter: e.name }));
+        const d = this.failAdapter(i, new HostError('VM_FAILED', `adapter ${e.name} is not running (${e.adapter.failed ?? 'stopped'})`, { adapter: e.name }));
         if (d !== null) this.failure = d;
       }
     }
@@ -125,7 +126,7 @@ export class HostStream {
     if (this.stream.info.endMono === 0n) this.stream.info.endMono = process.hrtime.bigint();
     for (let i = 0; i < this.entries.length; i++) {
       const sc = this.ctx[i];
-      if (sc) this.entries[i]!.vm.finishStream(sc);
+      if (sc) this.entries[i]!.adapter.finishStream(sc);
     }
   }
 
@@ -141,8 +142,8 @@ export class HostStream {
       const i = this.index(dir, k);
       if (this.skip[i]) continue;
       const sc = this.ctx[i]!;
-      const vm = this.entries[i]!.vm;
-      const r = dir === 'request' ? vm.onRequestHeaders(sc, eos) : vm.onResponseHeaders(sc, eos);
+      const a = this.entries[i]!.adapter;
+      const r = dir === 'request' ? a.onRequestHeaders(sc, eos) : a.onResponseHeaders(sc, eos);
       const d = this.settle(i, r);
       if (d !== null) return d;
       if (r === CallResult.Stop) {
@@ -159,7 +160,7 @@ export class HostStream {
     for (; k < n; k++) {
       const i = this.index(dir, k);
       if (this.skip[i] || !this.hasTrailers[dir][i]) continue;
-      const r = this.entries[i]!.vm.onTrailers(this.ctx[i]!, dir, map?.length ?? 0);
+      const r = this.entries[i]!.adapter.onTrailers(this.ctx[i]!, dir, map?.length ?? 0);
       const d = this.settle(i, r);
       if (d !== null) return d;
       if (r === CallResult.Stop) {
@@ -180,7 +181,7 @@ export class HostStream {
       const prev = held[i];
       buffer.bytes = prev ? concat(prev, data) : data;
       buffer.endOfStream = eos;
-      const r = this.entries[i]!.vm.onBody(this.ctx[i]!, dir, buffer.bytes.length, eos);
+      const r = this.entries[i]!.adapter.onBody(this.ctx[i]!, dir, buffer.bytes.length, eos);
       const d = this.settle(i, r);
       if (d !== null) return d;
       if (r !== CallResult.Stop) {
@@ -206,7 +207,7 @@ export class HostStream {
     if (this.stream.reset) return RESET;
     if (r === CallResult.Failed) {
       const e = this.entries[i]!;
-      return this.failAdapter(i, new HostError('VM_TRAP', `adapter ${e.name} failed: ${e.vm.failed ?? 'its VM was replaced'}`, { adapter: e.name }));
+      return this.failAdapter(i, new HostError('VM_TRAP', `adapter ${e.name} failed: ${e.adapter.failed ?? 'its VM was replaced'}`, { adapter: e.name }));
     }
     return null;
   }
@@ -247,8 +248,8 @@ export class HostStream {
   private failAdapter(i: number, err: HostError): Decision | null {
     const e = this.entries[i]!;
     this.skip[i] = true;
-    e.vm.settings.logger.log(LogLevel.Warn, e.name, `${err.message}; ${e.failStrategy === 'FAIL_OPEN' ? 'skipping it for this request (FAIL_OPEN)' : 'rejecting the request (FAIL_CLOSE)'}`, { code: err.code });
-    e.vm.metrics.counter('wasm_mixer_adapter_failures_total', 'Requests on which an adapter failed (trap, timeout, not running), by fail strategy.', {
+    e.adapter.logger.log(LogLevel.Warn, e.name, `${err.message}; ${e.failStrategy === 'FAIL_OPEN' ? 'skipping it for this request (FAIL_OPEN)' : 'rejecting the request (FAIL_CLOSE)'}`, { code: err.code });
+    e.adapter.metrics.counter('wasm_mixer_adapter_failures_total', 'Requests on which an adapter failed (trap, timeout, not running), by fail strategy.', {
       adapter: e.name,
       code: err.code,
       strategy: e.failStrategy,

@@ -14,9 +14,11 @@ import type { HostLogger } from '../log/logger.js';
 import type { MetricsRegistry } from '../metrics/registry.js';
 import type { SharedDataView, SharedStore } from '../shared/shared-store.js';
 import type { CompiledModule } from '../vm/module.js';
+import type { AdapterRuntime, OptionalCallback } from '../chain/adapter.js';
 import { GuestMemory } from '../vm/guest-memory.js';
 import { BodyBuffer, EMPTY, type HttpStream } from './http-stream.js';
 import { getProperty, type PluginFacts } from './properties.js';
+import { CallResult, StreamContext, type Direction } from './stream-context.js';
 import { performHttpCall, type HttpCallResult, type HttpCallTransport } from './http-call.js';
 
 export type FailStrategy = 'FAIL_CLOSE' | 'FAIL_OPEN';
@@ -59,60 +61,6 @@ const enum Phase {
   HttpCallResponse,
 }
 
-export type Direction = 'request' | 'response';
-
-/** Result of one stream callback. */
-export const enum CallResult {
-  Continue = 0,
-  Stop = 1,
-  Failed = 2,
-}
-
-interface Waiter {
-  resolve: () => void;
-  reject: (err: Error) => void;
-}
-
-/** One request's context inside one VM. */
-export class StreamContext {
-  resumeRequested: Record<Direction, boolean> = { request: false, response: false };
-  waiter: Waiter | null = null;
-  donePending = false;
-  onDone: (() => void) | null = null;
-  constructor(
-    readonly id: number,
-    readonly stream: HttpStream,
-    readonly generation: number,
-  ) {}
-
-  /** Resolves when the adapter resumes the paused direction or replies locally. */
-  waitForResume(direction: Direction): Promise<void> {
-    if (this.resumeRequested[direction] || this.stream.localResponse !== null || this.stream.reset) {
-      this.resumeRequested[direction] = false;
-      return Promise.resolve();
-    }
-    return new Promise<void>((resolve, reject) => {
-      this.waiter = { resolve, reject };
-    });
-  }
-
-  wake(direction: Direction | null): void {
-    const w = this.waiter;
-    if (w === null) {
-      if (direction !== null) this.resumeRequested[direction] = true;
-      return;
-    }
-    this.waiter = null;
-    w.resolve();
-  }
-
-  fail(err: Error): void {
-    const w = this.waiter;
-    this.waiter = null;
-    w?.reject(err);
-  }
-}
-
 interface RootContext {
   readonly kind: 'root';
   readonly id: number;
@@ -130,7 +78,7 @@ function newContextId(): number {
 
 const enc = new TextEncoder();
 
-export class PluginVm implements PluginFacts {
+export class PluginVm implements PluginFacts, AdapterRuntime {
   readonly name: string;
   readonly rootId: string;
   readonly vmId: string;
@@ -251,6 +199,14 @@ export class PluginVm implements PluginFacts {
 
   has(exportName: string): boolean {
     return this.exports[exportName] !== undefined;
+  }
+
+  implements(callback: OptionalCallback): boolean {
+    return this.has(`proxy_on_${callback}`);
+  }
+
+  get logger(): HostLogger {
+    return this.settings.logger;
   }
 
   // --- per-request callbacks, called by the chain -----------------------------
@@ -650,4 +606,4 @@ function readOnlyBuffer(bytes: Uint8Array): BodyBuffer {
   return b;
 }
 
-export { Status };
+export { Status, CallResult, StreamContext, type Direction };

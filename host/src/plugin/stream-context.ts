@@ -1,0 +1,60 @@
+// Per-request, per-adapter state shared by in-process VMs and remote adapters:
+// the context id, the stream, and the pause/resume handshake with the chain.
+
+import type { HttpStream } from './http-stream.js';
+
+export type Direction = 'request' | 'response';
+
+/** Result of one stream callback. */
+export const enum CallResult {
+  Continue = 0,
+  Stop = 1,
+  Failed = 2,
+}
+
+interface Waiter {
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+/** One request's context inside one VM. */
+export class StreamContext {
+  resumeRequested: Record<Direction, boolean> = { request: false, response: false };
+  waiter: Waiter | null = null;
+  donePending = false;
+  onDone: (() => void) | null = null;
+  constructor(
+    readonly id: number,
+    readonly stream: HttpStream,
+    /** The VM generation (in-process) the context belongs to; a restart makes it dead. */
+    readonly generation: number,
+  ) {}
+
+  /** Resolves when the adapter resumes the paused direction or replies locally. */
+  waitForResume(direction: Direction): Promise<void> {
+    if (this.resumeRequested[direction] || this.stream.localResponse !== null || this.stream.reset) {
+      this.resumeRequested[direction] = false;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.waiter = { resolve, reject };
+    });
+  }
+
+  wake(direction: Direction | null): void {
+    const w = this.waiter;
+    if (w === null) {
+      if (direction !== null) this.resumeRequested[direction] = true;
+      return;
+    }
+    this.waiter = null;
+    w.resolve();
+  }
+
+  fail(err: Error): void {
+    const w = this.waiter;
+    this.waiter = null;
+    w?.reject(err);
+  }
+}
+
