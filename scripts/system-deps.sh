@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests and benchmarks start by themselves:
+#   redis-server  (global quota mode, started on a free loopback port by the tests)
+#   prometheus    (promtool check metrics, and a real scrape in the telemetry tests)
+#   wrk           (constant-rate latency runs in the benchmark)
+# Nothing is started here and nothing is installed when all are present.
+set -euo pipefail
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+if [ ${#need[@]} -eq 0 ]; then
+  echo "system-deps: redis-server, promtool and wrk are installed"
+  exit 0
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+    echo "system-deps: need root to install: ${need[*]} (run: apt-get install -y ${need[*]})" >&2
+    exit 1
+  fi
+fi
+echo "system-deps: installing ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# Debian's prometheus package may try to start a service; tests start their own.
+$SUDO systemctl stop prometheus >/dev/null 2>&1 || true
+echo "system-deps: done"
