@@ -3,7 +3,7 @@
 //   configure(c: Config): string | null {
 //     this.header = c.requireString("header");
 //     this.status = <u32>c.getInt("status", 403);
-//     return c.error;            // null, or the first problem found
+//     return c.error;            // null, or every problem found
 //   }
 //
 // Each getter records a message naming the key path when the key has the
@@ -31,10 +31,10 @@ export class Config {
     this.sink = sink !== null ? sink : new ErrorSink();
   }
 
-  /** The first problem recorded by any getter on this Config or its children, or null. */
+  /** Every problem recorded by the getters of this Config and its children, joined by "; ", or null. */
   get error(): string | null {
     let e = this.sink.errors;
-    return e.length > 0 ? e[0] : null;
+    return e.length > 0 ? e.join("; ") : null;
   }
 
   /** Every problem recorded, in order. */

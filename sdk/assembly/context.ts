@@ -423,9 +423,9 @@ export class Report extends Request {
     return strProp("response", "code_details");
   }
 
-  /** response.flags. */
-  get responseFlags(): i64 {
-    return intProp("response", "flags");
+  /** response.flags, Envoy-style short flags (e.g. "UH", "UF"; "" when none). */
+  get responseFlags(): string {
+    return strProp("response", "flags");
   }
 
   /** request.size: request body bytes. */
