@@ -296,7 +296,7 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
     proxy_get_metric(metricId: number, retValue: number): number {
       if (!mem().inBounds(retValue, 8)) return Status.InvalidMemoryAccess;
       const v = vm.metrics.get(metricId >>> 0);
-      if (typeof v !== 'number') return v;
+      if (v === null) return Status.NotFound;
       mem().setU64(retValue, BigInt(Math.max(0, Math.round(v))));
       return Status.Ok;
     },

@@ -109,9 +109,10 @@ export class MetricsRegistry {
     }
   }
 
-  get(id: number): number | Status {
+  /** A counter's or gauge's value, a histogram's sample count; null for an unknown id. */
+  get(id: number): number | null {
     const s = this.byId[id - 1];
-    if (s === undefined) return Status.NotFound;
+    if (s === undefined) return null;
     if (s.family.type === MetricType.Histogram) return s.count;
     return s.value;
   }
