@@ -18,6 +18,13 @@ export type HostErrorCode =
   | 'BUILD_FAILED'
   | 'UPSTREAM_UNAVAILABLE'
   | 'ADAPTER_TIMEOUT'
+  // isolation, resilience and security (docs/operating.md)
+  | 'WASM_METERING_UNSUPPORTED'
+  | 'VM_BUDGET_EXCEEDED'
+  | 'VM_MEMORY_LIMIT'
+  | 'CAPABILITY_DENIED'
+  | 'RELOAD_FAILED'
+  | 'ADMIN_FORBIDDEN'
   | 'USAGE';
 
 export class HostError extends Error {
