@@ -536,7 +536,7 @@ export class Adapter {
     return Decision.allow();
   }
 
-  /** Sees the upstream response headers (from proxy_on_response_headers, after queued response headers are applied). */
+  /** Sees the upstream response headers (from proxy_on_response_headers); response headers queued here or earlier are applied right after. */
   onResponse(r: Report): void {}
 
   /** Reports a finished request with its full attribute set (from proxy_on_log). */

@@ -183,8 +183,8 @@ export function onRequestHeaders(id: u32, headerCount: u32, endOfStream: u32): u
 export function onResponseHeaders(id: u32, headerCount: u32, endOfStream: u32): u32 {
   begin();
   let r = streamOf(id);
-  r.applyResponseHeaders();
   r.adapter.onResponse(r);
+  r.applyResponseHeaders();
   end();
   return Action.Continue;
 }

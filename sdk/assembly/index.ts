@@ -20,6 +20,18 @@ export { HostStatus, BufferStatus } from "./hostcalls";
 import * as host from "./hostcalls";
 import { MapType as M, BufferType as B, StreamType as S } from "./abi/constants";
 import { Headers } from "./pairs";
+import { pendingBuffers } from "./runtime";
+import { liveContexts } from "./dispatcher";
+
+/** Diagnostics: host-written buffers not yet taken by the SDK (0 between callbacks). */
+export function pendingHostBuffers(): i32 {
+  return pendingBuffers();
+}
+
+/** Diagnostics: root plus stream contexts the SDK currently tracks. */
+export function liveContextCount(): i32 {
+  return liveContexts();
+}
 
 /** Current time, nanoseconds since the epoch (proxy_get_current_time_nanoseconds). */
 export function now(): i64 {
