@@ -520,6 +520,12 @@ export function applyDecision(req: Request, d: Decision, later: bool): u32 {
 export class Adapter {
   /** Proxy-Wasm root context id. */
   contextId: u32 = 0;
+  /**
+   * Token of the last call started by httpCall (0 if none yet). The callback's
+   * HttpCallResponse.token carries the same value, so an adapter with several
+   * calls in flight can tell which one answered (callbacks cannot capture).
+   */
+  lastCallToken: u32 = 0;
 
   /**
    * Receives the plugin configuration (JSON). Return null to accept it, or an
@@ -569,6 +575,7 @@ export class Adapter {
       log.warn("http call to '" + upstream + "' refused by the host (status " + host.lastCallStatus.toString() + ")");
       return false;
     }
+    this.lastCallToken = <u32>token;
     registerCall(<u32>token, 0, this.contextId, null, cb);
     return true;
   }
