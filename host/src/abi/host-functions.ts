@@ -335,7 +335,7 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
       const args = mem().copy(argsPtr, argsSize);
       if (name === null || args === null) return Status.InvalidMemoryAccess;
       const result = vm.callForeign(name, args);
-      if (result === null) return Status.NotFound;
+      if (typeof result === 'number') return result;
       return copyOut(result, retPtr, retSize);
     },
   };

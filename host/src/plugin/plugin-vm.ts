@@ -20,6 +20,7 @@ import { BodyBuffer, EMPTY, type HttpStream } from './http-stream.js';
 import { getProperty, type PluginFacts } from './properties.js';
 import { CallResult, StreamContext, type Direction } from './stream-context.js';
 import { performHttpCall, type HttpCallResult, type HttpCallTransport } from './http-call.js';
+import { defaultForeignFunctions } from './foreign-functions.js';
 
 export type FailStrategy = 'FAIL_CLOSE' | 'FAIL_OPEN';
 
@@ -547,8 +548,9 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     this.guard(this.root, Phase.Queue, 'proxy_on_queue_ready', () => f(this.root.id, queueId));
   }
 
-  callForeign(_name: string, _args: Uint8Array): Uint8Array | null {
-    return null;
+  /** proxy_call_foreign_function: bytes for OK, or the status to return (NOT_FOUND for unknown or ungranted names). */
+  callForeign(name: string, args: Uint8Array): Uint8Array | Status {
+    return defaultForeignFunctions.call({ adapter: this.name, warn: (m) => this.settings.logger.log(LogLevel.Warn, this.name, m, { code: 'CAPABILITY_DENIED' }) }, name, args);
   }
 
   /** Starts an HTTP call-out; returns its token, or null for an unknown cluster. */
