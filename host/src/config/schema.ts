@@ -163,7 +163,8 @@ export const CONFIG_SCHEMA = {
         type: 'object',
         additionalProperties: false,
         required: ['url'],
-        properties: { url: { type: 'string', pattern: '^https?://' } },
+        // http(s):// for HTTP call-outs; redis(s):// for the quota adapter's global limits (host/src/quota/lease.ts).
+        properties: { url: { type: 'string', pattern: '^(https?|rediss?)://' } },
       },
     },
     upstream: {

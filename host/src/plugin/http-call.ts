@@ -28,7 +28,13 @@ const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
 const tlsAgent = new https.Agent({ keepAlive: true, maxSockets: 16 });
 
-export const performHttpCall: HttpCallTransport = (req) =>
+export const performHttpCall: HttpCallTransport = (req) => {
+  // redis:// clusters serve the quota lease protocol (host/src/quota/lease.ts); loaded on first use.
+  if (req.baseUrl.startsWith('redis://') || req.baseUrl.startsWith('rediss://')) return import('../quota/lease.js').then((m) => m.redisLeaseCall(req));
+  return performHttp(req);
+};
+
+const performHttp: HttpCallTransport = (req) =>
   new Promise((resolve, reject) => {
     const base = new URL(req.baseUrl);
     const pseudo = (k: string) => req.headers.find(([n]) => n === k)?.[1] ?? '';
