@@ -7,7 +7,7 @@
 
 import { LogLevel } from '../abi/constants.js';
 import type { HeaderPair } from '../abi/pairs.js';
-import { HostError } from '../errors.js';
+import { HostError, type HostErrorCode } from '../errors.js';
 import { EMPTY, type HttpStream } from '../plugin/http-stream.js';
 import { CallResult, type Direction, type StreamContext } from '../plugin/stream-context.js';
 import type { AdapterRuntime } from './adapter.js';
@@ -207,7 +207,10 @@ export class HostStream {
     if (this.stream.reset) return RESET;
     if (r === CallResult.Failed) {
       const e = this.entries[i]!;
-      return this.failAdapter(i, new HostError('VM_TRAP', `adapter ${e.name} failed: ${e.adapter.failed ?? 'its VM was replaced'}`, { adapter: e.name }));
+      // In-process VMs say why they crashed (VM_TRAP, VM_BUDGET_EXCEEDED, VM_MEMORY_LIMIT) even after a restart.
+      const a = e.adapter as AdapterRuntime & { failureCode?: HostErrorCode; lastCrash?: { callback: string; reason: string } | null };
+      const why = e.adapter.failed ?? (a.lastCrash ? `${a.lastCrash.callback}: ${a.lastCrash.reason} (VM replaced)` : 'its VM was replaced');
+      return this.failAdapter(i, new HostError(a.failureCode ?? 'VM_TRAP', `adapter ${e.name} failed: ${why}`, { adapter: e.name }));
     }
     return null;
   }

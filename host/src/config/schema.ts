@@ -34,8 +34,14 @@ export interface PluginConfig {
   logLevel?: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'critical';
   /** How long the adapter may pause a request (e.g. waiting for a call-out) before its fail strategy applies. */
   timeoutMs?: number;
-  /** Clusters this adapter may call with proxy_http_call. */
+  /** Clusters this adapter may call with proxy_http_call (none when absent). */
   clusters?: string[];
+  /** Isolation limits (docs/operating.md "Limits"). */
+  limits?: { metering?: boolean; fuelPerCallback?: number; maxMemoryMb?: number };
+  /** Crash-rate limit and backoff for VM restarts. */
+  restart?: { maxRestarts?: number; windowMs?: number; initialBackoffMs?: number; maxBackoffMs?: number };
+  /** Host capabilities granted; all when absent (HTTP call-outs are granted by `clusters`). */
+  capabilities?: Array<'local_response' | 'modify_headers' | 'modify_body' | 'shared_data' | 'shared_queue' | 'metrics' | 'foreign_function' | 'timer' | 'filter_state'>;
 }
 
 export interface RouteConfig {
@@ -58,6 +64,8 @@ export interface ListenConfig {
 export interface AdminConfig extends ListenConfig {
   /** The admin port listens on loopback unless this is set. */
   allowRemote?: boolean;
+  /** POST /reload is accepted from loopback peers only, unless this is set too. */
+  allowRemoteReload?: boolean;
 }
 
 export interface MixerConfig {
@@ -71,6 +79,10 @@ export interface MixerConfig {
   upstream?: { maxSockets?: number; keepAliveMs?: number };
   /** Histogram bucket overrides by metric family name. */
   metrics?: { histogramBuckets?: Record<string, number[]> };
+  /** Where modules fetched from http(s) URLs are cached (by sha256). */
+  moduleCache?: { dir?: string; fetchTimeoutMs?: number };
+  /** Hot reload of adapters: watch the config and module files, and how long old VMs may finish in-flight requests. */
+  reload?: { watch?: boolean; debounceMs?: number; drainTimeoutMs?: number };
 }
 
 const logLevel = { enum: ['trace', 'debug', 'info', 'warn', 'error', 'critical'] };
@@ -87,7 +99,7 @@ export const CONFIG_SCHEMA = {
   additionalProperties: false,
   properties: {
     listen,
-    admin: listen,
+    admin: { ...listen, properties: { ...listen.properties, allowRemoteReload: { type: 'boolean' } } },
     logLevel,
     routes: {
       type: 'array',
@@ -154,7 +166,34 @@ export const CONFIG_SCHEMA = {
           logLevel,
           timeoutMs: { type: 'integer', minimum: 1 },
           clusters: { type: 'array', items: { type: 'string', minLength: 1 } },
+          limits: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              metering: { type: 'boolean' },
+              fuelPerCallback: { type: 'integer', minimum: 1000, maximum: 2000000000 },
+              maxMemoryMb: { type: 'integer', minimum: 0, maximum: 4096 },
+            },
+          },
+          restart: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              maxRestarts: { type: 'integer', minimum: 0 },
+              windowMs: { type: 'integer', minimum: 1 },
+              initialBackoffMs: { type: 'integer', minimum: 0 },
+              maxBackoffMs: { type: 'integer', minimum: 0 },
+            },
+          },
+          capabilities: {
+            type: 'array',
+            uniqueItems: true,
+            items: { enum: ['local_response', 'modify_headers', 'modify_body', 'shared_data', 'shared_queue', 'metrics', 'foreign_function', 'timer', 'filter_state'] },
+          },
         },
+        // A module fetched over the network is only trusted when pinned.
+        if: { properties: { url: { pattern: '^[hH][tT][tT][pP][sS]?://' } } },
+        then: { required: ['sha256'] },
       },
     },
     clusters: {
@@ -171,6 +210,16 @@ export const CONFIG_SCHEMA = {
       type: 'object',
       additionalProperties: false,
       properties: { maxSockets: { type: 'integer', minimum: 1 }, keepAliveMs: { type: 'integer', minimum: 1 } },
+    },
+    moduleCache: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { dir: { type: 'string', minLength: 1 }, fetchTimeoutMs: { type: 'integer', minimum: 1 } },
+    },
+    reload: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { watch: { type: 'boolean' }, debounceMs: { type: 'integer', minimum: 0 }, drainTimeoutMs: { type: 'integer', minimum: 0 } },
     },
     metrics: {
       type: 'object',

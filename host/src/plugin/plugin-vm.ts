@@ -2,14 +2,26 @@
 // context, its per-request contexts, and the host state its ABI calls act on.
 //
 // Discipline around every call into the guest (as in proxy-wasm-cpp-host):
-// the current context is set before the call and cleared after it; a trap
-// marks the VM failed, is logged with the adapter's name, and the VM is
-// re-created from the compiled module with a crash-rate limit.
+// the current context is set before the call and cleared after it. Isolation
+// (docs/operating.md):
+//   * every outermost guest call gets a work budget (the module was rewritten
+//     at load by vm/metering.ts); running past it traps with VM_BUDGET_EXCEEDED;
+//   * linear memory is capped at load; a trap at the cap is VM_MEMORY_LIMIT;
+//   * a trap marks the VM failed, is logged and counted with the adapter's name
+//     and the reason, and the VM is re-created from the compiled module under a
+//     crash-rate limit with exponential backoff;
+//   * requests in flight that did not cause the crash carry on: their next
+//     callback runs on a fresh context in the replacement VM ("migration");
+//     only the request whose callback trapped, and requests paused inside the
+//     crashed VM (their pending state died with it), follow the fail strategy;
+//   * ABI functions outside the adapter's granted capabilities are linked to
+//     stubs that return INTERNAL_FAILURE (WASI: ENOTCAPABLE) and log once.
 
 import { BufferType, LogLevel, MapType, Status, StreamType } from '../abi/constants.js';
 import { createImports, ProcExit } from '../abi/host-functions.js';
+import { FUEL_EXPORT } from '../vm/metering.js';
 import type { HeaderPair } from '../abi/pairs.js';
-import { describeError, HostError } from '../errors.js';
+import { describeError, HostError, type HostErrorCode } from '../errors.js';
 import type { HostLogger } from '../log/logger.js';
 import type { MetricsRegistry } from '../metrics/registry.js';
 import type { SharedDataView, SharedStore } from '../shared/shared-store.js';
@@ -17,12 +29,46 @@ import type { CompiledModule } from '../vm/module.js';
 import type { AdapterRuntime, OptionalCallback } from '../chain/adapter.js';
 import { GuestMemory } from '../vm/guest-memory.js';
 import { BodyBuffer, EMPTY, type HttpStream } from './http-stream.js';
-import { getProperty, type PluginFacts } from './properties.js';
+import { getProperty, type PluginFacts, type PropertyValue } from './properties.js';
 import { CallResult, StreamContext, type Direction } from './stream-context.js';
 import { performHttpCall, type HttpCallResult, type HttpCallTransport } from './http-call.js';
 import { defaultForeignFunctions } from './foreign-functions.js';
 
 export type FailStrategy = 'FAIL_CLOSE' | 'FAIL_OPEN';
+
+/**
+ * Host capabilities an adapter can be restricted to (plugin `capabilities`).
+ * HTTP call-outs are governed separately by the plugin's `clusters` grant.
+ */
+export const CAPABILITY_GROUPS = {
+  local_response: ['proxy_send_local_response', 'proxy_close_stream'],
+  modify_headers: ['proxy_add_header_map_value', 'proxy_replace_header_map_value', 'proxy_remove_header_map_value', 'proxy_set_header_map_pairs'],
+  modify_body: ['proxy_set_buffer_bytes'],
+  shared_data: ['proxy_get_shared_data', 'proxy_set_shared_data'],
+  shared_queue: ['proxy_register_shared_queue', 'proxy_resolve_shared_queue', 'proxy_enqueue_shared_queue', 'proxy_dequeue_shared_queue'],
+  metrics: ['proxy_define_metric', 'proxy_increment_metric', 'proxy_record_metric', 'proxy_get_metric'],
+  foreign_function: ['proxy_call_foreign_function'],
+  timer: ['proxy_set_tick_period_milliseconds'],
+  filter_state: ['proxy_set_property'],
+} as const;
+export type Capability = keyof typeof CAPABILITY_GROUPS;
+export const CAPABILITIES = Object.keys(CAPABILITY_GROUPS) as Capability[];
+
+/** Restart policy after a crash (plugin `restart`). */
+export interface RestartPolicy {
+  /** At most this many restarts per window; then the VM stays down until the window has passed (default 10). */
+  maxRestarts?: number;
+  windowMs?: number;
+  /** The first restart is immediate; the next ones wait initialBackoffMs, doubling up to maxBackoffMs. */
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+/** Default work budget per callback, in fuel units (about one unit per wasm instruction; see docs/operating.md). */
+export const DEFAULT_FUEL_PER_CALLBACK = 200_000_000;
+/** Module initialisation, proxy_on_vm_start and proxy_on_configure get this many times the per-callback budget. */
+export const START_FUEL_FACTOR = 10;
+const MAX_FUEL = 2_000_000_000;
 
 export interface PluginVmSettings {
   /** The adapter's name in logs, metrics and errors. */
@@ -40,9 +86,37 @@ export interface PluginVmSettings {
   metrics: MetricsRegistry;
   shared: SharedStore;
   httpTransport?: HttpCallTransport;
-  /** Crash-rate limit: at most this many restarts per `restartWindowMs`. */
+  /** Crash-rate limit: at most this many restarts per `restartWindowMs` (or see `restart`). */
   maxRestarts?: number;
   restartWindowMs?: number;
+  restart?: RestartPolicy;
+  /** Work budget per outermost guest call (metered modules only). */
+  fuelPerCallback?: number;
+  /** Work budget for initialisation + vm_start + configure (default START_FUEL_FACTOR x fuelPerCallback). */
+  startFuel?: number;
+  /** Capability groups granted; undefined grants all of them. */
+  capabilities?: readonly Capability[];
+}
+
+/** A request's context re-created in a replacement VM; wakes and failures go to the chain's original context. */
+class MigratedContext extends StreamContext {
+  constructor(id: number, readonly origin: StreamContext, generation: number) {
+    super(id, origin.stream, generation);
+  }
+  override wake(direction: Direction | null): void {
+    this.origin.wake(direction);
+  }
+  override fail(err: Error): void {
+    this.origin.fail(err);
+  }
+}
+
+/** Why the VM last crashed. */
+export interface CrashInfo {
+  readonly code: HostErrorCode;
+  readonly callback: string;
+  readonly reason: string;
+  readonly at: number;
 }
 
 const enum Phase {
@@ -106,6 +180,17 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
   /** Bumped on every (re)start; contexts from an older generation are dead. */
   generation = 0;
   failed: string | null = null;
+  /** The last crash (kept after the restart, for /adapters and the chain's error code). */
+  lastCrash: CrashInfo | null = null;
+  crashes = 0;
+  /** The most fuel one callback used, for sizing the budget. */
+  fuelHighWater = 0;
+  private fuel: WebAssembly.Global | null = null;
+  private depth = 0;
+  private budget = 0;
+  private readonly migrated = new WeakMap<StreamContext, StreamContext>();
+  private readonly poisoned = new WeakSet<StreamContext>();
+  private readonly deniedLogged = new Set<string>();
   private restarts: number[] = [];
   private restartTimer: NodeJS.Timeout | null = null;
   private stopped = false;
@@ -131,19 +216,28 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     this.failed = null;
     this.streams.clear();
     let instance: WebAssembly.Instance;
+    this.deniedLogged.clear();
     try {
-      instance = new WebAssembly.Instance(this.compiled.module, createImports(this));
+      instance = new WebAssembly.Instance(this.compiled.module, this.restrict(createImports(this)));
     } catch (err) {
       throw new HostError('VM_START_FAILED', `adapter ${this.name} (${this.compiled.source}) failed to instantiate: ${describeError(err)}`, { adapter: this.name, file: this.compiled.source }, { cause: err });
     }
     this.exports = instance.exports as unknown as Exports;
     this.memory = new GuestMemory(this.exports.memory);
+    const fuel = (instance.exports as Record<string, unknown>)[FUEL_EXPORT];
+    this.fuel = fuel instanceof WebAssembly.Global ? fuel : null;
+    const perCallback = Math.min(this.settings.fuelPerCallback ?? DEFAULT_FUEL_PER_CALLBACK, MAX_FUEL);
+    this.budget = Math.min(this.settings.startFuel ?? perCallback * START_FUEL_FACTOR, MAX_FUEL);
     this.shared = this.settings.shared.forVm(this.vmId);
     const alloc = this.exports.proxy_on_memory_allocate ?? this.exports.malloc!;
     this.allocator = alloc;
     this.root = { kind: 'root', id: newContextId() };
-    const startFailure = (what: string, err: unknown): HostError =>
-      new HostError('VM_START_FAILED', `adapter ${this.name}: ${what} trapped: ${describeError(err)}`, { adapter: this.name, file: this.compiled.source }, { cause: err });
+    const startFailure = (what: string, err: unknown): HostError => {
+      const c = this.classify(err);
+      const code: HostErrorCode = c.code === 'VM_TRAP' ? 'VM_START_FAILED' : c.code;
+      const hint = c.code === 'VM_BUDGET_EXCEEDED' ? '; raise limits.fuelPerCallback (start gets 10x) if the work is legitimate' : c.code === 'VM_MEMORY_LIMIT' ? '; raise limits.maxMemoryMb' : '';
+      return new HostError(code, `adapter ${this.name} (${this.compiled.source}): ${what} trapped: ${c.reason}${hint}`, { adapter: this.name, file: this.compiled.source }, { cause: err });
+    };
     try {
       this.withContext(this.root, Phase.None, () => {
         if (this.exports._initialize) {
@@ -177,11 +271,44 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     } catch (err) {
       if (err instanceof HostError) throw err;
       throw startFailure('start/configure', err);
+    } finally {
+      this.budget = perCallback;
     }
+    this.metrics.gauge('wasm_mixer_vm_up', 'Whether the adapter VM is running (1) or failed (0).', { adapter: this.name })(1);
+    this.metrics.gauge('wasm_mixer_vm_memory_bytes', 'Linear memory of the adapter VM, in bytes.', { adapter: this.name })(this.memory.byteLength);
+  }
+
+  /** Replaces the imports of capability groups the adapter was not granted by stubs that refuse and log. */
+  private restrict(imports: WebAssembly.Imports): WebAssembly.Imports {
+    const granted = this.settings.capabilities;
+    if (granted === undefined) return imports;
+    const env = imports.env as Record<string, unknown>;
+    for (const cap of CAPABILITIES) {
+      if (granted.includes(cap)) continue;
+      for (const fn of CAPABILITY_GROUPS[cap]) {
+        env[fn] = () => {
+          this.denied(cap, fn);
+          return Status.InternalFailure;
+        };
+      }
+    }
+    return imports;
+  }
+
+  /** Logs (once per function and VM generation) and counts a call outside the adapter's grant. */
+  denied(capability: string, fn: string, detail = ''): void {
+    this.metrics.counter('wasm_mixer_capability_denied_total', 'ABI calls refused because the adapter was not granted the capability.', { adapter: this.name, capability })();
+    if (this.deniedLogged.has(fn + detail)) return;
+    this.deniedLogged.add(fn + detail);
+    const what = capability === 'http_call'
+      ? `called proxy_http_call to cluster "${detail}", which is not in its clusters grant; add it to plugins[].clusters for ${this.name} if intended`
+      : `called ${fn}, but capability "${capability}" is not granted; add "${capability}" to plugins[].capabilities for ${this.name} if intended`;
+    this.settings.logger.log(LogLevel.Warn, this.name, `adapter ${what} (further denials are counted in wasm_mixer_capability_denied_total)`, { code: 'CAPABILITY_DENIED', capability });
   }
 
   /** Stops timers and call-outs; the VM is not called again. */
   stop(): void {
+    if (this.stopped) return;
     this.stopped = true;
     if (this.tickTimer) clearInterval(this.tickTimer);
     if (this.restartTimer) clearTimeout(this.restartTimer);
@@ -221,8 +348,29 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     return sc;
   }
 
-  private alive(sc: StreamContext): boolean {
-    return sc.generation === this.generation && this.failed === null;
+  /** The error code of the last failure, for the chain (VM_TRAP, VM_BUDGET_EXCEEDED, VM_MEMORY_LIMIT). */
+  get failureCode(): HostErrorCode {
+    return this.lastCrash?.code ?? 'VM_FAILED';
+  }
+
+  /**
+   * The context to call for a request: its own while its VM lives; after a
+   * restart, a fresh context in the replacement VM (created once), unless this
+   * request caused the crash. Null when the adapter is not running.
+   */
+  private live(sc: StreamContext): StreamContext | null {
+    if (this.failed !== null || this.stopped) return null;
+    if (sc.generation === this.generation) return sc;
+    const m = this.migrated.get(sc);
+    if (m !== undefined && m.generation === this.generation) return m;
+    if (this.poisoned.has(sc)) return null;
+    const n = new MigratedContext(newContextId(), sc, this.generation);
+    this.streams.set(n.id, n);
+    this.migrated.set(sc, n);
+    this.metrics.counter('wasm_mixer_vm_contexts_migrated_total', 'In-flight requests moved to a replacement VM after a crash caused by another request.', { adapter: this.name })();
+    const f = this.exports.proxy_on_context_create;
+    if (f !== undefined && this.guard(n, Phase.None, 'proxy_on_context_create', () => f(n.id, this.root.id)) === null) return null;
+    return n;
   }
 
   onRequestHeaders(sc: StreamContext, endOfStream: boolean): CallResult {
@@ -233,10 +381,11 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     return this.headersCall(sc, Phase.ResponseHeaders, 'proxy_on_response_headers', sc.stream.responseHeaders?.length ?? 0, endOfStream);
   }
 
-  private headersCall(sc: StreamContext, phase: Phase, name: string, n: number, eos: boolean): CallResult {
-    if (!this.alive(sc)) return CallResult.Failed;
-    const f = this.exports[name];
-    if (f === undefined) return CallResult.Continue;
+  private headersCall(origin: StreamContext, phase: Phase, name: string, n: number, eos: boolean): CallResult {
+    if (this.exports[name] === undefined) return CallResult.Continue;
+    const sc = this.live(origin);
+    if (sc === null) return CallResult.Failed;
+    const f = this.exports[name]!;
     const r = this.guard(sc, phase, name, () => f(sc.id, n, eos ? 1 : 0));
     if (r === null) return CallResult.Failed;
     // Continue and ContinueAndEndStream continue; every stop code (and any
@@ -244,21 +393,23 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     return r === 0 || r === 2 ? CallResult.Continue : CallResult.Stop;
   }
 
-  onBody(sc: StreamContext, direction: Direction, size: number, eos: boolean): CallResult {
-    if (!this.alive(sc)) return CallResult.Failed;
+  onBody(origin: StreamContext, direction: Direction, size: number, eos: boolean): CallResult {
     const name = direction === 'request' ? 'proxy_on_request_body' : 'proxy_on_response_body';
-    const f = this.exports[name];
-    if (f === undefined) return CallResult.Continue;
+    if (this.exports[name] === undefined) return CallResult.Continue;
+    const sc = this.live(origin);
+    if (sc === null) return CallResult.Failed;
+    const f = this.exports[name]!;
     const r = this.guard(sc, direction === 'request' ? Phase.RequestBody : Phase.ResponseBody, name, () => f(sc.id, size, eos ? 1 : 0));
     if (r === null) return CallResult.Failed;
     return r === 0 ? CallResult.Continue : CallResult.Stop;
   }
 
-  onTrailers(sc: StreamContext, direction: Direction, n: number): CallResult {
-    if (!this.alive(sc)) return CallResult.Failed;
+  onTrailers(origin: StreamContext, direction: Direction, n: number): CallResult {
     const name = direction === 'request' ? 'proxy_on_request_trailers' : 'proxy_on_response_trailers';
-    const f = this.exports[name];
-    if (f === undefined) return CallResult.Continue;
+    if (this.exports[name] === undefined) return CallResult.Continue;
+    const sc = this.live(origin);
+    if (sc === null) return CallResult.Failed;
+    const f = this.exports[name]!;
     const r = this.guard(sc, direction === 'request' ? Phase.RequestTrailers : Phase.ResponseTrailers, name, () => f(sc.id, n));
     if (r === null) return CallResult.Failed;
     return r === 0 ? CallResult.Continue : CallResult.Stop;
@@ -268,10 +419,16 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
    * End of stream: proxy_on_done, then (at once, or after the adapter calls
    * proxy_done) proxy_on_log and proxy_on_delete.
    */
-  finishStream(sc: StreamContext): void {
-    if (!this.alive(sc)) {
-      this.streams.delete(sc.id);
+  finishStream(origin: StreamContext): void {
+    const e = this.exports;
+    const sc = e.proxy_on_done === undefined && e.proxy_on_log === undefined && e.proxy_on_delete === undefined && origin.generation !== this.generation ? null : this.live(origin);
+    if (sc === null) {
+      this.streams.delete(origin.id);
       return;
+    }
+    if (this.memory.byteLength !== this.lastMemoryBytes) {
+      this.lastMemoryBytes = this.memory.byteLength;
+      this.metrics.gauge('wasm_mixer_vm_memory_bytes', 'Linear memory of the adapter VM, in bytes.', { adapter: this.name })(this.lastMemoryBytes);
     }
     const done = this.exports.proxy_on_done;
     const r = done === undefined ? 1 : this.guard(sc, Phase.Done, 'proxy_on_done', () => done(sc.id));
@@ -281,6 +438,10 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
       return;
     }
     this.logAndDelete(sc);
+  }
+
+  private alive(sc: StreamContext): boolean {
+    return sc.generation === this.generation && this.failed === null && !this.stopped;
   }
 
   private logAndDelete(sc: StreamContext): void {
@@ -305,13 +466,36 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     this.current = ctx;
     this.effective = null;
     this.phase = phase;
+    const fuel = this.fuel;
+    const outermost = this.depth === 0;
+    if (outermost && fuel !== null) fuel.value = this.budget;
+    this.depth++;
     try {
       return fn();
     } finally {
+      this.depth--;
+      if (outermost && fuel !== null) {
+        const used = this.budget - (fuel.value as number);
+        if (used > this.fuelHighWater) this.fuelHighWater = used;
+      }
       this.current = prevCurrent;
       this.effective = prevEffective;
       this.phase = prevPhase;
     }
+  }
+
+  /** Names the reason for a trap: budget, memory cap, stack, proc_exit, or the engine's message. */
+  private classify(err: unknown): { code: HostErrorCode; reason: string } {
+    if (this.fuel !== null && (this.fuel.value as number) < 0) {
+      return { code: 'VM_BUDGET_EXCEEDED', reason: `exceeded its work budget of ${this.budget} fuel units (limits.fuelPerCallback)` };
+    }
+    if (err instanceof ProcExit) return { code: 'VM_TRAP', reason: `proc_exit(${err.exitCode})` };
+    const max = this.compiled.memoryPages?.maximum;
+    if (max !== null && max !== undefined && this.memory !== undefined && this.memory.byteLength >= max * 65536) {
+      return { code: 'VM_MEMORY_LIMIT', reason: `trapped with its memory at the cap of ${(max * 65536) / 1048576} MiB (memory.grow was refused; limits.maxMemoryMb): ${describeError(err)}` };
+    }
+    if (err instanceof RangeError && /call stack/i.test(err.message)) return { code: 'VM_TRAP', reason: 'stack overflow (Maximum call stack size exceeded)' };
+    return { code: 'VM_TRAP', reason: describeError(err) };
   }
 
   /** Runs a guest callback; a trap fails the VM and returns null. */
@@ -319,17 +503,27 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     try {
       return this.withContext(ctx, phase, fn) ?? 0;
     } catch (err) {
+      if (ctx instanceof StreamContext) this.poisoned.add(ctx instanceof MigratedContext ? ctx.origin : ctx);
       this.crash(callback, err);
       return null;
     }
   }
 
   private crash(callback: string, err: unknown): void {
-    const reason = err instanceof ProcExit ? `proc_exit(${err.exitCode})` : describeError(err);
-    this.failed = `${callback}: ${reason}`;
-    this.settings.logger.log(LogLevel.Error, this.name, `adapter crashed in ${callback}: ${reason}; the VM will be restarted`, { code: 'VM_TRAP' });
-    for (const sc of this.streams.values()) sc.fail(new HostError('VM_TRAP', `adapter ${this.name} crashed in ${callback}: ${reason}`, { adapter: this.name }));
+    if (this.failed !== null) return;
+    const { code, reason } = this.classify(err);
+    this.failed = `${callback}: ${code === 'VM_TRAP' ? '' : `${code}: `}${reason}`;
+    this.lastCrash = { code, callback, reason, at: Date.now() };
+    this.crashes++;
+    this.metrics.counter('wasm_mixer_vm_crashes_total', 'Adapter VM crashes, by reason (VM_TRAP, VM_BUDGET_EXCEEDED, VM_MEMORY_LIMIT).', { adapter: this.name, code })();
+    this.metrics.gauge('wasm_mixer_vm_up', 'Whether the adapter VM is running (1) or failed (0).', { adapter: this.name })(0);
+    const stack = err instanceof Error && err.stack ? err.stack.split('\n').slice(1, 21).map((l) => l.trim()).join(' | ') : undefined;
+    this.settings.logger.log(LogLevel.Error, this.name, `adapter ${this.name} (${this.compiled.source}) crashed in ${callback}: ${reason}; the VM will be replaced`, { code, callback, generation: this.generation, ...(stack ? { stack } : {}) });
+    const failure = new HostError(code, `adapter ${this.name} crashed in ${callback}: ${reason}`, { adapter: this.name });
+    for (const sc of this.streams.values()) sc.fail(failure);
     this.streams.clear();
+    for (const c of this.pendingCalls.values()) c.abort();
+    this.pendingCalls.clear();
     if (this.tickTimer) clearInterval(this.tickTimer);
     this.tickTimer = null;
     for (const l of this.onFailure) l(this.failed);
@@ -338,29 +532,42 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
 
   private scheduleRestart(): void {
     if (this.stopped || this.restartTimer !== null) return;
-    const windowMs = this.settings.restartWindowMs ?? 60_000;
-    const max = this.settings.maxRestarts ?? 10;
+    const p = this.settings.restart ?? {};
+    const windowMs = p.windowMs ?? this.settings.restartWindowMs ?? 60_000;
+    const max = p.maxRestarts ?? this.settings.maxRestarts ?? 10;
+    const base = p.initialBackoffMs ?? 100;
+    const cap = p.maxBackoffMs ?? 30_000;
     const now = Date.now();
     this.restarts = this.restarts.filter((t) => now - t < windowMs);
-    // Exponential backoff with the crash rate: 0 ms for the first crash, then 100 ms doubling, capped at the window.
-    const delay = this.restarts.length === 0 ? 0 : Math.min(100 * 2 ** (this.restarts.length - 1), windowMs);
-    if (this.restarts.length >= max) {
-      this.settings.logger.log(LogLevel.Critical, this.name, `adapter crashed ${this.restarts.length} times in ${windowMs} ms; waiting ${windowMs} ms before the next restart`, { code: 'VM_FAILED' });
+    const n = this.restarts.length;
+    // The first crash in a window restarts at once (synchronously, so requests
+    // arriving next already see the new VM); then base, 2*base, ... capped; past
+    // the crash-rate limit the VM stays down until the oldest restart leaves the window.
+    let delay = n === 0 ? 0 : Math.min(base * 2 ** (n - 1), cap);
+    if (n >= max) {
+      delay = Math.max(delay, this.restarts[0]! + windowMs - now);
+      this.settings.logger.log(LogLevel.Critical, this.name, `adapter ${this.name} crashed ${n} times within ${windowMs} ms (restart.maxRestarts ${max}); it stays down for ${delay} ms and requests follow its failStrategy`, { code: 'VM_FAILED' });
     }
+    if (delay === 0) return this.restartNow();
     this.restartTimer = setTimeout(() => {
       this.restartTimer = null;
-      this.restarts.push(Date.now());
-      try {
-        this.start();
-        this.settings.logger.log(LogLevel.Warn, this.name, `adapter VM restarted (generation ${this.generation})`, {});
-        this.metrics.counter('wasm_mixer_vm_restarts_total', 'VM restarts after an adapter crash.', { adapter: this.name })();
-      } catch (err) {
-        this.failed = `restart: ${describeError(err)}`;
-        this.settings.logger.log(LogLevel.Error, this.name, `adapter VM restart failed: ${describeError(err)}`, { code: 'VM_FAILED' });
-        this.scheduleRestart();
-      }
-    }, this.restarts.length >= max ? windowMs : delay);
+      this.restartNow();
+    }, delay);
     this.restartTimer.unref();
+  }
+
+  private restartNow(): void {
+    if (this.stopped) return;
+    this.restarts.push(Date.now());
+    try {
+      this.start();
+      this.settings.logger.log(LogLevel.Warn, this.name, `adapter ${this.name} VM restarted (generation ${this.generation})`, { code: 'VM_RESTARTED' });
+      this.metrics.counter('wasm_mixer_vm_restarts_total', 'VM restarts after an adapter crash.', { adapter: this.name })();
+    } catch (err) {
+      this.failed = `restart: ${describeError(err)}`;
+      this.settings.logger.log(LogLevel.Error, this.name, `adapter ${this.name} VM restart failed: ${describeError(err)}`, { code: 'VM_FAILED' });
+      this.scheduleRestart();
+    }
   }
 
   private context(): Context | null {
@@ -527,7 +734,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     if (buf !== null) buf.bytes = bytes;
   }
 
-  getProperty(path: string): Uint8Array | null {
+  getProperty(path: string): PropertyValue | null {
     return getProperty(path, this.streamContext()?.stream ?? null, this);
   }
 
@@ -555,9 +762,13 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
 
   /** Starts an HTTP call-out; returns its token, or null for an unknown cluster. */
   httpCall(cluster: string, headers: HeaderPair[], body: Uint8Array, timeoutMs: number): number | null {
-    const base = this.settings.clusters[cluster];
+    const base = Object.hasOwn(this.settings.clusters, cluster) ? this.settings.clusters[cluster] : undefined;
     if (base === undefined) {
-      this.settings.logger.log(LogLevel.Warn, this.name, `proxy_http_call to unknown or ungranted cluster "${cluster}"; add it to the adapter's clusters`, { code: 'BAD_ARGUMENT' });
+      this.denied('http_call', 'proxy_http_call', cluster.slice(0, 100));
+      return null;
+    }
+    if (this.pendingCalls.size >= MAX_PENDING_CALLS) {
+      this.settings.logger.log(LogLevel.Warn, this.name, `adapter ${this.name} has ${MAX_PENDING_CALLS} HTTP call-outs in flight; refusing more`, { code: 'CAPABILITY_DENIED' });
       return null;
     }
     const token = this.nextCallToken++;
@@ -591,6 +802,8 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     }
   }
 
+  private lastMemoryBytes = 0;
+
   get liveStreams(): number {
     return this.streams.size;
   }
@@ -599,6 +812,8 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     return this.memory.byteLength;
   }
 }
+
+const MAX_PENDING_CALLS = 1024;
 
 function readOnlyBuffer(bytes: Uint8Array): BodyBuffer {
   const b = new BodyBuffer();

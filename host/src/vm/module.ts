@@ -6,6 +6,17 @@ import { readFile } from 'node:fs/promises';
 import { ABI_MARKERS } from '../abi/constants.js';
 import { IMPLEMENTED_IMPORTS, KNOWN_UNIMPLEMENTED_IMPORTS, WASI_MODULES } from '../abi/host-functions.js';
 import { HostError } from '../errors.js';
+import { rewriteModule } from './metering.js';
+
+/** Defaults for the isolation limits (docs/operating.md "Limits"). */
+export const DEFAULT_MAX_MEMORY_MB = 128;
+
+export interface ModuleLimits {
+  /** Instrument the module with a work budget (default true). */
+  metering?: boolean;
+  /** Cap linear memory (MiB, default DEFAULT_MAX_MEMORY_MB; 0 = leave the module's own maximum). */
+  maxMemoryMb?: number;
+}
 
 export interface CompiledModule {
   readonly module: WebAssembly.Module;
@@ -17,19 +28,23 @@ export interface CompiledModule {
   /** ABI or WASI imports the module declares that this host links to stubs. */
   readonly unimplementedImports: readonly string[];
   readonly bytes: number;
+  /** True when the module was instrumented with a work budget (vm/metering.ts). */
+  readonly metered: boolean;
+  /** Linear memory limits after the cap, in 64 KiB pages. */
+  readonly memoryPages: { initial: number; maximum: number | null } | null;
 }
 
-export async function loadModuleFile(path: string, expectedSha256?: string): Promise<CompiledModule> {
+export async function loadModuleFile(path: string, expectedSha256?: string, limits?: ModuleLimits): Promise<CompiledModule> {
   let bytes: Uint8Array;
   try {
     bytes = await readFile(path);
   } catch (err) {
     throw new HostError('WASM_MALFORMED', `cannot read wasm module ${path}: ${(err as Error).message}`, { file: path }, { cause: err });
   }
-  return compileModule(bytes, path, expectedSha256);
+  return compileModule(bytes, path, expectedSha256, limits);
 }
 
-export function compileModule(bytes: Uint8Array, source = '<bytes>', expectedSha256?: string): CompiledModule {
+export function compileModule(bytes: Uint8Array, source = '<bytes>', expectedSha256?: string, limits: ModuleLimits = {}): CompiledModule {
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   if (expectedSha256 !== undefined && expectedSha256.toLowerCase() !== sha256) {
     throw new HostError(
@@ -91,9 +106,24 @@ export function compileModule(bytes: Uint8Array, source = '<bytes>', expectedSha
       { file: source, imports: unknown },
     );
   }
+  // Isolation: a work budget and a memory cap, compiled into the module itself.
+  const metering = limits.metering ?? true;
+  const maxMemoryMb = limits.maxMemoryMb ?? DEFAULT_MAX_MEMORY_MB;
+  let memoryPages: CompiledModule['memoryPages'] = null;
+  if (metering || maxMemoryMb > 0) {
+    const rw = rewriteModule(bytes, { fuel: metering, maxMemoryPages: maxMemoryMb > 0 ? Math.max(1, Math.floor((maxMemoryMb * 1024 * 1024) / 65536)) : undefined, source });
+    memoryPages = rw.memory;
+    try {
+      module = new WebAssembly.Module(rw.bytes as Uint8Array<ArrayBuffer>);
+    } catch (err) {
+      throw new HostError('WASM_METERING_UNSUPPORTED', `${source}: the instrumented module does not compile (${(err as Error).message}); set limits.metering: false for this plugin and report the module`, { file: source }, { cause: err });
+    }
+  }
   return {
     module,
     source,
+    metered: metering,
+    memoryPages,
     sha256,
     abiVersion: marker === 'proxy_abi_version_0_2_1' ? '0.2.1' : '0.2.0',
     exports: exportNames,

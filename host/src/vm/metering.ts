@@ -1,0 +1,446 @@
+// Load-time rewriting of adapter modules so that no guest call can run away
+// or grow without bound:
+//
+//   * Work budget ("fuel"). A synchronous wasm call on the Node event loop
+//     cannot be pre-empted, so the module itself is made to count its work.
+//     Every function entry and every loop header is prefixed with
+//
+//         global.get $fuel  i32.const <cost>  i32.sub  global.set $fuel
+//         global.get $fuel  i32.const 0  i32.lt_s  if  unreachable  end
+//
+//     where <cost> is the number of instructions in that function body or loop
+//     body (nested loops are charged separately). Straight-line code is bounded
+//     by its size, so every instruction the guest executes is paid for at the
+//     function entry or loop iteration that leads to it: fuel spent is an
+//     upper bound on instructions executed. The host sets $fuel (exported as
+//     FUEL_EXPORT) to the adapter's budget before each outermost callback; when
+//     it goes negative the guest traps, and the host, seeing $fuel < 0, reports
+//     VM_BUDGET_EXCEEDED instead of a plain trap.
+//
+//   * Memory cap. The memory section's maximum is lowered to the adapter's
+//     limit, so memory.grow past it returns -1 inside the guest (which then
+//     typically aborts = traps) instead of growing the host process.
+//
+// Only the code, memory, global and export sections change; every other
+// section (names included, so trap stack traces keep function names) is
+// copied byte for byte. No function is added, so no index shifts. The new
+// global is appended after all existing ones, so no global index shifts either.
+//
+// The rewriter decodes every instruction of the core spec plus the
+// bulk-memory, reference-types, SIMD, threads, tail-call, exception-handling
+// and typed-function-reference proposals. An opcode it does not know (e.g. the
+// GC proposal) makes it refuse the module with WASM_METERING_UNSUPPORTED rather
+// than guess; such a module can still be loaded with limits.metering: false.
+
+import { HostError } from '../errors.js';
+
+/** The exported mutable i32 global that holds the remaining budget. */
+export const FUEL_EXPORT = '__wasm_mixer_fuel';
+
+export interface RewriteOptions {
+  /** Insert the fuel counter (default true). */
+  fuel: boolean;
+  /** Cap the memory at this many 64 KiB pages (undefined: leave as declared). */
+  maxMemoryPages?: number;
+  /** For error messages. */
+  source: string;
+}
+
+export interface RewriteResult {
+  bytes: Uint8Array;
+  /** Functions instrumented, loops instrumented (0 when fuel is off). */
+  functions: number;
+  loops: number;
+  /** The memory limits after the rewrite, in pages (max null = none declared and no cap). */
+  memory: { initial: number; maximum: number | null } | null;
+}
+
+const SECTION_ORDER: Record<number, number> = { 1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 13: 6, 6: 7, 7: 8, 8: 9, 9: 10, 12: 11, 10: 12, 11: 13 };
+
+class Reader {
+  pos: number;
+  constructor(readonly b: Uint8Array, pos = 0, readonly end = b.length) {
+    this.pos = pos;
+  }
+  fail(what: string): never {
+    throw new RangeError(`${what} at byte offset ${this.pos}`);
+  }
+  byte(): number {
+    if (this.pos >= this.end) this.fail('unexpected end of input');
+    return this.b[this.pos++]!;
+  }
+  u32(): number {
+    let result = 0;
+    let shift = 0;
+    for (let i = 0; i < 5; i++) {
+      const b = this.byte();
+      result |= (b & 0x7f) << shift;
+      if ((b & 0x80) === 0) return result >>> 0;
+      shift += 7;
+    }
+    this.fail('u32 LEB128 too long');
+  }
+  /** Skips a signed or unsigned LEB128 of up to `maxBytes` bytes. */
+  skipLeb(maxBytes = 10): void {
+    for (let i = 0; i < maxBytes; i++) if ((this.byte() & 0x80) === 0) return;
+    this.fail('LEB128 too long');
+  }
+  skip(n: number): void {
+    if (this.pos + n > this.end) this.fail('unexpected end of input');
+    this.pos += n;
+  }
+}
+
+function u32leb(n: number): number[] {
+  const out: number[] = [];
+  n >>>= 0;
+  do {
+    let b = n & 0x7f;
+    n >>>= 7;
+    if (n !== 0) b |= 0x80;
+    out.push(b);
+  } while (n !== 0);
+  return out;
+}
+
+function s32leb(n: number): number[] {
+  const out: number[] = [];
+  n |= 0;
+  for (;;) {
+    const b = n & 0x7f;
+    n >>= 7;
+    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) {
+      out.push(b);
+      return out;
+    }
+    out.push(b | 0x80);
+  }
+}
+
+function concat(parts: ArrayLike<number>[] | Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p as ArrayLike<number>, o);
+    o += p.length;
+  }
+  return out;
+}
+
+function section(id: number, content: Uint8Array): Uint8Array {
+  return concat([[id], u32leb(content.length), content]);
+}
+
+/** A value type; reference types of the function-references/GC proposals carry a heap type. */
+function skipValType(r: Reader): void {
+  const t = r.byte();
+  if (t === 0x63 || t === 0x64) r.skipLeb(5); // (ref null? ht), ht is s33
+}
+
+function skipBlockType(r: Reader): void {
+  const t = r.b[r.pos];
+  if (t === undefined) r.fail('unexpected end of input');
+  if (t === 0x40) return void r.pos++;
+  if (t === 0x63 || t === 0x64) return skipValType(r);
+  if (t >= 0x40 && t <= 0x7f) return void r.pos++; // a one-byte value type (negative s33)
+  r.skipLeb(5); // a type index, s33 >= 0
+}
+
+function skipMemarg(r: Reader): void {
+  const align = r.u32();
+  if (align & 0x40) r.u32(); // multi-memory: memory index follows
+  r.skipLeb(10); // offset (u64 under memory64)
+}
+
+/**
+ * Decodes one instruction's immediates after its opcode. Returns false for an
+ * opcode this decoder does not know.
+ */
+function skipImmediates(op: number, r: Reader): boolean {
+  if (op >= 0x45 && op <= 0xc4) return true; // numeric, no immediates
+  if (op >= 0x28 && op <= 0x3e) return skipMemarg(r), true; // loads and stores
+  switch (op) {
+    case 0x00: case 0x01: case 0x05: case 0x0a: case 0x0b: case 0x0f: case 0x19: case 0x1a: case 0x1b:
+    case 0xd1: case 0xd3: case 0xd5:
+      return true;
+    case 0x02: case 0x03: case 0x04: case 0x06:
+      return skipBlockType(r), true;
+    case 0x07: case 0x08: case 0x09: case 0x0c: case 0x0d: case 0x10: case 0x12: case 0x14: case 0x15: case 0x18:
+    case 0x20: case 0x21: case 0x22: case 0x23: case 0x24: case 0x25: case 0x26: case 0xd2: case 0xd4: case 0xd6:
+      return r.u32(), true;
+    case 0x0e: {
+      const n = r.u32();
+      for (let i = 0; i <= n; i++) r.u32();
+      return true;
+    }
+    case 0x11: case 0x13:
+      return r.u32(), r.u32(), true;
+    case 0x1c: {
+      const n = r.u32();
+      for (let i = 0; i < n; i++) skipValType(r);
+      return true;
+    }
+    case 0x1f: { // try_table
+      skipBlockType(r);
+      const n = r.u32();
+      for (let i = 0; i < n; i++) {
+        const kind = r.byte();
+        if (kind === 0x00 || kind === 0x01) r.u32();
+        else if (kind !== 0x02 && kind !== 0x03) return false;
+        r.u32();
+      }
+      return true;
+    }
+    case 0x3f: case 0x40:
+      return r.u32(), true;
+    case 0x41: return r.skipLeb(5), true;
+    case 0x42: return r.skipLeb(10), true;
+    case 0x43: return r.skip(4), true;
+    case 0x44: return r.skip(8), true;
+    case 0xd0: return r.skipLeb(5), true; // ref.null heaptype (s33)
+    case 0xfc: return skipFc(r.u32(), r);
+    case 0xfd: return skipSimd(r.u32(), r);
+    case 0xfe: return skipAtomic(r.u32(), r);
+    default:
+      return false;
+  }
+}
+
+function skipFc(sub: number, r: Reader): boolean {
+  if (sub <= 7) return true; // saturating truncations
+  switch (sub) {
+    case 8: r.u32(); r.u32(); return true; // memory.init data mem
+    case 9: r.u32(); return true; // data.drop
+    case 10: r.u32(); r.u32(); return true; // memory.copy
+    case 11: r.u32(); return true; // memory.fill
+    case 12: r.u32(); r.u32(); return true; // table.init
+    case 13: r.u32(); return true; // elem.drop
+    case 14: r.u32(); r.u32(); return true; // table.copy
+    case 15: case 16: case 17: r.u32(); return true; // table.grow/size/fill
+    default: return false;
+  }
+}
+
+function skipSimd(sub: number, r: Reader): boolean {
+  if (sub <= 11) return skipMemarg(r), true; // v128 loads/stores
+  if (sub === 12 || sub === 13) return r.skip(16), true; // v128.const, i8x16.shuffle
+  if (sub >= 21 && sub <= 34) return r.skip(1), true; // extract/replace lane
+  if (sub >= 84 && sub <= 91) return skipMemarg(r), r.skip(1), true; // load/store lane
+  if (sub === 92 || sub === 93) return skipMemarg(r), true; // load32_zero/load64_zero
+  if (sub <= 0xff) return true; // every other SIMD op has no immediates
+  if (sub >= 0x100 && sub <= 0x113) return true; // relaxed SIMD
+  return false;
+}
+
+function skipAtomic(sub: number, r: Reader): boolean {
+  if (sub === 0x03) return r.skip(1), true; // atomic.fence
+  if (sub <= 0x02 || (sub >= 0x10 && sub <= 0x4e)) return skipMemarg(r), true;
+  return false;
+}
+
+interface Charge {
+  /** Where the charge goes in the original body (inserted before this byte). */
+  at: number;
+  cost: number;
+}
+
+/** Rewrites one function body (without its size prefix). */
+function meterBody(body: Uint8Array, fuelIdx: number, source: string, funcIndex: number): { bytes: Uint8Array; loops: number } {
+  const r = new Reader(body);
+  const nLocalGroups = r.u32();
+  for (let i = 0; i < nLocalGroups; i++) {
+    r.u32();
+    skipValType(r);
+  }
+  const charges: Charge[] = [{ at: r.pos, cost: 0 }];
+  // The stack of open blocks; for each, the charge (function or loop) its instructions count towards.
+  const stack: Charge[] = [charges[0]!];
+  const blockKinds: boolean[] = []; // true when the open block is a loop
+  let loops = 0;
+  while (r.pos < r.end) {
+    const at = r.pos;
+    const op = r.byte();
+    const owner = stack[stack.length - 1]!;
+    owner.cost++;
+    let ok: boolean;
+    try {
+      ok = skipImmediates(op, r);
+    } catch (err) {
+      throw new HostError('WASM_MALFORMED', `${source}: function ${funcIndex}: ${(err as Error).message}`, { file: source });
+    }
+    if (!ok) {
+      const prefix = op === 0xfc || op === 0xfd || op === 0xfe ? ` (prefix 0x${op.toString(16)})` : '';
+      throw new HostError(
+        'WASM_METERING_UNSUPPORTED',
+        `${source}: function ${funcIndex} uses opcode 0x${op.toString(16).padStart(2, '0')}${prefix} at code offset ${at}, which the work-budget rewriter does not know; ` +
+          'rebuild the adapter without that proposal (e.g. GC), or set limits.metering: false for this plugin to load it without a work budget',
+        { file: source, opcode: op, offset: at },
+      );
+    }
+    if (op === 0x02 || op === 0x04 || op === 0x06 || op === 0x1f) {
+      stack.push(owner);
+      blockKinds.push(false);
+    } else if (op === 0x03) {
+      const c: Charge = { at: r.pos, cost: 0 };
+      charges.push(c);
+      stack.push(c);
+      blockKinds.push(true);
+      loops++;
+    } else if (op === 0x0b) {
+      if (blockKinds.length === 0) {
+        if (r.pos !== r.end) throw new HostError('WASM_MALFORMED', `${source}: function ${funcIndex}: code after the final end`, { file: source });
+        break;
+      }
+      stack.pop();
+      blockKinds.pop();
+    }
+  }
+  const parts: Array<Uint8Array | number[]> = [];
+  let from = 0;
+  const g = u32leb(fuelIdx);
+  for (const c of charges) {
+    parts.push(body.subarray(from, c.at));
+    parts.push([0x23, ...g, 0x41, ...s32leb(Math.max(1, c.cost)), 0x6b, 0x24, ...g, 0x23, ...g, 0x41, 0x00, 0x48, 0x04, 0x40, 0x00, 0x0b]);
+    from = c.at;
+  }
+  parts.push(body.subarray(from));
+  return { bytes: concat(parts), loops };
+}
+
+/**
+ * Returns a rewritten copy of a (valid) module. Throws WASM_METERING_UNSUPPORTED
+ * for an instruction it cannot decode, VM_MEMORY_LIMIT when the module's initial
+ * memory is already above the cap.
+ */
+export function rewriteModule(bytes: Uint8Array, opts: RewriteOptions): RewriteResult {
+  const r = new Reader(bytes, 8);
+  const sections: Array<{ id: number; content: Uint8Array }> = [];
+  while (r.pos < r.end) {
+    const id = r.byte();
+    const size = r.u32();
+    const start = r.pos;
+    r.skip(size);
+    sections.push({ id, content: bytes.subarray(start, start + size) });
+  }
+  let importedGlobals = 0;
+  let definedGlobals = 0;
+  let memory: RewriteResult['memory'] = null;
+  let functions = 0;
+  let loops = 0;
+
+  for (const s of sections) {
+    if (s.id === 2) {
+      const sr = new Reader(s.content);
+      const n = sr.u32();
+      for (let i = 0; i < n; i++) {
+        sr.skip(sr.u32());
+        sr.skip(sr.u32());
+        const kind = sr.byte();
+        if (kind === 0x00) sr.u32();
+        else if (kind === 0x01) {
+          skipValType(sr);
+          const f = sr.byte();
+          sr.u32();
+          if (f & 1) sr.u32();
+        } else if (kind === 0x02) {
+          const f = sr.byte();
+          sr.skipLeb();
+          if (f & 1) sr.skipLeb();
+        } else if (kind === 0x03) {
+          skipValType(sr);
+          sr.byte();
+          importedGlobals++;
+        } else if (kind === 0x04) {
+          sr.byte();
+          sr.u32();
+        } else sr.fail(`unknown import kind ${kind}`);
+      }
+    } else if (s.id === 6) {
+      definedGlobals = new Reader(s.content).u32();
+    }
+  }
+  const fuelIdx = importedGlobals + definedGlobals;
+
+  const out: Array<{ id: number; content: Uint8Array }> = [];
+  for (const s of sections) {
+    if (s.id === 5 && opts.maxMemoryPages !== undefined) {
+      const sr = new Reader(s.content);
+      const n = sr.u32();
+      const mems: number[][] = [];
+      for (let i = 0; i < n; i++) {
+        const flags = sr.byte();
+        if (flags & 0x04) {
+          throw new HostError('WASM_METERING_UNSUPPORTED', `${opts.source}: 64-bit memories are not supported`, { file: opts.source });
+        }
+        const initial = sr.u32();
+        const declaredMax = flags & 1 ? sr.u32() : null;
+        if (initial > opts.maxMemoryPages) {
+          throw new HostError(
+            'VM_MEMORY_LIMIT',
+            `${opts.source}: the module's initial memory is ${initial} pages (${initial * 64} KiB), above the adapter's limit of ${opts.maxMemoryPages} pages (${opts.maxMemoryPages * 64} KiB); raise limits.maxMemoryMb for this plugin`,
+            { file: opts.source, initialPages: initial, maxPages: opts.maxMemoryPages },
+          );
+        }
+        const max = declaredMax === null ? opts.maxMemoryPages : Math.min(declaredMax, opts.maxMemoryPages);
+        if (i === 0) memory = { initial, maximum: max };
+        mems.push([(flags | 1) & 0xff, ...u32leb(initial), ...u32leb(max)]);
+      }
+      out.push({ id: 5, content: concat([u32leb(n), ...mems]) });
+    } else if (s.id === 5) {
+      const sr = new Reader(s.content);
+      if (sr.u32() > 0) {
+        const flags = sr.byte();
+        const initial = sr.u32();
+        memory = { initial, maximum: flags & 1 ? sr.u32() : null };
+      }
+      out.push(s);
+    } else if (s.id === 6 && opts.fuel) {
+      const sr = new Reader(s.content);
+      const n = sr.u32();
+      out.push({ id: 6, content: concat([u32leb(n + 1), s.content.subarray(sr.pos), FUEL_GLOBAL]) });
+    } else if (s.id === 7 && opts.fuel) {
+      const sr = new Reader(s.content);
+      const n = sr.u32();
+      out.push({ id: 7, content: concat([u32leb(n + 1), s.content.subarray(sr.pos), fuelExport(fuelIdx)]) });
+    } else if (s.id === 10 && opts.fuel) {
+      const sr = new Reader(s.content);
+      const n = sr.u32();
+      const bodies: Uint8Array[] = [new Uint8Array(u32leb(n))];
+      for (let i = 0; i < n; i++) {
+        const size = sr.u32();
+        const body = s.content.subarray(sr.pos, sr.pos + size);
+        sr.skip(size);
+        const m = meterBody(body, fuelIdx, opts.source, i);
+        loops += m.loops;
+        functions++;
+        bodies.push(new Uint8Array(u32leb(m.bytes.length)), m.bytes);
+      }
+      out.push({ id: 10, content: concat(bodies) });
+    } else {
+      out.push(s);
+    }
+  }
+  if (opts.fuel) {
+    if (!out.some((s) => s.id === 6)) insertSection(out, { id: 6, content: concat([[1], FUEL_GLOBAL]) });
+    if (!out.some((s) => s.id === 7)) insertSection(out, { id: 7, content: concat([[1], fuelExport(fuelIdx)]) });
+  }
+  const result = concat([bytes.subarray(0, 8), ...out.map((s) => section(s.id, s.content))]);
+  return { bytes: result, functions, loops, memory };
+}
+
+/** (global (mut i32) (i32.const 0)) */
+const FUEL_GLOBAL = new Uint8Array([0x7f, 0x01, 0x41, 0x00, 0x0b]);
+
+function fuelExport(idx: number): Uint8Array {
+  const name = new TextEncoder().encode(FUEL_EXPORT);
+  return concat([u32leb(name.length), name, [0x03], u32leb(idx)]);
+}
+
+function insertSection(list: Array<{ id: number; content: Uint8Array }>, s: { id: number; content: Uint8Array }): void {
+  const rank = SECTION_ORDER[s.id]!;
+  let i = list.findIndex((x) => x.id !== 0 && (SECTION_ORDER[x.id] ?? 0) > rank);
+  if (i < 0) i = list.length;
+  list.splice(i, 0, s);
+}
