@@ -52,6 +52,23 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
     return Status.Ok;
   };
 
+  /** copyOut for strings: short ASCII strings are written straight into guest memory. */
+  const copyOutString = (s: string, retPtr: number, retSize: number): Status => {
+    if (s.length > 256 || !isAscii(s)) return copyOut(textEncoder.encode(s), retPtr, retSize);
+    const m = mem();
+    if (!m.inBounds(retPtr, 4) || !m.inBounds(retSize, 4)) return Status.InvalidMemoryAccess;
+    if (s.length === 0) {
+      m.setU32(retPtr, 0);
+      m.setU32(retSize, 0);
+      return Status.Ok;
+    }
+    const p = vm.allocate(s.length);
+    if (p === 0 || !m.writeStringAscii(p, s)) return Status.InvalidMemoryAccess;
+    m.setU32(retPtr, p);
+    m.setU32(retSize, s.length);
+    return Status.Ok;
+  };
+
   const env: Record<string, Fn> = {
     // --- logging and time -------------------------------------------------
     proxy_log(level: number, ptr: number, size: number): number {
@@ -136,7 +153,7 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
       const k = key.toLowerCase();
       // Like Envoy, the first value of a repeated header.
       for (let i = 0; i < map.length; i++) {
-        if (map[i]![0] === k) return copyOut(textEncoder.encode(map[i]![1]), retPtr, retSize);
+        if (map[i]![0] === k) return copyOutString(map[i]![1], retPtr, retSize);
       }
       return Status.NotFound;
     },
@@ -220,7 +237,7 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
       if (path === null) return Status.InvalidMemoryAccess;
       const value = vm.getProperty(path);
       if (value === null) return Status.NotFound;
-      return copyOut(value, retPtr, retSize);
+      return typeof value === 'string' ? copyOutString(value, retPtr, retSize) : copyOut(value, retPtr, retSize);
     },
     proxy_set_property(pathPtr: number, pathSize: number, valuePtr: number, valueSize: number): number {
       const path = mem().string(pathPtr, pathSize);
@@ -412,6 +429,11 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
 
 const textEncoder = new TextEncoder();
 const NUL = new Uint8Array([0]);
+
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return false;
+  return true;
+}
 
 function removeKey(map: Array<[string, string]>, key: string): void {
   let w = 0;

@@ -14,10 +14,11 @@ export interface PluginFacts {
   readonly vmId: string;
 }
 
-type Getter = (s: HttpStream | null, p: PluginFacts) => Uint8Array | null;
+/** Strings are returned as strings (the ABI layer writes them to guest memory without an extra copy). */
+export type PropertyValue = Uint8Array | string;
+type Getter = (s: HttpStream | null, p: PluginFacts) => PropertyValue | null;
 
-const enc = new TextEncoder();
-const str = (v: string | undefined | null): Uint8Array | null => (v === undefined || v === null ? null : enc.encode(v));
+const str = (v: string | undefined | null): string | null => (v === undefined || v === null ? null : v);
 const i64 = (v: number | bigint): Uint8Array => {
   const b = new Uint8Array(8);
   new DataView(b.buffer).setBigInt64(0, BigInt.asIntN(64, typeof v === 'bigint' ? v : BigInt(Math.trunc(v))), true);
@@ -82,7 +83,7 @@ for (const [name, [, getter]] of Object.entries(PROPERTIES)) {
 }
 
 /** Resolves a property path, or null when it names nothing (→ NOT_FOUND). */
-export function getProperty(path: string, s: HttpStream | null, p: PluginFacts): Uint8Array | null {
+export function getProperty(path: string, s: HttpStream | null, p: PluginFacts): PropertyValue | null {
   const getter = BY_NUL_PATH.get(path);
   if (getter !== undefined) return getter(s, p);
   if (s !== null) {

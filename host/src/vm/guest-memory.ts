@@ -6,10 +6,13 @@ const decoder = new TextDecoder('utf-8');
 export class GuestMemory {
   private u8: Uint8Array;
   private dv: DataView;
+  /** The same bytes as a Buffer, for its fast latin1 decoding of ASCII strings. */
+  private buf: Buffer;
 
   constructor(private readonly memory: WebAssembly.Memory) {
     this.u8 = new Uint8Array(memory.buffer);
     this.dv = new DataView(memory.buffer);
+    this.buf = Buffer.from(memory.buffer);
   }
 
   get byteLength(): number {
@@ -17,9 +20,12 @@ export class GuestMemory {
   }
 
   private refresh(): void {
-    if (this.u8.buffer !== this.memory.buffer) {
+    // memory.grow detaches the old buffer, and views on a detached buffer have
+    // length 0: a cheap test, unlike reading memory.buffer on every access.
+    if (this.u8.length === 0) {
       this.u8 = new Uint8Array(this.memory.buffer);
       this.dv = new DataView(this.memory.buffer);
+      this.buf = Buffer.from(this.memory.buffer);
     }
   }
 
@@ -47,7 +53,30 @@ export class GuestMemory {
 
   string(ptr: number, len: number): string | null {
     const v = this.view(ptr, len);
-    return v === null ? null : decoder.decode(v);
+    if (v === null) return null;
+    // Short ASCII strings (header names, property paths) decode faster as latin1,
+    // which is identical to UTF-8 for ASCII.
+    if (v.length <= 128) {
+      let ascii = true;
+      for (let i = 0; i < v.length; i++) {
+        if (v[i]! >= 0x80) {
+          ascii = false;
+          break;
+        }
+      }
+      if (ascii) return this.buf.toString('latin1', v.byteOffset, v.byteOffset + v.length);
+    }
+    return decoder.decode(v);
+  }
+
+  /** Writes an ASCII-only string at ptr (one byte per char); false when it does not fit. */
+  writeStringAscii(ptr: number, s: string): boolean {
+    this.refresh();
+    ptr >>>= 0;
+    if (ptr + s.length > this.u8.length) return false;
+    const u8 = this.u8;
+    for (let i = 0; i < s.length; i++) u8[ptr + i] = s.charCodeAt(i);
+    return true;
   }
 
   setU32(ptr: number, value: number): boolean {
