@@ -101,7 +101,8 @@ export class Metric {
   readonly type: MetricType;
   private _id: u32 = 0;
   private defined: bool = false;
-  private children: Map<string, Metric> | null = null;
+  private childLabels: string[][] | null = null;
+  private childMetrics: Metric[] | null = null;
 
   constructor(type: MetricType, name: string) {
     this.type = type;
@@ -126,20 +127,32 @@ export class Metric {
     return new Metric(this.type, name);
   }
 
-  /** This metric with extra labels appended; one object per label set, cached. */
+  /** This metric with extra labels appended; one object per label set, cached (no allocation on a hit). */
   protected child(labels: string[]): Metric {
-    let key = labels.join("\u0000");
-    let children = this.children;
-    if (children === null) {
-      children = new Map<string, Metric>();
-      this.children = children;
-    } else if (children.has(key)) {
-      return children.get(key);
+    let keys = this.childLabels;
+    let metrics = this.childMetrics;
+    if (keys === null || metrics === null) {
+      keys = [];
+      metrics = [];
+      this.childLabels = keys;
+      this.childMetrics = metrics;
+    } else {
+      for (let i = 0, n = keys.length; i < n; i++) {
+        if (sameLabels(unchecked(keys[i]), labels)) return unchecked(metrics[i]);
+      }
     }
     let m = this.make(metricName(this.name, labels));
-    children.set(key, m);
+    keys.push(labels.slice(0));
+    metrics.push(m);
     return m;
   }
+}
+
+function sameLabels(a: string[], b: string[]): bool {
+  let n = a.length;
+  if (n != b.length) return false;
+  for (let i = 0; i < n; i++) if (unchecked(a[i]) != unchecked(b[i])) return false;
+  return true;
 }
 
 /** A monotonically increasing count. */

@@ -37,7 +37,7 @@ t.test('a minimal adapter builds; imports are env.proxy_* only; exports are comp
   for (const i of imports) t.ok(i.module === 'env' && i.name.startsWith('proxy_'), `import ${i.module}.${i.name}`);
   const exports = WebAssembly.Module.exports(mod).map((e) => e.name);
   for (const e of [
-    'proxy_abi_version_0_2_1', 'malloc', 'proxy_on_memory_allocate', 'memory', 'proxy_on_context_create', 'proxy_on_vm_start',
+    'proxy_abi_version_0_2_1', 'malloc', 'proxy_on_memory_allocate', 'memory', '_initialize', 'proxy_on_context_create', 'proxy_on_vm_start',
     'proxy_on_configure', 'proxy_on_tick', 'proxy_on_queue_ready', 'proxy_on_foreign_function', 'proxy_on_request_headers',
     'proxy_on_request_body', 'proxy_on_request_trailers', 'proxy_on_response_headers', 'proxy_on_response_body',
     'proxy_on_response_trailers', 'proxy_on_new_connection', 'proxy_on_downstream_data', 'proxy_on_upstream_data',
@@ -46,6 +46,9 @@ t.test('a minimal adapter builds; imports are env.proxy_* only; exports are comp
     'proxy_on_grpc_close', 'proxy_on_done', 'proxy_on_log', 'proxy_on_delete',
   ]) t.ok(exports.includes(e), `exports ${e}`);
   t.notOk(exports.some((e) => e.startsWith('__')), 'no AssemblyScript runtime exports');
+  // top-level code runs from _initialize, not from a start section
+  const instantiated = new WebAssembly.Instance(mod, { env: new Proxy({}, { get: () => () => 0 }) as WebAssembly.ModuleImports });
+  t.type(instantiated.exports._initialize, 'function');
   const mem = WebAssembly.Module.exports(mod).find((e) => e.name === 'memory');
   t.ok(mem);
   t.same(checkAdapterModule(bytes), []);

@@ -17,6 +17,11 @@
 //   --use seed=mixer_seed     Math.random seeds from WASI random_get, not env.seed
 //   --use trace=mixer_trace   trace() logs at debug via proxy_log, not env.trace
 //   --maximumMemory N         caps linear memory (default 256 pages = 16 MiB)
+//   --exportStart _initialize top-level code (adapter registration, globals) runs when the host
+//                             calls _initialize after instantiation (WASI reactor convention,
+//                             which cpp-host and our host follow), not in the wasm start section:
+//                             memory is then reachable, so hostcalls such as an abort's log line
+//                             work during initialisation, and the host can meter it like a callback
 //   no --bindings, no --exportRuntime: the host speaks Proxy-Wasm, not the AS loader protocol
 //   assertions kept (no --noAssert): a failed assert traps with a logged message
 //     instead of silently continuing in policy code
@@ -53,6 +58,9 @@ export const SDK_GLOBAL_ALIASES = ['abort=mixer_abort', 'seed=mixer_seed', 'trac
 
 /** Exports every adapter module must have. */
 const REQUIRED_EXPORTS = ['proxy_abi_version_0_2_1', 'proxy_on_memory_allocate', 'malloc', 'proxy_on_context_create', 'memory'];
+
+/** The export that runs the module's top-level code (see --exportStart above). */
+export const INIT_EXPORT = '_initialize';
 
 /** Hints for imports AssemblyScript emits when an adapter uses something the host does not provide. */
 const IMPORT_HINTS: Record<string, string> = {
@@ -152,7 +160,28 @@ export function checkAdapterModule(bytes: Uint8Array): string[] {
   if (missing.length > 0) {
     problems.push(`does not export ${missing.join(', ')}: assembly/index.ts must contain  export * from "wasm-mixer/sdk/exports";`);
   }
+  const hasStartSection = hasSection(bytes, 8);
+  if (hasStartSection) problems.push(`has a wasm start section: build with --exportStart ${INIT_EXPORT} so the host runs initialisation after linking`);
   return problems;
+}
+
+/** Whether a module has a section with this id (8 = start). */
+function hasSection(bytes: Uint8Array, id: number): boolean {
+  let pos = 8;
+  while (pos < bytes.length) {
+    const sid = bytes[pos++]!;
+    let size = 0;
+    let shift = 0;
+    for (;;) {
+      const b = bytes[pos++]!;
+      size |= (b & 0x7f) << shift;
+      if ((b & 0x80) === 0) break;
+      shift += 7;
+    }
+    if (sid === id) return true;
+    pos += size >>> 0;
+  }
+  return false;
 }
 
 /** Compiles one adapter folder to OUT/NAME.wasm. Throws HostError BUILD_FAILED with the compiler's diagnostics. */
@@ -181,6 +210,7 @@ export async function buildAdapter(dir: string, opts: BuildOptions = {}): Promis
     '--outFile', `${name}.wasm`,
     '--baseDir', adapterDir,
     '--runtime', 'incremental',
+    '--exportStart', INIT_EXPORT,
     '--maximumMemory', String(manifest.maxMemoryPages ?? DEFAULT_MAX_MEMORY_PAGES),
     '--path', virtualPackages,
     '--noColors',
