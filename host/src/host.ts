@@ -4,16 +4,16 @@
 import { LogLevel } from './abi/constants.js';
 import type { HeaderPair } from './abi/pairs.js';
 import { HostStream, type ChainEntry } from './chain/chain.js';
-import { resolveModulePath } from './config/load.js';
 import type { MixerConfig, PathMatch, Phase, PluginConfig, PluginMatch } from './config/schema.js';
 import { describeError, HostError } from './errors.js';
 import { createLogger, parseLogLevel, type HostLogger } from './log/logger.js';
 import { defaultBuckets, MetricsRegistry } from './metrics/registry.js';
 import { HttpStream, type StreamInfo } from './plugin/http-stream.js';
 import type { HttpCallTransport } from './plugin/http-call.js';
-import { PluginVm } from './plugin/plugin-vm.js';
+import { DEFAULT_FUEL_PER_CALLBACK, PluginVm } from './plugin/plugin-vm.js';
 import { SharedStore } from './shared/shared-store.js';
-import { compileModule, loadModuleFile, type CompiledModule } from './vm/module.js';
+import { compileModule, type CompiledModule } from './vm/module.js';
+import { readModuleBytes } from './vm/module-source.js';
 
 const PHASE_ORDER: Record<Phase, number> = { AUTHN: 0, AUTHZ: 1, STATS: 2, UNSPECIFIED_PHASE: 3 };
 
@@ -27,6 +27,14 @@ export interface HostOptions {
   httpTransport?: HttpCallTransport;
   /** Pre-loaded modules by plugin url, e.g. bytes compiled in a test. */
   modules?: Record<string, Uint8Array | CompiledModule>;
+}
+
+/** Plugins in chain order: by phase (AUTHN, AUTHZ, STATS, unspecified), then priority (high first), then config order. */
+export function orderPlugins(plugins: readonly PluginConfig[]): PluginConfig[] {
+  return [...plugins]
+    .map((p, i) => ({ p, i }))
+    .sort((a, b) => PHASE_ORDER[a.p.phase ?? 'UNSPECIFIED_PHASE'] - PHASE_ORDER[b.p.phase ?? 'UNSPECIFIED_PHASE'] || (b.p.priority ?? 0) - (a.p.priority ?? 0) || a.i - b.i)
+    .map(({ p }) => p);
 }
 
 export interface LoadedPlugin {
@@ -59,8 +67,9 @@ export class WasmHost {
   private readonly countRequests: (d?: number) => void;
 
   private constructor(
-    readonly config: MixerConfig,
-    private readonly options: HostOptions,
+    /** The config in force; replaced by a successful reload (host/src/reload). */
+    public config: MixerConfig,
+    readonly options: HostOptions,
   ) {
     const buckets = config.metrics?.histogramBuckets ?? {};
     this.metrics = options.metrics ?? new MetricsRegistry((family) => buckets[family] ?? defaultBuckets(family));
@@ -72,10 +81,7 @@ export class WasmHost {
   /** Loads, validates, starts and configures every plugin in the config. Throws a HostError naming the adapter on failure. */
   static async create(config: MixerConfig, options: HostOptions = {}): Promise<WasmHost> {
     const host = new WasmHost(config, options);
-    const ordered = [...(config.plugins ?? [])]
-      .map((p, i) => ({ p, i }))
-      .sort((a, b) => PHASE_ORDER[a.p.phase ?? 'UNSPECIFIED_PHASE'] - PHASE_ORDER[b.p.phase ?? 'UNSPECIFIED_PHASE'] || (b.p.priority ?? 0) - (a.p.priority ?? 0) || a.i - b.i)
-      .map(({ p }) => p);
+    const ordered = orderPlugins(config.plugins ?? []);
     try {
       for (const p of ordered) host.plugins.push(await host.loadPlugin(p));
     } catch (err) {
@@ -85,14 +91,19 @@ export class WasmHost {
     return host;
   }
 
-  private async loadPlugin(p: PluginConfig): Promise<LoadedPlugin> {
+  /** Loads, starts and configures one plugin (also used by reload, with the new config). */
+  async loadPlugin(p: PluginConfig, config: MixerConfig = this.config): Promise<LoadedPlugin> {
     const t0 = performance.now();
     const pre = this.options.modules?.[p.url];
     let compiled: CompiledModule;
+    const limits = { metering: p.limits?.metering, maxMemoryMb: p.limits?.maxMemoryMb };
     try {
-      if (pre instanceof Uint8Array) compiled = compileModule(pre, p.url, p.sha256);
+      if (pre instanceof Uint8Array) compiled = compileModule(pre, p.url, p.sha256, limits);
       else if (pre !== undefined) compiled = pre;
-      else compiled = await loadModuleFile(resolveModulePath(p.url, this.options.baseDir ?? process.cwd()), p.sha256);
+      else {
+        const src = await readModuleBytes(p.url, p.sha256, { baseDir: this.options.baseDir ?? process.cwd(), cacheDir: config.moduleCache?.dir, fetchTimeoutMs: config.moduleCache?.fetchTimeoutMs, plugin: p.name });
+        compiled = compileModule(src.bytes, src.source, p.sha256, limits);
+      }
     } catch (err) {
       if (err instanceof HostError) throw new HostError(err.code, `plugin ${p.name}: ${err.message}`, { ...err.detail, adapter: p.name }, { cause: err });
       throw err;
@@ -100,9 +111,9 @@ export class WasmHost {
     if (compiled.unimplementedImports.length > 0) {
       this.logger.log(LogLevel.Warn, p.name, `module imports functions this host does not implement yet; calls return UNIMPLEMENTED: ${compiled.unimplementedImports.join(', ')}`, { code: 'ABI_UNIMPLEMENTED' });
     }
+    // HTTP call-outs only to the clusters the plugin lists (none by default).
     const clusters: Record<string, string> = {};
-    const granted = p.clusters ?? Object.keys(this.config.clusters ?? {});
-    for (const c of granted) clusters[c] = this.config.clusters![c]!.url;
+    for (const c of p.clusters ?? []) if (config.clusters?.[c]) clusters[c] = config.clusters[c].url;
     const vm = new PluginVm(compiled, {
       name: p.name,
       rootId: p.name,
@@ -110,12 +121,15 @@ export class WasmHost {
       pluginConfig: toBytes(p.pluginConfig),
       vmConfig: toBytes(p.vmConfig?.configuration),
       env: p.vmConfig?.env ?? {},
-      logLevel: parseLogLevel(p.logLevel ?? this.config.logLevel ?? 'info'),
+      logLevel: parseLogLevel(p.logLevel ?? config.logLevel ?? 'info'),
       clusters,
       logger: this.logger,
       metrics: this.metrics,
       shared: this.shared,
       httpTransport: this.options.httpTransport,
+      fuelPerCallback: p.limits?.fuelPerCallback,
+      restart: p.restart,
+      capabilities: p.capabilities,
     });
     try {
       vm.start();
@@ -158,7 +172,15 @@ export class WasmHost {
       failStrategy: p.entry.failStrategy,
       healthy: p.vm.healthy,
       failure: p.vm.failed,
+      lastCrash: p.vm.lastCrash,
+      crashes: p.vm.crashes,
       generation: p.vm.generation,
+      metered: p.module.metered,
+      fuelPerCallback: p.config.limits?.fuelPerCallback ?? DEFAULT_FUEL_PER_CALLBACK,
+      fuelHighWater: p.vm.fuelHighWater,
+      memoryLimitBytes: p.module.memoryPages?.maximum != null ? p.module.memoryPages.maximum * 65536 : null,
+      capabilities: p.config.capabilities ?? 'all',
+      clusters: p.config.clusters ?? [],
       memoryBytes: p.vm.memoryBytes,
       liveStreams: p.vm.liveStreams,
       loadMs: Math.round(p.loadMs * 100) / 100,
