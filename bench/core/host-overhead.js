@@ -1,0 +1,135 @@
+// Issue 2 micro benchmark: the host's cost per request for one adapter that reads a few
+// headers and properties and adds a header, against the same request lifecycle with no
+// adapter (the baseline, measured in the same process and interleaved). Also: load +
+// compile + configure time of one adapter, and memory per VM.
+//
+//   node bench/core/host-overhead.js [--runs 7] [--requests 20000] [--out bench/results/core-host.json]
+//
+// Needs `npm run build` first (dist/ and the SDK). Prints a Markdown table.
+
+import { writeFile, readFile, mkdir } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import os from 'node:os';
+import { WasmHost } from '../../dist/host/src/index.js';
+import { buildAdapter } from '../../dist/host/src/build/build-adapter.js';
+import { median, percentile, spread, round } from './stats.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const arg = (name, def) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : def;
+};
+const RUNS = Number(arg('--runs', 7));
+const REQUESTS = Number(arg('--requests', 20000));
+const OUT = arg('--out', resolve(here, '../results/core-host.json'));
+
+const quiet = { level: 5, log() {} };
+const built = await buildAdapter(resolve(here, '../adapters/attrs'), { outDir: resolve(here, '../.build') });
+const wasm = await readFile(built.wasmPath);
+
+const headers = [
+  ['user-agent', 'curl/8.5.0'],
+  ['accept', '*/*'],
+  ['x-request-id', '2b1f6f3e-5a62-4f3c-9a4e-4c1d3f1f9e11'],
+  ['content-type', 'application/json'],
+  ['authorization', 'Bearer abc.def.ghi'],
+  ['x-forwarded-proto', 'http'],
+];
+const respHeaders = [['content-type', 'application/json'], ['content-length', '12']];
+
+function oneRequest(host) {
+  const s = host.newStream({ method: 'GET', path: '/api/v1/items?id=7', authority: 'example.com', headers: headers.slice(), info: { sourceAddress: '10.0.0.7', sourcePort: 51234 } });
+  const d = s.requestHeaders(true);
+  if (d.action !== 'continue') throw new Error('unexpected decision');
+  s.stream.requestHeadersSent = true;
+  s.responseHeaders(200, respHeaders.slice(), false);
+  s.stream.responseHeadersSent = true;
+  s.finish();
+}
+
+function timeLoop(host, n) {
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) oneRequest(host);
+  return Number(process.hrtime.bigint() - t0) / n; // ns per request
+}
+
+const empty = await WasmHost.create({}, { logger: quiet });
+const withAdapter = await WasmHost.create({ plugins: [{ name: 'attrs', url: 'attrs.wasm' }] }, { logger: quiet, modules: { 'attrs.wasm': wasm } });
+
+// Check that the adapter really acted.
+{
+  const s = withAdapter.newStream({ method: 'GET', path: '/', authority: 'x', headers: headers.slice() });
+  s.requestHeaders(true);
+  if (!s.stream.requestHeaders.some(([k]) => k === 'x-attrs')) throw new Error('adapter did not add its header');
+  s.finish();
+}
+
+// Warm up both (lazy wasm compilation, JIT).
+timeLoop(empty, REQUESTS);
+timeLoop(withAdapter, REQUESTS);
+
+const base = [];
+const adapter = [];
+for (let r = 0; r < RUNS; r++) {
+  // Interleave so machine noise hits both sides alike.
+  base.push(timeLoop(empty, REQUESTS));
+  adapter.push(timeLoop(withAdapter, REQUESTS));
+}
+const added = adapter.map((a, i) => a - base[i]);
+
+// Load + compile + configure, fresh bytes each time so V8 cannot reuse a compiled module.
+const loadMs = [];
+for (let r = 0; r < Math.max(RUNS, 10); r++) {
+  const bytes = new Uint8Array(wasm.length + 12);
+  bytes.set(wasm);
+  // A custom section (id 0) with a unique name: same module, new bytes.
+  bytes.set([0, 10, 9, ...Buffer.from(`nonce${String(r).padStart(4, '0')}`)], wasm.length);
+  const t0 = performance.now();
+  const h = await WasmHost.create({ plugins: [{ name: 'attrs', url: 'a.wasm' }] }, { logger: quiet, modules: { 'a.wasm': bytes } });
+  loadMs.push(performance.now() - t0);
+  h.close();
+}
+
+// Memory per VM: N VMs of the same module, after one request each.
+const N = 200;
+globalThis.gc?.();
+const rss0 = process.memoryUsage().rss;
+const hosts = [];
+for (let i = 0; i < N; i++) {
+  const h = await WasmHost.create({ plugins: [{ name: `a${i}`, url: 'attrs.wasm' }] }, { logger: quiet, modules: { 'attrs.wasm': wasm } });
+  oneRequest(h);
+  hosts.push(h);
+}
+globalThis.gc?.();
+const rssPerVm = (process.memoryUsage().rss - rss0) / N;
+const linear = hosts[0].plugins[0].vm.memoryBytes;
+for (const h of hosts) h.close();
+
+const result = {
+  command: `node --expose-gc bench/core/host-overhead.js --runs ${RUNS} --requests ${REQUESTS}`,
+  date: new Date().toISOString(),
+  machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGiB: round(os.totalmem() / 2 ** 30, 1), node: process.version },
+  adapterBytes: wasm.length,
+  perRequestNs: {
+    baselineNoAdapter: { median: round(median(base)), spread: spread(base).map((x) => round(x)) },
+    withAdapter: { median: round(median(adapter)), spread: spread(adapter).map((x) => round(x)) },
+    addedByAdapter: { median: round(median(added)), p90: round(percentile(added, 90)), spread: spread(added).map((x) => round(x)) },
+    ratio: round(median(adapter) / median(base), 2),
+  },
+  loadCompileConfigureMs: { median: round(median(loadMs), 3), p90: round(percentile(loadMs, 90), 3), spread: spread(loadMs).map((x) => round(x, 3)) },
+  memoryPerVm: { rssKiB: round(rssPerVm / 1024, 1), linearMemoryKiB: linear / 1024, vms: N },
+  targets: { addedPerRequestNs: 2000, loadMs: 10, memoryPerVmKiB: 1024 },
+};
+await mkdir(dirname(OUT), { recursive: true });
+await writeFile(OUT, JSON.stringify(result, null, 2) + '\n');
+const pr = result.perRequestNs;
+console.log(`| measure | median | spread (min–max of ${RUNS} runs) | target |
+|---|---|---|---|
+| request lifecycle, no adapter (baseline) | ${pr.baselineNoAdapter.median} ns | ${pr.baselineNoAdapter.spread.join('–')} ns | |
+| request lifecycle, one adapter | ${pr.withAdapter.median} ns | ${pr.withAdapter.spread.join('–')} ns | |
+| **added by the adapter** | **${pr.addedByAdapter.median} ns** (×${pr.ratio} of baseline) | ${pr.addedByAdapter.spread.join('–')} ns | ≤ 2000 ns |
+| load + compile + configure | ${result.loadCompileConfigureMs.median} ms | ${result.loadCompileConfigureMs.spread.join('–')} ms | ≤ 10 ms |
+| memory per VM (RSS, ${N} VMs) | ${result.memoryPerVm.rssKiB} KiB (linear memory ${result.memoryPerVm.linearMemoryKiB} KiB) | | ≤ 1024 KiB |`);
+empty.close();
+withAdapter.close();

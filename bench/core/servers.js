@@ -1,0 +1,41 @@
+// Processes the proxy comparison starts, one per role so each gets its own event loop:
+//   node bench/core/servers.js upstream PORT
+//   node bench/core/servers.js wasm-mixer PORT UPSTREAM_PORT [ADAPTER.wasm]
+//   node bench/core/servers.js fastify PORT UPSTREAM_PORT
+// Each prints "ready PORT" on stdout when listening.
+import http from 'node:http';
+
+const [role, portArg, upstreamArg, adapter] = process.argv.slice(2);
+const port = Number(portArg);
+const upstream = `http://127.0.0.1:${upstreamArg}`;
+
+if (role === 'upstream') {
+  const body = Buffer.from('{"ok":true}\n');
+  const server = http.createServer({ keepAlive: true }, (req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+      res.end(body);
+    });
+  });
+  server.listen(port, '127.0.0.1', () => console.log(`ready ${server.address().port}`));
+} else if (role === 'wasm-mixer') {
+  const { startProxy } = await import('../../dist/host/src/index.js');
+  const plugins = adapter ? [{ name: 'a', url: adapter }] : [];
+  const proxy = await startProxy(
+    { listen: { address: '127.0.0.1', port }, logLevel: 'error', routes: [{ name: 'r', upstream }], plugins, upstream: { maxSockets: 128 } },
+    { baseDir: process.cwd(), logger: { level: 4, log() {} } },
+  );
+  console.log(`ready ${proxy.port}`);
+} else if (role === 'fastify') {
+  const { default: Fastify } = await import('fastify');
+  const { default: proxy } = await import('@fastify/http-proxy');
+  const app = Fastify({ logger: false });
+  await app.register(proxy, { upstream, http: { agentOptions: { keepAlive: true, maxSockets: 128 } } });
+  await app.listen({ port, host: '127.0.0.1' });
+  console.log(`ready ${app.server.address().port}`);
+} else {
+  console.error(`unknown role ${role}`);
+  process.exit(2);
+}
+process.on('SIGTERM', () => process.exit(0));
