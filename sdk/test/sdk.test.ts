@@ -59,6 +59,15 @@ t.test('report(): full attribute set after the response', async (t) => {
   t.equal(rep.quoted, '"q\\"\\n"');
 });
 
+t.test('plugin_root_id selects among registered adapters, "" is the default', async (t) => {
+  const second = await loadAdapter(wasm, { name: 'second-root' });
+  t.teardown(() => second.close());
+  t.equal((await second.run({ path: '/deny' })).upstream?.headers['x-second'], '1');
+  const dflt = await loadAdapter(wasm, { name: 'anything-else' });
+  t.teardown(() => dflt.close());
+  t.equal((await dflt.run({ path: '/deny' })).status, 418);
+});
+
 t.test('deny with status, body, headers and details', async (t) => {
   const h = await loadAdapter(wasm, { name: 'probe' });
   t.teardown(() => h.close());
