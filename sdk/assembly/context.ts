@@ -142,13 +142,30 @@ export class HttpCallResponse {
 
 // ---- properties with caching -------------------------------------------------------------------
 
+// Encoded two-segment paths of the well-known properties, built once: the
+// attribute getters run on every request and should not allocate a path each time.
+const pathA: string[] = [];
+const pathB: string[] = [];
+const pathBuf: ArrayBuffer[] = [];
+
+function path2(a: string, b: string): ArrayBuffer {
+  for (let i = 0, n = pathA.length; i < n; i++) {
+    if (unchecked(pathA[i]) == a && unchecked(pathB[i]) == b) return unchecked(pathBuf[i]);
+  }
+  let buf = encodePath([a, b]);
+  pathA.push(a);
+  pathB.push(b);
+  pathBuf.push(buf);
+  return buf;
+}
+
 function strProp(a: string, b: string): string {
-  let s = host.getPropertyString(encodePath([a, b]));
+  let s = host.getPropertyString(path2(a, b));
   return s === null ? "" : s;
 }
 
 function intProp(a: string, b: string): i64 {
-  let buf = host.getPropertyBytes(encodePath([a, b]));
+  let buf = host.getPropertyBytes(path2(a, b));
   if (buf === null || buf.byteLength != 8) return 0;
   return load<i64>(changetype<usize>(buf));
 }
