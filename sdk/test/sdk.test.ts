@@ -126,6 +126,25 @@ t.test('HTTP call-out: pause, then allow or deny from the callback', async (t) =
   t.equal(refused.status, 502, 'a call the host refuses returns false');
 });
 
+t.test('onTick, adapter-level call-outs, onQueueReady', async (t) => {
+  const h = await loadAdapter(wasm, {
+    name: 'probe',
+    config: { mode: 'ticker' },
+    vmConfig: { vmId: 'ticker' },
+    clusters: ['authz'],
+    httpCall: async () => ({ headers: [[':status', '200']], body: Buffer.from('tock'), trailers: [] }),
+  });
+  t.teardown(() => h.close());
+  const deadline = Date.now() + 5000;
+  while (text(h.sharedData('ticker', 'tick-call')) === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  t.equal(text(h.sharedData('ticker', 'tick-call')), '200:tock:same', 'call made from onTick answered to the adapter callback');
+  await new Promise((r) => setTimeout(r, 50));
+  t.equal(text(h.sharedData('ticker', 'ticks')), '2', 'setTickPeriod(0) stopped the timer');
+  await h.run({ path: '/q' });
+  while (text(h.sharedData('ticker', 'queue-ready')) === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  t.equal(text(h.sharedData('ticker', 'queue-ready')), 'from /q');
+});
+
 t.test('shared data with CAS, shared queues', async (t) => {
   const h = await loadAdapter(wasm, { name: 'probe', vmConfig: { vmId: 'shared-vm' } });
   t.teardown(() => h.close());
