@@ -19,7 +19,7 @@
 
 import { BufferType, LogLevel, MapType, Status, StreamType } from '../abi/constants.js';
 import { createImports, ProcExit } from '../abi/host-functions.js';
-import { FUEL_EXPORT } from '../vm/metering.js';
+import { FUEL_EXPORT, GROW_REFUSED_EXPORT } from '../vm/metering.js';
 import type { HeaderPair } from '../abi/pairs.js';
 import { describeError, HostError, type HostErrorCode } from '../errors.js';
 import type { HostLogger } from '../log/logger.js';
@@ -32,7 +32,7 @@ import { BodyBuffer, EMPTY, type HttpStream } from './http-stream.js';
 import { getProperty, type PluginFacts, type PropertyValue } from './properties.js';
 import { CallResult, StreamContext, type Direction } from './stream-context.js';
 import { performHttpCall, type HttpCallResult, type HttpCallTransport } from './http-call.js';
-import { defaultForeignFunctions } from './foreign-functions.js';
+import { defaultForeignFunctions, type ForeignFunctionRegistry } from './foreign-functions.js';
 
 export type FailStrategy = 'FAIL_CLOSE' | 'FAIL_OPEN';
 
@@ -96,6 +96,10 @@ export interface PluginVmSettings {
   startFuel?: number;
   /** Capability groups granted; undefined grants all of them. */
   capabilities?: readonly Capability[];
+  /** This host's foreign functions (default: the process-wide defaultForeignFunctions). */
+  foreign?: ForeignFunctionRegistry;
+  /** Called after every guest callback with its wall time in seconds (the adapter call latency histogram). */
+  onGuestCall?: (callback: string, seconds: number) => void;
 }
 
 /** A request's context re-created in a replacement VM; wakes and failures go to the chain's original context. */
@@ -186,6 +190,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
   /** The most fuel one callback used, for sizing the budget. */
   fuelHighWater = 0;
   private fuel: WebAssembly.Global | null = null;
+  private growRefused: WebAssembly.Global | null = null;
   private depth = 0;
   private budget = 0;
   private readonly migrated = new WeakMap<StreamContext, StreamContext>();
@@ -226,6 +231,8 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     this.memory = new GuestMemory(this.exports.memory);
     const fuel = (instance.exports as Record<string, unknown>)[FUEL_EXPORT];
     this.fuel = fuel instanceof WebAssembly.Global ? fuel : null;
+    const refused = (instance.exports as Record<string, unknown>)[GROW_REFUSED_EXPORT];
+    this.growRefused = refused instanceof WebAssembly.Global ? refused : null;
     const perCallback = Math.min(this.settings.fuelPerCallback ?? DEFAULT_FUEL_PER_CALLBACK, MAX_FUEL);
     this.budget = Math.min(this.settings.startFuel ?? perCallback * START_FUEL_FACTOR, MAX_FUEL);
     this.shared = this.settings.shared.forVm(this.vmId);
@@ -490,9 +497,13 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
       return { code: 'VM_BUDGET_EXCEEDED', reason: `exceeded its work budget of ${this.budget} fuel units (limits.fuelPerCallback)` };
     }
     if (err instanceof ProcExit) return { code: 'VM_TRAP', reason: `proc_exit(${err.exitCode})` };
-    const max = this.compiled.memoryPages?.maximum;
-    if (max !== null && max !== undefined && this.memory !== undefined && this.memory.byteLength >= max * 65536) {
-      return { code: 'VM_MEMORY_LIMIT', reason: `trapped with its memory at the cap of ${(max * 65536) / 1048576} MiB (memory.grow was refused; limits.maxMemoryMb): ${describeError(err)}` };
+    const refused = this.growRefused === null ? 0 : (this.growRefused.value as number);
+    if (refused > 0) {
+      const max = this.compiled.memoryPages?.maximum ?? 0;
+      return {
+        code: 'VM_MEMORY_LIMIT',
+        reason: `trapped after memory.grow was refused ${refused} time(s) at the cap of ${(max * 65536) / 1048576} MiB (limits.maxMemoryMb; memory was ${this.memory.byteLength / 1048576} MiB): ${describeError(err)}`,
+      };
     }
     if (err instanceof RangeError && /call stack/i.test(err.message)) return { code: 'VM_TRAP', reason: 'stack overflow (Maximum call stack size exceeded)' };
     return { code: 'VM_TRAP', reason: describeError(err) };
@@ -500,12 +511,16 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
 
   /** Runs a guest callback; a trap fails the VM and returns null. */
   private guard(ctx: Context, phase: Phase, callback: string, fn: () => number | undefined): number | null {
+    const observe = this.settings.onGuestCall;
+    const t0 = observe === undefined ? 0 : performance.now();
     try {
       return this.withContext(ctx, phase, fn) ?? 0;
     } catch (err) {
       if (ctx instanceof StreamContext) this.poisoned.add(ctx instanceof MigratedContext ? ctx.origin : ctx);
       this.crash(callback, err);
       return null;
+    } finally {
+      if (observe !== undefined) observe(callback, (performance.now() - t0) / 1000);
     }
   }
 
@@ -757,7 +772,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
 
   /** proxy_call_foreign_function: bytes for OK, or the status to return (NOT_FOUND for unknown or ungranted names). */
   callForeign(name: string, args: Uint8Array): Uint8Array | Status {
-    return defaultForeignFunctions.call({ adapter: this.name, warn: (m) => this.settings.logger.log(LogLevel.Warn, this.name, m, { code: 'CAPABILITY_DENIED' }) }, name, args);
+    return (this.settings.foreign ?? defaultForeignFunctions).call({ adapter: this.name, warn: (m) => this.settings.logger.log(LogLevel.Warn, this.name, m, { code: 'CAPABILITY_DENIED' }) }, name, args);
   }
 
   /** Starts an HTTP call-out; returns its token, or null for an unknown cluster. */

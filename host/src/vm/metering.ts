@@ -19,7 +19,10 @@
 //
 //   * Memory cap. The memory section's maximum is lowered to the adapter's
 //     limit, so memory.grow past it returns -1 inside the guest (which then
-//     typically aborts = traps) instead of growing the host process.
+//     typically aborts = traps) instead of growing the host process. Every
+//     memory.grow is followed by a check that counts refused grows in the
+//     exported global GROW_REFUSED_EXPORT, so the host can tell a crash at the
+//     cap (VM_MEMORY_LIMIT) from any other trap.
 //
 // Only the code, memory, global and export sections change; every other
 // section (names included, so trap stack traces keep function names) is
@@ -36,6 +39,8 @@ import { HostError } from '../errors.js';
 
 /** The exported mutable i32 global that holds the remaining budget. */
 export const FUEL_EXPORT = '__wasm_mixer_fuel';
+/** The exported mutable i32 global that counts memory.grow calls refused by the cap. */
+export const GROW_REFUSED_EXPORT = '__wasm_mixer_grow_refused';
 
 export interface RewriteOptions {
   /** Insert the fuel counter (default true). */
@@ -244,10 +249,18 @@ interface Charge {
   /** Where the charge goes in the original body (inserted before this byte). */
   at: number;
   cost: number;
+  /** Fixed bytes to insert instead of a fuel charge. */
+  bytes?: number[];
+}
+
+interface Globals {
+  fuel: number | null;
+  /** [scratch, refused counter] when memory.grow is watched. */
+  grow: [number, number] | null;
 }
 
 /** Rewrites one function body (without its size prefix). */
-function meterBody(body: Uint8Array, fuelIdx: number, source: string, funcIndex: number): { bytes: Uint8Array; loops: number } {
+function meterBody(body: Uint8Array, globals: Globals, source: string, funcIndex: number): { bytes: Uint8Array; loops: number } {
   const r = new Reader(body);
   const nLocalGroups = r.u32();
   for (let i = 0; i < nLocalGroups; i++) {
@@ -279,6 +292,11 @@ function meterBody(body: Uint8Array, fuelIdx: number, source: string, funcIndex:
         { file: source, opcode: op, offset: at },
       );
     }
+    if (op === 0x40 && globals.grow !== null) {
+      const [tmp, refused] = globals.grow.map(u32leb) as [number[], number[]];
+      // (stack: result) tmp = result; if (tmp == -1) refused++; push tmp
+      charges.push({ at: r.pos, cost: 0, bytes: [0x24, ...tmp, 0x23, ...tmp, 0x41, 0x7f, 0x46, 0x04, 0x40, 0x23, ...refused, 0x41, 0x01, 0x6a, 0x24, ...refused, 0x0b, 0x23, ...tmp] });
+    }
     if (op === 0x02 || op === 0x04 || op === 0x06 || op === 0x1f) {
       stack.push(owner);
       blockKinds.push(false);
@@ -299,10 +317,11 @@ function meterBody(body: Uint8Array, fuelIdx: number, source: string, funcIndex:
   }
   const parts: Array<Uint8Array | number[]> = [];
   let from = 0;
-  const g = u32leb(fuelIdx);
+  const g = globals.fuel === null ? [] : u32leb(globals.fuel);
   for (const c of charges) {
+    if (c.bytes === undefined && globals.fuel === null) continue;
     parts.push(body.subarray(from, c.at));
-    parts.push([0x23, ...g, 0x41, ...s32leb(Math.max(1, c.cost)), 0x6b, 0x24, ...g, 0x23, ...g, 0x41, 0x00, 0x48, 0x04, 0x40, 0x00, 0x0b]);
+    parts.push(c.bytes ?? [0x23, ...g, 0x41, ...s32leb(Math.max(1, c.cost)), 0x6b, 0x24, ...g, 0x23, ...g, 0x41, 0x00, 0x48, 0x04, 0x40, 0x00, 0x0b]);
     from = c.at;
   }
   parts.push(body.subarray(from));
@@ -361,7 +380,24 @@ export function rewriteModule(bytes: Uint8Array, opts: RewriteOptions): RewriteR
       definedGlobals = new Reader(s.content).u32();
     }
   }
-  const fuelIdx = importedGlobals + definedGlobals;
+  // New globals go after all existing ones: fuel, then the grow scratch and counter.
+  const watchGrow = opts.maxMemoryPages !== undefined;
+  const added: Uint8Array[] = [];
+  const exportsAdded: Uint8Array[] = [];
+  let next = importedGlobals + definedGlobals;
+  const globals: Globals = { fuel: null, grow: null };
+  if (opts.fuel) {
+    globals.fuel = next++;
+    added.push(MUT_I32_GLOBAL);
+    exportsAdded.push(globalExport(FUEL_EXPORT, globals.fuel));
+  }
+  if (watchGrow) {
+    globals.grow = [next, next + 1];
+    next += 2;
+    added.push(MUT_I32_GLOBAL, MUT_I32_GLOBAL);
+    exportsAdded.push(globalExport(GROW_REFUSED_EXPORT, globals.grow[1]));
+  }
+  const rewriteCode = opts.fuel || watchGrow;
 
   const out: Array<{ id: number; content: Uint8Array }> = [];
   for (const s of sections) {
@@ -396,15 +432,15 @@ export function rewriteModule(bytes: Uint8Array, opts: RewriteOptions): RewriteR
         memory = { initial, maximum: flags & 1 ? sr.u32() : null };
       }
       out.push(s);
-    } else if (s.id === 6 && opts.fuel) {
+    } else if (s.id === 6 && added.length > 0) {
       const sr = new Reader(s.content);
       const n = sr.u32();
-      out.push({ id: 6, content: concat([u32leb(n + 1), s.content.subarray(sr.pos), FUEL_GLOBAL]) });
-    } else if (s.id === 7 && opts.fuel) {
+      out.push({ id: 6, content: concat([u32leb(n + added.length), s.content.subarray(sr.pos), ...added]) });
+    } else if (s.id === 7 && exportsAdded.length > 0) {
       const sr = new Reader(s.content);
       const n = sr.u32();
-      out.push({ id: 7, content: concat([u32leb(n + 1), s.content.subarray(sr.pos), fuelExport(fuelIdx)]) });
-    } else if (s.id === 10 && opts.fuel) {
+      out.push({ id: 7, content: concat([u32leb(n + exportsAdded.length), s.content.subarray(sr.pos), ...exportsAdded]) });
+    } else if (s.id === 10 && rewriteCode) {
       const sr = new Reader(s.content);
       const n = sr.u32();
       const bodies: Uint8Array[] = [new Uint8Array(u32leb(n))];
@@ -412,9 +448,9 @@ export function rewriteModule(bytes: Uint8Array, opts: RewriteOptions): RewriteR
         const size = sr.u32();
         const body = s.content.subarray(sr.pos, sr.pos + size);
         sr.skip(size);
-        const m = meterBody(body, fuelIdx, opts.source, i);
+        const m = meterBody(body, globals, opts.source, i);
         loops += m.loops;
-        functions++;
+        if (opts.fuel) functions++;
         bodies.push(new Uint8Array(u32leb(m.bytes.length)), m.bytes);
       }
       out.push({ id: 10, content: concat(bodies) });
@@ -422,19 +458,17 @@ export function rewriteModule(bytes: Uint8Array, opts: RewriteOptions): RewriteR
       out.push(s);
     }
   }
-  if (opts.fuel) {
-    if (!out.some((s) => s.id === 6)) insertSection(out, { id: 6, content: concat([[1], FUEL_GLOBAL]) });
-    if (!out.some((s) => s.id === 7)) insertSection(out, { id: 7, content: concat([[1], fuelExport(fuelIdx)]) });
-  }
+  if (added.length > 0 && !out.some((s) => s.id === 6)) insertSection(out, { id: 6, content: concat([[added.length], ...added]) });
+  if (exportsAdded.length > 0 && !out.some((s) => s.id === 7)) insertSection(out, { id: 7, content: concat([[exportsAdded.length], ...exportsAdded]) });
   const result = concat([bytes.subarray(0, 8), ...out.map((s) => section(s.id, s.content))]);
   return { bytes: result, functions, loops, memory };
 }
 
 /** (global (mut i32) (i32.const 0)) */
-const FUEL_GLOBAL = new Uint8Array([0x7f, 0x01, 0x41, 0x00, 0x0b]);
+const MUT_I32_GLOBAL = new Uint8Array([0x7f, 0x01, 0x41, 0x00, 0x0b]);
 
-function fuelExport(idx: number): Uint8Array {
-  const name = new TextEncoder().encode(FUEL_EXPORT);
+function globalExport(exportName: string, idx: number): Uint8Array {
+  const name = new TextEncoder().encode(exportName);
   return concat([u32leb(name.length), name, [0x03], u32leb(idx)]);
 }
 
