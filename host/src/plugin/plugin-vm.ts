@@ -228,6 +228,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
       throw new HostError('VM_START_FAILED', `adapter ${this.name} (${this.compiled.source}) failed to instantiate: ${describeError(err)}`, { adapter: this.name, file: this.compiled.source }, { cause: err });
     }
     this.exports = instance.exports as unknown as Exports;
+    this.optionalCallbacks = null;
     this.memory = new GuestMemory(this.exports.memory);
     const fuel = (instance.exports as Record<string, unknown>)[FUEL_EXPORT];
     this.fuel = fuel instanceof WebAssembly.Global ? fuel : null;
@@ -336,8 +337,20 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     return this.exports[exportName] !== undefined;
   }
 
+  /** Which optional callbacks the module exports, looked up once per instance (the chain asks on every request). */
+  private optionalCallbacks: Record<OptionalCallback, boolean> | null = null;
+
   implements(callback: OptionalCallback): boolean {
-    return this.has(`proxy_on_${callback}`);
+    let o = this.optionalCallbacks;
+    if (o === null) {
+      o = this.optionalCallbacks = {
+        request_body: this.has('proxy_on_request_body'),
+        response_body: this.has('proxy_on_response_body'),
+        request_trailers: this.has('proxy_on_request_trailers'),
+        response_trailers: this.has('proxy_on_response_trailers'),
+      };
+    }
+    return o[callback];
   }
 
   get logger(): HostLogger {

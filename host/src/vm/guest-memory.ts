@@ -3,6 +3,10 @@
 
 const decoder = new TextDecoder('utf-8');
 
+/** A direct-mapped cache of short decoded strings, shared by all VMs (collisions just overwrite). */
+const INTERN_SLOTS = 1024;
+const internCache: Array<string | undefined> = new Array(INTERN_SLOTS);
+
 export class GuestMemory {
   private u8: Uint8Array;
   private dv: DataView;
@@ -64,9 +68,34 @@ export class GuestMemory {
           break;
         }
       }
-      if (ascii) return this.buf.toString('latin1', v.byteOffset, v.byteOffset + v.length);
+      if (ascii) return v.length <= 32 ? this.interned(v) : this.buf.toString('latin1', v.byteOffset, v.byteOffset + v.length);
     }
     return decoder.decode(v);
+  }
+
+  /**
+   * Short ASCII strings (header names, property paths) repeat on every request: keep
+   * the decoded string for each distinct byte sequence, found by an FNV-1a hash and
+   * checked byte for byte, so no string is built on a hit.
+   */
+  private interned(v: Uint8Array): string {
+    let h = 0x811c9dc5;
+    for (let i = 0; i < v.length; i++) h = Math.imul(h ^ v[i]!, 0x01000193);
+    const slot = (h >>> 0) & (INTERN_SLOTS - 1);
+    const hit = internCache[slot];
+    if (hit !== undefined && hit.length === v.length) {
+      let same = true;
+      for (let i = 0; i < v.length; i++) {
+        if (hit.charCodeAt(i) !== v[i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return hit;
+    }
+    const s = this.buf.toString('latin1', v.byteOffset, v.byteOffset + v.length);
+    internCache[slot] = s;
+    return s;
   }
 
   /** Writes an ASCII-only string at ptr (one byte per char); false when it does not fit. */
