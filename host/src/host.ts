@@ -7,7 +7,9 @@ import { HostStream, type ChainEntry } from './chain/chain.js';
 import type { MixerConfig, PathMatch, Phase, PluginConfig, PluginMatch } from './config/schema.js';
 import { describeError, HostError } from './errors.js';
 import { createLogger, parseLogLevel, type HostLogger } from './log/logger.js';
-import { defaultBuckets, MetricsRegistry } from './metrics/registry.js';
+import { MetricsRegistry } from './metrics/registry.js';
+import type { AccessLogSink } from './log/access-log.js';
+import { Telemetry } from './telemetry/index.js';
 import { HttpStream, type StreamInfo } from './plugin/http-stream.js';
 import type { HttpCallTransport } from './plugin/http-call.js';
 import { DEFAULT_FUEL_PER_CALLBACK, PluginVm } from './plugin/plugin-vm.js';
@@ -27,6 +29,8 @@ export interface HostOptions {
   httpTransport?: HttpCallTransport;
   /** Pre-loaded modules by plugin url, e.g. bytes compiled in a test. */
   modules?: Record<string, Uint8Array | CompiledModule>;
+  /** Access-log sinks to use instead of the configured ones (accessLog.sinks). */
+  accessLogSinks?: AccessLogSink[];
 }
 
 /** Plugins in chain order: by phase (AUTHN, AUTHZ, STATS, unspecified), then priority (high first), then config order. */
@@ -64,6 +68,8 @@ export class WasmHost {
   readonly metrics: MetricsRegistry;
   readonly logger: HostLogger;
   readonly shared: SharedStore;
+  /** Access-log sinks, OTLP export, telemetry foreign functions, adapter call latency. */
+  readonly telemetry: Telemetry;
   private readonly countRequests: (d?: number) => void;
 
   private constructor(
@@ -71,9 +77,9 @@ export class WasmHost {
     public config: MixerConfig,
     readonly options: HostOptions,
   ) {
-    const buckets = config.metrics?.histogramBuckets ?? {};
-    this.metrics = options.metrics ?? new MetricsRegistry((family) => buckets[family] ?? defaultBuckets(family));
+    this.metrics = options.metrics ?? new MetricsRegistry({ buckets: config.metrics?.histogramBuckets, maxSeriesPerMetric: config.metrics?.maxSeriesPerMetric });
     this.logger = options.logger ?? createLogger(parseLogLevel(config.logLevel ?? 'info'));
+    this.telemetry = new Telemetry(config, this.metrics, this.logger, { baseDir: options.baseDir, accessLogSinks: options.accessLogSinks });
     this.shared = options.shared ?? new SharedStore();
     this.countRequests = this.metrics.counter('wasm_mixer_host_streams_total', 'Requests run through the adapter chain.');
   }
@@ -130,6 +136,8 @@ export class WasmHost {
       fuelPerCallback: p.limits?.fuelPerCallback,
       restart: p.restart,
       capabilities: p.capabilities,
+      foreign: this.telemetry.foreign,
+      onGuestCall: this.telemetry.callObserver(p.name),
     });
     try {
       vm.start();
@@ -139,6 +147,7 @@ export class WasmHost {
     }
     const loadMs = performance.now() - t0;
     this.logger.log(LogLevel.Info, p.name, `adapter loaded from ${compiled.source} (ABI ${compiled.abiVersion}, ${compiled.bytes} bytes, ${loadMs.toFixed(1)} ms)`);
+    this.metrics.counter('wasm_mixer_vm_restarts_total', 'VM restarts after an adapter crash.', { adapter: p.name }); // exposed at 0 from the start
     const entry: ChainEntry = { name: p.name, adapter: vm, failStrategy: p.failStrategy ?? 'FAIL_CLOSE', pauseTimeoutMs: p.timeoutMs ?? 10_000 };
     return { config: p, vm, entry, module: compiled, loadMs };
   }
@@ -187,8 +196,10 @@ export class WasmHost {
     }));
   }
 
-  close(): void {
+  /** Stops every VM at once; the promise settles when access logs are flushed and the last OTLP export is done. */
+  close(): Promise<void> {
     for (const p of this.plugins) p.vm.stop();
+    return this.telemetry.close();
   }
 }
 

@@ -68,6 +68,38 @@ export interface AdminConfig extends ListenConfig {
   allowRemoteReload?: boolean;
 }
 
+export interface AccessLogSinkConfig {
+  type: 'stdout' | 'stderr' | 'file' | 'otlp';
+  /** Label in the access-log metrics (default: the type). */
+  name?: string;
+  /** Only entries with these log names (the logging adapter's log_name); all when absent. */
+  logNames?: string[];
+  /** stdout, stderr, file: memory for entries waiting to be written; more are dropped and counted. */
+  bufferBytes?: number;
+  /** file: path (relative to the config file). */
+  path?: string;
+  /** file: rotate before the file would grow past this (default 100 MiB). */
+  maxBytes?: number;
+  /** file: rotated files kept, PATH.1 … PATH.N (default 5). */
+  maxFiles?: number;
+  /** otlp: full logs URL (default: otlp.endpoint + /v1/logs). */
+  endpoint?: string;
+  /** otlp: export period (default 1000 ms), entries per request (default 512), entries kept while the collector lags (default 8192). */
+  intervalMs?: number;
+  maxBatch?: number;
+  maxQueue?: number;
+}
+
+export interface OtlpConfig {
+  /** OTLP/HTTP base URL; /v1/metrics and /v1/logs are appended (default http://127.0.0.1:4318). */
+  endpoint?: string;
+  headers?: Record<string, string>;
+  timeoutMs?: number;
+  /** Resource attributes; service.name defaults to wasm-mixer. */
+  resource?: Record<string, string>;
+  metrics?: { enabled?: boolean; intervalMs?: number };
+}
+
 export interface MixerConfig {
   listen?: ListenConfig;
   admin?: AdminConfig;
@@ -77,8 +109,12 @@ export interface MixerConfig {
   clusters?: Record<string, ClusterConfig>;
   /** Upstream connection pool. */
   upstream?: { maxSockets?: number; keepAliveMs?: number };
-  /** Histogram bucket overrides by metric family name. */
-  metrics?: { histogramBuckets?: Record<string, number[]> };
+  /** Histogram bucket overrides by metric family name; the series cap per family (default 2000). */
+  metrics?: { histogramBuckets?: Record<string, number[]>; maxSeriesPerMetric?: number };
+  /** Where access-log entries from logging adapters go (default: stdout). See host/src/log/access-log.ts. */
+  accessLog?: { sinks?: AccessLogSinkConfig[] };
+  /** OpenTelemetry export over OTLP/HTTP: metrics (unless metrics.enabled is false) and, with an `otlp` access-log sink, logs. */
+  otlp?: OtlpConfig;
   /** Where modules fetched from http(s) URLs are cached (by sha256). */
   moduleCache?: { dir?: string; fetchTimeoutMs?: number };
   /** Hot reload of adapters: watch the config and module files, and how long old VMs may finish in-flight requests. */
@@ -226,6 +262,51 @@ export const CONFIG_SCHEMA = {
       additionalProperties: false,
       properties: {
         histogramBuckets: { type: 'object', additionalProperties: { type: 'array', items: { type: 'number' }, minItems: 1 } },
+        maxSeriesPerMetric: { type: 'integer', minimum: 1 },
+      },
+    },
+    accessLog: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        sinks: {
+          type: 'array',
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['type'],
+            properties: {
+              type: { enum: ['stdout', 'stderr', 'file', 'otlp'] },
+              name: { type: 'string', pattern: '^[A-Za-z0-9_.:-]+$' },
+              logNames: { type: 'array', items: { type: 'string', minLength: 1 } },
+              bufferBytes: { type: 'integer', minimum: 1024 },
+              path: { type: 'string', minLength: 1 },
+              maxBytes: { type: 'integer', minimum: 1024 },
+              maxFiles: { type: 'integer', minimum: 0, maximum: 1000 },
+              endpoint: { type: 'string', pattern: '^https?://' },
+              intervalMs: { type: 'integer', minimum: 10 },
+              maxBatch: { type: 'integer', minimum: 1 },
+              maxQueue: { type: 'integer', minimum: 1 },
+            },
+            if: { properties: { type: { const: 'file' } } },
+            then: { required: ['path'] },
+          },
+        },
+      },
+    },
+    otlp: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        endpoint: { type: 'string', pattern: '^https?://' },
+        headers: { type: 'object', additionalProperties: { type: 'string' } },
+        timeoutMs: { type: 'integer', minimum: 1 },
+        resource: { type: 'object', additionalProperties: { type: 'string' } },
+        metrics: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { enabled: { type: 'boolean' }, intervalMs: { type: 'integer', minimum: 100 } },
+        },
       },
     },
   },

@@ -4,6 +4,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { WasmHost } from '../host.js';
+import { serveMetrics } from '../metrics/exposition.js';
 
 export interface AdminServer {
   readonly address: string;
@@ -33,14 +34,10 @@ export async function startAdmin(
         res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'LIVE\n' : 'NOT READY\n');
         return;
       }
-      case '/metrics': {
-        const om = (req.headers.accept ?? '').includes('application/openmetrics-text');
-        res.writeHead(200, {
-          'content-type': om ? 'application/openmetrics-text; version=1.0.0; charset=utf-8' : 'text/plain; version=0.0.4; charset=utf-8',
-        });
-        res.end(host.metrics.render(om));
+      case '/metrics':
+        // text 0.0.4 or OpenMetrics by Accept (q-values), gzip when accepted
+        serveMetrics(req, res, host.metrics);
         return;
-      }
       case '/adapters':
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(host.describe(), null, 2) + '\n');
         return;

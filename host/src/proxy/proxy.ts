@@ -14,6 +14,9 @@ import { describeError } from '../errors.js';
 import { WasmHost, type HostOptions } from '../host.js';
 import { EMPTY } from '../plugin/http-stream.js';
 import { startAdmin } from './admin.js';
+import { loadConfigFile } from '../config/load.js';
+import { reloadHost, type ReloadResult } from '../reload/reloader.js';
+import { watchFiles, type FileWatcher } from '../reload/watch.js';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection']);
 
@@ -23,6 +26,8 @@ export interface ProxyOptions extends HostOptions {
   adminPort?: number;
   /** How long shutdown waits for in-flight requests. */
   drainMs?: number;
+  /** The config file that reload (SIGHUP, admin POST /reload, file watch) re-reads; without it reload re-reads the modules only. */
+  configFile?: string;
 }
 
 export interface RunningProxy {
@@ -32,6 +37,12 @@ export interface RunningProxy {
   readonly server: http.Server;
   /** Stops accepting, drains in-flight requests (up to drainMs), then closes everything. */
   close(): Promise<void>;
+  /**
+   * Reloads adapters (and routes) from `config`, else from the config file, else
+   * re-reads the current modules. Requests in flight finish on the old VMs.
+   * Rejects with RELOAD_FAILED, and then the old config keeps serving.
+   */
+  reload(opts?: { config?: MixerConfig; reason?: string }): Promise<ReloadResult>;
 }
 
 interface Route {
@@ -43,12 +54,13 @@ interface Route {
 
 export async function startProxy(config: MixerConfig, options: ProxyOptions = {}): Promise<RunningProxy> {
   const host = await WasmHost.create(config, options);
-  const routes: Route[] = (config.routes ?? []).map((r) => ({
+  const buildRoutes = (c: MixerConfig): Route[] => (c.routes ?? []).map((r) => ({
     config: r,
     url: new URL(r.upstream),
     prefix: r.match?.prefix ?? '/',
     hosts: r.match?.hosts ?? null,
   }));
+  let routes = buildRoutes(config);
   const agent = new http.Agent({ keepAlive: true, maxSockets: config.upstream?.maxSockets ?? 256, keepAliveMsecs: config.upstream?.keepAliveMs ?? 1000 });
   const countResponse = new Map<string, () => void>();
   const responses = (route: string, code: number) => {
@@ -147,6 +159,7 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
         return;
       }
       stream.stream.responseHeadersSent = true;
+      if (info.responseCodeDetails === '') info.responseCodeDetails = r.details; // proxy-made replies (adapter replies set it in the chain)
       const hs: Record<string, string | string[]> = {};
       for (const [k, v] of r.headers) addHeader(hs, k, v);
       hs['content-length'] = String(r.body.length);
@@ -255,6 +268,7 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
 
     up.on('response', (ures) => {
       info.upstreamFirstByteMono = process.hrtime.bigint();
+      if (info.responseCodeDetails === '') info.responseCodeDetails = 'via_upstream'; // as Envoy reports it
       const headers: HeaderPair[] = [];
       for (let i = 0; i < ures.rawHeaders.length; i += 2) {
         const k = ures.rawHeaders[i]!.toLowerCase();
@@ -303,8 +317,36 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
     server.listen(options.port ?? config.listen?.port ?? 8080, listenAddr, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
+
+  let watcher: FileWatcher | null = null;
+  const reload = async (opts: { config?: MixerConfig; reason?: string } = {}): Promise<ReloadResult> => {
+    let next = opts.config;
+    if (next === undefined && options.configFile !== undefined) {
+      try {
+        next = (await loadConfigFile(options.configFile)).config;
+      } catch (err) {
+        return reloadHost(host, Promise.reject(err) as never, { reason: opts.reason }).catch((e) => {
+          throw e;
+        });
+      }
+    }
+    const result = await reloadHost(host, next ?? host.config, { reason: opts.reason });
+    routes = buildRoutes(host.config);
+    watcher?.update(host.config);
+    return result;
+  };
+  if (config.reload?.watch) {
+    watcher = watchFiles(options.configFile ?? null, config, options.baseDir ?? process.cwd(), config.reload.debounceMs ?? 300, (file) => {
+      reload({ reason: `file change: ${file}` }).catch(() => {}); // logged by the reloader
+    });
+  }
   const admin = config.admin || options.adminPort !== undefined
-    ? await startAdmin(host, { address: config.admin?.address ?? '127.0.0.1', port: options.adminPort ?? config.admin?.port ?? 9901, allowRemote: config.admin?.allowRemote ?? false }, () => !draining)
+    ? await startAdmin(
+        host,
+        { address: config.admin?.address ?? '127.0.0.1', port: options.adminPort ?? config.admin?.port ?? 9901, allowRemote: config.admin?.allowRemote ?? false, allowRemoteReload: config.admin?.allowRemoteReload ?? false },
+        () => !draining,
+        (reason) => reload({ reason }),
+      )
     : null;
   host.logger.log(LogLevel.Info, 'proxy', `listening on ${listenAddr}:${port}${admin ? `, admin on ${admin.address}:${admin.port}` : ''}; ${host.plugins.length} adapter(s): ${host.plugins.map((p) => p.config.name).join(', ') || 'none'}`);
 
@@ -313,8 +355,10 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
     port,
     adminPort: admin?.port ?? null,
     server,
+    reload,
     async close() {
       draining = true;
+      watcher?.close();
       server.close();
       server.closeIdleConnections();
       if (inFlight > 0) {
@@ -326,7 +370,7 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
       server.closeAllConnections();
       await admin?.close();
       agent.destroy();
-      host.close();
+      await host.close(); // flushes access logs, last OTLP export
     },
   };
 }
