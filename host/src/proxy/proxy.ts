@@ -320,17 +320,9 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
 
   let watcher: FileWatcher | null = null;
   const reload = async (opts: { config?: MixerConfig; reason?: string } = {}): Promise<ReloadResult> => {
-    let next = opts.config;
-    if (next === undefined && options.configFile !== undefined) {
-      try {
-        next = (await loadConfigFile(options.configFile)).config;
-      } catch (err) {
-        return reloadHost(host, Promise.reject(err) as never, { reason: opts.reason }).catch((e) => {
-          throw e;
-        });
-      }
-    }
-    const result = await reloadHost(host, next ?? host.config, { reason: opts.reason });
+    const file = options.configFile;
+    const source = opts.config ?? (file !== undefined ? async () => (await loadConfigFile(file)).config : host.config);
+    const result = await reloadHost(host, source, { reason: opts.reason });
     routes = buildRoutes(host.config);
     watcher?.update(host.config);
     return result;

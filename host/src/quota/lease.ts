@@ -324,10 +324,29 @@ export function redisLeaseCall(req: HttpCallRequest): Promise<HttpCallResult> {
     const timer = setTimeout(() => finish(() => reject(new Error(`quota lease timed out after ${req.timeoutMs} ms`))), Math.max(1, req.timeoutMs));
     const onAbort = () => finish(() => reject(new Error('quota lease aborted')));
     req.signal.addEventListener('abort', onAbort);
-    answerLease(client, pseudo(':method'), pseudo(':path'), req.body).then(
-      (r) => finish(() => resolve(r)),
-      (err) => finish(() => reject(err)),
-    );
+    const send = () => {
+      if (settled) return;
+      answerLease(client, pseudo(':method'), pseudo(':path'), req.body).then(
+        (r) => finish(() => resolve(r)),
+        (err) => finish(() => reject(err)),
+      );
+    };
+    // A connection being set up (the first lease after start, or a reconnect attempt
+    // in progress) is waited for within the deadline; a client between reconnect
+    // attempts (Redis down) fails at once.
+    const st = client.status;
+    if (st === 'wait' || st === 'connecting' || st === 'connect') {
+      const onReady = () => {
+        client.off('ready', onReady);
+        client.off('close', onReady);
+        send();
+      };
+      client.on('ready', onReady);
+      client.on('close', onReady);
+      if (st === 'wait') client.connect().catch(() => {});
+    } else {
+      send();
+    }
   });
 }
 

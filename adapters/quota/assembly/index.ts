@@ -1,0 +1,772 @@
+// quota: rate limits for wasm-mixer (fixed window, sliding window, token bucket),
+// local to one proxy (exact, in host shared data) or global across proxies
+// (token leases from Redis through the host's call-out transport).
+// See adapters/quota/README.md for the configuration and the design.
+
+import {
+  Adapter, Config, Decision, Headers, HttpCallResponse, Report, Request, SharedData,
+  getStringProperty, log, now, quoteJSON, raw, register,
+} from "wasm-mixer/sdk";
+import { Algo, HeaderStyle, LimitSpec, OnError, Params, QuotaSpec, Source, Src, algoName, parseSpec } from "./spec";
+import { Out, Slot, commit, decideLocal, readRec, refund } from "./local";
+import { Rec, headerSeconds, keyPart, pathSegments, stripPort, urlPath } from "./util";
+export * from "wasm-mixer/sdk/exports";
+
+// Pool record (global limits), one per key in shared data: tokens leased from
+// Redis and not yet spent by this proxy, and what the last lease said.
+const P_PERIOD = 0; // window (fixed) or bucket (sliding) index the tokens belong to
+const P_TOKENS = 1;
+const P_EXPIRES = 2; // ms: tokens are void from then on
+const P_EXHAUSTED = 3; // ms: the shared budget is spent until then (local over-limit cache)
+const P_LIMIT = 4; // the limit the exhaustion was observed under
+const P_REMAINING = 5; // budget left in Redis after the last lease
+const P_SIZE = 6; // adaptive lease size
+const P_LAST = 7; // ms of the last lease
+const P_INFLIGHT = 8; // ms: some VM has a lease in flight until then
+const POOL_SLOTS = 9;
+
+// Circuit record per cluster: [downUntil ms, consecutive failures].
+const CIRCUIT_SLOTS = 2;
+
+const LEASE_PATH = "/quota/v1/lease";
+const MAX_COMMIT_ATTEMPTS = 4;
+
+function nowMs(): i64 {
+  return now() / 1000000;
+}
+
+/** A lease in flight (by call token). */
+class LeaseCtx {
+  constructor(
+    public poolKey: string,
+    public slot: Slot,
+    public period: i64,
+    public end: i64,
+    public want: i64,
+    public need: i64,
+  ) {}
+}
+
+/** Per-VM bookkeeping for one pool key. */
+class PoolLocal {
+  inflight: bool = false;
+  waiters: u32[] = [];
+}
+
+/** A request held until a lease answers. */
+class Waiter {
+  constructor(public req: Request, public slots: Slot[], public deadline: i64) {}
+}
+
+function onLease(a: Adapter, resp: HttpCallResponse): void {
+  (<Quota>a).leaseAnswered(resp);
+}
+
+class Quota extends Adapter {
+  spec: QuotaSpec = new QuotaSpec();
+  leases: Map<u32, LeaseCtx> = new Map<u32, LeaseCtx>();
+  pools: Map<string, PoolLocal> = new Map<string, PoolLocal>();
+  waiters: Map<u32, Waiter> = new Map<u32, Waiter>();
+  lastWarn: i64 = 0;
+
+  configure(c: Config): string | null {
+    this.spec = parseSpec(c);
+    return c.error;
+  }
+
+  check(req: Request): Decision {
+    let slots = this.plan(req);
+    if (slots.length == 0) return Decision.allow();
+    return this.evaluate(req, slots, nowMs(), null);
+  }
+
+  report(r: Report): void {
+    // A request that ended (e.g. the client went away) while it waited for a lease.
+    if (this.waiters.has(r.contextId)) this.waiters.delete(r.contextId);
+  }
+
+  // ---- which limits apply, with which key, parameters and cost ---------------------------------
+
+  plan(req: Request): Slot[] {
+    let out: Slot[] = [];
+    let limits = this.spec.limits;
+    for (let i = 0, n = limits.length; i < n; i++) {
+      let l = unchecked(limits[i]);
+      if (!this.matches(l, req)) continue;
+      let key = this.spec.domain + ":" + l.name;
+      let values: string[] = [];
+      let skip = false;
+      for (let j = 0, d = l.dims.length; j < d; j++) {
+        let v = dimension(req, unchecked(l.dims[j]));
+        if (v === null || v.length == 0) {
+          if (!l.missingShared) {
+            skip = true;
+            break;
+          }
+          values.push("");
+          key += ":%"; // cannot collide: keyPart encodes a real "%" as %25
+        } else {
+          values.push(v);
+          key += ":" + keyPart(v);
+        }
+      }
+      if (skip) {
+        l.m.unkeyed.inc();
+        continue;
+      }
+      let params = effectiveParams(l, values);
+      if (params.unlimited) continue;
+      let cost = costOf(l, req);
+      if (cost <= 0) continue;
+      out.push(new Slot(l, params, key, cost));
+    }
+    return out;
+  }
+
+  matches(l: LimitSpec, req: Request): bool {
+    if (l.matchMethods.length > 0 && !l.matchMethods.includes(req.method)) return false;
+    if (l.matchPrefixes.length > 0) {
+      let p = urlPath(req.path);
+      let any = false;
+      for (let i = 0; i < l.matchPrefixes.length; i++) {
+        if (p.startsWith(unchecked(l.matchPrefixes[i]))) {
+          any = true;
+          break;
+        }
+      }
+      if (!any) return false;
+    }
+    if (l.matchHosts.length > 0) {
+      let h = stripPort(req.host);
+      let any = false;
+      for (let i = 0; i < l.matchHosts.length; i++) {
+        let m = unchecked(l.matchHosts[i]);
+        if (m == h || m == "*" || (m.startsWith("*.") && h.endsWith(m.substring(1)))) {
+          any = true;
+          break;
+        }
+      }
+      if (!any) return false;
+    }
+    return true;
+  }
+
+  // ---- the decision -----------------------------------------------------------------------------
+
+  /**
+   * Decides every limit for a request, then charges all of them or none: a
+   * request denied by one limit is not counted against the others. Returns
+   * allow, deny, or pause (waiting for a lease; resumed from leaseAnswered).
+   */
+  evaluate(req: Request, slots: Slot[], t: i64, waiter: Waiter | null): Decision {
+    let fresh = waiter === null;
+    for (let attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
+      for (let i = 0; i < slots.length; i++) {
+        let s = unchecked(slots[i]);
+        s.reset();
+        this.decide(s, t, waiter);
+      }
+
+      // 1. over limit: deny with the headers of the limit that denies longest
+      let denier: Slot | null = null;
+      for (let i = 0; i < slots.length; i++) {
+        let s = unchecked(slots[i]);
+        if (s.out != Out.Over) continue;
+        if (s.spec.shadow) continue;
+        if (denier === null || s.retryMs > denier.retryMs) denier = s;
+      }
+      if (denier !== null) {
+        for (let i = 0; i < slots.length; i++) {
+          let s = unchecked(slots[i]);
+          if (s.out != Out.Over) continue;
+          if (s.spec.shadow) s.spec.m.shadowOver.inc();
+          else {
+            s.spec.m.over.inc();
+            if (s.cached) s.spec.m.cachedOver.inc();
+            if (s.viaFallback) s.spec.m.fallback.inc();
+          }
+        }
+        this.forget(req, waiter);
+        return this.denyOver(denier);
+      }
+
+      // 2. backend down and the limit fails closed
+      for (let i = 0; i < slots.length; i++) {
+        let s = unchecked(slots[i]);
+        if (s.out == Out.FailClosed && !s.spec.shadow) {
+          s.spec.m.failedClosed.inc();
+          this.forget(req, waiter);
+          let h = new Headers();
+          h.add("content-type", "application/json");
+          if (s.retryMs > 0) h.add("retry-after", headerSeconds(s.retryMs));
+          return Decision.deny(s.spec.global!.errorStatus,
+            "{\"error\":\"rate limit service unavailable\",\"limit\":" + quoteJSON(s.spec.name) + "}", h)
+            .withDetails("quota_backend_unavailable");
+        }
+      }
+
+      // 3. a global limit needs a lease: hold the request (shadow limits never hold it)
+      let waiting = false;
+      let refused = false;
+      for (let i = 0; i < slots.length; i++) {
+        let s = unchecked(slots[i]);
+        if (s.out != Out.Wait) continue;
+        if (!this.ensureLease(s, t)) {
+          refused = true;
+          continue;
+        }
+        if (s.spec.shadow) continue;
+        if (!waiting) {
+          waiting = true;
+          if (waiter === null) {
+            waiter = new Waiter(req, slots, t + this.deadlineFor(slots));
+            this.waiters.set(req.contextId, waiter);
+          }
+        }
+        if (waiter !== null) {
+          let pl = this.poolLocal("g:" + s.dimKey);
+          if (!pl.waiters.includes(req.contextId)) pl.waiters.push(req.contextId);
+        }
+        if (fresh) s.spec.m.waits.inc();
+      }
+      if (refused && !waiting) {
+        // The host refused the call-out (cluster not granted): the circuit is now
+        // open, so deciding again takes each limit's error policy.
+        continue;
+      }
+      if (waiting) return Decision.pause();
+
+      // 4. charge every admitted limit; on a CAS race give back and decide again
+      let committed: Slot[] = [];
+      let raced = false;
+      for (let i = 0; i < slots.length; i++) {
+        let s = unchecked(slots[i]);
+        if (s.out != Out.Ok || s.storeError) continue;
+        if (!commit(s)) {
+          raced = true;
+          break;
+        }
+        committed.push(s);
+      }
+      if (raced) {
+        for (let i = 0; i < committed.length; i++) refund(unchecked(committed[i]));
+        continue;
+      }
+      this.forget(req, waiter);
+      return this.admit(req, slots, t);
+    }
+    // Could not commit after several attempts: the store refuses writes (full) or
+    // constant contention. Admit, and count it.
+    for (let i = 0; i < slots.length; i++) unchecked(slots[i]).spec.m.errStore.inc();
+    this.warn("quota: shared data refused the counter update " + MAX_COMMIT_ATTEMPTS.toString() + " times; request admitted");
+    this.forget(req, waiter);
+    return Decision.allow();
+  }
+
+  decide(s: Slot, t: i64, waiter: Waiter | null): void {
+    let g = s.spec.global;
+    if (g === null) {
+      decideLocal(s, "l:" + s.dimKey, s.params.limit, s.params.windowMs, s.params.burst, t);
+      return;
+    }
+    let l = s.spec;
+    if (s.params.limit == 0 && (l.algo != Algo.Token || s.params.burst == 0)) {
+      // Blocked outright (e.g. an override with limit 0): no need to ask Redis.
+      s.out = Out.Over;
+      s.remaining = 0;
+      s.retryMs = s.params.windowMs;
+      s.resetMs = s.retryMs;
+      return;
+    }
+    let poolKey = "g:" + s.dimKey;
+    let rec = new Rec(POOL_SLOTS);
+    let cas = readRec(poolKey, rec);
+    if (cas == 0) {
+      s.storeError = true;
+      this.policy(s, t, false);
+      return;
+    }
+    let w = s.params.windowMs;
+    let period: i64 = 0;
+    let end: i64 = 0;
+    if (l.algo == Algo.Fixed) {
+      period = t / w;
+      end = (period + 1) * w;
+    } else if (l.algo == Algo.Sliding) {
+      let b = w / l.buckets;
+      period = t / b;
+      end = (period + 1) * b;
+    }
+    let tokens = rec.get(P_TOKENS);
+    if ((l.algo != Algo.Token && rec.get(P_PERIOD) != period) || t >= rec.get(P_EXPIRES)) tokens = 0;
+    let c = s.cost;
+    if (tokens < c && rec.get(P_EXHAUSTED) > t && rec.get(P_LIMIT) == s.params.limit) {
+      // The shared budget is spent (the last lease said so): deny without asking Redis.
+      s.out = Out.Over;
+      s.cached = true;
+      s.remaining = 0;
+      s.retryMs = rec.get(P_EXHAUSTED) - t;
+      s.resetMs = l.algo == Algo.Fixed ? end - t : s.retryMs;
+      return;
+    }
+    if (tokens >= c) {
+      let left = tokens - c;
+      rec.set(P_PERIOD, l.algo == Algo.Token ? rec.get(P_PERIOD) : period);
+      rec.set(P_TOKENS, left);
+      s.rec = rec;
+      s.sdKey = poolKey;
+      s.cas = cas;
+      s.pool = true;
+      s.period = rec.get(P_PERIOD);
+      s.out = Out.Ok;
+      s.remaining = max<i64>(0, rec.get(P_REMAINING)) + left;
+      if (l.algo == Algo.Fixed) s.resetMs = end - t;
+      else if (l.algo == Algo.Sliding) s.resetMs = (period + l.buckets) * (w / l.buckets) - t;
+      else s.resetMs = <i64>Math.ceil(<f64>max<i64>(0, s.params.burst - s.remaining) * <f64>w / <f64>max<i64>(1, s.params.limit));
+      let size = max<i64>(1, rec.get(P_SIZE));
+      s.prefetch = left * 2 < size && rec.get(P_INFLIGHT) <= t;
+      return;
+    }
+    let pastDeadline = waiter !== null && t >= waiter.deadline;
+    if (pastDeadline || this.circuitDown(g.cluster, t)) {
+      if (pastDeadline) s.spec.m.errDeadline.inc();
+      this.policy(s, t, true);
+      return;
+    }
+    s.out = Out.Wait;
+  }
+
+  /** What a global limit does when Redis cannot answer: its on_error policy. */
+  policy(s: Slot, t: i64, backend: bool): void {
+    let g = s.spec.global!;
+    s.rec = null;
+    s.pool = false;
+    if (g.onError == OnError.Open) {
+      s.out = Out.FailOpen;
+    } else if (g.onError == OnError.Closed) {
+      s.out = Out.FailClosed;
+      s.retryMs = max<i64>(1000, this.circuitUntil(g.cluster) - t);
+    } else {
+      s.viaFallback = true;
+      let fl = g.fallbackLimit;
+      decideLocal(s, "f:" + s.dimKey, fl, s.params.windowMs, max<i64>(1, fl), t);
+    }
+  }
+
+  deadlineFor(slots: Slot[]): i64 {
+    let d: i64 = 0;
+    for (let i = 0; i < slots.length; i++) {
+      let g = unchecked(slots[i]).spec.global;
+      if (g !== null && <i64>g.timeoutMs > d) d = <i64>g.timeoutMs;
+    }
+    return d;
+  }
+
+  forget(req: Request, waiter: Waiter | null): void {
+    if (waiter !== null && this.waiters.has(req.contextId)) this.waiters.delete(req.contextId);
+  }
+
+  // ---- admitted / denied --------------------------------------------------------------------------
+
+  admit(req: Request, slots: Slot[], t: i64): Decision {
+    let best: Slot | null = null;
+    let bestRatio: f64 = 2;
+    let ratio = this.spec.nearRatio;
+    for (let i = 0; i < slots.length; i++) {
+      let s = unchecked(slots[i]);
+      let m = s.spec.m;
+      if (s.out == Out.FailOpen) {
+        m.failedOpen.inc();
+        continue;
+      }
+      if (s.out == Out.Over) {
+        m.shadowOver.inc(); // only shadow limits get here over their limit
+        continue;
+      }
+      if (s.out == Out.Wait) {
+        m.allowed.inc(); // a shadow global limit still waiting for its first lease
+        continue;
+      }
+      if (s.storeError) {
+        m.errStore.inc();
+        continue;
+      }
+      m.allowed.inc();
+      m.hits.inc(s.cost);
+      if (s.viaFallback) m.fallback.inc();
+      let lim = s.reportedLimit;
+      if (lim > 0 && <f64>(lim - s.remaining) >= Math.floor(<f64>lim * ratio)) m.near.inc();
+      if (s.prefetch) this.ensureLease(s, t);
+      if (s.spec.shadow) continue;
+      let r = lim > 0 ? <f64>s.remaining / <f64>lim : 0;
+      if (best === null || r < bestRatio) {
+        best = s;
+        bestRatio = r;
+      }
+    }
+    if (best !== null && this.spec.headersOnAllowed && this.spec.headerStyle != HeaderStyle.None) {
+      let h = new Headers();
+      this.rateHeaders(best, h);
+      for (let i = 0; i < h.length; i++) req.setResponseHeader(unchecked(h.names[i]), unchecked(h.values[i]));
+    }
+    return Decision.allow();
+  }
+
+  denyOver(s: Slot): Decision {
+    let h = new Headers();
+    this.rateHeaders(s, h);
+    h.add("retry-after", headerSeconds(s.retryMs));
+    let body = this.spec.denyBody;
+    if (body.length == 0) {
+      h.add("content-type", "application/json");
+      body = "{\"error\":\"rate limit exceeded\",\"limit\":" + quoteJSON(s.params.name) +
+        ",\"retry_after\":" + headerSeconds(s.retryMs) + "}";
+    } else {
+      h.add("content-type", "text/plain; charset=utf-8");
+    }
+    return Decision.deny(this.spec.denyStatus, body, h).withDetails("quota_exceeded");
+  }
+
+  rateHeaders(s: Slot, h: Headers): void {
+    let style = this.spec.headerStyle;
+    if (style == HeaderStyle.None) return;
+    let lim = s.reportedLimit.toString();
+    let win = headerSeconds(s.params.windowMs);
+    let rem = max<i64>(0, s.remaining).toString();
+    let reset = headerSeconds(s.out == Out.Over ? s.retryMs : s.resetMs);
+    if (style == HeaderStyle.Draft) {
+      h.add("ratelimit-limit", lim);
+      h.add("ratelimit-remaining", rem);
+      h.add("ratelimit-reset", reset);
+      h.add("ratelimit-policy", lim + ";w=" + win + ";name=" + quoteJSON(s.params.name));
+    } else {
+      h.add("x-ratelimit-limit", lim + ", " + lim + ";w=" + win + ";name=" + quoteJSON(s.params.name));
+      h.add("x-ratelimit-remaining", rem);
+      h.add("x-ratelimit-reset", reset);
+    }
+  }
+
+  // ---- leases -------------------------------------------------------------------------------------
+
+  poolLocal(key: string): PoolLocal {
+    if (this.pools.has(key)) return this.pools.get(key);
+    let p = new PoolLocal();
+    this.pools.set(key, p);
+    return p;
+  }
+
+  /** Makes sure this VM has a lease in flight for the slot's pool. false when the host refuses the call. */
+  ensureLease(s: Slot, t: i64): bool {
+    let poolKey = "g:" + s.dimKey;
+    let pl = this.poolLocal(poolKey);
+    if (pl.inflight) return true;
+    let g = s.spec.global!;
+    let l = s.spec;
+    let rec = new Rec(POOL_SLOTS);
+    let cas = readRec(poolKey, rec);
+    // Adaptive size: double while leases last under a second, halve when one lasts over five.
+    let size = max<i64>(1, rec.get(P_SIZE));
+    let last = rec.get(P_LAST);
+    if (last > 0) {
+      if (t - last < 1000) size = min<i64>(g.leaseMax, size * 2);
+      else if (t - last > 5000) size = max<i64>(1, size / 2);
+    }
+    size = min<i64>(size, g.leaseMax);
+    let w = s.params.windowMs;
+    let period: i64 = 0;
+    let end: i64 = 0;
+    if (l.algo == Algo.Fixed) period = t / w;
+    else if (l.algo == Algo.Sliding) period = t / (w / l.buckets);
+    // Top the pool up to `size` (or to the cost of the request): a proxy never holds
+    // more than max(lease, cost) unspent tokens, which bounds the fleet's overshoot.
+    let left = rec.get(P_TOKENS);
+    if ((l.algo != Algo.Token && rec.get(P_PERIOD) != period) || t >= rec.get(P_EXPIRES)) left = 0;
+    let want = max<i64>(1, max<i64>(size, s.cost) - left);
+    let body = "{\"algorithm\":\"" + algoName(l.algo) + "\",\"key\":" + quoteJSON(g.keyPrefix + s.dimKey) +
+      ",\"limit\":" + s.params.limit.toString() + ",\"want\":" + want.toString() + ",\"need\":" + s.cost.toString() +
+      ",\"window_ms\":" + w.toString();
+    if (l.algo == Algo.Fixed) {
+      end = (period + 1) * w;
+      body += ",\"window_start\":" + (period * w).toString();
+    } else if (l.algo == Algo.Sliding) {
+      let b = w / l.buckets;
+      end = (period + 1) * b;
+      body += ",\"bucket\":" + period.toString() + ",\"buckets\":" + l.buckets.toString() + ",\"bucket_ms\":" + b.toString();
+    } else {
+      let rate = <f64>s.params.limit / <f64>w;
+      body += ",\"burst\":" + s.params.burst.toString() + ",\"rate_per_ms\":" + (rate > 0 ? rate.toString() : "1e-12");
+      end = t + g.leaseTtlMs;
+    }
+    body += "}";
+    let h = new Headers();
+    h.add(":method", "POST");
+    h.add(":path", LEASE_PATH);
+    h.add(":authority", g.cluster);
+    h.add("content-type", "application/json");
+    if (!this.httpCall(g.cluster, h, String.UTF8.encode(body), g.timeoutMs, onLease)) {
+      l.m.leaseFailed.inc();
+      l.m.errBackend.inc();
+      this.markDown(g.cluster, g.downMs, t);
+      return false;
+    }
+    pl.inflight = true;
+    this.leases.set(this.lastCallToken, new LeaseCtx(poolKey, s, period, end, want, s.cost));
+    if (cas != 0) {
+      rec.set(P_INFLIGHT, t + <i64>g.timeoutMs);
+      rec.set(P_SIZE, size);
+      rec.set(P_LAST, t);
+      SharedData_set(poolKey, rec, cas);
+    }
+    return true;
+  }
+
+  leaseAnswered(resp: HttpCallResponse): void {
+    let token = resp.token;
+    if (!this.leases.has(token)) return;
+    let ctx = this.leases.get(token);
+    this.leases.delete(token);
+    let t = nowMs();
+    let s = ctx.slot;
+    let l = s.spec;
+    let g = l.global!;
+    let m = l.m;
+    let pl = this.poolLocal(ctx.poolKey);
+    pl.inflight = false;
+
+    let ok = false;
+    let granted: i64 = 0;
+    let remaining: i64 = 0;
+    let retryMs: i64 = 0;
+    let retryBuckets: i64 = 0;
+    let why = "";
+    if (resp.failed) {
+      why = "no answer within " + g.timeoutMs.toString() + " ms (or the connection failed)";
+    } else if (resp.status != 200) {
+      why = "status " + resp.status.toString() + ": " + resp.text();
+    } else {
+      let j = resp.json();
+      if (!j.ok || !j.value!.isObject) {
+        why = "the answer is not a JSON object";
+      } else {
+        let v = j.value!;
+        let gv = v.get("granted");
+        if (gv === null || !gv.isNumber) {
+          why = "the answer has no \"granted\"";
+        } else {
+          ok = true;
+          granted = max<i64>(0, min<i64>(ctx.want, <i64>gv.numValue));
+          let rv = v.get("remaining");
+          remaining = rv !== null && rv.isNumber ? <i64>rv.numValue : 0;
+          let tv = v.get("retry_ms");
+          retryMs = tv !== null && tv.isNumber ? <i64>tv.numValue : 0;
+          let bv = v.get("retry_buckets");
+          retryBuckets = bv !== null && bv.isNumber ? <i64>bv.numValue : 0;
+        }
+      }
+    }
+
+    if (!ok) {
+      m.leaseFailed.inc();
+      m.errBackend.inc();
+      this.markDown(g.cluster, g.downMs, t);
+      this.warn("quota: lease for limit " + l.name + " from cluster " + g.cluster + " failed: " + why +
+        "; applying on_error for " + g.downMs.toString() + " ms");
+      this.clearInflight(ctx.poolKey);
+    } else {
+      if (granted == ctx.want) m.leaseGranted.inc();
+      else if (granted > 0) m.leasePartial.inc();
+      else m.leaseExhausted.inc();
+      m.leaseTokens.inc(granted);
+      this.markUp(g.cluster);
+      this.addTokens(ctx, t, granted, remaining, retryMs, retryBuckets);
+    }
+    this.drain(ctx.poolKey, pl, t);
+  }
+
+  addTokens(ctx: LeaseCtx, t: i64, granted: i64, remaining: i64, retryMs: i64, retryBuckets: i64): void {
+    let s = ctx.slot;
+    let l = s.spec;
+    let g = l.global!;
+    for (let attempt = 0; attempt < 8; attempt++) {
+      let rec = new Rec(POOL_SLOTS);
+      let cas = readRec(ctx.poolKey, rec);
+      if (cas == 0) return;
+      let w = s.params.windowMs;
+      let period: i64 = 0;
+      if (l.algo == Algo.Fixed) period = t / w;
+      else if (l.algo == Algo.Sliding) period = t / (w / l.buckets);
+      if (l.algo != Algo.Token && period != ctx.period) {
+        // The window (bucket) ended while the lease was in flight: those tokens were
+        // counted in Redis for a period that is over, so they are simply not used.
+        granted = 0;
+      }
+      let tokens = rec.get(P_TOKENS);
+      let stale = (l.algo != Algo.Token && rec.get(P_PERIOD) != period) || t >= rec.get(P_EXPIRES);
+      if (stale) tokens = 0;
+      rec.set(P_TOKENS, tokens + granted);
+      rec.set(P_PERIOD, period);
+      if (l.algo == Algo.Token) rec.set(P_EXPIRES, t + g.leaseTtlMs);
+      else rec.set(P_EXPIRES, l.algo == Algo.Fixed ? (period + 1) * w : (period + 1) * (w / l.buckets));
+      rec.set(P_REMAINING, remaining);
+      rec.set(P_LIMIT, s.params.limit);
+      if (remaining < ctx.need) {
+        let until: i64;
+        if (l.algo == Algo.Fixed) until = ctx.end;
+        else if (l.algo == Algo.Sliding) until = (ctx.period + max<i64>(1, retryBuckets)) * (w / l.buckets);
+        else until = t + max<i64>(1, retryMs);
+        rec.set(P_EXHAUSTED, until);
+      } else {
+        rec.set(P_EXHAUSTED, 0);
+      }
+      rec.set(P_INFLIGHT, 0);
+      if (SharedData_set(ctx.poolKey, rec, cas)) return;
+    }
+  }
+
+  clearInflight(poolKey: string): void {
+    let rec = new Rec(POOL_SLOTS);
+    let cas = readRec(poolKey, rec);
+    if (cas == 0) return;
+    rec.set(P_INFLIGHT, 0);
+    SharedData_set(poolKey, rec, cas);
+  }
+
+  /** Decides again for every request waiting on this pool, and resumes or denies it. */
+  drain(poolKey: string, pl: PoolLocal, t: i64): void {
+    let ids = pl.waiters;
+    pl.waiters = [];
+    for (let i = 0; i < ids.length; i++) {
+      let id = unchecked(ids[i]);
+      if (!this.waiters.has(id)) continue;
+      let w = this.waiters.get(id);
+      if (!raw.setEffectiveContext(id)) {
+        this.waiters.delete(id);
+        continue;
+      }
+      let d = this.evaluate(w.req, w.slots, t, w);
+      if (d.isAllow) {
+        w.req.resume();
+      } else if (d.isDeny) {
+        w.req.deny(d.status, d.body, d.headers);
+      }
+    }
+    if (!pl.inflight && pl.waiters.length == 0) this.pools.delete(poolKey);
+  }
+
+  // ---- circuit breaker per cluster ------------------------------------------------------------
+
+  circuitUntil(cluster: string): i64 {
+    let v = SharedData_get("c:" + cluster, CIRCUIT_SLOTS);
+    return v === null ? 0 : v.get(0);
+  }
+
+  circuitDown(cluster: string, t: i64): bool {
+    return this.circuitUntil(cluster) > t;
+  }
+
+  markDown(cluster: string, downMs: i64, t: i64): void {
+    let key = "c:" + cluster;
+    let rec = new Rec(CIRCUIT_SLOTS);
+    let cas = readRec(key, rec);
+    if (cas == 0) return;
+    rec.set(0, t + downMs);
+    rec.set(1, rec.get(1) + 1);
+    SharedData_set(key, rec, cas);
+  }
+
+  markUp(cluster: string): void {
+    let key = "c:" + cluster;
+    let v = SharedData_get(key, CIRCUIT_SLOTS);
+    if (v === null || (v.get(0) == 0 && v.get(1) == 0)) return;
+    let rec = new Rec(CIRCUIT_SLOTS);
+    let cas = readRec(key, rec);
+    if (cas == 0) return;
+    if (rec.get(1) > 0) log.info("quota: cluster " + cluster + " answers leases again after " + rec.get(1).toString() + " failures");
+    rec.set(0, 0);
+    rec.set(1, 0);
+    SharedData_set(key, rec, cas);
+  }
+
+  /** Warnings at most once a second per VM, so a Redis outage does not flood the log. */
+  warn(msg: string): void {
+    let t = nowMs();
+    if (t - this.lastWarn < 1000) return;
+    this.lastWarn = t;
+    log.warn(msg);
+  }
+}
+
+// ---- request attributes ---------------------------------------------------------------------
+
+function dimension(req: Request, s: Source): string | null {
+  switch (s.kind) {
+    case Src.SourceIp: return req.sourceIp;
+    case Src.SourceAddress: return req.sourceAddress;
+    case Src.Method: return req.method;
+    case Src.Host: return stripPort(req.host);
+    case Src.Path: return urlPath(req.path);
+    case Src.PathPrefix: return pathSegments(req.path, s.n);
+    case Src.Header: return req.header(s.arg);
+    case Src.Property: return getStringProperty(s.path);
+    case Src.Scheme: return req.scheme;
+  }
+  return null;
+}
+
+function effectiveParams(l: LimitSpec, values: string[]): Params {
+  let ovs = l.overrides;
+  for (let i = 0, n = ovs.length; i < n; i++) {
+    let o = unchecked(ovs[i]);
+    let all = true;
+    for (let j = 0, k = o.names.length; j < k; j++) {
+      let idx = l.dimNames.indexOf(unchecked(o.names[j]));
+      let v = unchecked(values[idx]);
+      if (v.length == 0 || !unchecked(o.values[j]).includes(v)) {
+        all = false;
+        break;
+      }
+    }
+    if (all) return o.params;
+  }
+  return l.base;
+}
+
+function costOf(l: LimitSpec, req: Request): i64 {
+  let c = l.cost;
+  if (c.fixed > 0) return c.fixed;
+  let v = req.header(c.header);
+  let n: i64 = -1;
+  if (v !== null) n = parseNonNegative(v);
+  let cost = n < 0 ? c.dflt : (n + c.unit - 1) / c.unit;
+  if (cost < c.min) cost = c.min;
+  if (c.max > 0 && cost > c.max) cost = c.max;
+  return cost;
+}
+
+function parseNonNegative(s: string): i64 {
+  let n = s.length;
+  if (n == 0 || n > 18) return -1;
+  let v: i64 = 0;
+  for (let i = 0; i < n; i++) {
+    let ch = s.charCodeAt(i);
+    if (ch < 0x30 || ch > 0x39) return -1;
+    v = v * 10 + <i64>(ch - 0x30);
+  }
+  return v;
+}
+
+// ---- shared-data helpers for fixed records ------------------------------------------------------
+
+function SharedData_set(key: string, rec: Rec, cas: u32): bool {
+  return SharedData.set<ArrayBuffer>(key, rec.buf, cas);
+}
+
+function SharedData_get(key: string, slots: i32): Rec | null {
+  let v = SharedData.get(key);
+  if (v === null) return null;
+  let rec = new Rec(slots);
+  if (!rec.load(v.value)) return null;
+  return rec;
+}
+
+register<Quota>();
