@@ -217,14 +217,6 @@ export function onHttpCallResponse(contextId: u32, token: u32, headerCount: u32,
 
 // ---- stream callbacks the SDK passes through ---------------------------------------------------
 
-export function passData(id: u32, size: u32, endOfStream: u32): u32 {
-  return Action.Continue;
-}
-
-export function passCount(id: u32, count: u32): u32 {
-  return Action.Continue;
-}
-
 export function ignore2(a: u32, b: u32): void {}
 
 export function ignore3(a: u32, b: u32, c: u32): void {}

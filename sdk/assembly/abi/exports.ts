@@ -27,21 +27,15 @@ export function proxy_on_log(contextId: u32): void { d.onLog(contextId); }
 export function proxy_on_delete(contextId: u32): void { d.onDelete(contextId); }
 
 // ---- HTTP streams ------------------------------------------------------------------------------
+// Body, trailer and TCP callbacks are deliberately not exported: every callback is
+// optional in the ABI, and a host that sees proxy_on_request_body/proxy_on_response_body
+// must run each body chunk through the module instead of streaming it (Envoy and our
+// proxy both do). An adapter that needs bodies exports its own proxy_on_request_body
+// (see sdk/README.md, "Bodies").
 
 export function proxy_on_request_headers(contextId: u32, numHeaders: u32, endOfStream: u32): u32 { return d.onRequestHeaders(contextId, numHeaders, endOfStream); }
-export function proxy_on_request_body(contextId: u32, bodySize: u32, endOfStream: u32): u32 { return d.passData(contextId, bodySize, endOfStream); }
-export function proxy_on_request_trailers(contextId: u32, numTrailers: u32): u32 { return d.passCount(contextId, numTrailers); }
 export function proxy_on_response_headers(contextId: u32, numHeaders: u32, endOfStream: u32): u32 { return d.onResponseHeaders(contextId, numHeaders, endOfStream); }
-export function proxy_on_response_body(contextId: u32, bodySize: u32, endOfStream: u32): u32 { return d.passData(contextId, bodySize, endOfStream); }
-export function proxy_on_response_trailers(contextId: u32, numTrailers: u32): u32 { return d.passCount(contextId, numTrailers); }
 
-// ---- TCP streams -------------------------------------------------------------------------------
-
-export function proxy_on_new_connection(contextId: u32): u32 { return d.passCount(contextId, 0); }
-export function proxy_on_downstream_data(contextId: u32, dataSize: u32, endOfStream: u32): u32 { return d.passData(contextId, dataSize, endOfStream); }
-export function proxy_on_upstream_data(contextId: u32, dataSize: u32, endOfStream: u32): u32 { return d.passData(contextId, dataSize, endOfStream); }
-export function proxy_on_downstream_connection_close(contextId: u32, peerType: u32): void { d.ignore2(contextId, peerType); }
-export function proxy_on_upstream_connection_close(contextId: u32, peerType: u32): void { d.ignore2(contextId, peerType); }
 
 // ---- call-outs ---------------------------------------------------------------------------------
 
