@@ -1,9 +1,18 @@
-// The admin port: readiness, Prometheus metrics, and the loaded adapters.
-// It listens on loopback unless the config explicitly allows remote access.
+// The admin port: readiness, Prometheus metrics, the loaded adapters, the
+// config in force (secrets redacted), and POST /reload.
+//
+// Security: it listens on loopback unless admin.allowRemote is set. Even then,
+// POST /reload (the one endpoint that changes state) is accepted from loopback
+// peers only, unless admin.allowRemoteReload is set too. A request that carries
+// an Origin header (a browser page) or a non-IP, non-localhost Host header (DNS
+// rebinding) cannot reload either.
 
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { HostError, isHostError } from '../errors.js';
 import type { WasmHost } from '../host.js';
+import type { ReloadResult } from '../reload/reloader.js';
+import { redactConfig } from '../security/redact.js';
 import { serveMetrics } from '../metrics/exposition.js';
 
 export interface AdminServer {
@@ -16,14 +25,16 @@ const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
 export async function startAdmin(
   host: WasmHost,
-  opts: { address: string; port: number; allowRemote: boolean },
+  opts: { address: string; port: number; allowRemote: boolean; allowRemoteReload?: boolean },
   ready: () => boolean,
+  reload?: (reason: string) => Promise<ReloadResult>,
 ): Promise<AdminServer> {
   if (!LOOPBACK.has(opts.address) && !opts.allowRemote) {
-    throw new Error(`admin.address ${opts.address} is not loopback; set admin.allowRemote: true to expose the admin port`);
+    throw new HostError('ADMIN_FORBIDDEN', `admin.address ${opts.address} is not loopback; set admin.allowRemote: true to expose the admin port (read-only endpoints), and admin.allowRemoteReload: true as well to accept POST /reload from other hosts`, { field: 'admin.allowRemote' });
   }
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://admin');
+    if (url.pathname === '/reload') return void handleReload(req, res, opts.allowRemoteReload ?? false, reload);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
       return;
@@ -41,13 +52,18 @@ export async function startAdmin(
       case '/adapters':
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(host.describe(), null, 2) + '\n');
         return;
+      case '/config':
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(redactConfig(host.config), null, 2) + '\n');
+        return;
       case '/':
-        res.writeHead(200, { 'content-type': 'text/plain' }).end('wasm-mixer admin: /ready /metrics /adapters\n');
+        res.writeHead(200, { 'content-type': 'text/plain' }).end('wasm-mixer admin: /ready /metrics /adapters /config, POST /reload\n');
         return;
       default:
         res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
     }
   });
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.address, () => resolve());
@@ -61,4 +77,45 @@ export async function startAdmin(
         server.close(() => resolve());
       }),
   };
+}
+
+function isLoopbackPeer(addr: string | undefined): boolean {
+  if (addr === undefined) return false;
+  const a = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
+  return a === '::1' || /^127\./.test(a);
+}
+
+/** A Host header a browser under DNS rebinding cannot send: an IP literal or localhost (with any port). */
+function isSafeHostHeader(host: string | undefined): boolean {
+  if (host === undefined) return true;
+  const h = host.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  return h === 'localhost' || /^[0-9.]+$/.test(h) || h.includes(':');
+}
+
+function forbidden(res: http.ServerResponse, message: string): void {
+  res.writeHead(403, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'ADMIN_FORBIDDEN', message }) + '\n');
+}
+
+function handleReload(req: http.IncomingMessage, res: http.ServerResponse, allowRemote: boolean, reload: ((reason: string) => Promise<ReloadResult>) | undefined): void {
+  req.resume();
+  if (req.method !== 'POST') {
+    res.writeHead(405, { allow: 'POST', 'content-type': 'text/plain' }).end('use POST /reload\n');
+    return;
+  }
+  if (!allowRemote && !isLoopbackPeer(req.socket.remoteAddress)) {
+    return forbidden(res, 'POST /reload is accepted from loopback only; set admin.allowRemoteReload: true to accept it from other hosts');
+  }
+  if (req.headers.origin !== undefined) return forbidden(res, 'requests with an Origin header (browsers) cannot reload; use curl -X POST or SIGHUP');
+  if (!allowRemote && !isSafeHostHeader(req.headers.host)) return forbidden(res, 'the Host header must be an IP address or localhost');
+  if (reload === undefined) {
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('reload is not available in this process\n');
+    return;
+  }
+  reload('admin POST /reload').then(
+    (r) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, ...r }) + '\n'),
+    (err) => {
+      const e = isHostError(err) ? err : null;
+      res.writeHead(422, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: false, error: e?.code ?? 'RELOAD_FAILED', cause: (e?.detail.cause as string | undefined) ?? null, message: e?.message ?? String(err) }) + '\n');
+    },
+  );
 }

@@ -1,0 +1,89 @@
+// Secrets never leave the process through the admin port, logs or error
+// messages. This file holds the two tools for that:
+//   * redactConfig: a copy of a config safe to show (GET /config on the admin port);
+//   * SecretScrubber: masks known secret values (collected from the config) and
+//     credential-shaped text (Bearer/Basic credentials, JWTs, cookies) in any
+//     string, used on every log record the host writes.
+
+const SECRET_KEY = /(secret|token|passw(or)?d|passphrase|api[-_]?keys?|credential|private[-_]?key|hmac|authorization|cookie|session|signing[-_]?key|^keys?$|bearer)/i;
+export const REDACTED = '[redacted]';
+
+/** A deep copy of `value` with secret-looking fields, environment values and URL credentials replaced. */
+export function redactConfig(value: unknown, key = ''): unknown {
+  if (key !== '' && SECRET_KEY.test(key)) return value === undefined || value === null || value === '' ? value : REDACTED;
+  if (typeof value === 'string') return redactUrl(value);
+  if (Array.isArray(value)) return value.map((v) => redactConfig(v));
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      // The environment of a VM is where secrets are usually passed: never shown.
+      if (k === 'env' && v !== null && typeof v === 'object') out[k] = Object.fromEntries(Object.keys(v).map((n) => [n, REDACTED]));
+      else out[k] = redactConfig(v, k);
+    }
+    return out;
+  }
+  return value;
+}
+
+function redactUrl(s: string): string {
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(s)) return s;
+  try {
+    const u = new URL(s);
+    if (u.username === '' && u.password === '' && u.search === '') return s;
+    if (u.username !== '' || u.password !== '') {
+      u.username = u.username ? 'redacted' : '';
+      u.password = u.password ? 'redacted' : '';
+    }
+    if (u.search !== '') u.search = '?redacted';
+    return u.toString();
+  } catch {
+    return s;
+  }
+}
+
+/** Every string under a secret-looking key (and every env value) in the config, for the scrubber. */
+export function collectSecrets(value: unknown, key = '', out: Set<string> = new Set()): Set<string> {
+  const secretKey = key !== '' && SECRET_KEY.test(key);
+  if (typeof value === 'string') {
+    if (secretKey && value.length >= 6) out.add(value);
+    return out;
+  }
+  if (Array.isArray(value)) {
+    for (const v of value) collectSecrets(v, secretKey ? key : '', out);
+    return out;
+  }
+  if (value !== null && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      if (k === 'env' && v !== null && typeof v === 'object') {
+        for (const e of Object.values(v)) if (typeof e === 'string' && e.length >= 6) out.add(e);
+      } else collectSecrets(v, secretKey ? key : k, out);
+    }
+  }
+  return out;
+}
+
+const CREDENTIAL_PATTERNS: Array<[RegExp, string]> = [
+  [/\b(Bearer|Basic|Digest|Negotiate|ApiKey)\s+[A-Za-z0-9._~+/=-]{6,}/gi, `$1 ${REDACTED}`],
+  [/\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g, REDACTED], // a JWT
+  [/\b(authorization|cookie|set-cookie|x-api-key|api[-_]?key|proxy-authorization)(["']?\s*[:=]\s*["']?)[^"',;\s}]{3,}/gi, `$1$2${REDACTED}`],
+];
+
+export class SecretScrubber {
+  private secrets: string[] = [];
+
+  constructor(config?: unknown) {
+    if (config !== undefined) this.setConfig(config);
+  }
+
+  /** Learns the secret values of a (new) config. */
+  setConfig(config: unknown): void {
+    this.secrets = [...collectSecrets(config)].sort((a, b) => b.length - a.length);
+  }
+
+  scrub(text: string): string {
+    let out = text;
+    for (const s of this.secrets) if (out.includes(s)) out = out.split(s).join(REDACTED);
+    for (const [re, rep] of CREDENTIAL_PATTERNS) out = out.replace(re, rep);
+    return out;
+  }
+}
