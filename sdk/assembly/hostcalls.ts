@@ -344,6 +344,25 @@ export function setPropertyBytes(path: ArrayBuffer, value: ArrayBuffer): bool {
   return true;
 }
 
+export class ForeignCallResult {
+  constructor(
+    /** The host's status: OK, NOT_FOUND (no such function, or not granted), BAD_ARGUMENT, ... */
+    public status: u32,
+    /** The function's result (empty unless status is OK). */
+    public value: ArrayBuffer,
+  ) {}
+  get ok(): bool { return this.status == Status.Ok; }
+}
+
+/** Like callForeignFunction, but every status is a value: nothing aborts (for arguments the host may refuse). */
+export function callForeignFunctionStatus(name: string, args: ArrayBuffer | null): ForeignCallResult {
+  clearRet();
+  let n = utf8(name);
+  let s = abi.proxy_call_foreign_function(ptr(n), len(n), ptr(args), len(args), RET_PTR, RET_SIZE);
+  if (s != Status.Ok) return new ForeignCallResult(s, new ArrayBuffer(0));
+  return new ForeignCallResult(s, takeBuffer(retPtr(), retSize()));
+}
+
 /** Result of a foreign function, or null when the host has no such function (NOT_FOUND). */
 export function callForeignFunction(name: string, args: ArrayBuffer | null): ArrayBuffer | null {
   clearRet();

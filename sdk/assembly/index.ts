@@ -15,7 +15,7 @@ export { Counter, Gauge, Histogram, Metric, metricName, escapeLabelValue } from 
 export { log } from "./log";
 export { SharedData, SharedQueue, SharedValue } from "./shared";
 export { LogLevel, MapType, BufferType, StreamType, MetricType, Status, statusName } from "./abi/constants";
-export { HostStatus, BufferStatus } from "./hostcalls";
+export { HostStatus, BufferStatus, ForeignCallResult } from "./hostcalls";
 
 import * as host from "./hostcalls";
 import { MapType as M, BufferType as B, StreamType as S } from "./abi/constants";
@@ -46,6 +46,15 @@ export function setTickPeriod(ms: u32): void {
 /** Calls a host-provided foreign function; null when the host has no such function. */
 export function callForeignFunction(name: string, args: ArrayBuffer | null = null): ArrayBuffer | null {
   return host.callForeignFunction(name, args);
+}
+
+/**
+ * Calls a foreign function and returns the host's status with the result,
+ * never aborting: for functions that answer BAD_ARGUMENT to input the adapter
+ * cannot fully vet (e.g. Envoy's verify_signature with a key it cannot import).
+ */
+export function callForeignFunctionStatus(name: string, args: ArrayBuffer | null = null): host.ForeignCallResult {
+  return host.callForeignFunctionStatus(name, args);
 }
 
 /** The status code and message of the last gRPC/foreign operation (proxy_get_status). */
