@@ -13,6 +13,7 @@ import { Telemetry } from './telemetry/index.js';
 import { HttpStream, type StreamInfo } from './plugin/http-stream.js';
 import type { HttpCallTransport } from './plugin/http-call.js';
 import { DEFAULT_FUEL_PER_CALLBACK, PluginVm } from './plugin/plugin-vm.js';
+import { scrubbingLogger, SecretScrubber } from './security/redact.js';
 import { SharedStore } from './shared/shared-store.js';
 import { compileModule, type CompiledModule } from './vm/module.js';
 import { readModuleBytes } from './vm/module-source.js';
@@ -71,14 +72,18 @@ export class WasmHost {
   /** Access-log sinks, OTLP export, telemetry foreign functions, adapter call latency. */
   readonly telemetry: Telemetry;
   private readonly countRequests: (d?: number) => void;
+  /** Masks secrets from the config (and credentials) in log records; learns a reloaded config's secrets. */
+  readonly scrubber: SecretScrubber;
 
   private constructor(
     /** The config in force; replaced by a successful reload (host/src/reload). */
     public config: MixerConfig,
     readonly options: HostOptions,
   ) {
+    this.scrubber = new SecretScrubber(config);
     this.metrics = options.metrics ?? new MetricsRegistry({ buckets: config.metrics?.histogramBuckets, maxSeriesPerMetric: config.metrics?.maxSeriesPerMetric });
-    this.logger = options.logger ?? createLogger(parseLogLevel(config.logLevel ?? 'info'));
+    // Every host log line goes through the scrubber: config secrets and credential-shaped text never reach a sink.
+    this.logger = scrubbingLogger(options.logger ?? createLogger(parseLogLevel(config.logLevel ?? 'info')), this.scrubber);
     this.telemetry = new Telemetry(config, this.metrics, this.logger, { baseDir: options.baseDir, accessLogSinks: options.accessLogSinks });
     this.shared = options.shared ?? new SharedStore();
     this.countRequests = this.metrics.counter('wasm_mixer_host_streams_total', 'Requests run through the adapter chain.');
@@ -143,6 +148,8 @@ export class WasmHost {
       vm.start();
     } catch (err) {
       vm.stop();
+      // The adapter's own error line is quoted in the message: scrub config secrets out of it.
+      if (err instanceof Error) err.message = this.scrubber.scrub(err.message);
       throw err;
     }
     const loadMs = performance.now() - t0;

@@ -157,7 +157,10 @@ async function proxyCommand(args: string[]): Promise<number> {
   let config = q.config;
   let baseDir = process.cwd();
   if (q.configFile !== null) ({ config, baseDir } = await loadConfigFile(q.configFile));
-  const proxy: RunningProxy = await startProxy(config, { baseDir, port: q.port, adminPort: q.admin });
+  const proxy: RunningProxy = await startProxy(config, { baseDir, port: q.port, adminPort: q.admin, configFile: q.configFile ?? undefined });
+  // SIGHUP reloads adapters (and routes) from the config file; a bad reload is logged and the old config keeps serving.
+  const onHup = () => void proxy.reload({ reason: 'SIGHUP' }).catch(() => {});
+  process.on('SIGHUP', onHup);
   console.error(`wasm-mixer proxy listening on http://${config.listen?.address ?? '127.0.0.1'}:${proxy.port}${proxy.adminPort !== null ? ` (admin http://127.0.0.1:${proxy.adminPort})` : ''}`);
   await waitForSignal();
   console.error('wasm-mixer: shutting down, draining in-flight requests');

@@ -98,6 +98,7 @@ async function doReload(host: WasmHost, source: MixerConfig | (() => Promise<Mix
   const retired = host.plugins.filter((p) => !next.includes(p));
   host.plugins.splice(0, host.plugins.length, ...next);
   host.config = config;
+  host.scrubber.setConfig(config);
   const generation = (generations.get(host) ?? 0) + 1;
   generations.set(host, generation);
   const drainMs = opts.drainTimeoutMs ?? config.reload?.drainTimeoutMs ?? 30_000;

@@ -1,3 +1,5 @@
+import type { HostLogger } from '../log/logger.js';
+
 // Secrets never leave the process through the admin port, logs or error
 // messages. This file holds the two tools for that:
 //   * redactConfig: a copy of a config safe to show (GET /config on the admin port);
@@ -86,4 +88,22 @@ export class SecretScrubber {
     for (const [re, rep] of CREDENTIAL_PATTERNS) out = out.replace(re, rep);
     return out;
   }
+}
+
+/** Wraps a logger so that messages and string fields are scrubbed before they reach its sink. */
+export function scrubbingLogger(inner: HostLogger, scrubber: SecretScrubber): HostLogger {
+  return {
+    get level() {
+      return inner.level;
+    },
+    log(level, source, message, extra) {
+      if (level < inner.level) return;
+      let ex = extra;
+      if (extra !== undefined) {
+        ex = {};
+        for (const [k, v] of Object.entries(extra)) ex[k] = typeof v === 'string' ? scrubber.scrub(v) : v;
+      }
+      inner.log(level, source, scrubber.scrub(message), ex);
+    },
+  };
 }
