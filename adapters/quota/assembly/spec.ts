@@ -316,7 +316,7 @@ function parseParams(c: Config, into: Params, algo: Algo, requireAll: bool, base
   }
 }
 
-const LIMIT_KEYS = ["name", "algorithm", "limit", "window", "burst", "buckets", "key", "missing", "overrides", "cost",
+const LIMIT_KEYS = ["name", "algorithm", "limit", "window", "burst", "buckets", "dimensions", "missing", "overrides", "cost",
   "shadow", "match", "mode", "global", "unlimited"];
 
 function parseLimit(c: Config, i: i32, dflt: GlobalSpec, names: string[]): LimitSpec {
@@ -337,7 +337,7 @@ function parseLimit(c: Config, i: i32, dflt: GlobalSpec, names: string[]): Limit
   checkWindow(c, l, l.base);
 
   // dimensions
-  let key = c.getObject("key");
+  let key = c.getObject("dimensions");
   let dimNames = key.keys();
   for (let j = 0; j < dimNames.length; j++) {
     let dn = unchecked(dimNames[j]);
@@ -364,7 +364,7 @@ function parseLimit(c: Config, i: i32, dflt: GlobalSpec, names: string[]): Limit
     for (let k = 0; k < mk.length; k++) {
       let dn = unchecked(mk[k]);
       if (!l.dimNames.includes(dn)) {
-        m.fail(dn, "is not a dimension of this limit's \"key\" (" + (l.dimNames.length > 0 ? l.dimNames.join(", ") : "none") + ")");
+        m.fail(dn, "is not one of this limit's \"dimensions\" (" + (l.dimNames.length > 0 ? l.dimNames.join(", ") : "none") + ")");
         continue;
       }
       let vals: string[] = [];
@@ -473,7 +473,7 @@ export function parseSpec(c: Config): QuotaSpec {
   let dflt = new GlobalSpec();
   if (c.has("global")) parseGlobal(c.getObject("global"), dflt);
 
-  if (!c.has("limits")) c.fail("limits", "is required: a list of limits, e.g. [{\"name\": \"per_ip\", \"limit\": 100, \"window\": \"1m\", \"key\": {\"ip\": \"source.ip\"}}]");
+  if (!c.has("limits")) c.fail("limits", "is required: a list of limits, e.g. [{\"name\": \"per_ip\", \"limit\": 100, \"window\": \"1m\", \"dimensions\": {\"ip\": \"source.ip\"}}]");
   let arr = c.getArray("limits");
   if (c.has("limits") && arr.length == 0 && c.value.get("limits")!.isArray) c.fail("limits", "is empty");
   let names: string[] = [];

@@ -1,0 +1,202 @@
+// Shared by the quota tests: build the adapter once, run redis-server and proxy
+// processes on free loopback ports, send requests. Everything started here is
+// stopped by the test's teardown.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildAdapter } from '../../../host/src/build/build-adapter.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const repoRoot = join(here, '..', '..', '..');
+
+/** Builds adapters/quota into a temp folder; returns the .wasm path and a cleanup. */
+export async function buildQuota(): Promise<{ wasm: string; dir: string; cleanup: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'quota-test-'));
+  const built = await buildAdapter(join(here, '..'), { outDir: dir });
+  return { wasm: built.wasmPath, dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+export interface RedisServer {
+  readonly port: number;
+  readonly url: string;
+  stop(): Promise<void>;
+  /** Runs a redis-cli command against it (e.g. CLIENT PAUSE). */
+  cli(...args: string[]): Promise<string>;
+}
+
+/** Starts Debian's redis-server on a free loopback port, no persistence. */
+export async function startRedis(port?: number): Promise<RedisServer> {
+  const p = port ?? (await freePort());
+  const dir = await mkdtemp(join(tmpdir(), 'quota-redis-'));
+  const proc = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(p), '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', dir], {
+    stdio: 'ignore',
+  });
+  let exited = false;
+  proc.once('exit', () => (exited = true));
+  for (let i = 0; i < 100 && !(await canConnect(p)); i++) {
+    if (exited) throw new Error('redis-server exited at start');
+    await sleep(20);
+  }
+  return {
+    port: p,
+    url: `redis://127.0.0.1:${p}`,
+    stop: async () => {
+      if (!exited) {
+        const gone = new Promise<void>((r) => proc.once('exit', () => r()));
+        proc.kill('SIGKILL');
+        await gone;
+      }
+      await rm(dir, { recursive: true, force: true });
+    },
+    cli: (...args: string[]) =>
+      new Promise((resolve, reject) => {
+        const c = spawn('redis-cli', ['-h', '127.0.0.1', '-p', String(p), ...args]);
+        let out = '';
+        c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        c.once('error', reject);
+        c.once('exit', () => resolve(out.trim()));
+      }),
+  };
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export interface ProxyProcess {
+  readonly port: number;
+  readonly adminPort: number;
+  readonly stderr: () => string;
+  stop(): Promise<void>;
+}
+
+/** Runs the real CLI, `node bin/wasm-mixer.js proxy --config FILE`, in a child process. */
+export async function startProxyProcess(config: unknown, dir: string, name: string): Promise<ProxyProcess> {
+  const file = join(dir, `${name}.json`);
+  await writeFile(file, JSON.stringify(config, null, 2));
+  const proc: ChildProcess = spawn(process.execPath, [join(repoRoot, 'bin', 'wasm-mixer.js'), 'proxy', '--config', file], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  let exited = false;
+  proc.once('exit', () => (exited = true));
+  const ports = await new Promise<[number, number]>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`proxy ${name} did not start: ${err}`)), 15_000);
+    proc.stderr!.on('data', (d: Buffer) => {
+      err += d.toString();
+      const m = /listening on http:\/\/[^:]+:(\d+) \(admin http:\/\/127\.0\.0\.1:(\d+)\)/.exec(err);
+      if (m) {
+        clearTimeout(timer);
+        resolve([Number(m[1]), Number(m[2])]);
+      }
+    });
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`proxy ${name} exited with ${code}: ${err}`));
+    });
+  });
+  return {
+    port: ports[0],
+    adminPort: ports[1],
+    stderr: () => err,
+    stop: async () => {
+      if (exited) return;
+      const gone = new Promise<void>((r) => proc.once('exit', () => r()));
+      proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), 3000);
+      await gone;
+      clearTimeout(t);
+    },
+  };
+}
+
+export interface Res {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+  ms: number;
+}
+
+export function request(
+  port: number,
+  path: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: string; agent?: http.Agent; timeoutMs?: number } = {},
+): Promise<Res> {
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: '127.0.0.1', port, path, method: opts.method ?? 'GET', headers: opts.headers, agent: opts.agent ?? false, timeout: opts.timeoutMs ?? 10_000 },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString(), ms: performance.now() - t0 }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`request to :${port}${path} timed out`)));
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+/** Sends `n` requests with at most `concurrency` in flight; returns every response. */
+export async function blast(
+  port: number,
+  n: number,
+  concurrency: number,
+  make: (i: number) => { path?: string; headers?: Record<string, string> } = () => ({}),
+): Promise<Res[]> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+  const out: Res[] = new Array(n);
+  let next = 0;
+  const worker = async () => {
+    while (next < n) {
+      const i = next++;
+      const r = make(i);
+      out[i] = await request(port, r.path ?? '/', { headers: r.headers, agent });
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker));
+  } finally {
+    agent.destroy();
+  }
+  return out;
+}
+
+export function count(rs: Res[], status: number): number {
+  return rs.filter((r) => r.status === status).length;
+}
+
+/** A metric's value from Prometheus text, 0 when absent. */
+export function metricValue(text: string, series: string): number {
+  for (const line of text.split('\n')) {
+    if (line.startsWith(series + ' ')) return Number(line.slice(series.length + 1));
+  }
+  return 0;
+}
