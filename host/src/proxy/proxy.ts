@@ -209,7 +209,11 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
     outHeaders['x-forwarded-for'] = xff ? `${xff}, ${info.sourceAddress}` : info.sourceAddress;
     outHeaders['x-forwarded-proto'] = 'http';
     if (req.headers['content-length'] !== undefined && !stream.needsBody.request) outHeaders['content-length'] = req.headers['content-length'];
-    else if (!endOfStream) outHeaders['transfer-encoding'] = 'chunked';
+    else if (!endOfStream) {
+      // Body adapters may change the length: send it chunked, never with the client's content-length too.
+      delete outHeaders['content-length'];
+      outHeaders['transfer-encoding'] = 'chunked';
+    }
     s.requestHeadersSent = true;
     const upstreamPath = route.url.pathname === '/' ? path : route.url.pathname.replace(/\/$/, '') + path;
     const up = http.request({
