@@ -105,6 +105,16 @@ function validHeaderName(s: string): bool {
   return true;
 }
 
+/** Whether a string can be sent as a header value (no control characters, bounded). */
+function headerSafe(s: string): bool {
+  if (s.length > 4096) return false;
+  for (let i = 0; i < s.length; i++) {
+    let c = s.charCodeAt(i);
+    if ((c < 0x20 && c != 0x09) || c == 0x7f) return false;
+  }
+  return true;
+}
+
 /** A claim value as a header value, or null when it cannot be one (objects, control characters, too long). */
 function claimHeaderValue(v: JSONValue): string | null {
   let s: string;
@@ -121,12 +131,7 @@ function claimHeaderValue(v: JSONValue): string | null {
     }
     s = parts.join(",");
   } else return null;
-  if (s.length > 4096) return null;
-  for (let i = 0; i < s.length; i++) {
-    let c = s.charCodeAt(i);
-    if ((c < 0x20 && c != 0x09) || c == 0x7f) return null;
-  }
-  return s;
+  return headerSafe(s) ? s : null;
 }
 
 // client-facing error codes and their fixed messages (no detail that helps an attacker)
@@ -689,8 +694,9 @@ class AuthAdapter extends Adapter {
   private allow(a: Attrs): Decision {
     let req = a.req;
     let tokens = a.tokens;
-    if (a.principal.length > 0 && this.principalHeader.length > 0) req.setHeader(this.principalHeader, a.principal);
-    if (a.tenant.length > 0 && this.tenantHeader.length > 0) req.setHeader(this.tenantHeader, a.tenant);
+    // a value a header cannot carry (e.g. a claim with CR/LF) is left out, never forwarded mangled
+    if (a.principal.length > 0 && this.principalHeader.length > 0 && headerSafe(a.principal)) req.setHeader(this.principalHeader, a.principal);
+    if (a.tenant.length > 0 && this.tenantHeader.length > 0 && headerSafe(a.tenant)) req.setHeader(this.tenantHeader, a.tenant);
     if (a.authenticated) {
       setProperty<string>(["mixer", "principal"], a.principal);
       setProperty<string>(["mixer", "auth_method"], a.viaJwt ? (a.viaApiKey ? "jwt+api_key" : "jwt") : "api_key");
