@@ -58,7 +58,7 @@ const sha256hex = (b: Uint8Array) => createHash('sha256').update(b).digest('hex'
 
 /** Reads a module's bytes from wherever `url` points. Remote URLs need `sha256`. */
 export async function readModuleBytes(url: string, sha256: string | undefined, opts: ModuleSourceOptions): Promise<ModuleBytes> {
-  const who = opts.plugin ? `plugin ${opts.plugin}: ` : '';
+  const who = ''; // the host prefixes `plugin NAME: `
   if (!isRemoteUrl(url)) {
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url) && !url.startsWith('file://')) {
       throw new HostError('CONFIG_INVALID', `${who}url ${printableUrl(url)}: only local paths, file:// and http(s):// URLs are supported`, { adapter: opts.plugin, field: 'url' });
@@ -104,11 +104,11 @@ export async function readModuleBytes(url: string, sha256: string | undefined, o
   return { bytes, source, cached: false, cacheFile };
 }
 
-async function fetchBytes(url: string, source: string, who: string, opts: ModuleSourceOptions): Promise<Uint8Array> {
+async function fetchBytes(url: string, source: string, _who: string, opts: ModuleSourceOptions): Promise<Uint8Array> {
   const max = opts.maxBytes ?? DEFAULT_MAX_MODULE_BYTES;
   const timeout = opts.fetchTimeoutMs ?? 30_000;
   const fail = (why: string, cause?: unknown): never => {
-    throw new HostError('WASM_FETCH_FAILED', `${who}cannot fetch ${source}: ${why}; check the URL, or pre-seed the module cache`, { adapter: opts.plugin, file: source, field: 'url' }, { cause });
+    throw new HostError('WASM_FETCH_FAILED', `cannot fetch ${source}: ${why}; check the URL, or pre-seed the module cache`, { adapter: opts.plugin, file: source, field: 'url' }, { cause });
   };
   let res: Response;
   try {
