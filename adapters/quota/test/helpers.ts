@@ -9,6 +9,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
 import { buildAdapter } from '../../../host/src/build/build-adapter.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -47,8 +48,8 @@ export interface RedisServer {
   readonly port: number;
   readonly url: string;
   stop(): Promise<void>;
-  /** Runs a redis-cli command against it (e.g. CLIENT PAUSE). */
-  cli(...args: string[]): Promise<string>;
+  /** Runs one command on a fresh connection (e.g. CLIENT PAUSE 1000 ALL, GET key). */
+  command(...args: string[]): Promise<unknown>;
 }
 
 /** Starts Debian's redis-server on a free loopback port, no persistence. */
@@ -75,14 +76,14 @@ export async function startRedis(port?: number): Promise<RedisServer> {
       }
       await rm(dir, { recursive: true, force: true });
     },
-    cli: (...args: string[]) =>
-      new Promise((resolve, reject) => {
-        const c = spawn('redis-cli', ['-h', '127.0.0.1', '-p', String(p), ...args]);
-        let out = '';
-        c.stdout.on('data', (d: Buffer) => (out += d.toString()));
-        c.once('error', reject);
-        c.once('exit', () => resolve(out.trim()));
-      }),
+    command: async (...args: string[]) => {
+      const c = new Redis(`redis://127.0.0.1:${p}`, { maxRetriesPerRequest: 1 });
+      try {
+        return await c.call(args[0]!, ...args.slice(1));
+      } finally {
+        c.disconnect();
+      }
+    },
   };
 }
 

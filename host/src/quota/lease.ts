@@ -298,6 +298,7 @@ export async function answerLease(client: LeaseRedis, method: string, path: stri
     throw err;
   }
   try {
+    await settleConnection(client, 1000);
     return reply(200, await leaseOnRedis(client, lease));
   } catch (err) {
     return reply(503, { error: `redis: ${(err as Error).message}` });
@@ -324,29 +325,33 @@ export function redisLeaseCall(req: HttpCallRequest): Promise<HttpCallResult> {
     const timer = setTimeout(() => finish(() => reject(new Error(`quota lease timed out after ${req.timeoutMs} ms`))), Math.max(1, req.timeoutMs));
     const onAbort = () => finish(() => reject(new Error('quota lease aborted')));
     req.signal.addEventListener('abort', onAbort);
-    const send = () => {
-      if (settled) return;
-      answerLease(client, pseudo(':method'), pseudo(':path'), req.body).then(
-        (r) => finish(() => resolve(r)),
-        (err) => finish(() => reject(err)),
-      );
+    answerLease(client, pseudo(':method'), pseudo(':path'), req.body).then(
+      (r) => finish(() => resolve(r)),
+      (err) => finish(() => reject(err)),
+    );
+  });
+}
+
+/**
+ * Resolves once a connection being set up (the first lease after start, or a
+ * reconnect attempt in progress) is ready or has failed, at most `maxMs`. A
+ * client between reconnect attempts (Redis down) resolves at once, so the lease
+ * fails fast instead of waiting.
+ */
+function settleConnection(client: LeaseRedis, maxMs: number): Promise<void> {
+  const st = client.status;
+  if (st !== 'wait' && st !== 'connecting' && st !== 'connect') return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      client.off('ready', done);
+      client.off('close', done);
+      resolve();
     };
-    // A connection being set up (the first lease after start, or a reconnect attempt
-    // in progress) is waited for within the deadline; a client between reconnect
-    // attempts (Redis down) fails at once.
-    const st = client.status;
-    if (st === 'wait' || st === 'connecting' || st === 'connect') {
-      const onReady = () => {
-        client.off('ready', onReady);
-        client.off('close', onReady);
-        send();
-      };
-      client.on('ready', onReady);
-      client.on('close', onReady);
-      if (st === 'wait') client.connect().catch(() => {});
-    } else {
-      send();
-    }
+    const timer = setTimeout(done, maxMs);
+    client.on('ready', done);
+    client.on('close', done);
+    if (st === 'wait') client.connect().catch(() => {});
   });
 }
 
