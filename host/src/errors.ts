@@ -25,6 +25,11 @@ export type HostErrorCode =
   | 'CAPABILITY_DENIED'
   | 'RELOAD_FAILED'
   | 'ADMIN_FORBIDDEN'
+  // out-of-process mode (docs/out-of-process.md)
+  | 'REMOTE_UNAVAILABLE'
+  | 'REMOTE_CONFIG_MISMATCH'
+  | 'REMOTE_ERROR'
+  | 'SERVER_START_FAILED'
   | 'USAGE';
 
 export class HostError extends Error {
