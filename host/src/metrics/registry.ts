@@ -28,8 +28,8 @@ export const DEFAULT_MS_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2
 export const DEFAULT_BYTES_BUCKETS = [1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000];
 /** Prometheus client defaults (and Istio 1.1 Mixer's istio_request_duration_seconds). */
 export const DEFAULT_SECONDS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-/** For in-process calls measured in seconds: 1 µs to 1 s. */
-export const CALL_SECONDS_BUCKETS = [0.000001, 0.0000025, 0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1];
+/** For in-process guest calls measured in seconds: 2 µs to 100 ms. */
+export const CALL_SECONDS_BUCKETS = [0.000002, 0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025, 0.1];
 
 /** Label value of the series that absorbs label sets beyond a family's cap. */
 export const OVERFLOW_VALUE = '__overflow__';

@@ -620,6 +620,11 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
   }
 
   guestLog(level: LogLevel, message: string): void {
+    if (level < this.logLevel && level < LogLevel.Error) return;
+    // An adapter that logs the request's credentials does not leak them: the
+    // values of this request's authorization/cookie/API-key headers are masked.
+    const sc = this.streamContext();
+    if (sc !== null) message = scrubRequestCredentials(message, sc.stream.requestHeaders);
     if (level >= LogLevel.Error) this.lastErrorLog = message;
     if (level < this.logLevel) return;
     this.settings.logger.log(level, this.name, message);
@@ -842,6 +847,23 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
 }
 
 const MAX_PENDING_CALLS = 1024;
+
+const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie', 'x-api-key', 'api-key', 'x-auth-token']);
+
+function scrubRequestCredentials(message: string, headers: readonly HeaderPair[]): string {
+  let out = message;
+  for (const [k, v] of headers) {
+    if (!CREDENTIAL_HEADERS.has(k) || v.length < 4) continue;
+    const parts = [v];
+    if (k === 'cookie') for (const c of v.split(';')) parts.push(c.trim(), c.slice(c.indexOf('=') + 1).trim());
+    else {
+      const sp = v.indexOf(' ');
+      if (sp > 0) parts.push(v.slice(sp + 1));
+    }
+    for (const p of parts) if (p.length >= 4 && out.includes(p)) out = out.split(p).join('[redacted]');
+  }
+  return out;
+}
 
 function readOnlyBuffer(bytes: Uint8Array): BodyBuffer {
   const b = new BodyBuffer();

@@ -1,0 +1,306 @@
+// Envoy access-log format strings: "%OPERATOR%" / "%OPERATOR(arg)%" / "%REQ(X?Y):N%"
+// (https://www.envoyproxy.io/docs/envoy/latest/configuration/observability/access_log/usage),
+// the subset that has a meaning in this host, parsed once at configure time and evaluated
+// per entry against a Entry (which caches what it reads from the host).
+
+import { Attr, isoTime, parseAttr, strftime, attrError } from "./attributes";
+
+export enum Op {
+  Literal = 0,
+  StartTime,
+  Req,
+  Resp,
+  Trailer,
+  ResponseCode,
+  ResponseCodeDetails,
+  ResponseFlags,
+  BytesReceived,
+  BytesSent,
+  Duration,
+  ResponseDuration,
+  Protocol,
+  UpstreamHost,
+  UpstreamCluster,
+  DownstreamRemoteAddress,
+  DownstreamRemoteAddressWithoutPort,
+  DownstreamLocalAddress,
+  DownstreamLocalAddressWithoutPort,
+  RouteName,
+  ConnectionId,
+  FilterState,
+  Cel,
+  Severity,
+  RequestedServerName,
+  Hostname,
+}
+
+/** What an operator evaluates to, for typed JSON output. */
+export enum Kind {
+  String = 0,
+  Number = 1,
+}
+
+export class Segment {
+  op: Op = Op.Literal;
+  /** Literal text, or the first header name (lower case), or START_TIME's format. */
+  text: string = "";
+  /** REQ/RESP/TRAILER: the alternative header after '?'. */
+  alt: string = "";
+  /** Truncation length from ":N" (0: none). */
+  maxLen: i32 = 0;
+  attr: Attr | null = null;
+
+  get kind(): Kind {
+    let o = this.op;
+    return o == Op.ResponseCode || o == Op.BytesReceived || o == Op.BytesSent || o == Op.Duration ||
+      o == Op.ResponseDuration || o == Op.ConnectionId ? Kind.Number : Kind.String;
+  }
+}
+
+export class Format {
+  segments: Segment[] = [];
+  source: string = "";
+
+  /** A single operator and nothing else: JSON output keeps its type (number or null). */
+  get single(): Segment | null {
+    return this.segments.length == 1 && this.segments[0].op != Op.Literal ? this.segments[0] : null;
+  }
+}
+
+/** The values an entry is built from; implemented by the adapter (cached per request). */
+export abstract class Source {
+  abstract startTimeNs(): i64;
+  abstract requestHeader(name: string): string | null;
+  abstract responseHeader(name: string): string | null;
+  abstract responseTrailer(name: string): string | null;
+  abstract responseCode(): i64;
+  abstract responseCodeDetails(): string | null;
+  abstract responseFlags(): string | null;
+  abstract bytesReceived(): i64;
+  abstract bytesSent(): i64;
+  /** Milliseconds, or -1 when unknown. */
+  abstract durationMs(): i64;
+  abstract responseDurationMs(): i64;
+  abstract protocol(): string | null;
+  abstract upstreamHost(): string | null;
+  abstract upstreamCluster(): string | null;
+  abstract downstreamRemoteAddress(): string | null;
+  abstract downstreamLocalAddress(): string | null;
+  abstract routeName(): string | null;
+  abstract connectionId(): i64;
+  abstract severity(): string;
+  /** An attribute (CEL or FILTER_STATE), redacted as configured. */
+  abstract attr(a: Attr): string | null;
+}
+
+/** Why the last parseFormat returned null. */
+export let formatError: string = "";
+
+const NAMES: string[] = [
+  "START_TIME", "REQ", "RESP", "TRAILER", "RESPONSE_CODE", "RESPONSE_CODE_DETAILS", "RESPONSE_FLAGS",
+  "BYTES_RECEIVED", "BYTES_SENT", "DURATION", "RESPONSE_DURATION", "PROTOCOL", "UPSTREAM_HOST", "UPSTREAM_CLUSTER",
+  "DOWNSTREAM_REMOTE_ADDRESS", "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT", "DOWNSTREAM_LOCAL_ADDRESS",
+  "DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT", "ROUTE_NAME", "CONNECTION_ID", "FILTER_STATE", "CEL", "SEVERITY",
+  "REQUESTED_SERVER_NAME", "HOSTNAME",
+];
+const OPS: Op[] = [
+  Op.StartTime, Op.Req, Op.Resp, Op.Trailer, Op.ResponseCode, Op.ResponseCodeDetails, Op.ResponseFlags,
+  Op.BytesReceived, Op.BytesSent, Op.Duration, Op.ResponseDuration, Op.Protocol, Op.UpstreamHost, Op.UpstreamCluster,
+  Op.DownstreamRemoteAddress, Op.DownstreamRemoteAddressWithoutPort, Op.DownstreamLocalAddress,
+  Op.DownstreamLocalAddressWithoutPort, Op.RouteName, Op.ConnectionId, Op.FilterState, Op.Cel, Op.Severity,
+  Op.RequestedServerName, Op.Hostname,
+];
+/** Operators that take "(...)": required (1), optional (2), none (0). */
+function argMode(op: Op): i32 {
+  if (op == Op.Req || op == Op.Resp || op == Op.Trailer || op == Op.FilterState || op == Op.Cel) return 1;
+  if (op == Op.StartTime) return 2;
+  return 0;
+}
+
+function literal(text: string): Segment {
+  let s = new Segment();
+  s.text = text;
+  return s;
+}
+
+/** Parses an Envoy format string, or returns null (see formatError). */
+export function parseFormat(src: string): Format | null {
+  formatError = "";
+  let f = new Format();
+  f.source = src;
+  let buf: string[] = [];
+  let i = 0;
+  let n = src.length;
+  while (i < n) {
+    let c = src.charCodeAt(i);
+    if (c != 0x25) {
+      buf.push(src.charAt(i));
+      i++;
+      continue;
+    }
+    if (i + 1 < n && src.charCodeAt(i + 1) == 0x25) {
+      buf.push("%");
+      i += 2;
+      continue;
+    }
+    // operator name: upper case letters and _
+    let j = i + 1;
+    while (j < n) {
+      let d = src.charCodeAt(j);
+      if (!((d >= 0x41 && d <= 0x5a) || d == 0x5f)) break;
+      j++;
+    }
+    let name = src.substring(i + 1, j);
+    let idx = NAMES.indexOf(name);
+    if (name.length == 0 || idx < 0) {
+      formatError = "unknown command operator %" + name + (j < n ? src.charAt(j) : "") + "... at position " + i.toString() +
+        " (write %% for a literal %)";
+      return null;
+    }
+    let seg = new Segment();
+    seg.op = OPS[idx];
+    let mode = argMode(seg.op);
+    let arg = "";
+    let hasArg = false;
+    if (j < n && src.charCodeAt(j) == 0x28) {
+      // find the matching ')' followed by '%' or ':'
+      let close = src.indexOf(")", j);
+      if (seg.op == Op.StartTime || seg.op == Op.Cel) {
+        // the argument may itself contain ')' (strftime, CEL): take the last ')' before the closing '%'
+        let end = src.indexOf(")%", j);
+        let endLen = src.indexOf("):", j);
+        if (end < 0 || (endLen >= 0 && endLen < end)) end = endLen;
+        close = end;
+      }
+      if (close < 0) {
+        formatError = "%" + name + "( is not closed by )";
+        return null;
+      }
+      arg = src.substring(j + 1, close);
+      hasArg = true;
+      j = close + 1;
+    }
+    if (mode == 1 && !hasArg) {
+      formatError = "%" + name + "% needs an argument: %" + name + "(...)%";
+      return null;
+    }
+    if (mode == 0 && hasArg) {
+      formatError = "%" + name + "% takes no argument";
+      return null;
+    }
+    if (j < n && src.charCodeAt(j) == 0x3a) {
+      // :N truncation
+      let k = j + 1;
+      while (k < n && src.charCodeAt(k) >= 0x30 && src.charCodeAt(k) <= 0x39) k++;
+      if (k == j + 1) {
+        formatError = "%" + name + ": expects a length, e.g. %" + name + "(...):10%";
+        return null;
+      }
+      seg.maxLen = I32.parseInt(src.substring(j + 1, k));
+      j = k;
+    }
+    if (j >= n || src.charCodeAt(j) != 0x25) {
+      formatError = "%" + name + " is not closed by %";
+      return null;
+    }
+    i = j + 1;
+    if (seg.op == Op.Req || seg.op == Op.Resp || seg.op == Op.Trailer) {
+      let q = arg.indexOf("?");
+      seg.text = (q < 0 ? arg : arg.substring(0, q)).trim().toLowerCase();
+      seg.alt = q < 0 ? "" : arg.substring(q + 1).trim().toLowerCase();
+      if (seg.text.length == 0) {
+        formatError = "%" + name + "()% needs a header name";
+        return null;
+      }
+    } else if (seg.op == Op.StartTime) {
+      seg.text = arg;
+    } else if (seg.op == Op.FilterState) {
+      let a = parseAttr("filter_state['" + arg.trim() + "']");
+      if (a === null) {
+        formatError = "%FILTER_STATE(" + arg + ")%: " + attrError;
+        return null;
+      }
+      seg.attr = a;
+    } else if (seg.op == Op.Cel) {
+      let a = parseAttr(arg);
+      if (a === null) {
+        formatError = "%CEL(" + arg + ")%: " + attrError;
+        return null;
+      }
+      seg.attr = a;
+    }
+    if (buf.length > 0) {
+      f.segments.push(literal(buf.join("")));
+      buf = [];
+    }
+    f.segments.push(seg);
+  }
+  if (buf.length > 0) f.segments.push(literal(buf.join("")));
+  return f;
+}
+
+function withoutPort(address: string | null): string | null {
+  if (address === null) return null;
+  if (address.startsWith("[")) {
+    let end = address.indexOf("]");
+    return end > 0 ? address.substring(1, end) : address;
+  }
+  let colon = address.lastIndexOf(":");
+  if (colon < 0 || address.indexOf(":") != colon) return address;
+  return address.substring(0, colon);
+}
+
+function header(s: Source, seg: Segment, which: i32): string | null {
+  let v = which == 0 ? s.requestHeader(seg.text) : which == 1 ? s.responseHeader(seg.text) : s.responseTrailer(seg.text);
+  if (v === null && seg.alt.length > 0) v = which == 0 ? s.requestHeader(seg.alt) : which == 1 ? s.responseHeader(seg.alt) : s.responseTrailer(seg.alt);
+  return v;
+}
+
+/** Evaluates one operator; null when the value is not available (Envoy's "-"). */
+export function evalSegment(seg: Segment, s: Source): string | null {
+  let v: string | null = null;
+  switch (seg.op) {
+    case Op.Literal: return seg.text;
+    case Op.StartTime: {
+      let t = s.startTimeNs();
+      if (t <= 0) return null;
+      v = seg.text.length == 0 ? isoTime(t) : strftime(seg.text, t);
+      break;
+    }
+    case Op.Req: v = header(s, seg, 0); break;
+    case Op.Resp: v = header(s, seg, 1); break;
+    case Op.Trailer: v = header(s, seg, 2); break;
+    case Op.ResponseCode: return s.responseCode().toString();
+    case Op.ResponseCodeDetails: v = s.responseCodeDetails(); break;
+    case Op.ResponseFlags: v = s.responseFlags(); break;
+    case Op.BytesReceived: return s.bytesReceived().toString();
+    case Op.BytesSent: return s.bytesSent().toString();
+    case Op.Duration: { let d = s.durationMs(); return d < 0 ? null : d.toString(); }
+    case Op.ResponseDuration: { let d = s.responseDurationMs(); return d < 0 ? null : d.toString(); }
+    case Op.Protocol: v = s.protocol(); break;
+    case Op.UpstreamHost: v = s.upstreamHost(); break;
+    case Op.UpstreamCluster: v = s.upstreamCluster(); break;
+    case Op.DownstreamRemoteAddress: v = s.downstreamRemoteAddress(); break;
+    case Op.DownstreamRemoteAddressWithoutPort: v = withoutPort(s.downstreamRemoteAddress()); break;
+    case Op.DownstreamLocalAddress: v = s.downstreamLocalAddress(); break;
+    case Op.DownstreamLocalAddressWithoutPort: v = withoutPort(s.downstreamLocalAddress()); break;
+    case Op.RouteName: v = s.routeName(); break;
+    case Op.ConnectionId: return s.connectionId().toString();
+    case Op.FilterState:
+    case Op.Cel: v = s.attr(seg.attr!); break;
+    case Op.Severity: return s.severity();
+    default: return null;
+  }
+  if (v === null || v.length == 0) return null;
+  if (seg.maxLen > 0 && v.length > seg.maxLen) v = v.substring(0, seg.maxLen);
+  return v;
+}
+
+/** Text output: missing values print as "-". */
+export function evalText(f: Format, s: Source, parts: string[]): void {
+  let segs = f.segments;
+  for (let i = 0, n = segs.length; i < n; i++) {
+    let v = evalSegment(unchecked(segs[i]), s);
+    parts.push(v === null ? "-" : v);
+  }
+}
