@@ -96,7 +96,7 @@ export async function startAuthProxy(pluginConfig: unknown, extras: ProxyExtras 
     logLevel: level,
     routes: [{ name: 'api', upstream: `http://127.0.0.1:${upstream.port}` }],
     clusters: extras.clusters,
-    plugins: [{ name: 'auth', url: wasm, phase: 'AUTHN', pluginConfig, logLevel: level, timeoutMs: extras.timeoutMs }],
+    plugins: [{ name: 'auth', url: wasm, phase: 'AUTHN', pluginConfig, logLevel: level, timeoutMs: extras.timeoutMs, clusters: Object.keys(extras.clusters ?? {}) }],
   };
   let proxy;
   try {
