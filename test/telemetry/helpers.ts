@@ -3,7 +3,7 @@
 // promtool, and a real Prometheus server on loopback.
 
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -131,11 +131,25 @@ export function buildOnce(name: string): Promise<string> {
   if (p === undefined) {
     p = (async () => {
       const out = await mkdtemp(join(tmpdir(), `wm-${name}-`));
-      process.once('exit', () => void rm(out, { recursive: true, force: true }));
+      process.once('exit', () => rmSync(out, { recursive: true, force: true }));
       const r = await buildAdapter(join(ROOT, 'adapters', name), { outDir: out });
       return r.wasmPath;
     })();
     built.set(name, p);
+  }
+  return p;
+}
+
+/** Builds the set-attrs fixture (stands in for auth/quota: sets mixer.principal / mixer.quota, denies on x-test-deny). */
+export function buildSetAttrs(): Promise<string> {
+  let p = built.get('fixture:set-attrs');
+  if (p === undefined) {
+    p = (async () => {
+      const out = await mkdtemp(join(tmpdir(), 'wm-set-attrs-'));
+      process.once('exit', () => rmSync(out, { recursive: true, force: true }));
+      return (await buildAdapter(join(ROOT, 'test', 'telemetry', 'fixtures', 'set-attrs'), { outDir: out })).wasmPath;
+    })();
+    built.set('fixture:set-attrs', p);
   }
   return p;
 }

@@ -379,14 +379,35 @@ class Entry extends Source {
     return l == LogLevel.Error ? "error" : l == LogLevel.Warn ? "warn" : "info";
   }
 
+  /** A header map as a JSON object, with sensitive values (and :path's query) redacted. */
+  private headersJSON(map: MapType): string {
+    let h = raw.getHeaders(map);
+    let parts: string[] = ["{"];
+    for (let i = 0; i < h.length; i++) {
+      let k = h.name(i);
+      let v = h.value(i);
+      if (this.cfg.redactHeaders.includes(k)) v = this.cfg.replacement;
+      else if (k == ":path") v = redactQuery(v, this.cfg.redactQuery, this.cfg.replacement);
+      if (i > 0) parts.push(",");
+      parts.push(quoteJSON(k));
+      parts.push(":");
+      parts.push(quoteJSON(v));
+    }
+    parts.push("}");
+    return parts.join("");
+  }
+
   attr(a: Attr): string | null {
+    if (a.name == "request.headers") return this.headersJSON(MapType.HttpRequestHeaders);
+    if (a.name == "response.headers") return this.headersJSON(MapType.HttpResponseHeaders);
+    if (a.name == "response.trailers") return this.headersJSON(MapType.HttpResponseTrailers);
     if (a.source == AttrSource.RequestHeader) return this.requestHeader(a.value);
     if (a.source == AttrSource.ResponseHeader) return this.responseHeader(a.value);
     if (a.source == AttrSource.ResponseTrailer) return this.responseTrailer(a.value);
     let v = attrString(a);
     if (v === null) return null;
-    if (a.name == "request.path" || a.name == "request.query") return redactQuery(v, this.cfg.redactQuery, this.cfg.replacement);
-    if (a.name == "request.headers" || a.name == "response.headers") return redactJSONMap(v, this.cfg.redactHeaders, this.cfg.replacement);
+    if (a.name == "request.path") return redactQuery(v, this.cfg.redactQuery, this.cfg.replacement);
+    if (a.name == "request.query") return redactQuery("?" + v, this.cfg.redactQuery, this.cfg.replacement).substring(1);
     return v;
   }
 }
@@ -459,29 +480,6 @@ function decodeKey(k: string): string {
     out.push(k.charAt(i));
   }
   return out.join("").toLowerCase();
-}
-
-/** Redacts values in a JSON object text produced by attrString for a header map. */
-function redactJSONMap(json: string, names: string[], replacement: string): string {
-  let out = json;
-  for (let i = 0; i < names.length; i++) {
-    let key = quoteJSON(names[i]) + ":";
-    let at = out.indexOf(key);
-    while (at >= 0) {
-      let start = at + key.length;
-      // the value is a JSON string: find its closing quote (skipping escapes)
-      let j = start + 1;
-      while (j < out.length) {
-        let c = out.charCodeAt(j);
-        if (c == 0x5c) j += 2;
-        else if (c == 0x22) break;
-        else j++;
-      }
-      out = out.substring(0, start) + quoteJSON(replacement) + out.substring(j + 1);
-      at = out.indexOf(key, start + replacement.length + 2);
-    }
-  }
-  return out;
 }
 
 register<Logging>();
