@@ -3,6 +3,8 @@
 // Plugin fields mirror Istio's WasmPlugin (url, sha256, phase, priority,
 // failStrategy, pluginConfig, vmConfig) so operators recognise them.
 
+import { PLUGIN_REMOTE_SCHEMA, REMOTE_SCHEMA, type PluginRemoteSettings, type RemoteSettings } from '../oop/config.js';
+
 export type Phase = 'AUTHN' | 'AUTHZ' | 'STATS' | 'UNSPECIFIED_PHASE';
 export type FailStrategyName = 'FAIL_CLOSE' | 'FAIL_OPEN';
 
@@ -42,6 +44,8 @@ export interface PluginConfig {
   restart?: { maxRestarts?: number; windowMs?: number; initialBackoffMs?: number; maxBackoffMs?: number };
   /** Host capabilities granted; all when absent (HTTP call-outs are granted by `clusters`). */
   capabilities?: Array<'local_response' | 'modify_headers' | 'modify_body' | 'shared_data' | 'shared_queue' | 'metrics' | 'foreign_function' | 'timer' | 'filter_state'>;
+  /** Run this plugin in the adapter server (`true`/`false`, or settings); overrides remote.plugins. See docs/out-of-process.md. */
+  remote?: boolean | PluginRemoteSettings;
 }
 
 export interface RouteConfig {
@@ -119,6 +123,8 @@ export interface MixerConfig {
   moduleCache?: { dir?: string; fetchTimeoutMs?: number };
   /** Hot reload of adapters: watch the config and module files, and how long old VMs may finish in-flight requests. */
   reload?: { watch?: boolean; debounceMs?: number; drainTimeoutMs?: number };
+  /** Out-of-process mode: adapter server address, which plugins run there, client cache/batching/prefetch, server settings (docs/out-of-process.md). */
+  remote?: RemoteSettings;
 }
 
 const logLevel = { enum: ['trace', 'debug', 'info', 'warn', 'error', 'critical'] };
@@ -226,6 +232,7 @@ export const CONFIG_SCHEMA = {
             uniqueItems: true,
             items: { enum: ['local_response', 'modify_headers', 'modify_body', 'shared_data', 'shared_queue', 'metrics', 'foreign_function', 'timer', 'filter_state'] },
           },
+          remote: PLUGIN_REMOTE_SCHEMA,
         },
         // A module fetched over the network is only trusted when pinned.
         if: { properties: { url: { pattern: '^[hH][tT][tT][pP][sS]?://' } } },
@@ -309,5 +316,6 @@ export const CONFIG_SCHEMA = {
         },
       },
     },
+    remote: REMOTE_SCHEMA,
   },
 } as const;
