@@ -404,12 +404,35 @@ class Quota extends Adapter {
         bestRatio = r;
       }
     }
-    if (best !== null && this.spec.headersOnAllowed && this.spec.headerStyle != HeaderStyle.None) {
-      let h = new Headers();
-      this.rateHeaders(best, h);
-      for (let i = 0; i < h.length; i++) req.setResponseHeader(unchecked(h.names[i]), unchecked(h.values[i]));
+    if (best !== null && this.spec.headersOnAllowed) {
+      // Limit, Remaining and Reset (the policy is only repeated on a 429).
+      let style = this.spec.headerStyle;
+      if (style == HeaderStyle.Draft) {
+        req.setResponseHeader("ratelimit-limit", this.limitStr(best));
+        req.setResponseHeader("ratelimit-remaining", max<i64>(0, best.remaining).toString());
+        req.setResponseHeader("ratelimit-reset", headerSeconds(best.resetMs));
+      } else if (style == HeaderStyle.XRateLimit) {
+        req.setResponseHeader("x-ratelimit-limit", this.limitStr(best) + ", " + this.policyStr(best));
+        req.setResponseHeader("x-ratelimit-remaining", max<i64>(0, best.remaining).toString());
+        req.setResponseHeader("x-ratelimit-reset", headerSeconds(best.resetMs));
+      }
     }
     return Decision.allow();
+  }
+
+  limitStr(s: Slot): string {
+    let p = s.params;
+    let v = p.limitStr;
+    if (v === null) p.limitStr = v = s.reportedLimit.toString();
+    return v;
+  }
+
+  /** `limit;w=seconds;name="..."`, as RateLimit-Policy and Envoy's X-RateLimit-Limit write a quota policy. */
+  policyStr(s: Slot): string {
+    let p = s.params;
+    let v = p.policyStr;
+    if (v === null) p.policyStr = v = this.limitStr(s) + ";w=" + headerSeconds(p.windowMs) + ";name=" + quoteJSON(p.name);
+    return v;
   }
 
   denyOver(s: Slot): Decision {
@@ -430,17 +453,15 @@ class Quota extends Adapter {
   rateHeaders(s: Slot, h: Headers): void {
     let style = this.spec.headerStyle;
     if (style == HeaderStyle.None) return;
-    let lim = s.reportedLimit.toString();
-    let win = headerSeconds(s.params.windowMs);
     let rem = max<i64>(0, s.remaining).toString();
     let reset = headerSeconds(s.out == Out.Over ? s.retryMs : s.resetMs);
     if (style == HeaderStyle.Draft) {
-      h.add("ratelimit-limit", lim);
+      h.add("ratelimit-limit", this.limitStr(s));
       h.add("ratelimit-remaining", rem);
       h.add("ratelimit-reset", reset);
-      h.add("ratelimit-policy", lim + ";w=" + win + ";name=" + quoteJSON(s.params.name));
+      h.add("ratelimit-policy", this.policyStr(s));
     } else {
-      h.add("x-ratelimit-limit", lim + ", " + lim + ";w=" + win + ";name=" + quoteJSON(s.params.name));
+      h.add("x-ratelimit-limit", this.limitStr(s) + ", " + this.policyStr(s));
       h.add("x-ratelimit-remaining", rem);
       h.add("x-ratelimit-reset", reset);
     }

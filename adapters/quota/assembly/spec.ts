@@ -86,6 +86,9 @@ export class Params {
   burst: i64 = 0;
   unlimited: bool = false;
   name: string = "";
+  // Header values that never change, built on first use.
+  limitStr: string | null = null;
+  policyStr: string | null = null;
 }
 
 export class Override {

@@ -150,10 +150,13 @@ export class Rec {
     this.buf = new ArrayBuffer(slots << 3);
   }
 
-  /** Copies a stored value in; false (record left zeroed) when the size does not match. */
+  /**
+   * Takes a stored value (a buffer the SDK just allocated for this read, so it is
+   * ours to keep); false (record left as it was) when the size does not match.
+   */
   load(value: ArrayBuffer): bool {
     if (value.byteLength != this.slots << 3) return false;
-    memory.copy(changetype<usize>(this.buf), changetype<usize>(value), <usize>(this.slots << 3));
+    this.buf = value;
     return true;
   }
 

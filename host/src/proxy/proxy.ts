@@ -342,7 +342,14 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
         { address: config.admin?.address ?? '127.0.0.1', port: options.adminPort ?? config.admin?.port ?? 9901, allowRemote: config.admin?.allowRemote ?? false, allowRemoteReload: config.admin?.allowRemoteReload ?? false },
         () => !draining,
         (reason) => reload({ reason }),
-      )
+      ).catch(async (err) => {
+        // e.g. ADMIN_FORBIDDEN, EADDRINUSE: do not leave the proxy port and the VMs running.
+        watcher?.close();
+        server.close();
+        agent.destroy();
+        await host.close();
+        throw err;
+      })
     : null;
   host.logger.log(LogLevel.Info, 'proxy', `listening on ${listenAddr}:${port}${admin ? `, admin on ${admin.address}:${admin.port}` : ''}; ${host.plugins.length} adapter(s): ${host.plugins.map((p) => p.config.name).join(', ') || 'none'}`);
 
