@@ -11,6 +11,7 @@ import { MetricsRegistry } from './metrics/registry.js';
 import type { AccessLogSink } from './log/access-log.js';
 import { Telemetry } from './telemetry/index.js';
 import { HttpStream, type StreamInfo } from './plugin/http-stream.js';
+import { isRemotePlugin } from './oop/config.js';
 import type { HttpCallTransport } from './plugin/http-call.js';
 import { DEFAULT_FUEL_PER_CALLBACK, PluginVm } from './plugin/plugin-vm.js';
 import { scrubbingLogger, SecretScrubber } from './security/redact.js';
@@ -121,6 +122,15 @@ export class WasmHost {
     }
     if (compiled.unimplementedImports.length > 0) {
       this.logger.log(LogLevel.Warn, p.name, `module imports functions this host does not implement yet; calls return UNIMPLEMENTED: ${compiled.unimplementedImports.join(', ')}`, { code: 'ABI_UNIMPLEMENTED' });
+    }
+    if (isRemotePlugin(config, p)) {
+      // Out of process (docs/out-of-process.md): a RemoteAdapter stands in for the VM. It has the
+      // members the host, the admin port and the reloader use (name, healthy, failed, liveStreams, stop).
+      const { createRemoteAdapter } = await import('./oop/remote-adapter.js');
+      const adapter = createRemoteAdapter(this, p, compiled, config);
+      this.logger.log(LogLevel.Info, p.name, `adapter runs out of process, in the adapter server at ${adapter.address}`);
+      const entry: ChainEntry = { name: p.name, adapter, failStrategy: p.failStrategy ?? 'FAIL_CLOSE', pauseTimeoutMs: p.timeoutMs ?? 10_000 };
+      return { config: p, vm: adapter as unknown as PluginVm, entry, module: compiled, loadMs: performance.now() - t0 };
     }
     // HTTP call-outs only to the clusters the plugin lists (none by default).
     const clusters: Record<string, string> = {};
