@@ -660,7 +660,13 @@ class AuthAdapter extends Adapter {
       if (apiKey.restricted && !apiKey.allows(a)) return this.deny(a, 403, E_FORBIDDEN, "route_not_allowed", false);
     }
 
-    // rules: DENY first, then AUDIT, then ALLOW (Istio's order); dry-run rules only log
+    // rules: AUDIT (logs whatever the outcome), then DENY, then ALLOW (Istio's order); dry-run rules only log
+    for (let i = 0; i < this.auditRules.length; i++) {
+      let r = unchecked(this.auditRules[i]);
+      if (!r.matches(a)) continue;
+      mAudit.with(["rule", r.name]).inc();
+      if (log.enabled(LogLevel.Info)) log.info("audit rule=" + r.name + " " + this.describe(a));
+    }
     for (let i = 0; i < this.denyRules.length; i++) {
       let r = unchecked(this.denyRules[i]);
       if (!r.matches(a)) continue;
@@ -669,12 +675,6 @@ class AuthAdapter extends Adapter {
         continue;
       }
       return this.deny(a, 403, E_FORBIDDEN, "rule_denied", false, r.name);
-    }
-    for (let i = 0; i < this.auditRules.length; i++) {
-      let r = unchecked(this.auditRules[i]);
-      if (!r.matches(a)) continue;
-      mAudit.with(["rule", r.name]).inc();
-      if (log.enabled(LogLevel.Info)) log.info("audit rule=" + r.name + " " + this.describe(a));
     }
     if (this.allowRules.length > 0) {
       let allowed = false;
