@@ -347,9 +347,11 @@ class Quota extends Adapter {
       s.out = Out.FailClosed;
       s.retryMs = max<i64>(1000, this.circuitUntil(g.cluster) - t);
     } else {
+      // The key's own limit (override included) unless fallback_limit caps it per proxy.
       s.viaFallback = true;
-      let fl = g.fallbackLimit;
-      decideLocal(s, "f:" + s.dimKey, fl, s.params.windowMs, max<i64>(1, fl), t);
+      let fl = g.fallbackLimit >= 0 ? g.fallbackLimit : s.params.limit;
+      let fb = g.fallbackLimit >= 0 ? max<i64>(1, fl) : s.params.burst;
+      decideLocal(s, "f:" + s.dimKey, fl, s.params.windowMs, fb, t);
     }
   }
 
@@ -421,6 +423,7 @@ class Quota extends Adapter {
   }
 
   limitStr(s: Slot): string {
+    if (s.viaFallback) return s.reportedLimit.toString();
     let p = s.params;
     let v = p.limitStr;
     if (v === null) p.limitStr = v = s.reportedLimit.toString();
@@ -430,6 +433,7 @@ class Quota extends Adapter {
   /** `limit;w=seconds;name="..."`, as RateLimit-Policy and Envoy's X-RateLimit-Limit write a quota policy. */
   policyStr(s: Slot): string {
     let p = s.params;
+    if (s.viaFallback) return this.limitStr(s) + ";w=" + headerSeconds(p.windowMs) + ";name=" + quoteJSON(p.name);
     let v = p.policyStr;
     if (v === null) p.policyStr = v = this.limitStr(s) + ";w=" + headerSeconds(p.windowMs) + ";name=" + quoteJSON(p.name);
     return v;

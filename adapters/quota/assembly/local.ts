@@ -43,7 +43,8 @@ export class Slot {
   pool: bool = false;
   /** Period (window / bucket index) the charge went to, for refunds. */
   period: i64 = 0;
-  /** Token bucket capacity the decision used (the fallback limit's, in fallback). */
+  /** Limit and token bucket capacity the decision used (the fallback limit's, in fallback). */
+  limitUsed: i64 = 0;
   burstUsed: i64 = 0;
 
   constructor(spec: LimitSpec, params: Params, dimKey: string, cost: i64) {
@@ -65,11 +66,13 @@ export class Slot {
     this.rec = null;
     this.cas = 0;
     this.pool = false;
+    this.limitUsed = this.params.limit;
+    this.burstUsed = this.params.burst;
   }
 
   /** The limit value the headers report (the bucket size for a token bucket). */
   get reportedLimit(): i64 {
-    return this.spec.algo == Algo.Token ? this.params.burst : this.params.limit;
+    return this.spec.algo == Algo.Token ? this.burstUsed : this.limitUsed;
   }
 }
 
@@ -115,6 +118,7 @@ export function decideLocal(s: Slot, key: string, limit: i64, windowMs: i64, bur
   }
   s.sdKey = key;
   s.cas = cas;
+  s.limitUsed = limit;
   s.burstUsed = burst;
   let c = s.cost;
   if (algo == Algo.Fixed) {

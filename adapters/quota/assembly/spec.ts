@@ -433,7 +433,6 @@ function parseLimit(c: Config, i: i32, dflt: GlobalSpec, names: string[]): Limit
       let n = l.algo == Algo.Token ? l.base.burst : l.base.limit;
       g.leaseMax = max<i64>(1, min<i64>(500, n / 20));
     }
-    if (g.fallbackLimit < 0) g.fallbackLimit = l.base.limit;
     l.global = g;
   } else if (mode != "local") {
     c.fail("mode", "must be \"local\" or \"global\", got \"" + mode + "\"");

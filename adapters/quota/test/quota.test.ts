@@ -260,3 +260,34 @@ t.test('configuration errors are refused at configure time with the path of the 
   // every problem at once
   await refuse({ limits: [{ name: 'a', algorithm: 'x', limit: -1, window: 'soon' }] }, /unknown algorithm "x".*must not be negative.*bad duration "soon"/);
 });
+
+t.test('global limit with its backend failing: on_error local uses the key\'s own limit, or fallback_limit, and says so in the headers', async (t) => {
+  let calls = 0;
+  const h = await loadAdapter(wasm, {
+    name: 'quota',
+    clusters: ['redis'],
+    httpCall: async () => {
+      calls++;
+      throw new Error('connection refused');
+    },
+    config: {
+      global: { cluster: 'redis', on_error: 'local', down_for: '1m' },
+      limits: [
+        { name: 'tenant', limit: 2, window: '1h', dimensions: { t: 'header:x-t' }, mode: 'global', overrides: [{ match: { t: 'gold' }, limit: 4 }] },
+        { name: 'capped', limit: 100, window: '1h', mode: 'global', match: { path_prefix: '/capped' }, global: { fallback_limit: 1 } },
+      ],
+    },
+  });
+  t.teardown(() => h.close());
+  t.same(await statuses(h, 3, { headers: { 'x-t': 'acme' } }), [200, 200, 429], 'default limit, enforced on this proxy');
+  const gold = await statuses(h, 5, { headers: { 'x-t': 'gold' } });
+  t.same(gold, [200, 200, 200, 200, 429], 'the override applies in fallback too');
+  const capped = await h.run({ path: '/capped', headers: { 'x-t': 'z' } });
+  t.equal(capped.status, 200);
+  t.equal(capped.headers['ratelimit-limit'], '1', 'headers report the fallback limit in force');
+  t.equal((await h.run({ path: '/capped', headers: { 'x-t': 'y' } })).status, 429);
+  t.equal(calls, 1, 'after the first failure the circuit stays open for down_for: no call per request');
+  t.equal(h.metric('quota_errors_total', { limit: 'tenant', reason: 'backend' }), 1);
+  t.ok((h.metric('quota_fallback_total', { limit: 'tenant' }) ?? 0) >= 8);
+  t.match(h.logsAt('warn', 'quota').map((r) => r.message).join('\n'), /lease for limit tenant from cluster redis failed/);
+});
