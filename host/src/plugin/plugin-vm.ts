@@ -64,8 +64,13 @@ export interface RestartPolicy {
   maxBackoffMs?: number;
 }
 
-/** Default work budget per callback, in fuel units (about one unit per wasm instruction; see docs/operating.md). */
-export const DEFAULT_FUEL_PER_CALLBACK = 200_000_000;
+/**
+ * Default work budget per callback, in fuel units (one unit per wasm instruction,
+ * an upper bound). Measured (bench/results/isolation.json): 500M units is about
+ * 25-60 ms of CPU, far above any sane proxy callback, and the longest a runaway
+ * callback can stall the event loop.
+ */
+export const DEFAULT_FUEL_PER_CALLBACK = 500_000_000;
 /** Module initialisation, proxy_on_vm_start and proxy_on_configure get this many times the per-callback budget. */
 export const START_FUEL_FACTOR = 10;
 const MAX_FUEL = 2_000_000_000;
