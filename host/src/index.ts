@@ -12,6 +12,10 @@ export { startProxy } from './proxy/proxy.js';
 export type { ProxyOptions, RunningProxy } from './proxy/proxy.js';
 export { startDemoUpstream } from './proxy/demo-upstream.js';
 
+// --- out-of-process mode (the adapter server, and the proxy's remote adapters) ---
+export { startAdapterServer, flushRemote, closeRemote, resolveRemote, pluginRemote, isRemotePlugin } from './oop/index.js';
+export type { RunningServer, ServerOptions, RemoteSettings, RemoteServerSettings, PluginRemoteSettings } from './oop/index.js';
+
 // --- configuration ---
 export { loadConfigFile, validateConfig } from './config/load.js';
 export type { MixerConfig, PluginConfig, RouteConfig, PluginMatch, Phase, FailStrategyName } from './config/schema.js';

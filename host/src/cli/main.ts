@@ -1,4 +1,4 @@
-// The `wasm-mixer` command: proxy, build, check, demo-upstream.
+// The `wasm-mixer` command: proxy, serve, build, check, demo-upstream.
 
 import { readFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
@@ -14,6 +14,8 @@ const HELP = `wasm-mixer — Proxy-Wasm adapters (policy, telemetry) for a Node.
 Usage:
   wasm-mixer proxy --config FILE [--port N] [--admin N]
   wasm-mixer proxy --listen PORT --to URL [--adapter FILE.wasm [--adapter-config JSON]]... [--admin PORT] [--fail-open]
+  wasm-mixer serve --config FILE [--listen ADDRESS] [--admin PORT]
+                                        the adapter server: the same adapters, out of process, over gRPC
   wasm-mixer build DIR | --all          compile an AssemblyScript adapter folder to wasm/NAME.wasm
   wasm-mixer check FILE.wasm            validate a module: ABI marker, allocator, imports
   wasm-mixer demo-upstream [--port N]   a JSON echo server to put behind the proxy
@@ -32,6 +34,15 @@ proxy, quick form (like caddy reverse-proxy --from --to):
   --fail-open         adapters that fail are skipped instead of failing the request
   --log-level LEVEL   trace|debug|info|warn|error|critical (default info)
 
+serve (out-of-process mode, docs/out-of-process.md):
+  --config FILE       the same config file as the proxy; the proxy runs the plugins that
+                      remote.plugins / a plugin's remote: true select in this server
+  --listen ADDRESS    gRPC address, host:port or unix:/path (default remote.address, 127.0.0.1:9091)
+  --admin PORT        admin port (/ready, /metrics, /adapters) on 127.0.0.1 (default remote.server.admin)
+  --log-level LEVEL   trace|debug|info|warn|error|critical
+  Serves wasm_mixer.v1.Mixer (for the proxy), envoy.service.auth.v3.Authorization (ext_authz),
+  envoy.service.ratelimit.v3.RateLimitService and grpc.health.v1.Health.
+
 Ctrl-C stops accepting, drains in-flight requests, then exits.
 Errors print a stable code (e.g. CONFIG_INVALID, WASM_IMPORT_UNKNOWN); see host/ERRORS.md.`;
 
@@ -41,6 +52,8 @@ export async function main(argv: string[]): Promise<number> {
     switch (cmd) {
       case 'proxy':
         return await proxyCommand(rest);
+      case 'serve':
+        return await serveCommand(rest);
       case 'build':
         return await buildCommand(rest);
       case 'check':
@@ -165,6 +178,44 @@ async function proxyCommand(args: string[]): Promise<number> {
   await waitForSignal();
   console.error('wasm-mixer: shutting down, draining in-flight requests');
   await proxy.close();
+  // Remote adapters: send the last batch of reports before exiting.
+  await import('../oop/remote-adapter.js').then((m) => m.closeRemote(proxy.host));
+  return 0;
+}
+
+async function serveCommand(args: string[]): Promise<number> {
+  let configFile: string | null = null;
+  let listen: string | undefined;
+  let adminPort: number | undefined;
+  let logLevel: MixerConfig['logLevel'];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    switch (a) {
+      case '--config':
+        configFile = takeValue(args, i++, a);
+        break;
+      case '--listen':
+        listen = takeValue(args, i++, a);
+        break;
+      case '--admin':
+        adminPort = parsePort(takeValue(args, i++, a), a);
+        break;
+      case '--log-level':
+        logLevel = takeValue(args, i++, a) as MixerConfig['logLevel'];
+        break;
+      default:
+        throw new HostError('USAGE', `unknown option "${a}" for serve; run wasm-mixer help`);
+    }
+  }
+  if (configFile === null) throw new HostError('USAGE', 'serve needs --config FILE (the same file the proxy uses)');
+  const { config, baseDir } = await loadConfigFile(configFile);
+  if (logLevel !== undefined) config.logLevel = logLevel;
+  const { startAdapterServer } = await import('../oop/server.js');
+  const server = await startAdapterServer(config, { baseDir, listen, adminPort });
+  console.error(`wasm-mixer adapter server listening on ${server.address}${server.adminPort !== null ? ` (admin http://127.0.0.1:${server.adminPort})` : ''}`);
+  await waitForSignal();
+  console.error('wasm-mixer: shutting down the adapter server, draining in-flight calls');
+  await server.close();
   return 0;
 }
 

@@ -336,11 +336,16 @@ export class RemoteClient {
     return this.batcher.flush();
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    await this.flush().catch(() => {});
-    this.closed = true;
-    this.batcher.close();
-    this.stub.close();
+  private closing: Promise<void> | null = null;
+
+  /** Flushes queued reports, then closes the channel. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.flush().catch(() => {});
+      this.closed = true;
+      this.batcher.close();
+      this.stub.close();
+    })();
+    return this.closing;
   }
 }

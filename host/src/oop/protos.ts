@@ -265,3 +265,10 @@ export function httpToGrpcCode(status: number): number {
     default: return status < 500 ? 9 /* FAILED_PRECONDITION */ : 13; /* INTERNAL */
   }
 }
+
+/** A gRPC error with a stable message (and metadata). */
+export function serviceError(code: grpc.status, message: string, metadata?: Record<string, string>): grpc.ServiceError {
+  const md = new grpc.Metadata();
+  for (const [k, v] of Object.entries(metadata ?? {})) md.set(k, v);
+  return Object.assign(new Error(message), { code, details: message, metadata: md }) as grpc.ServiceError;
+}

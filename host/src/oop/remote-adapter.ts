@@ -52,6 +52,11 @@ export async function flushRemote(host: object): Promise<void> {
   await clients.get(host)?.flush();
 }
 
+/** Flushes and closes a host's connection to the adapter server (after the host is closed). */
+export async function closeRemote(host: object): Promise<void> {
+  await clients.get(host)?.close();
+}
+
 /** Creates the proxy-side stand-in for a plugin that runs in the adapter server. */
 export function createRemoteAdapter(host: RemoteHostView, plugin: PluginConfig, compiled: Pick<CompiledModule, 'sha256'>, config: MixerConfig = host.config): RemoteAdapter {
   let client = clients.get(host);
