@@ -192,9 +192,10 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
     // --- buffers --------------------------------------------------------------
     proxy_get_buffer_bytes(bufferType: number, start: number, maxSize: number, retPtr: number, retSize: number): number {
       if (bufferType < BufferType.HttpRequestBody || bufferType > BufferType.CallData) return Status.BadArgument;
+      // start + maxSize cannot overflow here: like cpp-host (64-bit Word), a range past
+      // 32 bits (e.g. start 2, max_size usize::MAX from the Rust SDK) is clamped, not refused.
       start >>>= 0;
       maxSize >>>= 0;
-      if (start + maxSize > 0xffffffff) return Status.BadArgument;
       const buf = vm.buffer(bufferType);
       if (buf === null) return Status.NotFound;
       const from = Math.min(start, buf.bytes.length);
