@@ -87,6 +87,7 @@ t.test('request body: buffered until end_of_stream, read with clamped ranges, re
   t.equal(rec.ret('req-tail').text, 'ld', 'get_buffer_bytes(len-2, 100) is clamped to the end');
   t.same([rec.ret('req-past').status, rec.ret('req-past').bytes.length], [0, 0], 'a start past the end is OK and empty');
   t.equal(rec.ret('req-max').text, 'hello world', 'max_size 0xFFFFFFFF (usize::MAX) reads everything');
+  t.same([rec.ret('req-rest').status, rec.ret('req-rest').text], [0, 'llo world'], 'start 2, max_size 0xFFFFFFFF: the rest of the body (clamped as cpp-host does, not BAD_ARGUMENT)');
   t.same(rec.u32s('req-set-st'), [0, 0, 0, 0], 'prepend, append at 0xFFFFFFFF, replace [2,7), append at len: all OK');
   t.equal(rec.ret('req-final').text, '<<hi world>>!', 'the guest reads back its own rewrite');
 
