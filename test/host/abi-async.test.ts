@@ -118,6 +118,7 @@ async function harness(t: { teardown(fn: () => unknown): void }, vmId: string) {
 t.test('call-out from a stream, answered on the root context; continue the paused request from there', async (t) => {
   const { h, seen, rec } = await harness(t, 'async-allow');
   t.equal(rec.u32('queue-reg-st'), 0, 'proxy_register_shared_queue in proxy_on_configure');
+  t.same(rec.u32s('queue-resolve'), [0, 1], 'proxy_resolve_shared_queue("" = own VM) finds the same queue id');
   const r = await h.run({ path: '/call-allow', headers: { 'x-client': 'c' } });
   t.equal(r.status, 200);
   t.equal(r.upstream?.headers['x-authz'], 'ok', 'a header added through the effective context reaches the upstream');
