@@ -108,7 +108,8 @@ export class Executor {
       ...EMPTY_OUTCOME,
       reply,
       reset: d.action === 'reset',
-      requestOps: d.action === 'continue' ? diffHeaders(before, stream.rawHeaders) : [],
+      // Also for a denial: the log phase sees the headers the adapters changed before it.
+      requestOps: diffHeaders(before, stream.rawHeaders),
       responseOps,
       dynamicState,
       effects: track.effects,

@@ -286,11 +286,13 @@ export class RemoteAdapter implements AdapterRuntime {
   private settle(c: SegmentCall, o: Outcome, stream: HttpStream): void {
     c.outcome = o;
     c.state = State.Done;
+    // Header changes and filter state also when the segment denied: the log phase sees them, as in process.
+    applyRequestSide(o, stream.requestHeaders, stream.filterState);
     if (o.reset) stream.reset = true;
     else if (o.reply !== null) {
       const r = o.reply;
       stream.localResponse = { status: r.status, details: r.details, body: r.body, headers: r.headers.map(([k, v]) => [k, v] as HeaderPair), grpcStatus: r.grpcStatus, adapter: r.adapter || this.name };
-    } else applyRequestSide(o, stream.requestHeaders, stream.filterState);
+    }
   }
 
   /** The answer came: apply it unless the chain gave up waiting, then wake the chain. */
