@@ -3,7 +3,8 @@
 // promtool, and a real Prometheus server on loopback.
 
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -125,16 +126,51 @@ export class MemorySink implements AccessLogSink {
 
 const built = new Map<string, Promise<string>>();
 
-/** Builds adapters/<name> once per process into a temp folder; returns the .wasm path. */
+function filesUnder(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) {
+      if (e.name !== 'node_modules' && e.name !== 'test') out.push(...filesUnder(p));
+    } else if (e.name.endsWith('.ts') || e.name.endsWith('.json')) out.push(p);
+  }
+  return out.sort();
+}
+
+/**
+ * Builds an adapter folder once per machine state: the .wasm is cached in the temp folder
+ * under a hash of everything the build reads (the adapter, the shared attribute code, the
+ * SDK, the build flags, the compiler version), so the test files, each its own process,
+ * do not compile the same module again.
+ */
+async function cachedBuild(key: string, dir: string): Promise<string> {
+  const h = createHash('sha256');
+  const asc = JSON.parse(readFileSync(join(ROOT, 'node_modules', 'assemblyscript', 'package.json'), 'utf8')) as { version: string };
+  h.update(asc.version);
+  for (const f of [...filesUnder(dir), ...filesUnder(join(ROOT, 'adapters', 'logging', 'assembly')), ...filesUnder(join(ROOT, 'sdk')), join(ROOT, 'host', 'src', 'build', 'build-adapter.ts')]) {
+    h.update(f);
+    h.update(readFileSync(f));
+  }
+  const cacheDir = join(tmpdir(), 'wasm-mixer-test-builds');
+  const target = join(cacheDir, `${key}-${h.digest('hex').slice(0, 16)}.wasm`);
+  if (existsSync(target)) return target;
+  const out = await mkdtemp(join(tmpdir(), `wm-${key}-`));
+  try {
+    const r = await buildAdapter(dir, { outDir: out });
+    mkdirSync(cacheDir, { recursive: true });
+    renameSync(r.wasmPath, target); // atomic: a concurrent build of the same key just replaces it
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+  return target;
+}
+
+/** Builds adapters/<name> (cached, see cachedBuild); returns the .wasm path. */
 export function buildOnce(name: string): Promise<string> {
   let p = built.get(name);
   if (p === undefined) {
-    p = (async () => {
-      const out = await mkdtemp(join(tmpdir(), `wm-${name}-`));
-      process.once('exit', () => rmSync(out, { recursive: true, force: true }));
-      const r = await buildAdapter(join(ROOT, 'adapters', name), { outDir: out });
-      return r.wasmPath;
-    })();
+    p = cachedBuild(name, join(ROOT, 'adapters', name));
     built.set(name, p);
   }
   return p;
@@ -144,11 +180,7 @@ export function buildOnce(name: string): Promise<string> {
 export function buildSetAttrs(): Promise<string> {
   let p = built.get('fixture:set-attrs');
   if (p === undefined) {
-    p = (async () => {
-      const out = await mkdtemp(join(tmpdir(), 'wm-set-attrs-'));
-      process.once('exit', () => rmSync(out, { recursive: true, force: true }));
-      return (await buildAdapter(join(ROOT, 'test', 'telemetry', 'fixtures', 'set-attrs'), { outDir: out })).wasmPath;
-    })();
+    p = cachedBuild('set-attrs', join(ROOT, 'test', 'telemetry', 'fixtures', 'set-attrs'));
     built.set('fixture:set-attrs', p);
   }
   return p;
