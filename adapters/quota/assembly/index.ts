@@ -51,6 +51,8 @@ class LeaseCtx {
 class PoolLocal {
   inflight: bool = false;
   waiters: u32[] = [];
+  /** Sum of the costs of the requests in `waiters`: the next lease asks for at least this. */
+  demand: i64 = 0;
 }
 
 /** A request held until a lease answers. */
@@ -68,6 +70,8 @@ class Quota extends Adapter {
   pools: Map<string, PoolLocal> = new Map<string, PoolLocal>();
   waiters: Map<u32, Waiter> = new Map<u32, Waiter>();
   lastWarn: i64 = 0;
+  /** The pool whose waiters are being decided again; its next lease is sent once, after. */
+  draining: string = "";
 
   configure(c: Config): string | null {
     this.spec = parseSpec(c);
@@ -211,23 +215,23 @@ class Quota extends Adapter {
       for (let i = 0; i < slots.length; i++) {
         let s = unchecked(slots[i]);
         if (s.out != Out.Wait) continue;
-        if (!this.ensureLease(s, t)) {
-          refused = true;
-          continue;
-        }
-        if (s.spec.shadow) continue;
-        if (!waiting) {
-          waiting = true;
+        if (!s.spec.shadow) {
           if (waiter === null) {
             waiter = new Waiter(req, slots, t + this.deadlineFor(slots));
             this.waiters.set(req.contextId, waiter);
           }
-        }
-        if (waiter !== null) {
           let pl = this.poolLocal("g:" + s.dimKey);
-          if (!pl.waiters.includes(req.contextId)) pl.waiters.push(req.contextId);
+          if (!pl.waiters.includes(req.contextId)) {
+            pl.waiters.push(req.contextId);
+            pl.demand += s.cost;
+          }
+          if (fresh) s.spec.m.waits.inc();
         }
-        if (fresh) s.spec.m.waits.inc();
+        if (!this.ensureLease(s, t)) {
+          refused = true;
+          continue;
+        }
+        if (!s.spec.shadow) waiting = true;
       }
       if (refused && !waiting) {
         // The host refused the call-out (cluster not granted): the circuit is now
@@ -398,7 +402,8 @@ class Quota extends Adapter {
       if (s.viaFallback) m.fallback.inc();
       let lim = s.reportedLimit;
       if (lim > 0 && <f64>(lim - s.remaining) >= Math.floor(<f64>lim * ratio)) m.near.inc();
-      if (s.prefetch) this.ensureLease(s, t);
+      // Prefetch: top the pool up in the background (not while the cluster is down).
+      if (s.prefetch && !this.circuitDown(s.spec.global!.cluster, t)) this.ensureLease(s, t);
       if (s.spec.shadow) continue;
       let r = lim > 0 ? <f64>s.remaining / <f64>lim : 0;
       if (best === null || r < bestRatio) {
@@ -483,6 +488,7 @@ class Quota extends Adapter {
   /** Makes sure this VM has a lease in flight for the slot's pool. false when the host refuses the call. */
   ensureLease(s: Slot, t: i64): bool {
     let poolKey = "g:" + s.dimKey;
+    if (poolKey == this.draining) return true; // sent once after the drain, for everyone still waiting
     let pl = this.poolLocal(poolKey);
     if (pl.inflight) return true;
     let g = s.spec.global!;
@@ -496,17 +502,19 @@ class Quota extends Adapter {
       if (t - last < 1000) size = min<i64>(g.leaseMax, size * 2);
       else if (t - last > 5000) size = max<i64>(1, size / 2);
     }
+    if (pl.demand > size) size = pl.demand;
     size = min<i64>(size, g.leaseMax);
     let w = s.params.windowMs;
     let period: i64 = 0;
     let end: i64 = 0;
     if (l.algo == Algo.Fixed) period = t / w;
     else if (l.algo == Algo.Sliding) period = t / (w / l.buckets);
-    // Top the pool up to `size` (or to the cost of the request): a proxy never holds
-    // more than max(lease, cost) unspent tokens, which bounds the fleet's overshoot.
+    // Top the pool up to `size`, or to what the requests waiting here need (they spend
+    // it at once): a proxy never holds more than max(lease, cost) unspent tokens, which
+    // bounds the fleet's overshoot, and one lease serves everyone waiting.
     let left = rec.get(P_TOKENS);
     if ((l.algo != Algo.Token && rec.get(P_PERIOD) != period) || t >= rec.get(P_EXPIRES)) left = 0;
-    let want = max<i64>(1, max<i64>(size, s.cost) - left);
+    let want = max<i64>(1, max<i64>(max<i64>(size, s.cost), pl.demand) - left);
     let body = "{\"algorithm\":\"" + algoName(l.algo) + "\",\"key\":" + quoteJSON(g.keyPrefix + s.dimKey) +
       ",\"limit\":" + s.params.limit.toString() + ",\"want\":" + want.toString() + ",\"need\":" + s.cost.toString() +
       ",\"window_ms\":" + w.toString();
@@ -660,6 +668,8 @@ class Quota extends Adapter {
   drain(poolKey: string, pl: PoolLocal, t: i64): void {
     let ids = pl.waiters;
     pl.waiters = [];
+    pl.demand = 0;
+    this.draining = poolKey;
     for (let i = 0; i < ids.length; i++) {
       let id = unchecked(ids[i]);
       if (!this.waiters.has(id)) continue;
@@ -673,6 +683,22 @@ class Quota extends Adapter {
         w.req.resume();
       } else if (d.isDeny) {
         w.req.deny(d.status, d.body, d.headers);
+      }
+    }
+    this.draining = "";
+    // One lease for every request still waiting on this pool.
+    if (pl.waiters.length > 0 && !pl.inflight) {
+      let w = this.waiters.get(unchecked(pl.waiters[0]));
+      for (let i = 0; i < w.slots.length; i++) {
+        let s = unchecked(w.slots[i]);
+        if ("g:" + s.dimKey == poolKey) {
+          if (!this.ensureLease(s, t)) {
+            // Refused by the host: everyone waiting here takes the error policy now.
+            this.drain(poolKey, pl, t);
+            return;
+          }
+          break;
+        }
       }
     }
     if (!pl.inflight && pl.waiters.length == 0) this.pools.delete(poolKey);

@@ -48,13 +48,19 @@ t.test('fixed window, 3 proxy processes, one Redis: the fleet admits at most the
   const P = 3;
   const ps = await fleet(t, P, redis.url, {
     domain: 'fleet1',
-    global: { cluster: 'redis', lease, timeout_ms: 500 },
+    // on_error closed: even if the machine is so loaded that a lease misses its deadline, no
+    // request is admitted without a token, so "at most the limit" holds unconditionally.
+    global: { cluster: 'redis', lease, timeout_ms: 2000, on_error: 'closed' },
     limits: [{ name: 'api', algorithm: 'fixed_window', limit, window: '1d', mode: 'global' }],
   });
   const all = await Promise.all(ps.map((p) => blast(p.port, 200, 16)));
   const admitted = all.reduce((n, rs) => n + count(rs, 200), 0);
   const denied = all.reduce((n, rs) => n + count(rs, 429), 0);
-  t.equal(admitted + denied, P * 200, 'every request got 200 or 429');
+  const failedOpen = await metricsOf(ps, 'quota_requests_total{limit="api",result="failed_open"}');
+  const leaseErrors = await metricsOf(ps, 'quota_leases_total{limit="api",result="failed"}');
+  const waits = await metricsOf(ps, 'quota_lease_waits_total{limit="api"}');
+  t.comment(`admitted ${admitted}, denied ${denied}, failed open ${failedOpen}, failed leases ${leaseErrors}, waits ${waits}`);
+  t.equal(admitted + denied, P * 200, 'every request got 200 or 429 (no lease missed its deadline)');
   t.ok(admitted <= limit, `admitted ${admitted} <= limit ${limit} (fixed window: Redis never leases more than the limit)`);
   t.ok(admitted >= limit - P * lease, `admitted ${admitted} >= limit - proxies x lease = ${limit - P * lease} (tokens stranded in pools)`);
   for (const [i, rs] of all.entries()) t.ok(count(rs, 200) > 0, `proxy ${i} admitted some (${count(rs, 200)})`);
@@ -71,7 +77,7 @@ t.test('sliding window, 2 proxy processes: at most the limit in the window', asy
   const limit = 80;
   const ps = await fleet(t, 2, redis.url, {
     domain: 'fleet2',
-    global: { cluster: 'redis', lease: 8, timeout_ms: 500 },
+    global: { cluster: 'redis', lease: 8, timeout_ms: 2000, on_error: 'closed' },
     limits: [{ name: 'sw', algorithm: 'sliding_window', limit, window: '1h', buckets: 12, mode: 'global' }],
   });
   const all = await Promise.all(ps.map((p) => blast(p.port, 150, 16)));
@@ -84,28 +90,29 @@ t.test('sliding window, 2 proxy processes: at most the limit in the window', asy
 });
 
 t.test('token bucket with refill, 2 proxy processes: within burst + rate x T + proxies x lease', async (t) => {
-  const rate = 100; // per second
-  const burst = 20;
-  const lease = 5;
+  const rate = 20; // per second
+  const burst = 10;
+  const lease = 3;
   const P = 2;
   const ps = await fleet(t, P, redis.url, {
     domain: 'fleet3',
-    global: { cluster: 'redis', lease, timeout_ms: 500, lease_ttl: '500ms' },
+    global: { cluster: 'redis', lease, timeout_ms: 2000, lease_ttl: '500ms', on_error: 'closed' },
     limits: [{ name: 'tb', algorithm: 'token_bucket', limit: rate, window: '1s', burst, mode: 'global' }],
   });
   const t0 = performance.now();
-  const until = t0 + 1200;
+  const until = t0 + 1500;
   const results: Res[] = [];
   await Promise.all(
     ps.map(async (p) => {
-      while (performance.now() < until) results.push(...(await blast(p.port, 40, 8)));
+      while (performance.now() < until) results.push(...(await blast(p.port, 20, 4)));
     }),
   );
   const elapsed = performance.now() - t0;
   const admitted = count(results, 200);
   const bound = burst + (rate * elapsed) / 1000 + P * lease;
-  t.ok(admitted <= bound, `admitted ${admitted} in ${elapsed.toFixed(0)} ms <= ${bound.toFixed(1)} (burst + rate x T + proxies x lease)`);
-  t.ok(admitted >= (rate * elapsed) / 1000 / 2, `and not starved: ${admitted} admitted`);
+  t.ok(admitted <= bound, `admitted ${admitted} of ${results.length} in ${elapsed.toFixed(0)} ms <= ${bound.toFixed(1)} (burst + rate x T + proxies x lease)`);
+  t.ok(admitted >= burst, `at least the burst was admitted (${admitted})`);
+  t.equal(admitted + count(results, 429), results.length, 'every request got 200 or 429');
   t.ok(count(results, 429) > 0, 'the bucket ran dry under load');
 });
 
@@ -139,21 +146,25 @@ t.test('Redis down: open, closed and local fallback per limit, and no request wa
 });
 
 t.test('Redis slow (CLIENT PAUSE): requests are answered by the deadline, then leases resume', async (t) => {
+  const timeout = 400;
+  const pause = 2500;
   const [p] = await fleet(t, 1, redis.url, {
     domain: 'slow',
-    global: { cluster: 'redis', timeout_ms: 150, down_for: '300ms', lease: 2 },
+    global: { cluster: 'redis', timeout_ms: timeout, down_for: '300ms', lease: 2 },
     limits: [{ name: 's', limit: 10, window: '1h', mode: 'global', global: { on_error: 'open' } }],
   });
   t.equal((await request(p!.port, '/')).status, 200, 'first lease works');
-  await redis.command('CLIENT', 'PAUSE', '1200', 'ALL');
+  await redis.command('CLIENT', 'PAUSE', String(pause), 'ALL');
   const t0 = performance.now();
   const during = await blast(p!.port, 20, 8);
   const took = performance.now() - t0;
+  const slowest = Math.max(...during.map((r) => r.ms));
   t.equal(count(during, 200), 20, 'fail open while Redis does not answer');
-  t.ok(Math.max(...during.map((r) => r.ms)) < 800, `slowest ${Math.max(...during.map((r) => r.ms)).toFixed(0)} ms < 800 (deadline 150 ms)`);
-  t.ok(took < 1100, 'the burst finished while Redis was still paused');
-  await sleep(1400 - took); // the pause ends; down_for passes
-  const after = await blast(p!.port, 30, 4);
+  t.ok(slowest < timeout * 3, `slowest ${slowest.toFixed(0)} ms: bounded by the deadline (${timeout} ms), not by Redis (paused ${pause} ms)`);
+  t.ok(took < pause, `the burst finished (${took.toFixed(0)} ms) while Redis was still paused`);
+  await sleep(pause + 400 - took); // the pause ends; down_for passes
+  let after: Res[] = [];
+  for (let i = 0; i < 3 && count(after, 429) === 0; i++) after = await blast(p!.port, 30, 4);
   t.ok(count(after, 429) > 0, 'the limit is enforced again once Redis answers');
   const m = (await request(p!.adminPort, '/metrics')).body;
   t.ok(metricValue(m, 'quota_requests_total{limit="s",result="failed_open"}') >= 1);
@@ -167,7 +178,7 @@ t.test('the same protocol over HTTP (for proxies whose call-outs speak HTTP only
     listen: { port: 0 },
     routes: [{ name: 'default', upstream: `http://127.0.0.1:${upstream.port}` }],
     clusters: { quota: { url: `http://127.0.0.1:${server.port}` } },
-    plugins: [{ name: 'quota', url: wasm, clusters: ['quota'], pluginConfig: { domain: 'http', global: { cluster: 'quota', lease: 5 }, limits: [{ name: 'h', limit: 30, window: '1d', mode: 'global' }] } }],
+    plugins: [{ name: 'quota', url: wasm, clusters: ['quota'], pluginConfig: { domain: 'http', global: { cluster: 'quota', lease: 5, timeout_ms: 2000, on_error: 'closed' }, limits: [{ name: 'h', limit: 30, window: '1d', mode: 'global' }] } }],
   });
   t.teardown(() => proxy.close());
   const rs = await blast(proxy.port, 60, 8);
