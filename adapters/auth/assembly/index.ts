@@ -152,6 +152,7 @@ function messageFor(code: string): string {
 // ---- the adapter -------------------------------------------------------------------------------
 
 const MAX_WAITING: i32 = 1024;
+const MAX_JWKS_BYTES: u32 = 1048576;
 
 class AuthAdapter extends Adapter {
   realm: string = "api";
@@ -339,9 +340,17 @@ class AuthAdapter extends Adapter {
     if (this.minRsaBits < 1024 || this.minRsaBits > 16384) c.fail("min_rsa_bits", "must be from 1024 to 16384");
     let cc = c.getObject("cache");
     onlyKeys(cc, ["max_entries", "max_token_bytes"]);
-    let entries = cc.getInt("max_entries", 1000);
+    let entries = cc.getInt("max_entries", 256);
     if (entries < 0 || entries > 100000) cc.fail("max_entries", "must be from 0 (no cache) to 100000");
-    v.cache = new TokenCache(<i32>entries, <i32>cc.getInt("max_token_bytes", 4096));
+    let cacheTokenBytes = cc.getInt("max_token_bytes", 4096);
+    if (cacheTokenBytes < 0) cc.fail("max_token_bytes", "must not be negative");
+    // An entry holds the token, its decoded payload and the parsed claims; with the allocator's
+    // slack a full cache was measured at ~16 bytes of linear memory per token byte
+    // (256 x 4 KiB tokens: 16 MiB). Keep the worst case at half the module's 32 MiB.
+    if (entries * cacheTokenBytes > 1048576) {
+      cc.fail("", "max_entries x max_token_bytes must not exceed 1048576 (a full cache would need more memory than the module has); lower max_token_bytes to cache more tokens");
+    }
+    v.cache = new TokenCache(<i32>entries, <i32>cacheTokenBytes);
     let ps = c.getArray("providers");
     if (ps.length == 0) c.fail("providers", "needs at least one provider");
     let names = new Set<string>();
@@ -502,6 +511,7 @@ class AuthAdapter extends Adapter {
     let nowMs = <f64>now() / 1e6;
     if (resp.failed) this.fetchFailed(p, nowMs, "no answer");
     else if (resp.status != 200) this.fetchFailed(p, nowMs, "status " + resp.status.toString());
+    else if (resp.bodySize > MAX_JWKS_BYTES) this.fetchFailed(p, nowMs, "body over " + MAX_JWKS_BYTES.toString() + " bytes");
     else {
       let body = resp.text();
       if (rem.loaded && body == rem.lastBody) {
@@ -708,7 +718,7 @@ class AuthAdapter extends Adapter {
       if (i == 0) {
         setProperty<string>(["mixer", "jwt_issuer"], t.issuer);
         setProperty<string>(["mixer", "jwt_provider"], p.name);
-        setProperty<string>(["mixer", "jwt_payload"], t.payloadJson);
+        setProperty<ArrayBuffer>(["mixer", "jwt_payload"], t.payloadJson);
       }
       for (let j = 0; j < p.claimHeaders.length; j++) {
         let ch = unchecked(p.claimHeaders[j]);
