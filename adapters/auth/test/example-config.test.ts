@@ -27,7 +27,9 @@ t.test('config.example.json', async (t) => {
 
   const user = await sign(rs, { iss: 'https://login.example.com', aud: 'orders', sub: 'ann', org_id: 'acme', groups: ['admin'], exp: nowS() + 600, iat: nowS() });
   t.equal((await p.get('/healthz')).status, 200, 'no credentials needed');
-  t.equal((await p.get('/orders')).status, 401);
+  const anon = await p.get('/orders');
+  t.equal(anon.status, 401);
+  t.equal(anon.headers['www-authenticate'], 'Bearer realm="orders-api", ApiKey realm="orders-api"', 'a challenge per configured method');
   const ok = await p.get('/orders', { authorization: `Bearer ${user}` });
   t.equal(ok.status, 200);
   t.equal(ok.json.headers['x-user'], 'ann');
