@@ -306,3 +306,16 @@ t.test('configuration errors name the field', async (t) => {
   await bad({ text_format: '%PROTOCOL%' }, /applies to format "text" only/);
   await bad({ redact: { header: ['x'] } }, /config "redact.header": unknown key/);
 });
+
+t.test('config.example.json is a valid configuration', async (t) => {
+  const { readFile } = await import('node:fs/promises');
+  const cfg = JSON.parse(await readFile(new URL('../config.example.json', import.meta.url), 'utf8')) as Record<string, unknown>;
+  const { proxy, sink } = await run(t, { ...cfg, sample_ratio: 1 });
+  await request(proxy.port, '/ok?signature=abc', { headers: { 'x-tenant': 'acme' } });
+  await request(proxy.port, '/healthz');
+  await sink.waitFor(1);
+  const e = sink.json()[0]!;
+  t.equal(e.tenant, 'acme');
+  t.equal(e.path, '/ok?signature=[REDACTED]');
+  t.notOk('x_forwarded_for' in e);
+});

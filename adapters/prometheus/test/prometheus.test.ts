@@ -230,3 +230,19 @@ t.test('configuration errors name the field', async (t) => {
   await bad({ buckets: { REQUEST_DURATION: [5, 1] } }, /must be strictly increasing/);
   await bad({ labels: {} }, /config "labels": unknown key/);
 });
+
+t.test('config.example.json is a valid configuration', async (t) => {
+  const { readFile } = await import('node:fs/promises');
+  const cfg = JSON.parse(await readFile(new URL('../config.example.json', import.meta.url), 'utf8')) as unknown;
+  const proxy = await run(t, cfg);
+  await request(proxy.port, '/ok', { headers: { 'x-tenant': 'acme' } });
+  await request(proxy.port, '/healthz');
+  await settle();
+  const m = proxy.host.metrics;
+  const labels = istio({ destination_workload: 'orders', destination_workload_namespace: 'shop', request_host: `127.0.0.1:${proxy.port}` });
+  delete labels.source_app;
+  delete labels.source_version;
+  t.equal(m.value('istio_requests_total', { ...labels, tenant: 'acme' }), 1, 'the health check is excluded');
+  t.same(les(m.histogramValue('istio_request_duration_milliseconds', labels)!.buckets), [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]);
+  t.notOk(m.familyNames().includes('istio_request_bytes'));
+});
