@@ -113,7 +113,10 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
     const headers: HeaderPair[] = [];
     const raw = req.rawHeaders;
     let hasRequestId = false;
+    // Bytes of the request head as received: request line, "name: value\r\n" lines, blank line.
+    let headerBytes = (req.method?.length ?? 0) + path.length + 13;
     for (let i = 0; i < raw.length; i += 2) {
+      headerBytes += raw[i]!.length + raw[i + 1]!.length + 4;
       const k = raw[i]!.toLowerCase();
       if (k === 'host' || HOP_BY_HOP.has(k)) continue;
       if (k === 'x-request-id') hasRequestId = true;
@@ -135,6 +138,7 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
         destinationPort: sock.localPort ?? 0,
         connectionId: sock.wmConnId ?? 0,
         protocol: `HTTP/${req.httpVersion}`,
+        requestHeaderBytes: headerBytes,
         clusterName: route?.config.name ?? '',
         upstreamAddress: route ? route.url.host : '',
       },
@@ -164,6 +168,7 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
       for (const [k, v] of r.headers) addHeader(hs, k, v);
       hs['content-length'] = String(r.body.length);
       info.responseBytes = r.body.length;
+      info.responseHeaderBytes = headBytes(hs);
       res.writeHead(r.status, hs);
       res.end(r.body);
     };
@@ -298,6 +303,7 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
         }
         if (stream.needsBody.response) delete out['content-length'];
         s.responseHeadersSent = true;
+        info.responseHeaderBytes = headBytes(out);
         res.writeHead(status, out);
         ures.on('data', (c: Buffer) => void (info.responseBytes += c.length));
         if (!stream.needsBody.response) {
@@ -421,6 +427,17 @@ function pumpBody(
     if (stopped) return;
     then(process(EMPTY, true), (v) => void handle(v, true), fail);
   });
+}
+
+/** Approximate bytes of a response head: status line, header lines, blank line. */
+function headBytes(h: Record<string, string | string[]>): number {
+  let n = 17 + 2;
+  for (const k in h) {
+    const v = h[k]!;
+    if (Array.isArray(v)) for (const x of v) n += k.length + x.length + 4;
+    else n += k.length + v.length + 4;
+  }
+  return n;
 }
 
 function addHeader(h: Record<string, string | string[]>, k: string, v: string): void {
