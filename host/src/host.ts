@@ -179,11 +179,27 @@ export class WasmHost {
       [':scheme', init.scheme ?? 'http'],
     ];
     for (let i = 0; i < init.headers.length; i++) headers.push(init.headers[i]!);
-    const stream = new HttpStream(headers, { routeName: init.route ?? '', ...init.info });
+    const info = init.info ?? {};
+    info.routeName = init.route ?? '';
+    const stream = new HttpStream(headers, info);
+    return new HostStream(stream, this.chainFor(init));
+  }
+
+  /** The previous chain, reused while the plugin list is unchanged and no plugin has a `match`. */
+  private lastChain: { plugins: LoadedPlugin[]; entries: ChainEntry[]; unconditional: boolean } | null = null;
+
+  /** The adapters that apply to a request, in chain order. */
+  private chainFor(init: StreamInit): ChainEntry[] {
+    const plugins = this.plugins;
+    let c = this.lastChain;
+    if (c === null || c.plugins.length !== plugins.length || c.plugins.some((p, i) => p !== plugins[i])) {
+      c = this.lastChain = { plugins: plugins.slice(), entries: plugins.map((p) => p.entry), unconditional: plugins.every((p) => !p.config.match?.length) };
+    }
+    if (c.unconditional) return c.entries;
     const host = stripPort(init.authority);
     const entries: ChainEntry[] = [];
-    for (const p of this.plugins) if (matches(p.config.match, init.route, host, init.path)) entries.push(p.entry);
-    return new HostStream(stream, entries);
+    for (const p of plugins) if (matches(p.config.match, init.route, host, init.path)) entries.push(p.entry);
+    return entries;
   }
 
   /** A snapshot for the admin endpoint. */
