@@ -5,7 +5,8 @@
 // request waits longer than the lease deadline.
 import t, { type Test } from 'tap';
 import { startDemoUpstream, startProxy } from '../../../host/src/index.js';
-import { closeRedisClients, startLeaseServer } from '../../../host/src/quota/lease.js';
+import { closeRedisClients, redisLeaseCall, startLeaseServer } from '../../../host/src/quota/lease.js';
+import { loadAdapter } from '../../../host/testing/index.js';
 import { blast, buildQuota, count, freePort, metricValue, request, sleep, startProxyProcess, startRedis, type ProxyProcess, type Res } from './helpers.js';
 
 const { wasm, dir, cleanup } = await buildQuota();
@@ -187,4 +188,39 @@ t.test('the same protocol over HTTP (for proxies whose call-outs speak HTTP only
   const bad = await request(server.port, '/quota/v1/lease', { method: 'POST', body: '{"algorithm":"fixed_window","key":"k","limit":-1,"want":1,"window_ms":1,"window_start":0}' });
   t.equal(bad.status, 400);
   t.match(JSON.parse(bad.body).error, /"limit" must be an integer from 0/);
+});
+
+t.test('in one proxy: window rollover, and a request denied by a local limit is not charged to the global one', async (t) => {
+  const h = await loadAdapter(wasm, {
+    name: 'quota',
+    clusters: ['redis'],
+    httpCall: (req) => redisLeaseCall({ ...req, baseUrl: redis.url }),
+    config: {
+      domain: 'roll',
+      global: { cluster: 'redis', lease: 3, timeout_ms: 2000 },
+      limits: [
+        { name: 'g', limit: 5, window: '1s', mode: 'global' },
+        { name: 'per_user', limit: 2, window: '1h', dimensions: { user: 'header:x-user' } },
+      ],
+    },
+  });
+  t.teardown(() => h.close());
+  // Start just after a second boundary so the first 1 s window is not cut short.
+  while (Date.now() % 1000 > 100) await sleep(10);
+  const ann = { headers: { 'x-user': 'ann' } };
+  const first: number[] = [];
+  for (let i = 0; i < 4; i++) first.push((await h.run(ann)).status);
+  t.same(first, [200, 200, 429, 429], 'per_user denies ann after 2');
+  t.equal(h.metric('quota_hits_total', { limit: 'g' }), 2, 'the global limit was charged only for the 2 admitted requests');
+  const rest: number[] = [];
+  for (let i = 0; i < 5; i++) rest.push((await h.run({ headers: { 'x-user': `u${i}` } })).status);
+  t.same(rest, [200, 200, 200, 429, 429], 'the global limit (5 per second) admitted 3 more');
+  const denied = await h.run({ headers: { 'x-user': 'v' } });
+  t.equal(denied.headers['ratelimit-limit'], '5');
+  t.ok((h.metric('quota_over_limit_cached_total', { limit: 'g' }) ?? 0) >= 1, 'denied from the over-limit cache');
+  while (Date.now() % 1000 < 150) await sleep(10);
+  while (Date.now() % 1000 > 100) await sleep(10); // the next window
+  const next: number[] = [];
+  for (let i = 0; i < 6; i++) next.push((await h.run({ headers: { 'x-user': `w${i}` } })).status);
+  t.same(next, [200, 200, 200, 200, 200, 429], 'a new window: the cache expired with the window, 5 admitted again');
 });

@@ -214,7 +214,11 @@ type LeaseRedis = Redis & {
 /** Extra seconds on top of a window before Redis expires its key (as envoyproxy/ratelimit's jitter, but fixed). */
 const EXPIRY_SLACK_MS = 1000;
 
-/** Runs one lease against Redis; the script makes it atomic. */
+/**
+ * Runs one lease against Redis; the script makes it atomic. Keys: fixed window
+ * `KEY:<window start ms>` (a counter), sliding window `KEY:sw` (hash bucket → tokens),
+ * token bucket `KEY:tb` (hash tokens, ts); each expires when it no longer matters.
+ */
 export async function leaseOnRedis(client: LeaseRedis, l: LeaseRequest): Promise<LeaseResponse> {
   if (l.algorithm === 'fixed_window') {
     const key = `${l.key}:${l.window_start}`;
@@ -223,12 +227,12 @@ export async function leaseOnRedis(client: LeaseRedis, l: LeaseRequest): Promise
   }
   if (l.algorithm === 'sliding_window') {
     const ttl = l.window_ms + l.bucket_ms! + EXPIRY_SLACK_MS;
-    const [granted, used, retry] = await client.wmQuotaSliding(l.key, l.limit, l.want, l.bucket!, l.buckets!, ttl, l.need);
+    const [granted, used, retry] = await client.wmQuotaSliding(`${l.key}:sw`, l.limit, l.want, l.bucket!, l.buckets!, ttl, l.need);
     return { granted: Number(granted), used: Number(used), remaining: Math.max(0, l.limit - Number(used)), retry_ms: 0, retry_buckets: Number(retry) };
   }
   const rate = l.rate_per_ms!;
   const ttl = Math.ceil(l.burst! / rate) + EXPIRY_SLACK_MS;
-  const [granted, left, retry] = await client.wmQuotaToken(l.key, l.burst!, String(rate), l.want, l.need, Math.min(ttl, 2 ** 31 - 1));
+  const [granted, left, retry] = await client.wmQuotaToken(`${l.key}:tb`, l.burst!, String(rate), l.want, l.need, Math.min(ttl, 2 ** 31 - 1));
   const tokens = Number(left);
   return { granted: Number(granted), used: Math.max(0, Math.round(l.burst! - tokens)), remaining: Math.floor(tokens + 1e-9), retry_ms: Number(retry), retry_buckets: 0 };
 }
