@@ -7,26 +7,21 @@
 // sessions are on (the defaults): cached checks replay their metric updates and
 // log lines, so even with cache hits the numbers match.
 //
-// The chain uses the project's adapters from wasm/ (npm run build) when they are
-// built: auth (API keys) -> header-check -> quota (local) -> logging + prometheus
-// (STATS) -> spec-filter (a WAT fixture written from the Proxy-Wasm spec). Without
-// wasm/ it runs the fixture alone.
+// The chain: the project's adapters (wasm/ from npm run build, else built once for
+// the test): auth (API keys) -> header-check -> quota (local) -> logging +
+// prometheus (STATS) -> spec-filter (a WAT fixture written from the Proxy-Wasm spec).
 
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { copyFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join, resolve } from 'node:path';
 import t from 'tap';
 import type { MixerConfig, PluginConfig } from '../../host/src/config/schema.js';
 import type { AccessLogEntry, AccessLogSink } from '../../host/src/log/access-log.js';
 import type { LogRecord } from '../../host/src/log/logger.js';
 import type { MetricsRegistry } from '../../host/src/metrics/registry.js';
 import { remoteClientOf } from '../../host/src/oop/remote-adapter.js';
-import { capture, fixtureDir, request, startRemoteProxy, startServer } from './helpers.js';
+import { capture, fixtureDir, request, startRemoteProxy, startServer, withAdapters } from './helpers.js';
 
-const ROOT = resolve(import.meta.dirname, '../..');
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
 class Sink implements AccessLogSink {
@@ -66,11 +61,10 @@ async function echoUpstream(): Promise<{ port: number; close: () => Promise<void
   return { port: (server.address() as AddressInfo).port, close: () => new Promise((r) => server.close(() => r())) };
 }
 
-const haveProjectAdapters = ['auth', 'header-check', 'quota', 'logging', 'prometheus'].every((n) => existsSync(join(ROOT, 'wasm', `${n}.wasm`)));
+const ADAPTERS = ['auth', 'header-check', 'quota', 'logging', 'prometheus'];
 
 function chain(): PluginConfig[] {
   const spec: PluginConfig = { name: 'spec', url: 'spec.wasm', pluginConfig: 'ok' };
-  if (!haveProjectAdapters) return [spec];
   return [
     {
       name: 'auth',
@@ -187,7 +181,7 @@ function adapterMetrics(...registries: MetricsRegistry[]): Record<string, number
 
 async function run(t: Tap.Test, mode: 'in-process' | 'remote' | 'mixed'): Promise<Observed> {
   const dir = await fixtureDir();
-  if (haveProjectAdapters) for (const n of ['auth', 'header-check', 'quota', 'logging', 'prometheus']) await copyFile(join(ROOT, 'wasm', `${n}.wasm`), join(dir, `${n}.wasm`));
+  await withAdapters(dir, ADAPTERS);
   const up = await echoUpstream();
   const plugins = chain();
   const names = new Set(plugins.map((p) => p.name));
@@ -239,7 +233,7 @@ async function run(t: Tap.Test, mode: 'in-process' | 'remote' | 'mixed'): Promis
 }
 
 t.test('in-process and out-of-process runs give the same decisions, logs and metrics', async (t) => {
-  t.comment(haveProjectAdapters ? 'chain: auth, header-check, quota, access (logging), prom (prometheus), spec (fixture)' : 'wasm/ not built: chain is the spec-filter fixture only');
+  t.comment('chain: auth, header-check, quota, access (logging), prom (prometheus), spec (fixture)');
   const baseline = await run(t, 'in-process');
   t.ok(baseline.responses.length > 0);
   t.ok(Object.keys(baseline.metrics).length > 0, 'adapters recorded metrics');
@@ -254,9 +248,7 @@ t.test('in-process and out-of-process runs give the same decisions, logs and met
     });
   }
   for (const s of stats) t.equal(s.sessionsLeft, 0, `${s.mode}: every Check's session was closed by its Report`);
-  if (haveProjectAdapters) {
-    const mixed = stats.find((s) => s.mode === 'mixed')!;
-    t.ok(mixed.hits > 0, 'mixed: some checks were answered from the proxy cache');
-    t.ok(mixed.replayed > 0, 'mixed: the cached checks replayed their metric updates in the server');
-  }
+  const mixed = stats.find((s) => s.mode === 'mixed')!;
+  t.ok(mixed.hits > 0, 'mixed: some checks were answered from the proxy cache');
+  t.ok(mixed.replayed > 0, 'mixed: the cached checks replayed their metric updates in the server');
 });

@@ -1,10 +1,13 @@
 // Shared helpers of the out-of-process tests: fixture modules in a temp folder,
 // an adapter server and a proxy on free loopback ports, HTTP requests, log capture.
 
+import { existsSync } from 'node:fs';
 import http from 'node:http';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildAdapter } from '../../host/src/build/build-adapter.js';
 import { LogLevel } from '../../host/src/abi/constants.js';
 import type { MixerConfig } from '../../host/src/config/schema.js';
 import { validateConfig } from '../../host/src/config/load.js';
@@ -34,6 +37,26 @@ export function request(port: number, path: string, opts: { method?: string; hea
     req.on('error', reject);
     req.end(opts.body);
   });
+}
+
+export const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
+const builds = new Map<string, Promise<string>>();
+
+/** The project's adapter NAME: wasm/NAME.wasm when built (npm run build), else built once into a temp folder. */
+export function projectAdapter(name: string): Promise<string> {
+  const built = join(ROOT, 'wasm', `${name}.wasm`);
+  if (existsSync(built)) return Promise.resolve(built);
+  let p = builds.get(name);
+  if (p === undefined) {
+    p = mkdtemp(join(tmpdir(), `wm-oop-build-${name}-`)).then(async (out) => (await buildAdapter(join(ROOT, 'adapters', name), { outDir: out })).wasmPath);
+    builds.set(name, p);
+  }
+  return p;
+}
+
+/** Copies project adapters into `dir` as NAME.wasm. */
+export async function withAdapters(dir: string, names: string[]): Promise<void> {
+  for (const n of names) await copyFile(await projectAdapter(n), join(dir, `${n}.wasm`));
 }
 
 /** A temp folder with the spec-filter fixture as spec.wasm. */

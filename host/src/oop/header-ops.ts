@@ -67,8 +67,9 @@ export function diffHeaders(before: readonly HeaderPair[], after: readonly Heade
     const now = a.get(name)!;
     const old = b.get(name);
     if (sameValues(old, now)) continue;
-    if (old !== undefined && isPrefix(old, now)) {
-      for (let i = old.length; i < now.length; i++) simple.push({ op: HeaderOp.Append, name, value: now[i]! });
+    if (old === undefined || isPrefix(old, now)) {
+      // A new header, or values added after the existing ones.
+      for (let i = old?.length ?? 0; i < now.length; i++) simple.push({ op: HeaderOp.Append, name, value: now[i]! });
     } else {
       simple.push({ op: HeaderOp.Replace, name, value: now[0]! });
       for (let i = 1; i < now.length; i++) simple.push({ op: HeaderOp.Append, name, value: now[i]! });

@@ -171,6 +171,7 @@ export interface PbQuotaResult {
   granted_amount?: number;
   referenced_attributes?: PbReferencedAttributes;
   precondition?: PbPreconditionResult;
+  denial?: PbPreconditionResult;
 }
 
 export interface PbCheckRequest {

@@ -28,7 +28,7 @@ import { RemoteClient } from './client.js';
 import { checkRemoteConfig, pluginRemote, type ResolvedPluginRemote } from './config.js';
 import { applyHeaderOps } from './header-ops.js';
 import { applyRequestSide, decodeOutcome, type Outcome } from './outcome.js';
-import { durationToMs, type PbCheckRequest, type PbEffect } from './protos.js';
+import { durationToMs, type PbCheckRequest, type PbEffect, type PbQuotaResult } from './protos.js';
 import type { Pool, QuotaPools } from './quota.js';
 
 /** What a RemoteAdapter needs from the host that loads it. */
@@ -350,18 +350,24 @@ export class RemoteAdapter implements AdapterRuntime {
         const o = decodeOutcome(res.precondition, this.client.globalCount);
         c.sessionId = res.session_id ?? '';
         const q = res.quotas?.[this.name];
-        if (o.reply !== null) pools.denied(pools.poolFor(stream, o.refs), o);
+        if (o.reply !== null) pools.denied(d.pool ?? pools.poolFor(stream, o.refs), o);
         else if (q !== undefined) {
           const qo = q.precondition !== undefined ? decodeOutcome(q.precondition, this.client.globalCount) : o;
           const granted = q.granted_amount ?? 0;
-          const pool = pools.poolFor(stream, qo.refs.length > 0 ? qo.refs : o.refs);
-          pools.granted(pool, d.desired, granted, durationToMs(q.valid_duration) || this.settings.quotaValidDurationMs, granted > 0 ? allowPart(qo) : null, qo.reply !== null ? qo : null);
+          const pool = d.pool ?? pools.poolFor(stream, qo.refs.length > 0 ? qo.refs : o.refs);
+          pools.granted(pool, d.desired, granted, durationToMs(q.valid_duration) || this.settings.quotaValidDurationMs, granted > 0 ? allowPart(qo) : null, this.denialOf(q, qo));
         }
         this.resume(sc, c, o);
       },
       (err: HostError) => this.fail(sc, c, err),
     );
     return CallResult.Stop;
+  }
+
+  /** The denial an allocation ended with (for local denials during close-wait), if any. */
+  private denialOf(q: PbQuotaResult, result: Outcome): Outcome | null {
+    if (result.reply !== null) return result;
+    return q.denial !== undefined ? decodeOutcome(q.denial, this.client.globalCount) : null;
   }
 
   private maybePrefetch(pools: QuotaPools, pool: Pool, desired: number, stream: HttpStream): void {
@@ -376,7 +382,7 @@ export class RemoteAdapter implements AdapterRuntime {
         const q = res.quotas?.[this.name];
         const granted = q?.granted_amount ?? 0;
         const qo = q?.precondition !== undefined ? decodeOutcome(q.precondition, this.client.globalCount) : null;
-        pools.granted(pool, asked, granted, durationToMs(q?.valid_duration) || this.settings.quotaValidDurationMs, granted > 0 && qo !== null ? allowPart(qo) : null, qo !== null && qo.reply !== null ? qo : null);
+        pools.granted(pool, asked, granted, durationToMs(q?.valid_duration) || this.settings.quotaValidDurationMs, granted > 0 && qo !== null ? allowPart(qo) : null, q !== undefined && qo !== null ? this.denialOf(q, qo) : null);
         this.client.countPrefetch(granted >= asked ? 'granted' : granted > 0 ? 'partial' : 'refused');
       },
       () => {

@@ -90,7 +90,8 @@ export async function startAdapterServer(config: MixerConfig, options: ServerOpt
   const local: MixerConfig = {
     ...config,
     remote: { ...config.remote, plugins: 'none' },
-    plugins: (config.plugins ?? []).map((p) => ({ ...p, remote: false })),
+    // (keeping the plugin's own remote settings: cache policy, quota, response phase)
+    plugins: (config.plugins ?? []).map((p) => ({ ...p, remote: typeof p.remote === 'object' ? { ...p.remote, enabled: false } : false })),
   };
   const host = await WasmHost.create(local, {
     ...options,
@@ -341,6 +342,7 @@ class AdapterServer {
       valid_duration: msToDuration(r.quotaValidDurationMs),
       referenced_attributes: encodeRefs([...refs.values()], gc),
       ...(result !== null ? { precondition: encodeOutcome({ ...result, refs: [...refs.values()], validDurationMs: 0, validUseCount: 0 }, gc) } : {}),
+      ...(deny !== null && allow !== null ? { denial: encodeOutcome({ ...deny, validDurationMs: 0, validUseCount: 0 }, gc) } : {}),
     };
   }
 

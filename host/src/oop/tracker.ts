@@ -39,8 +39,11 @@ export const HINT_USE_COUNT = 'wasm_mixer.cache.valid_use_count';
 export const HITS_ADDEND = 'envoy.ratelimit.hits_addend';
 
 interface Segment {
-  /** Tracker.stringSeq when the scan started. */
+  /** Tracker.stringSeq when the scan started, and the string read just before it (the name looked up). */
   seq: number;
+  key: string | null;
+  /** Another guest string was read during the scan: `key` is not the name being looked up. */
+  moved: boolean;
   count: number;
   lastIndex: number;
   value: HeaderPair | null;
@@ -101,7 +104,8 @@ export class Track {
       this.closeSegment();
       s = null;
     }
-    if (s === null) s = this.seg = { seq: this.tracker.stringSeq, count: 0, lastIndex: -1, value: null, values: 0, write: false };
+    if (s === null) s = this.seg = { seq: this.tracker.stringSeq, key: this.tracker.lastString, moved: false, count: 0, lastIndex: -1, value: null, values: 0, write: false };
+    else if (s.seq !== this.tracker.stringSeq) s.moved = true;
     s.count++;
     s.lastIndex = i;
   }
@@ -128,7 +132,7 @@ export class Track {
       return;
     }
     this.closeSegment();
-    this.seg = { seq: this.tracker.stringSeq, count: 0, lastIndex: -1, value: null, values: 0, write: true };
+    this.seg = { seq: this.tracker.stringSeq, key: null, moved: true, count: 0, lastIndex: -1, value: null, values: 0, write: true };
   }
 
   private closeSegment(): void {
@@ -141,8 +145,8 @@ export class Track {
       return;
     }
     const list = this.stream.rawHeaders;
-    const key = this.tracker.lastString?.toLowerCase();
-    if (s.values === 0 && s.count >= list.length && s.seq === this.tracker.stringSeq && key !== undefined && !key.includes('\0') && !list.some(([k]) => k === key)) {
+    const key = s.key?.toLowerCase();
+    if (s.values === 0 && s.count >= list.length && !s.moved && key !== undefined && HEADER_NAME.test(key) && !list.some(([k]) => k === key)) {
       // get_header_map_value scanned the whole list without finding the name it
       // read from guest memory just before: that header is absent.
       this.ref(REQUEST_HEADERS, key, false);
