@@ -78,4 +78,6 @@ export namespace raw {
   export function closeStream(type: S): void { host.closeStream(type); }
   export function done(): bool { return host.done(); }
   export function setEffectiveContext(id: u32): bool { return host.setEffectiveContext(id); }
+  /** A property's raw bytes by a path encodePath() already encoded (encode once, reuse per request); null when unknown. */
+  export function getProperty(encodedPath: ArrayBuffer): ArrayBuffer | null { return host.getPropertyBytes(encodedPath); }
 }
