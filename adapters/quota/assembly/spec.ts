@@ -452,7 +452,7 @@ function checkWindow(c: Config, l: LimitSpec, p: Params): void {
   if (l.algo == Algo.Sliding && p.windowMs < l.buckets) c.fail("window", "is shorter than its bucket count in milliseconds");
 }
 
-const TOP_KEYS = ["domain", "limits", "headers", "headers_on_allowed", "deny_status", "deny_body", "near_limit_ratio", "global"];
+const TOP_KEYS = ["domain", "limits", "headers", "headers_on_allowed", "deny_status", "deny_body", "near_limit_ratio", "global", "shadow"];
 
 export function parseSpec(c: Config): QuotaSpec {
   let s = new QuotaSpec();
@@ -480,6 +480,8 @@ export function parseSpec(c: Config): QuotaSpec {
   if (c.has("limits") && arr.length == 0 && c.value.get("limits")!.isArray) c.fail("limits", "is empty");
   let names: string[] = [];
   for (let i = 0; i < arr.length; i++) s.limits.push(parseLimit(unchecked(arr[i]), i, dflt, names));
+  // Top-level shadow: every limit counts and reports but none denies (a dry run of the whole config).
+  if (c.getBool("shadow", false)) for (let i = 0; i < s.limits.length; i++) unchecked(s.limits[i]).shadow = true;
   return s;
 }
 

@@ -210,6 +210,11 @@ t.test('shadow mode counts and reports but never denies', async (t) => {
   t.equal(h.metric('quota_requests_total', { limit: 'new_limit', result: 'shadow_over_limit' }), 3);
   const r = await h.run();
   t.equal(r.headers['ratelimit-limit'], '100', 'shadow limits do not appear in the headers');
+
+  const dry = await quota({ shadow: true, limits: [{ name: 'a', limit: 1, window: '1d' }, { name: 'b', limit: 0, window: '1d' }] });
+  t.teardown(() => dry.close());
+  t.same(await statuses(dry, 3), [200, 200, 200], 'top-level shadow: a dry run of every limit');
+  t.equal(dry.metric('quota_requests_total', { limit: 'b', result: 'shadow_over_limit' }), 3);
 });
 
 t.test('match: a limit applies only to its paths, methods and hosts', async (t) => {
