@@ -296,3 +296,25 @@ t.test('global limit with its backend failing: on_error local uses the key\'s ow
   t.ok((h.metric('quota_fallback_total', { limit: 'tenant' }) ?? 0) >= 8);
   t.match(h.logsAt('warn', 'quota').map((r) => r.message).join('\n'), /lease for limit tenant from cluster redis failed/);
 });
+
+t.test('shared data full: new keys are admitted without a counter and counted as errors; known keys stay exact', async (t) => {
+  const { WasmHost } = await import('../../../host/src/host.js');
+  const { SharedStore } = await import('../../../host/src/shared/shared-store.js');
+  const { readFile } = await import('node:fs/promises');
+  const host = await WasmHost.create(
+    { plugins: [{ name: 'quota', url: 'q.wasm', pluginConfig: { limits: [{ name: 'per_user', limit: 1, window: '1d', dimensions: { user: 'header:x-user' } }] } }] },
+    { modules: { 'q.wasm': await readFile(wasm) }, shared: new SharedStore({ maxKeysPerVm: 2, maxValueBytes: 1024, maxQueueItems: 10 }), logger: { level: 5, log() {} } as never },
+  );
+  t.teardown(() => host.close());
+  const status = async (user: string) => {
+    const st = host.newStream({ method: 'GET', path: '/', authority: 'x', headers: [['x-user', user]] });
+    let d = st.requestHeaders(true);
+    if (d instanceof Promise) d = await d;
+    st.finish();
+    return d.action === 'continue' ? 200 : d.action === 'respond' ? d.reply.status : 0;
+  };
+  t.same([await status('a'), await status('a'), await status('b'), await status('b')], [200, 429, 200, 429], 'two keys fit');
+  t.same([await status('c'), await status('c')], [200, 200], 'a third key cannot be stored: admitted');
+  t.equal(host.metrics.value('quota_errors_total', { limit: 'per_user', reason: 'store' }), 2);
+  t.equal(await status('a'), 429, 'stored keys are still enforced');
+});
