@@ -155,6 +155,10 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
     };
     res.on('close', finish);
     req.on('data', (c: Buffer) => void (info.requestBytes += c.length));
+    // That listener switches the body to flowing mode: while an adapter holds the request
+    // (a remote Check, a JWKS fetch) the body would stream past and never reach the
+    // upstream. Stay paused until forward() pipes or pumps it, or reply() drains it.
+    req.pause();
 
     const reply = (r: LocalReply) => {
       req.resume();
@@ -273,6 +277,7 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
           } else up.end();
         }
       }, (d) => (d.action === 'respond' ? (up.destroy(), reply(d.reply)) : (up.destroy(), reset())), fail);
+      req.resume(); // paused in handle(); pipe() resumes by itself
     }
 
     up.on('response', (ures) => {
