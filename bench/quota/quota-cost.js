@@ -9,11 +9,12 @@
 //                 prefetched in the background; redis-server runs on a free loopback
 //                 port, started and stopped by this script
 //
-//   node bench/quota/quota-cost.js [--runs 7] [--requests 20000] [--out bench/results/quota.json]
+//   node bench/quota/quota-cost.js [--runs 21] [--requests 5000] [--out bench/results/quota.json]
 //
 // Needs `npm run build` first (dist/) and redis-server. Times are CPU time of this
 // process per request (process.cpuUsage; for global mode that includes the Redis
-// client's work in this process, not redis-server's), medians of --runs runs.
+// client's work in this process, not redis-server's), medians of --runs runs (many
+// short interleaved runs, so load from other processes hits every variant alike).
 // Prints a Markdown table and writes the JSON (with the command) to --out.
 
 import { spawn } from 'node:child_process';
@@ -33,8 +34,8 @@ const arg = (name, def) => {
   const i = process.argv.indexOf(name);
   return i > 0 ? process.argv[i + 1] : def;
 };
-const RUNS = Number(arg('--runs', 7));
-const REQUESTS = Number(arg('--requests', 20000));
+const RUNS = Number(arg('--runs', 21));
+const REQUESTS = Number(arg('--requests', 5000));
 const OUT = arg('--out', resolve(root, 'bench/results/quota.json'));
 
 const quiet = { level: 5, log() {} };
@@ -144,8 +145,16 @@ for (const name of names) await timeLoop(name, Math.min(REQUESTS, 5000)); // war
 
 const samples = Object.fromEntries(names.map((n) => [n, []]));
 const leases0 = {};
-for (const n of names) leases0[n] = leaseCount(hosts[n]);
+const waits0 = {};
+for (const n of names) {
+  leases0[n] = leaseCount(hosts[n]);
+  waits0[n] = waitCount(hosts[n]);
+}
 for (let r = 0; r < RUNS; r++) for (const name of names) samples[name].push(await timeLoop(name, REQUESTS));
+
+function waitCount(host) {
+  return host.metrics.value('quota_lease_waits_total', { limit: 'g' }) ?? 0;
+}
 
 function leaseCount(host) {
   let sum = 0;
@@ -160,13 +169,15 @@ for (const name of names) {
   const xs = samples[name];
   const added = xs.map((x, i) => x - base[i]);
   const v = variants[name];
-  const waits = v?.redis ? hosts[name].metrics.value('quota_lease_waits_total', { limit: 'g' }) ?? 0 : 0;
+  const waits = v?.redis ? waitCount(hosts[name]) - waits0[name] : 0;
   rows[name] = {
     perRequestNs: { median: round(median(xs)), spread: spread(xs).map((x) => round(x)) },
     addedNs: { median: round(median(added)), p90: round(percentile(added, 90)) },
     ratioToBaseline: round(median(xs) / median(base), 2),
     ratioToHeaderCheck: round(median(xs) / median(check), 2),
-    ...(v?.redis ? { redisLeasesPerRequest: round((leaseCount(hosts[name]) - leases0[name]) / (RUNS * REQUESTS), 5), requestsThatWaitedForALease: waits } : {}),
+    ...(v?.redis
+      ? { redisLeasesPerRequest: round((leaseCount(hosts[name]) - leases0[name]) / (RUNS * REQUESTS), 5), requestsThatWaitedForALease: `${waits} of ${RUNS * REQUESTS}` }
+      : {}),
   };
 }
 
