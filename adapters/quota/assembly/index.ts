@@ -687,8 +687,13 @@ class Quota extends Adapter {
     }
     this.draining = "";
     // One lease for every request still waiting on this pool.
-    if (pl.waiters.length > 0 && !pl.inflight) {
-      let w = this.waiters.get(unchecked(pl.waiters[0]));
+    let first: Waiter | null = null;
+    for (let i = 0; i < pl.waiters.length && first === null; i++) {
+      let id = unchecked(pl.waiters[i]);
+      if (this.waiters.has(id)) first = this.waiters.get(id);
+    }
+    if (first !== null && !pl.inflight) {
+      let w = first;
       for (let i = 0; i < w.slots.length; i++) {
         let s = unchecked(w.slots[i]);
         if ("g:" + s.dimKey == poolKey) {

@@ -379,6 +379,8 @@ function parseLimit(c: Config, i: i32, dflt: GlobalSpec, names: string[]): Limit
       o.values.push(vals);
     }
     parseParams(oc, o.params, l.algo, false, l.base);
+    if (!o.params.unlimited && o.params.windowMs == 0) oc.fail("window", "is required: the limit itself has none (it is unlimited)");
+    if (!o.params.unlimited && !oc.has("limit") && l.base.unlimited) oc.fail("limit", "is required: the limit itself has none (it is unlimited)");
     o.params.name = oc.getString("name", l.name);
     checkWindow(oc, l, o.params);
     l.overrides.push(o);

@@ -135,6 +135,14 @@ t.test('dimensions and overrides: per-tenant limits, a higher limit for one tena
   t.same(await statuses(h, 1, as('banned')), [429], 'a list of values matches any of them');
   t.same(await statuses(h, 10, as('vip')), Array(10).fill(200), 'unlimited override');
   t.same(await statuses(h, 5, {}), Array(5).fill(200), 'no x-tenant header: the limit does not apply (missing: skip)');
+
+  // An unlimited default with limits for some values only.
+  const some = await quota({
+    limits: [{ name: 'only_free', unlimited: true, dimensions: { plan: 'header:x-plan' }, overrides: [{ match: { plan: 'free' }, limit: 1, window: '1d' }] }],
+  });
+  t.teardown(() => some.close());
+  t.same(await statuses(some, 2, { headers: { 'x-plan': 'free' } }), [200, 429]);
+  t.same(await statuses(some, 3, { headers: { 'x-plan': 'pro' } }), [200, 200, 200]);
   t.equal(h.metric('quota_unkeyed_total', { limit: 'per_tenant' }), 5);
 });
 
@@ -261,6 +269,8 @@ t.test('configuration errors are refused at configure time with the path of the 
   await refuse({ headers: 'rfc', limits: [{ name: 'a', limit: 5, window: '1s' }] }, /config "headers": must be "draft"/);
   await refuse({ deny_status: 200, limits: [{ name: 'a', limit: 5, window: '1s' }] }, /config "deny_status": must be a 4xx or 5xx status/);
   await refuse({ limits: [{ name: 'a', limit: 5, window: '1s', cost: 0 }] }, /config "limits\[0\]\.cost": must be at least 1/);
+  await refuse({ limits: [{ name: 'a', unlimited: true, dimensions: { t: 'header:x-t' }, overrides: [{ match: { t: 'x' }, limit: 5 }] }] },
+    /config "limits\[0\]\.overrides\[0\]\.window": is required: the limit itself has none/);
   await refuse('{"limits": [', /not valid JSON/);
   // every problem at once
   await refuse({ limits: [{ name: 'a', algorithm: 'x', limit: -1, window: 'soon' }] }, /unknown algorithm "x".*must not be negative.*bad duration "soon"/);
