@@ -13,7 +13,7 @@
 // RFC 3339 timestamp, booleans as true/false, maps (request.headers) as a JSON object.
 // A missing attribute is null (logging prints "-" or null; prometheus "unknown").
 
-import { MapType, getProperty, quoteJSON, raw, decodePairsBuffer } from "wasm-mixer/sdk";
+import { MapType, encodePath, quoteJSON, raw, decodePairsBuffer } from "wasm-mixer/sdk";
 
 export enum AttrSource {
   Literal = 0,
@@ -48,6 +48,8 @@ export class Attr {
   value: string = "";
   /** Property path segments. */
   path: string[] = [];
+  /** The path as proxy_get_property takes it, encoded once. */
+  encoded: ArrayBuffer = new ArrayBuffer(0);
   /** The dotted name (request.path), for callers that treat some attributes specially. */
   name: string = "";
   /** The expression as written. */
@@ -167,7 +169,8 @@ export function parseAttr(expr: string): Attr | null {
 
 /** The raw bytes of a property-backed attribute (null when missing). */
 function propertyBytes(a: Attr): ArrayBuffer | null {
-  return getProperty(a.path);
+  if (a.encoded.byteLength == 0 && a.path.length > 0) a.encoded = encodePath(a.path);
+  return raw.getProperty(a.encoded);
 }
 
 /** The attribute's value as a string, or null when the request does not have it. */

@@ -1,9 +1,9 @@
 // Envoy access-log format strings: "%OPERATOR%" / "%OPERATOR(arg)%" / "%REQ(X?Y):N%"
 // (https://www.envoyproxy.io/docs/envoy/latest/configuration/observability/access_log/usage),
 // the subset that has a meaning in this host, parsed once at configure time and evaluated
-// per entry against a Entry (which caches what it reads from the host).
+// per entry by the adapter's Entry, which writes each value straight into the output.
 
-import { Attr, isoTime, parseAttr, strftime, attrError } from "./attributes";
+import { Attr, parseAttr, attrError } from "./attributes";
 
 export enum Op {
   Literal = 0,
@@ -65,32 +65,6 @@ export class Format {
   get single(): Segment | null {
     return this.segments.length == 1 && this.segments[0].op != Op.Literal ? this.segments[0] : null;
   }
-}
-
-/** The values an entry is built from; implemented by the adapter (cached per request). */
-export abstract class Source {
-  abstract startTimeNs(): i64;
-  abstract requestHeader(name: string): string | null;
-  abstract responseHeader(name: string): string | null;
-  abstract responseTrailer(name: string): string | null;
-  abstract responseCode(): i64;
-  abstract responseCodeDetails(): string | null;
-  abstract responseFlags(): string | null;
-  abstract bytesReceived(): i64;
-  abstract bytesSent(): i64;
-  /** Milliseconds, or -1 when unknown. */
-  abstract durationMs(): i64;
-  abstract responseDurationMs(): i64;
-  abstract protocol(): string | null;
-  abstract upstreamHost(): string | null;
-  abstract upstreamCluster(): string | null;
-  abstract downstreamRemoteAddress(): string | null;
-  abstract downstreamLocalAddress(): string | null;
-  abstract routeName(): string | null;
-  abstract connectionId(): i64;
-  abstract severity(): string;
-  /** An attribute (CEL or FILTER_STATE), redacted as configured. */
-  abstract attr(a: Attr): string | null;
 }
 
 /** Why the last parseFormat returned null. */
@@ -237,70 +211,4 @@ export function parseFormat(src: string): Format | null {
   }
   if (buf.length > 0) f.segments.push(literal(buf.join("")));
   return f;
-}
-
-function withoutPort(address: string | null): string | null {
-  if (address === null) return null;
-  if (address.startsWith("[")) {
-    let end = address.indexOf("]");
-    return end > 0 ? address.substring(1, end) : address;
-  }
-  let colon = address.lastIndexOf(":");
-  if (colon < 0 || address.indexOf(":") != colon) return address;
-  return address.substring(0, colon);
-}
-
-function header(s: Source, seg: Segment, which: i32): string | null {
-  let v = which == 0 ? s.requestHeader(seg.text) : which == 1 ? s.responseHeader(seg.text) : s.responseTrailer(seg.text);
-  if (v === null && seg.alt.length > 0) v = which == 0 ? s.requestHeader(seg.alt) : which == 1 ? s.responseHeader(seg.alt) : s.responseTrailer(seg.alt);
-  return v;
-}
-
-/** Evaluates one operator; null when the value is not available (Envoy's "-"). */
-export function evalSegment(seg: Segment, s: Source): string | null {
-  let v: string | null = null;
-  switch (seg.op) {
-    case Op.Literal: return seg.text;
-    case Op.StartTime: {
-      let t = s.startTimeNs();
-      if (t <= 0) return null;
-      v = seg.text.length == 0 ? isoTime(t) : strftime(seg.text, t);
-      break;
-    }
-    case Op.Req: v = header(s, seg, 0); break;
-    case Op.Resp: v = header(s, seg, 1); break;
-    case Op.Trailer: v = header(s, seg, 2); break;
-    case Op.ResponseCode: return s.responseCode().toString();
-    case Op.ResponseCodeDetails: v = s.responseCodeDetails(); break;
-    case Op.ResponseFlags: v = s.responseFlags(); break;
-    case Op.BytesReceived: return s.bytesReceived().toString();
-    case Op.BytesSent: return s.bytesSent().toString();
-    case Op.Duration: { let d = s.durationMs(); return d < 0 ? null : d.toString(); }
-    case Op.ResponseDuration: { let d = s.responseDurationMs(); return d < 0 ? null : d.toString(); }
-    case Op.Protocol: v = s.protocol(); break;
-    case Op.UpstreamHost: v = s.upstreamHost(); break;
-    case Op.UpstreamCluster: v = s.upstreamCluster(); break;
-    case Op.DownstreamRemoteAddress: v = s.downstreamRemoteAddress(); break;
-    case Op.DownstreamRemoteAddressWithoutPort: v = withoutPort(s.downstreamRemoteAddress()); break;
-    case Op.DownstreamLocalAddress: v = s.downstreamLocalAddress(); break;
-    case Op.DownstreamLocalAddressWithoutPort: v = withoutPort(s.downstreamLocalAddress()); break;
-    case Op.RouteName: v = s.routeName(); break;
-    case Op.ConnectionId: return s.connectionId().toString();
-    case Op.FilterState:
-    case Op.Cel: v = s.attr(seg.attr!); break;
-    case Op.Severity: return s.severity();
-    default: return null;
-  }
-  if (v === null || v.length == 0) return null;
-  if (seg.maxLen > 0 && v.length > seg.maxLen) v = v.substring(0, seg.maxLen);
-  return v;
-}
-
-/** Text output: missing values print as "-". */
-export function evalText(f: Format, s: Source, parts: string[]): void {
-  let segs = f.segments;
-  for (let i = 0, n = segs.length; i < n; i++) {
-    let v = evalSegment(unchecked(segs[i]), s);
-    parts.push(v === null ? "-" : v);
-  }
 }

@@ -7,9 +7,10 @@
 // host's access-log sinks with the wasm_mixer.access_log foreign function; a host without
 // it (Envoy) gets the entry through proxy_log at info. See README.md for the config.
 
-import { Adapter, Config, LogLevel, MapType, Report, callForeignFunction, getProperty, log, quoteJSON, raw, register } from "wasm-mixer/sdk";
-import { Attr, AttrSource, attrString } from "./attributes";
-import { Format, Kind, Source, evalSegment, evalText, formatError, parseFormat } from "./format";
+import { Adapter, Config, LogLevel, MapType, Report, Status, callForeignFunctionStatus, encodePath, log, quoteJSON, raw, register } from "wasm-mixer/sdk";
+import { Attr, AttrSource, attrString, strftime } from "./attributes";
+import { Format, Kind, Op, Segment, formatError, parseFormat } from "./format";
+import { Writer, writeIsoTime } from "./writer";
 export * from "wasm-mixer/sdk/exports";
 
 const ACCESS_LOG_FUNCTION = "wasm_mixer.access_log";
@@ -25,7 +26,7 @@ const DEFAULT_FIELDS: string[] = [
   "start_time", "%START_TIME%",
   "level", "%SEVERITY%",
   "method", "%REQ(:METHOD)%",
-  "path", "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+  "path", "%REQ(:PATH)%",
   "protocol", "%PROTOCOL%",
   "response_code", "%RESPONSE_CODE%",
   "response_flags", "%RESPONSE_FLAGS%",
@@ -51,7 +52,11 @@ const DEFAULT_REDACT_HEADERS = ["authorization", "proxy-authorization", "cookie"
 const DEFAULT_REDACT_QUERY = ["api_key", "apikey", "access_token", "id_token", "token", "password", "secret"];
 
 class Field {
-  constructor(public key: string, public quotedKey: string, public format: Format) {}
+  /** `"key":` as UTF-8, written before the value. */
+  prefix: ArrayBuffer;
+  constructor(public key: string, public format: Format) {
+    this.prefix = String.UTF8.encode(quoteJSON(key) + ":");
+  }
 }
 
 /** FNV-1a, 32 bits: a request id hashes to the same sampling decision on every proxy. */
@@ -85,6 +90,9 @@ class Logging extends Adapter {
   replacement: string = "[REDACTED]";
   /** The host has no wasm_mixer.access_log: entries go to proxy_log. */
   fallback: bool = false;
+  /** Reused for every entry: the envelope and the formatted line. */
+  out: Writer = new Writer();
+  entry: Entry = new Entry(this);
 
   configure(c: Config): string | null {
     let known = ["format", "text_format", "json_format", "add_fields", "remove_fields", "omit_empty_values", "log_name",
@@ -170,7 +178,7 @@ class Logging extends Adapter {
       c.fail(where + "." + key, formatError);
       return;
     }
-    this.fields.push(new Field(key, quoteJSON(key), f));
+    this.fields.push(new Field(key, f));
   }
 
   private excluded(path: string): bool {
@@ -194,87 +202,165 @@ class Logging extends Adapter {
   }
 
   report(r: Report): void {
-    let e = new Entry(r, this);
-    let path = e.requestHeader(":path");
-    if (path !== null && (this.excludeExact.length > 0 || this.excludePrefix.length > 0) && this.excluded(path)) return;
+    let e = this.entry;
+    e.reset();
+    if (this.excludeExact.length > 0 || this.excludePrefix.length > 0) {
+      let path = raw.getHeader(MapType.HttpRequestHeaders, ":path");
+      if (path !== null && this.excluded(path)) return;
+    }
     if (!this.sampled(e)) return;
-    let line = this.json ? this.formatJSON(e) : this.formatText(e);
-    this.emit(e, line);
+    let w = this.out;
+    // envelope header (see host/src/telemetry/foreign.ts), then the entry
+    w.len = 0;
+    w.reserve(14);
+    let p = changetype<usize>(w.buf);
+    store<u8>(p, 1);
+    store<u8>(p + 1, <u8>e.level());
+    store<u8>(p + 2, this.json ? 1 : 0);
+    store<u8>(p + 3, 0);
+    store<i64>(p + 4, e.startTimeNs());
+    store<u16>(p + 12, <u16>this.logNameBytes.byteLength);
+    w.len = 14;
+    w.bytes(this.logNameBytes);
+    let start = w.len;
+    if (this.json) this.formatJSON(e, w);
+    else this.formatText(e, w);
+    this.emit(w, start);
   }
 
-  private formatText(e: Entry): string {
-    let parts: string[] = [];
-    evalText(this.text!, e, parts);
-    return parts.join("");
+  private formatText(e: Entry, w: Writer): void {
+    let segs = this.text!.segments;
+    for (let i = 0, n = segs.length; i < n; i++) {
+      if (!e.write(unchecked(segs[i]), w, false)) w.byte(0x2d); // "-"
+    }
   }
 
-  private formatJSON(e: Entry): string {
-    let parts: string[] = ["{"];
+  private formatJSON(e: Entry, w: Writer): void {
+    w.byte(0x7b); // {
     let first = true;
     let fields = this.fields;
     for (let i = 0, n = fields.length; i < n; i++) {
       let f = unchecked(fields[i]);
+      let mark = w.len;
+      if (!first) w.byte(0x2c);
+      w.bytes(f.prefix);
+      let valueAt = w.len;
       let single = f.format.single;
-      let value: string | null;
-      let quoted = true;
+      let present = true;
       if (single !== null) {
-        value = evalSegment(single, e);
-        quoted = single.kind == Kind.String;
+        if (single.kind == Kind.Number) {
+          present = e.write(single, w, true);
+        } else {
+          w.byte(0x22);
+          present = e.write(single, w, true);
+          if (present) w.byte(0x22);
+        }
       } else {
-        let segs: string[] = [];
-        evalText(f.format, e, segs);
-        value = segs.join("");
+        w.byte(0x22);
+        let segs = f.format.segments;
+        for (let k = 0, m = segs.length; k < m; k++) if (!e.write(unchecked(segs[k]), w, true)) w.byte(0x2d);
+        w.byte(0x22);
       }
-      if (value === null && this.omitEmpty) continue;
-      if (!first) parts.push(",");
+      if (!present) {
+        if (this.omitEmpty) {
+          w.len = mark;
+          continue;
+        }
+        w.len = valueAt;
+        w.str("null");
+      }
       first = false;
-      parts.push(f.quotedKey);
-      parts.push(":");
-      if (value === null) parts.push("null");
-      else parts.push(quoted ? quoteJSON(value) : value);
     }
-    parts.push("}");
-    return parts.join("");
+    w.byte(0x7d); // }
   }
 
-  private emit(e: Entry, line: string): void {
-    let level = e.level();
+  private emit(w: Writer, start: i32): void {
     if (!this.fallback) {
-      let nameLen = this.logNameBytes.byteLength;
-      let lineLen = String.UTF8.byteLength(line);
-      let env = new ArrayBuffer(14 + nameLen + lineLen);
-      let p = changetype<usize>(env);
-      store<u8>(p, 1);
-      store<u8>(p + 1, <u8>level);
-      store<u8>(p + 2, this.json ? 1 : 0);
-      store<u8>(p + 3, 0);
-      store<i64>(p + 4, e.startTimeNs());
-      store<u16>(p + 12, <u16>nameLen);
-      memory.copy(p + 14, changetype<usize>(this.logNameBytes), nameLen);
-      String.UTF8.encodeUnsafe(changetype<usize>(line), line.length, p + 14 + nameLen);
-      if (callForeignFunction(ACCESS_LOG_FUNCTION, env) !== null) return;
-      this.fallback = true; // not our host (e.g. Envoy): use the log from now on
-      log.info("wasm_mixer.access_log is not available in this host; access-log entries go to the proxy log");
+      let r = callForeignFunctionStatus(ACCESS_LOG_FUNCTION, w.slice(0));
+      if (r.status == Status.Ok) return;
+      // not our host (e.g. Envoy), or the function is not granted: use the proxy log from now on
+      this.fallback = true;
+      log.warn("wasm_mixer.access_log is not available in this host (status " + r.status.toString() + "); access-log entries go to the proxy log");
     }
-    log.write(LogLevel.Info, line);
+    log.write(LogLevel.Info, String.UTF8.decode(w.slice(start)));
   }
 }
 
-/**
- * One finished request as the format reads it. Values are fetched from the host on first
- * use and cached, so a field used twice (or by severity and a field) costs one host call.
- */
-class Entry extends Source {
-  private _code: i64 = -1;
-  private _flags: string | null = null;
-  private _flagsRead: bool = false;
+// Property paths, encoded once.
+const P_TIME = encodePath(["request", "time"]);
+const P_CODE = encodePath(["response", "code"]);
+const P_DETAILS = encodePath(["response", "code_details"]);
+const P_FLAGS = encodePath(["response", "flags"]);
+const P_REQ_SIZE = encodePath(["request", "size"]);
+const P_RESP_SIZE = encodePath(["response", "size"]);
+const P_DURATION = encodePath(["request", "duration"]);
+const P_BACKEND = encodePath(["response", "backend_latency"]);
+const P_PROTOCOL = encodePath(["request", "protocol"]);
+const P_UPSTREAM = encodePath(["upstream", "address"]);
+const P_CLUSTER = encodePath(["cluster_name"]);
+const P_SOURCE = encodePath(["source", "address"]);
+const P_DEST = encodePath(["destination", "address"]);
+const P_ROUTE = encodePath(["route_name"]);
+const P_CONNECTION = encodePath(["connection", "id"]);
 
-  constructor(private r: Report, private cfg: Logging) {
-    super();
+function intProp(path: ArrayBuffer, missing: i64): i64 {
+  let b = raw.getProperty(path);
+  if (b === null || b.byteLength != 8) return missing;
+  return load<i64>(changetype<usize>(b));
+}
+
+/** "1.2.3.4:80" -> "1.2.3.4", "[::1]:80" -> "::1" (byte offsets into UTF-8). */
+function hostSpan(b: ArrayBuffer): i32 {
+  let n = b.byteLength;
+  let p = changetype<usize>(b);
+  if (n > 0 && load<u8>(p) == 0x5b) return -1; // bracketed: handled by the caller
+  let colon = -1;
+  for (let i = 0; i < n; i++) {
+    if (load<u8>(p + <usize>i) == 0x3a) {
+      if (colon >= 0) return n; // bare IPv6: no port
+      colon = i;
+    }
+  }
+  return colon < 0 ? n : colon;
+}
+
+/**
+ * One finished request as the format reads it, written straight into the output. Values
+ * used twice (the status by severity, sampling and a field) are read from the host once.
+ */
+class Entry {
+  private _code: i64 = -1;
+  private _flags: ArrayBuffer | null = null;
+  private _flagsRead: bool = false;
+  private _time: i64 = -1;
+
+  constructor(private cfg: Logging) {}
+
+  reset(): void {
+    this._code = -1;
+    this._flags = null;
+    this._flagsRead = false;
+    this._time = -1;
   }
 
   startTimeNs(): i64 {
-    return this.r.time;
+    if (this._time < 0) this._time = intProp(P_TIME, 0);
+    return this._time;
+  }
+
+  responseCode(): i64 {
+    if (this._code < 0) this._code = intProp(P_CODE, 0);
+    return this._code;
+  }
+
+  /** Response flags, or null when there are none. */
+  responseFlags(): ArrayBuffer | null {
+    if (!this._flagsRead) {
+      let b = raw.getProperty(P_FLAGS);
+      this._flags = b !== null && b.byteLength > 0 ? b : null;
+      this._flagsRead = true;
+    }
+    return this._flags;
   }
 
   private redactHeader(name: string, v: string | null): string | null {
@@ -284,87 +370,22 @@ class Entry extends Source {
     return v;
   }
 
+  // One host call per header: cheaper than reading the whole map in one call and decoding
+  // every pair (measured: 24.7 vs 27.6 µs per default entry).
   requestHeader(name: string): string | null {
     return this.redactHeader(name, raw.getHeader(MapType.HttpRequestHeaders, name));
   }
 
   responseHeader(name: string): string | null {
-    if (this.cfg.redactHeaders.includes(name)) {
-      let v = raw.getHeader(MapType.HttpResponseHeaders, name);
-      return v === null ? null : this.cfg.replacement;
-    }
-    return raw.getHeader(MapType.HttpResponseHeaders, name);
+    let v = raw.getHeader(MapType.HttpResponseHeaders, name);
+    if (v !== null && this.cfg.redactHeaders.includes(name)) return this.cfg.replacement;
+    return v;
   }
 
   responseTrailer(name: string): string | null {
     let v = raw.getHeader(MapType.HttpResponseTrailers, name);
     if (v !== null && this.cfg.redactHeaders.includes(name)) return this.cfg.replacement;
     return v;
-  }
-
-  responseCode(): i64 {
-    if (this._code < 0) this._code = this.r.responseCode;
-    return this._code;
-  }
-
-  responseCodeDetails(): string | null {
-    let v = this.r.responseCodeDetails;
-    return v.length == 0 ? null : v;
-  }
-
-  responseFlags(): string | null {
-    if (!this._flagsRead) {
-      let v = this.r.responseFlags;
-      this._flags = v.length == 0 ? null : v;
-      this._flagsRead = true;
-    }
-    return this._flags;
-  }
-
-  bytesReceived(): i64 {
-    return this.r.requestSize;
-  }
-
-  bytesSent(): i64 {
-    return this.r.responseSize;
-  }
-
-  durationMs(): i64 {
-    let d = this.r.duration;
-    return d < 0 ? -1 : d / 1_000_000;
-  }
-
-  responseDurationMs(): i64 {
-    let b = raw_int(BACKEND_LATENCY);
-    return b < 0 ? -1 : b / 1_000_000;
-  }
-
-  protocol(): string | null {
-    return nonEmpty(this.r.protocol);
-  }
-
-  upstreamHost(): string | null {
-    return nonEmpty(this.r.upstreamAddress);
-  }
-
-  upstreamCluster(): string | null {
-    return attrString(CLUSTER_NAME);
-  }
-
-  downstreamRemoteAddress(): string | null {
-    return nonEmpty(this.r.sourceAddress);
-  }
-
-  downstreamLocalAddress(): string | null {
-    return nonEmpty(this.r.destinationAddress);
-  }
-
-  routeName(): string | null {
-    return attrString(ROUTE_NAME);
-  }
-
-  connectionId(): i64 {
-    return this.r.connectionId;
   }
 
   level(): LogLevel {
@@ -397,6 +418,7 @@ class Entry extends Source {
     return parts.join("");
   }
 
+  /** An attribute (CEL or FILTER_STATE), redacted as configured. */
   attr(a: Attr): string | null {
     if (a.name == "request.headers") return this.headersJSON(MapType.HttpRequestHeaders);
     if (a.name == "response.headers") return this.headersJSON(MapType.HttpResponseHeaders);
@@ -410,31 +432,111 @@ class Entry extends Source {
     if (a.name == "request.query") return redactQuery("?" + v, this.cfg.redactQuery, this.cfg.replacement).substring(1);
     return v;
   }
-}
 
-function nonEmpty(s: string): string | null {
-  return s.length == 0 ? null : s;
-}
+  private putStr(w: Writer, v: string | null, json: bool, maxLen: i32): bool {
+    if (v === null || v.length == 0) return false;
+    if (maxLen > 0 && v.length > maxLen) v = v.substring(0, maxLen);
+    if (json) w.jsonStr(v);
+    else w.str(v);
+    return true;
+  }
 
-const BACKEND_LATENCY = attrOf("response.backend_latency");
-const CLUSTER_NAME = attrOf("cluster_name");
-const ROUTE_NAME = attrOf("route_name");
+  private putBytes(w: Writer, b: ArrayBuffer | null, json: bool, maxLen: i32): bool {
+    if (b === null || b.byteLength == 0) return false;
+    if (maxLen > 0) return this.putStr(w, String.UTF8.decode(b), json, maxLen);
+    if (json) w.jsonBytes(b);
+    else w.bytes(b);
+    return true;
+  }
 
-function attrOf(name: string): Attr {
-  let a = new Attr();
-  a.name = name;
-  a.path = name.split(".");
-  return a;
-}
+  private putHost(w: Writer, b: ArrayBuffer | null, json: bool): bool {
+    if (b === null || b.byteLength == 0) return false;
+    let p = changetype<usize>(b);
+    let end = hostSpan(b);
+    if (end < 0) {
+      // [v6]:port
+      let close = 1;
+      while (close < b.byteLength && load<u8>(p + <usize>close) != 0x5d) close++;
+      w.raw(p + 1, close - 1);
+      return true;
+    }
+    w.raw(p, end);
+    return true;
+  }
 
-function raw_int(a: Attr): i64 {
-  let b = attrBytes(a);
-  if (b === null || b.byteLength != 8) return -1;
-  return load<i64>(changetype<usize>(b));
-}
-
-function attrBytes(a: Attr): ArrayBuffer | null {
-  return getProperty(a.path);
+  /** Writes one operator's value; false (nothing written) when the request does not have it. */
+  write(seg: Segment, w: Writer, json: bool): bool {
+    switch (seg.op) {
+      case Op.Literal:
+        if (json) w.jsonStr(seg.text);
+        else w.str(seg.text);
+        return true;
+      case Op.StartTime: {
+        let t = this.startTimeNs();
+        if (t <= 0) return false;
+        if (seg.text.length == 0) writeIsoTime(w, t);
+        else return this.putStr(w, strftime(seg.text, t), json, seg.maxLen);
+        return true;
+      }
+      case Op.Req: {
+        let v = this.requestHeader(seg.text);
+        if (v === null && seg.alt.length > 0) v = this.requestHeader(seg.alt);
+        return this.putStr(w, v, json, seg.maxLen);
+      }
+      case Op.Resp: {
+        let v = this.responseHeader(seg.text);
+        if (v === null && seg.alt.length > 0) v = this.responseHeader(seg.alt);
+        return this.putStr(w, v, json, seg.maxLen);
+      }
+      case Op.Trailer: {
+        let v = this.responseTrailer(seg.text);
+        if (v === null && seg.alt.length > 0) v = this.responseTrailer(seg.alt);
+        return this.putStr(w, v, json, seg.maxLen);
+      }
+      case Op.ResponseCode:
+        w.int(this.responseCode());
+        return true;
+      case Op.ResponseCodeDetails: return this.putBytes(w, raw.getProperty(P_DETAILS), json, seg.maxLen);
+      case Op.ResponseFlags: return this.putBytes(w, this.responseFlags(), json, seg.maxLen);
+      case Op.BytesReceived:
+        w.int(intProp(P_REQ_SIZE, 0));
+        return true;
+      case Op.BytesSent:
+        w.int(intProp(P_RESP_SIZE, 0));
+        return true;
+      case Op.Duration: {
+        let d = intProp(P_DURATION, -1);
+        if (d < 0) return false;
+        w.int(d / 1_000_000);
+        return true;
+      }
+      case Op.ResponseDuration: {
+        let d = intProp(P_BACKEND, -1);
+        if (d < 0) return false;
+        w.int(d / 1_000_000);
+        return true;
+      }
+      case Op.Protocol: return this.putBytes(w, raw.getProperty(P_PROTOCOL), json, seg.maxLen);
+      case Op.UpstreamHost: return this.putBytes(w, raw.getProperty(P_UPSTREAM), json, seg.maxLen);
+      case Op.UpstreamCluster: return this.putBytes(w, raw.getProperty(P_CLUSTER), json, seg.maxLen);
+      case Op.DownstreamRemoteAddress: return this.putBytes(w, raw.getProperty(P_SOURCE), json, seg.maxLen);
+      case Op.DownstreamRemoteAddressWithoutPort: return this.putHost(w, raw.getProperty(P_SOURCE), json);
+      case Op.DownstreamLocalAddress: return this.putBytes(w, raw.getProperty(P_DEST), json, seg.maxLen);
+      case Op.DownstreamLocalAddressWithoutPort: return this.putHost(w, raw.getProperty(P_DEST), json);
+      case Op.RouteName: return this.putBytes(w, raw.getProperty(P_ROUTE), json, seg.maxLen);
+      case Op.ConnectionId:
+        w.int(intProp(P_CONNECTION, 0));
+        return true;
+      case Op.FilterState:
+      case Op.Cel:
+        return this.putStr(w, this.attr(seg.attr!), json, seg.maxLen);
+      case Op.Severity:
+        w.str(this.severity());
+        return true;
+      default:
+        return false;
+    }
+  }
 }
 
 /** Replaces the values of sensitive query parameters: /p?api_key=abc&x=1 -> /p?api_key=[REDACTED]&x=1 */

@@ -95,6 +95,7 @@ class Values {
         return ct !== null && ct.startsWith("application/grpc") ? "grpc" : "http";
       }
       case Src.GrpcStatus: {
+        if (this.builtin(Src.RequestProtocol) != "grpc") return "";
         let s = attrString(GRPC_STATUS_HEADER);
         if (s === null) s = attrString(GRPC_STATUS_TRAILER);
         return s === null ? "" : s;
