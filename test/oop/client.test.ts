@@ -248,3 +248,38 @@ t.test('config mismatch: the server does not run an adapter the proxy sends it',
   for (let i = 0; i < 50 && !log.logs.some((l) => l.code === 'REMOTE_CONFIG_MISMATCH' && l.level === 'error'); i++) await sleep(20);
   t.ok(log.logs.some((l) => l.code === 'REMOTE_CONFIG_MISMATCH' && /does not run it/.test(l.message)), 'Describe after connecting reports the mismatch');
 });
+
+t.test('responsePhase report: the response phase runs with the real response, before the log phase', async (t) => {
+  const spec = (phase: 'check' | 'report'): PluginConfig => ({ name: 'spec', url: 'spec.wasm', pluginConfig: 'ok', remote: { responsePhase: phase } });
+  const atCheck = await setup(t, [spec('check')]);
+  t.equal((await request(atCheck.proxy.port, '/')).headers['x-spec-response'], '1', 'check (default): response header changes made at Check time are applied');
+  const atReport = await setup(t, [spec('report')]);
+  const r = await request(atReport.proxy.port, '/');
+  t.equal(r.status, 200);
+  t.equal(r.headers['x-spec-response'], undefined, 'report: too late to change the response');
+  await atReport.flush();
+  t.equal(atReport.server.host.metrics.value('spec_filter_requests_total'), 1, 'the log phase ran');
+});
+
+t.test('sessions: a Check whose Report never comes is closed after sessionTtlMs', async (t) => {
+  const s = await setup(t, [headerCheck()], { server: { sessionTtlMs: 100 }, reportBatch: { maxEntries: 1000, maxDelayMs: 60_000 } });
+  await request(s.proxy.port, '/', { headers: { 'x-user': 'ann' } });
+  t.equal(s.server.sessions, 1, 'the session waits for its Report');
+  await sleep(300);
+  t.equal(s.server.sessions, 0, 'closed after the TTL');
+  t.equal(s.server.host.metrics.value('wasm_mixer_server_sessions_expired_total'), 1, 'and counted');
+});
+
+t.test('unix socket address', async (t) => {
+  const path = `${dir}/mixer.sock`;
+  const base: MixerConfig = { plugins: [headerCheck()], routes: [{ name: 'default', upstream: `http://127.0.0.1:${upstream.port}` }], remote: { address: `unix:${path}` } };
+  const server = await startServer(base, { baseDir: dir, logger: capture().logger, listen: undefined });
+  const proxy = await startRemoteProxy({ ...base, remote: { address: `unix:${path}`, plugins: 'all' } }, { baseDir: dir, logger: capture().logger });
+  t.teardown(async () => {
+    await proxy.close();
+    await server.close();
+  });
+  t.equal(server.address, `unix:${path}`);
+  t.equal((await request(proxy.port, '/', { headers: { 'x-user': 'ann' } })).status, 200);
+  t.equal((await request(proxy.port, '/')).status, 403);
+});

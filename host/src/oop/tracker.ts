@@ -199,20 +199,25 @@ export function observeGuestStrings(vm: object, tracker: Tracker): boolean {
   if (desc === undefined || !('value' in desc)) return false;
   let current: unknown;
   const wrap = (m: unknown): unknown => {
-    if (m === null || typeof m !== 'object') return m;
-    const gm = m as { string?: (p: number, n: number) => string | null };
-    const orig = gm.string;
-    if (typeof orig !== 'function' || (orig as { wmObserved?: boolean }).wmObserved) return m;
-    const wrapped = (p: number, n: number): string | null => {
-      const s = orig.call(gm, p, n);
-      if (tracker.current !== null) {
-        tracker.lastString = s;
-        tracker.stringSeq++;
-      }
-      return s;
-    };
-    (wrapped as { wmObserved?: boolean }).wmObserved = true;
-    gm.string = wrapped;
+    if (m === null || typeof m !== 'object' || (m as { wmObserved?: boolean }).wmObserved) return m;
+    // Every method that returns a string decodes one from guest memory (string, latin1, ...).
+    const names = new Set<string>();
+    for (let p = Object.getPrototypeOf(m); p !== null && p !== Object.prototype; p = Object.getPrototypeOf(p)) {
+      for (const [n, d] of Object.entries(Object.getOwnPropertyDescriptors(p))) if (n !== 'constructor' && typeof d.value === 'function') names.add(n);
+    }
+    const target = m as Record<string, unknown>;
+    for (const n of names) {
+      const orig = target[n] as (...a: unknown[]) => unknown;
+      target[n] = function (this: unknown, ...args: unknown[]) {
+        const r = orig.apply(this, args);
+        if (typeof r === 'string' && tracker.current !== null) {
+          tracker.lastString = r;
+          tracker.stringSeq++;
+        }
+        return r;
+      };
+    }
+    (m as { wmObserved?: boolean }).wmObserved = true;
     return m;
   };
   current = wrap(desc.value);
