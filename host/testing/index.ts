@@ -66,15 +66,25 @@ export interface RunResult {
   localReply: { status: number; adapter: string; details: string } | null;
 }
 
+// Tests write header values as ordinary (Unicode) strings. On the wire they are bytes,
+// and the host holds them the way Node's HTTP layer does (one char per byte), so the
+// harness converts through UTF-8 both ways: an adapter sees the same bytes it would
+// see behind the real proxy, and tests read back what a client would decode.
+const toWire = (v: string): string => Buffer.from(v, 'utf8').toString('latin1');
+const fromWire = (v: string): string => Buffer.from(v, 'latin1').toString('utf8');
+
 function toPairs(h: Headers | undefined): HeaderPair[] {
   if (h === undefined) return [];
   const pairs = Array.isArray(h) ? h : Object.entries(h);
-  return pairs.map(([k, v]) => [k.toLowerCase(), v]);
+  return pairs.map(([k, v]) => [k.toLowerCase(), toWire(v)]);
 }
 
 function toRecord(pairs: readonly HeaderPair[] | null): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of pairs ?? []) out[k] = k in out ? `${out[k]}, ${v}` : v;
+  for (const [k, raw] of pairs ?? []) {
+    const v = fromWire(raw);
+    out[k] = k in out ? `${out[k]}, ${v}` : v;
+  }
   return out;
 }
 
@@ -129,7 +139,7 @@ export class AdapterHarness {
   stream(req: TestRequest = {}): HostStream {
     return this.host.newStream({
       method: req.method ?? 'GET',
-      path: req.path ?? '/',
+      path: toWire(req.path ?? '/'),
       authority: req.host ?? 'example.com',
       headers: toPairs(req.headers),
       info: { sourceAddress: req.sourceAddress ?? '127.0.0.1', sourcePort: req.sourcePort ?? 40000, destinationAddress: '127.0.0.1', destinationPort: 8080 },

@@ -6,7 +6,7 @@
 import { randomFillSync } from 'node:crypto';
 import type { PluginVm } from '../plugin/plugin-vm.js';
 import { BufferType, Errno, LogLevel, MapType, MetricType, Status, StreamType } from './constants.js';
-import { deserializePairs, serializePairs } from './pairs.js';
+import { deserializePairs, headerBytes, serializePairs } from './pairs.js';
 
 export const WASI_MODULES: ReadonlySet<string> = new Set(['wasi_snapshot_preview1', 'wasi_unstable']);
 
@@ -52,9 +52,12 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
     return Status.Ok;
   };
 
-  /** copyOut for strings: short ASCII strings are written straight into guest memory. */
+  /**
+   * copyOut for host strings (header values, properties), which are byte strings as
+   * Node's HTTP layer holds them: short ASCII ones are written straight into guest memory.
+   */
   const copyOutString = (s: string, retPtr: number, retSize: number): Status => {
-    if (s.length > 256 || !isAscii(s)) return copyOut(textEncoder.encode(s), retPtr, retSize);
+    if (s.length > 256 || !isAscii(s)) return copyOut(headerBytes(s), retPtr, retSize);
     const m = mem();
     if (!m.inBounds(retPtr, 4) || !m.inBounds(retSize, 4)) return Status.InvalidMemoryAccess;
     if (s.length === 0) {
@@ -145,7 +148,7 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
       return Status.Ok;
     },
     proxy_get_header_map_value(mapType: number, keyPtr: number, keySize: number, retPtr: number, retSize: number): number {
-      const key = mem().string(keyPtr, keySize);
+      const key = mem().latin1(keyPtr, keySize);
       if (key === null) return Status.InvalidMemoryAccess;
       const map = vm.headerMap(mapType, false);
       if (map === undefined) return Status.BadArgument;
@@ -158,8 +161,8 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
       return Status.NotFound;
     },
     proxy_add_header_map_value(mapType: number, keyPtr: number, keySize: number, valuePtr: number, valueSize: number): number {
-      const key = mem().string(keyPtr, keySize);
-      const value = mem().string(valuePtr, valueSize);
+      const key = mem().latin1(keyPtr, keySize);
+      const value = mem().latin1(valuePtr, valueSize);
       if (key === null || value === null) return Status.InvalidMemoryAccess;
       const map = vm.headerMap(mapType, true);
       if (map === undefined || map === null) return Status.BadArgument;
@@ -168,8 +171,8 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
       return Status.Ok;
     },
     proxy_replace_header_map_value(mapType: number, keyPtr: number, keySize: number, valuePtr: number, valueSize: number): number {
-      const key = mem().string(keyPtr, keySize);
-      const value = mem().string(valuePtr, valueSize);
+      const key = mem().latin1(keyPtr, keySize);
+      const value = mem().latin1(valuePtr, valueSize);
       if (key === null || value === null) return Status.InvalidMemoryAccess;
       const map = vm.headerMap(mapType, true);
       if (map === undefined || map === null) return Status.BadArgument;
@@ -180,7 +183,7 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
       return Status.Ok;
     },
     proxy_remove_header_map_value(mapType: number, keyPtr: number, keySize: number): number {
-      const key = mem().string(keyPtr, keySize);
+      const key = mem().latin1(keyPtr, keySize);
       if (key === null) return Status.InvalidMemoryAccess;
       const map = vm.headerMap(mapType, true);
       if (map === undefined || map === null) return Status.BadArgument;

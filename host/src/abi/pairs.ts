@@ -4,12 +4,27 @@
 
 export type HeaderPair = [name: string, value: string];
 
+// Header names and values are byte strings: Node's HTTP parser turns each byte into
+// one char (latin1), and writes them back the same way. They cross the ABI as those
+// same bytes, so a guest sees exactly the bytes on the wire (UTF-8 stays UTF-8).
+// A string with chars above 0xFF cannot have come off the wire; it is sent as UTF-8.
+
+/** The wire bytes of a header name or value. */
+export function headerBytes(s: string): Uint8Array {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0xff) return encoder.encode(s);
+  return Buffer.from(s, 'latin1');
+}
+
+/** A header name or value from wire bytes (one char per byte, as Node's parser makes them). */
+export function headerString(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+}
+
 /** Mirrors proxy-wasm-cpp-host's limits (include/proxy-wasm/limits.h). */
 export const PAIRS_MAX_BYTES = 1024 * 1024;
 export const PAIRS_MAX_COUNT = 1024;
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder('utf-8', { fatal: false });
 
 export function serializePairs(pairs: ReadonlyArray<readonly [string, string]>): Uint8Array {
   const n = pairs.length;
@@ -17,8 +32,8 @@ export function serializePairs(pairs: ReadonlyArray<readonly [string, string]>):
   const values: Uint8Array[] = new Array(n);
   let size = 4 + n * 8;
   for (let i = 0; i < n; i++) {
-    keys[i] = encoder.encode(pairs[i]![0]);
-    values[i] = encoder.encode(pairs[i]![1]);
+    keys[i] = headerBytes(pairs[i]![0]);
+    values[i] = headerBytes(pairs[i]![1]);
     size += keys[i]!.length + values[i]!.length + 2;
   }
   const out = new Uint8Array(size);
@@ -55,8 +70,8 @@ export function deserializePairs(bytes: Uint8Array): HeaderPair[] | null {
     const vl = dv.getUint32(8 + i * 8, true);
     if (p + kl + vl + 2 > bytes.length) return null;
     if (bytes[p + kl] !== 0 || bytes[p + kl + 1 + vl] !== 0) return null;
-    const key = decoder.decode(bytes.subarray(p, p + kl));
-    const value = decoder.decode(bytes.subarray(p + kl + 1, p + kl + 1 + vl));
+    const key = headerString(bytes.subarray(p, p + kl));
+    const value = headerString(bytes.subarray(p + kl + 1, p + kl + 1 + vl));
     out[i] = [key, value];
     p += kl + vl + 2;
   }

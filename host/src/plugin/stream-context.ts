@@ -13,6 +13,8 @@ export const enum CallResult {
 }
 
 interface Waiter {
+  /** The paused direction; continuing the other direction does not resume it (as in Envoy). */
+  direction: Direction;
   resolve: () => void;
   reject: (err: Error) => void;
 }
@@ -37,13 +39,14 @@ export class StreamContext {
       return Promise.resolve();
     }
     return new Promise<void>((resolve, reject) => {
-      this.waiter = { resolve, reject };
+      this.waiter = { direction, resolve, reject };
     });
   }
 
+  /** Resumes `direction` (proxy_continue_stream), or whatever is paused (null: a local reply or a reset). */
   wake(direction: Direction | null): void {
     const w = this.waiter;
-    if (w === null) {
+    if (w === null || (direction !== null && w.direction !== direction)) {
       if (direction !== null) this.resumeRequested[direction] = true;
       return;
     }

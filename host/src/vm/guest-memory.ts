@@ -73,6 +73,14 @@ export class GuestMemory {
     return decoder.decode(v);
   }
 
+  /** Bytes as a byte string (one char per byte): header names and values, as Node's HTTP layer holds them. */
+  latin1(ptr: number, len: number): string | null {
+    const v = this.view(ptr, len);
+    if (v === null) return null;
+    if (v.length <= 32) return this.interned(v);
+    return this.buf.toString('latin1', v.byteOffset, v.byteOffset + v.length);
+  }
+
   /**
    * Short ASCII strings (header names, property paths) repeat on every request: keep
    * the decoded string for each distinct byte sequence, found by an FNV-1a hash and
