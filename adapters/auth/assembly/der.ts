@@ -98,9 +98,17 @@ export function ecSpki(crv: i32, x: ArrayBuffer, y: ArrayBuffer): ArrayBuffer {
   return new Der().tlv(0x30, body.bytes).toBuffer();
 }
 
+/** Length of the DER INTEGER content for big-endian magnitude bytes [p, p+n), and where it starts. */
+@inline function intStart(p: usize, n: i32): i32 {
+  let i = 0;
+  while (i < n - 1 && load<u8>(p + <usize>i) == 0) i++;
+  return i;
+}
+
 /**
  * JOSE ECDSA signature (r||s, each `size` bytes) to DER. null when the length
  * is wrong or r or s is zero (never valid, so refused before the host sees it).
+ * Written straight into one buffer: this runs for every uncached ES* token.
  */
 export function ecdsaToDer(sig: ArrayBuffer, size: i32): ArrayBuffer | null {
   if (sig.byteLength != size * 2) return null;
@@ -112,6 +120,33 @@ export function ecdsaToDer(sig: ArrayBuffer, size: i32): ArrayBuffer | null {
     if (load<u8>(p + <usize>(size + i)) != 0) zeroS = false;
   }
   if (zeroR || zeroS) return null;
-  let ints = new Der().tlv(0x02, integerContent(p, size)).tlv(0x02, integerContent(p + <usize>size, size));
-  return new Der().tlv(0x30, ints.bytes).toBuffer();
+  let rs = intStart(p, size);
+  let ss = intStart(p + <usize>size, size);
+  let rPad = (load<u8>(p + <usize>rs) & 0x80) != 0 ? 1 : 0;
+  let sPad = (load<u8>(p + <usize>(size + ss)) & 0x80) != 0 ? 1 : 0;
+  let rLen = size - rs + rPad;
+  let sLen = size - ss + sPad;
+  let body = 2 + rLen + 2 + sLen; // each INTEGER: tag, one length byte (lengths here are < 128)
+  let head = body < 0x80 ? 2 : 3;
+  let out = new ArrayBuffer(head + body);
+  let o = changetype<usize>(out);
+  store<u8>(o, 0x30);
+  if (head == 2) store<u8>(o + 1, <u8>body);
+  else {
+    store<u8>(o + 1, 0x81);
+    store<u8>(o + 2, <u8>body);
+  }
+  o += <usize>head;
+  store<u8>(o, 0x02);
+  store<u8>(o + 1, <u8>rLen);
+  o += 2;
+  if (rPad) store<u8>(o++, 0);
+  memory.copy(o, p + <usize>rs, <usize>(size - rs));
+  o += <usize>(size - rs);
+  store<u8>(o, 0x02);
+  store<u8>(o + 1, <u8>sLen);
+  o += 2;
+  if (sPad) store<u8>(o++, 0);
+  memory.copy(o, p + <usize>(size + ss), <usize>(size - ss));
+  return out;
 }

@@ -81,27 +81,30 @@ export class ForeignFunctionRegistry {
 export function decodeProto(buf: Uint8Array): Map<number, Uint8Array | bigint> | null {
   const out = new Map<number, Uint8Array | bigint>();
   let i = 0;
-  const varint = (): bigint | null => {
-    let v = 0n;
-    for (let shift = 0n; shift < 70n; shift += 7n) {
-      if (i >= buf.length) return null;
+  // Varints as plain numbers (exact up to 2^53, far beyond any key or length here); -1 when malformed.
+  const varint = (): number => {
+    let v = 0;
+    let mul = 1;
+    for (let n = 0; n < 10; n++) {
+      if (i >= buf.length) return -1;
       const b = buf[i++]!;
-      v |= BigInt(b & 0x7f) << shift;
-      if ((b & 0x80) === 0) return v;
+      v += (b & 0x7f) * mul;
+      if ((b & 0x80) === 0) return v <= Number.MAX_SAFE_INTEGER ? v : -1;
+      mul *= 128;
     }
-    return null;
+    return -1;
   };
   while (i < buf.length) {
     const key = varint();
-    if (key === null) return null;
-    const field = Number(key >> 3n);
-    const wire = Number(key & 7n);
+    if (key < 0) return null;
+    const field = Math.floor(key / 8);
+    const wire = key % 8;
     if (field === 0) return null;
     switch (wire) {
       case 0: {
         const v = varint();
-        if (v === null) return null;
-        out.set(field, v);
+        if (v < 0) return null;
+        out.set(field, BigInt(v));
         break;
       }
       case 1:
@@ -110,9 +113,9 @@ export function decodeProto(buf: Uint8Array): Map<number, Uint8Array | bigint> |
         break;
       case 2: {
         const len = varint();
-        if (len === null || len > BigInt(buf.length - i)) return null;
-        out.set(field, buf.subarray(i, i + Number(len)));
-        i += Number(len);
+        if (len < 0 || len > buf.length - i) return null;
+        out.set(field, buf.subarray(i, i + len));
+        i += len;
         break;
       }
       case 5:
@@ -161,7 +164,7 @@ const KEY_CACHE_MAX = 256;
 const keyCache = new Map<string, KeyObject | null>();
 
 function importKey(der: Uint8Array | null, pem: string | null): KeyObject | null {
-  const id = der !== null ? `d${Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('base64')}` : `p${pem}`;
+  const id = der !== null ? `d${Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('latin1')}` : `p${pem}`;
   const hit = keyCache.get(id);
   if (hit !== undefined) {
     keyCache.delete(id); // refresh its place in the LRU order
