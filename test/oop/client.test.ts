@@ -283,3 +283,34 @@ t.test('unix socket address', async (t) => {
   t.equal((await request(proxy.port, '/', { headers: { 'x-user': 'ann' } })).status, 200);
   t.equal((await request(proxy.port, '/')).status, 403);
 });
+
+t.test('a segment of two remote adapters that cannot be checked: each applies its own failStrategy', async (t) => {
+  const probe = await startServer({ plugins: [] }, { logger: capture().logger });
+  const address = probe.address;
+  await probe.close();
+  const run = async (first: 'FAIL_OPEN' | 'FAIL_CLOSE', second: 'FAIL_OPEN' | 'FAIL_CLOSE') => {
+    const proxy = await startRemoteProxy(
+      {
+        plugins: [
+          { name: 'first', url: 'spec.wasm', pluginConfig: 'ok', failStrategy: first, priority: 2 },
+          { name: 'second', url: 'spec.wasm', pluginConfig: 'ok', failStrategy: second, priority: 1 },
+        ],
+        routes: [{ name: 'default', upstream: `http://127.0.0.1:${upstream.port}` }],
+        remote: { address, plugins: 'all' },
+      },
+      { baseDir: dir, logger: capture().logger },
+    );
+    try {
+      return await request(proxy.port, '/');
+    } finally {
+      await proxy.close();
+    }
+  };
+  const a = await run('FAIL_CLOSE', 'FAIL_OPEN');
+  t.equal(a.status, 503);
+  t.match(a.body, /"adapter":"first"/, 'the first member fails closed');
+  const b = await run('FAIL_OPEN', 'FAIL_CLOSE');
+  t.equal(b.status, 503);
+  t.match(b.body, /"adapter":"second"/, 'the first is skipped (fail open), the second fails closed');
+  t.equal((await run('FAIL_OPEN', 'FAIL_OPEN')).status, 200, 'both fail open: the request goes through');
+});

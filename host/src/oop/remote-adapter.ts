@@ -148,13 +148,14 @@ export class RemoteAdapter implements AdapterRuntime {
     this.client.release();
   }
 
-  /** Consecutive remote adapters of the same client form one segment; a quota adapter is alone. */
+  /** Consecutive remote adapters of the same client (and response phase) form one segment; a quota adapter is alone. */
   private segmentKey(): object {
     if (this.segment !== null) return this.segment;
     const list = this.host.plugins.map((p) => p.entry.adapter);
     const i = list.indexOf(this);
     let start = i;
-    const joinable = (a: AdapterRuntime | undefined): a is RemoteAdapter => a instanceof RemoteAdapter && a.client === this.client && !a.settings.prefetch;
+    const joinable = (a: AdapterRuntime | undefined): a is RemoteAdapter =>
+      a instanceof RemoteAdapter && a.client === this.client && !a.settings.prefetch && a.settings.responsePhase === this.settings.responsePhase;
     if (!this.settings.prefetch && i >= 0) while (start > 0 && joinable(list[start - 1])) start--;
     const head = i < 0 ? this : (list[start] as RemoteAdapter);
     if (head.segment === null) head.segment = {};
