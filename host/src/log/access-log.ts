@@ -107,6 +107,8 @@ class LineBuffer {
   }
 }
 
+const guarded = new WeakSet<Writable>();
+
 /** stdout, stderr or any Writable: one write per event-loop turn, honouring backpressure. */
 export class StreamSink implements AccessLogSink {
   private readonly buf: LineBuffer;
@@ -124,6 +126,12 @@ export class StreamSink implements AccessLogSink {
     bufferBytes = DEFAULT_BUFFER_BYTES,
   ) {
     this.buf = new LineBuffer(bufferBytes);
+    // A closed pipe (EPIPE) must cost dropped entries, not the process: without a listener
+    // an 'error' on stdout is thrown. The failed write's callback counts and reports the drop.
+    if (!guarded.has(stream)) {
+      guarded.add(stream);
+      stream.on('error', () => {});
+    }
   }
 
   get buffered(): number {
@@ -327,7 +335,6 @@ export class FileSink implements AccessLogSink {
 interface Route {
   readonly sink: AccessLogSink;
   readonly logNames: ReadonlySet<string> | null;
-  readonly accepted: () => void;
 }
 
 /**
@@ -383,7 +390,7 @@ export class AccessLogRouter {
   }
 
   add(sink: AccessLogSink, logNames?: readonly string[]): void {
-    this.routes.push({ sink, logNames: logNames && logNames.length > 0 ? new Set(logNames) : null, accepted: () => {} });
+    this.routes.push({ sink, logNames: logNames && logNames.length > 0 ? new Set(logNames) : null });
   }
 
   get sinks(): readonly AccessLogSink[] {

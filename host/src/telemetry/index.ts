@@ -130,7 +130,10 @@ export class Telemetry {
 
   /** Flushes and closes the access-log sinks and does a last OTLP metrics export. */
   async close(): Promise<void> {
-    await Promise.all([this.accessLog.close(), this.meterProvider?.shutdown().catch(() => {})]);
+    // The last OTLP metrics export gets 3 s: a collector that hangs must not hold shutdown.
+    const lastExport = this.meterProvider?.shutdown().catch(() => {});
+    const bounded = lastExport && Promise.race([lastExport, new Promise<void>((r) => setTimeout(r, 3000).unref())]);
+    await Promise.all([this.accessLog.close(), bounded]);
   }
 }
 
