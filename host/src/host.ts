@@ -226,6 +226,8 @@ export class WasmHost {
       memoryBytes: p.vm.memoryBytes,
       liveStreams: p.vm.liveStreams,
       loadMs: Math.round(p.loadMs * 100) / 100,
+      // Out of process: the adapter server's address (the VM fields above are then the server's business).
+      remote: (p.vm as { readonly address?: string }).address ?? null,
     }));
   }
 
