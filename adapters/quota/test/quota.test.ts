@@ -328,3 +328,18 @@ t.test('shared data full: new keys are admitted without a counter and counted as
   t.equal(host.metrics.value('quota_errors_total', { limit: 'per_user', reason: 'store' }), 2);
   t.equal(await status('a'), 429, 'stored keys are still enforced');
 });
+
+t.test('config.schema.json describes config.example.json, and the adapter accepts the example', async (t) => {
+  const { readFile } = await import('node:fs/promises');
+  const { default: Ajv2020 } = await import('ajv/dist/2020.js');
+  const dir = new URL('..', import.meta.url);
+  const schema = JSON.parse(await readFile(new URL('config.schema.json', dir), 'utf8'));
+  const example = JSON.parse(await readFile(new URL('config.example.json', dir), 'utf8'));
+  const ajv = new (Ajv2020 as unknown as typeof import('ajv').default)({ allErrors: true, strict: false });
+  const validate = ajv.compile(schema);
+  t.ok(validate(example), JSON.stringify(validate.errors));
+  t.notOk(validate({ limits: [{ name: 'a', algorithm: 'leaky', limit: -1, window: '10 seconds' }] }), 'the schema rejects what the adapter rejects');
+  const h = await loadAdapter(wasm, { name: 'quota', config: example, clusters: ['redis'], httpCall: async () => Promise.reject(new Error('no redis here')) });
+  t.teardown(() => h.close());
+  t.equal((await h.run({ headers: { 'x-tenant': 'acme' } })).status, 200);
+});
