@@ -113,8 +113,7 @@ function steps(): Step[] {
   s.push({ path: '/public/info', headers: id() }); // auth needs nothing, header-check denies (no tenant)
   s.push({ path: '/status/404', headers: b() });
   s.push({ path: '/status/503', headers: b({ accept: 'application/json', 'x-multi': 'one' }) });
-  // Without a body: with a body, a request that waits for a Check loses it in the proxy (see docs/out-of-process.md "Known issues").
-  s.push({ method: 'POST', path: '/upload?x=1&y=2', headers: b({ 'content-type': 'text/plain', 'content-length': '0' }) });
+  s.push({ method: 'POST', path: '/upload?x=1&y=2', headers: b({ 'content-type': 'text/plain' }), body: 'hello body' });
   s.push({ path: '/deny/this', headers: b() }); // spec-filter denies
   s.push({ path: '/deny/this', headers: b() }); // same again: a cache hit in remote mode
   s.push({ path: '/again', headers: b() }); // globex: 5th request -> over quota
