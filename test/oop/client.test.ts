@@ -314,3 +314,26 @@ t.test('a segment of two remote adapters that cannot be checked: each applies it
   t.match(b.body, /"adapter":"second"/, 'the first is skipped (fail open), the second fails closed');
   t.equal((await run('FAIL_OPEN', 'FAIL_OPEN')).status, 200, 'both fail open: the request goes through');
 });
+
+t.test('a Report cannot create metrics or speak for other adapters through replayed effects', async (t) => {
+  const s = await setup(t, [headerCheck()]);
+  await request(s.proxy.port, '/', { headers: { 'x-user': 'ann' } });
+  await s.flush();
+  const client = remoteClientOf(s.proxy.host)!;
+  const { HttpStream } = await import('../../host/src/plugin/http-stream.js');
+  const { bagFromStream } = await import('../../host/src/oop/attributes.js');
+  const bag = bagFromStream(new HttpStream([[':method', 'GET'], [':path', '/'], [':authority', 'x'], [':scheme', 'http']]), 'report');
+  client.report({
+    bag,
+    adapters: ['hc'],
+    sessionId: '',
+    replay: [
+      { metric: { adapter: 'hc', name: 'invented_total', type: 0, op: 0, value: 1e6 } },
+      { metric: { adapter: 'someone-else', name: 'header_check_requests_total{result="allowed"}', type: 0, op: 0, value: 1e6 } },
+      { metric: { adapter: 'hc', name: 'header_check_requests_total{result="allowed"}', type: 0, op: 0, value: 1 } },
+    ],
+  });
+  await client.flush();
+  t.equal(s.server.host.metrics.value('invented_total'), undefined, 'no new series from a client');
+  t.equal(s.server.host.metrics.value('header_check_requests_total', { result: 'allowed' }), 2, 'only the adapter\'s own existing series moved, by the replayed 1');
+});

@@ -372,8 +372,9 @@ class AdapterServer {
         const dec = pb.words !== undefined && pb.words.length > 0 ? this.decoder(pb.words, gc) : shared;
         const bag = decodeBag(pb, dec);
         const e = entries[i] ?? {};
-        this.replay(e.replay ?? []);
-        this.logPhase(bag, (e.adapters ?? []).map((w) => dec.word(w)), e.session_id ?? '');
+        const adapters = (e.adapters ?? []).map((w) => dec.word(w));
+        this.replay(e.replay ?? [], adapters);
+        this.logPhase(bag, adapters, e.session_id ?? '');
       } catch (err) {
         failures++;
         if (failures === 1) this.logger.log(LogLevel.Warn, 'server', `Report entry ${i} refused: ${describeError(err)}`, { code: 'REMOTE_ERROR' });
@@ -385,12 +386,22 @@ class AdapterServer {
   }
 
   /** Applies a cached check's effects: its metric updates and log lines. */
-  private replay(effects: readonly PbEffect[]): void {
+  private replay(effects: readonly PbEffect[], adapters: readonly string[]): void {
+    let n = 0;
     for (const e of effects) {
-      if (e.metric !== undefined) this.metrics.replay(e.metric);
-      else if (e.log !== undefined) this.logger.log((e.log.level ?? 2) as LogLevel, e.log.adapter ?? 'remote', e.log.message ?? '');
+      // Only for the adapters of this entry, and only what they could have done themselves.
+      if (e.metric !== undefined) {
+        if (adapters.includes(e.metric.adapter ?? '') && this.metrics.replay(e.metric)) n++;
+      } else if (e.log !== undefined) {
+        const level = e.log.level ?? 2;
+        const source = e.log.adapter ?? '';
+        if (adapters.includes(source) && Number.isInteger(level) && level >= 0 && level <= 5) {
+          this.logger.log(level as LogLevel, source, (e.log.message ?? '').slice(0, 65_536));
+          n++;
+        }
+      }
     }
-    if (effects.length > 0) this.replayed(effects.length);
+    if (n > 0) this.replayed(n);
   }
 
   /** Runs the log phase for a finished request: in its session when there is one, else in fresh contexts. */

@@ -427,6 +427,7 @@ const METRIC_TYPE_PB: Record<number, number> = { [MetricType.Counter]: 0, [Metri
 /** Metrics: adapters' updates are recorded as replayable effects; reads are hidden inputs. */
 export class TrackingMetrics extends MetricsRegistry {
   private readonly adapterSeries = new Map<number, { adapter: string; name: string; type: MetricType }>();
+  private readonly byAdapterName = new Map<string, number>();
 
   constructor(
     private readonly tracker: Tracker,
@@ -437,7 +438,10 @@ export class TrackingMetrics extends MetricsRegistry {
 
   override define(type: MetricType, fullName: string, owner = 'host', help?: string): number | null {
     const id = super.define(type, fullName, owner, help);
-    if (id !== null && owner !== 'host' && !this.adapterSeries.has(id)) this.adapterSeries.set(id, { adapter: owner, name: fullName, type });
+    if (id !== null && owner !== 'host' && !this.adapterSeries.has(id)) {
+      this.adapterSeries.set(id, { adapter: owner, name: fullName, type });
+      this.byAdapterName.set(`${owner}\0${type}\0${fullName}`, id);
+    }
     return id;
   }
 
@@ -458,13 +462,16 @@ export class TrackingMetrics extends MetricsRegistry {
     return super.get(id);
   }
 
-  /** Re-applies a replayed metric effect (a cache hit's share of the check's updates). */
+  /**
+   * Re-applies a replayed metric effect (a cache hit's share of a check's updates).
+   * Only series an adapter defined in this server are accepted, so a client cannot
+   * create metrics (the server trusts its clients otherwise: see docs/out-of-process.md).
+   */
   replay(m: { adapter?: string; name?: string; type?: number; op?: number; value?: number }): boolean {
     const type = m.type === 1 ? MetricType.Gauge : m.type === 2 ? MetricType.Histogram : MetricType.Counter;
-    const id = super.define(type, m.name ?? '', m.adapter ?? 'host');
-    if (id === null) return false;
-    if (m.adapter && !this.adapterSeries.has(id)) this.adapterSeries.set(id, { adapter: m.adapter, name: m.name ?? '', type });
-    const st = m.op === 1 ? super.record(id, m.value ?? 0) : super.increment(id, m.value ?? 0);
+    const id = this.byAdapterName.get(`${m.adapter ?? ''}\0${type}\0${m.name ?? ''}`);
+    if (id === undefined || typeof m.value !== 'number' || !Number.isFinite(m.value)) return false;
+    const st = m.op === 1 ? super.record(id, m.value) : super.increment(id, m.value);
     return st === Status.Ok;
   }
 }
