@@ -91,6 +91,8 @@ function toRecord(pairs: readonly HeaderPair[] | null): Record<string, string> {
 const bytes = (b: string | Uint8Array | undefined): Uint8Array => (b === undefined ? new Uint8Array(0) : typeof b === 'string' ? Buffer.from(b) : b);
 const text = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8');
 
+const concatBytes = (a: Uint8Array, b: Uint8Array): Uint8Array => (b.length === 0 ? a : a.length === 0 ? b : Buffer.concat([a, b]));
+
 async function settle<T>(v: Maybe<T>): Promise<T> {
   return isPromise(v) ? await v : v;
 }
@@ -181,7 +183,8 @@ export class AdapterHarness {
     }
     if (reqTrailers.length > 0) {
       const t = await settle(s.requestTrailers(reqTrailers));
-      if (t.action !== 'continue') return respond(t);
+      if (!(t instanceof Uint8Array)) return respond(t);
+      forwarded = concatBytes(forwarded, t);
     }
     s.stream.requestHeadersSent = true;
     const rh = s.stream.requestHeaders;
@@ -202,7 +205,11 @@ export class AdapterHarness {
       if (!(out instanceof Uint8Array)) return { ...respond(out), upstream };
       body = out;
     }
-    if (resTrailers.length > 0) await settle(s.responseTrailers(resTrailers));
+    if (resTrailers.length > 0) {
+      const t = await settle(s.responseTrailers(resTrailers));
+      if (!(t instanceof Uint8Array)) return { ...respond(t), upstream };
+      body = concatBytes(body, t);
+    }
     s.stream.info.responseBytes = body.length;
     const headers = s.stream.responseHeaders ?? [];
     return {

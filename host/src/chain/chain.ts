@@ -52,6 +52,8 @@ export class HostStream {
   private finished = false;
   /** True when some adapter in the chain implements a body callback for that direction. */
   readonly needsBody: Record<Direction, boolean>;
+  /** True when some adapter in the chain implements a trailers callback for that direction. */
+  readonly needsTrailers: Record<Direction, boolean>;
 
   constructor(
     readonly stream: HttpStream,
@@ -77,6 +79,7 @@ export class HostStream {
       }
     }
     this.needsBody = { request: this.hasBody.request.some(Boolean), response: this.hasBody.response.some(Boolean) };
+    this.needsTrailers = { request: this.hasTrailers.request.some(Boolean), response: this.hasTrailers.response.some(Boolean) };
   }
 
   get adapters(): readonly string[] {
@@ -96,9 +99,14 @@ export class HostStream {
     return this.bodyFrom('request', 0, chunk, endOfStream);
   }
 
-  requestTrailers(trailers: HeaderPair[]): Maybe<Decision> {
+  /**
+   * Trailers end the request. Runs the trailer callbacks; body bytes adapters were
+   * holding (StopIterationAndBuffer) are released through the rest of the chain.
+   * Returns the bytes to forward before the trailers, or a decision that ends the request.
+   */
+  requestTrailers(trailers: HeaderPair[]): Maybe<Uint8Array | Decision> {
     this.stream.requestTrailers = trailers;
-    return this.trailersFrom('request', 0);
+    return this.trailersFrom('request', 0, EMPTY);
   }
 
   // --- response path -------------------------------------------------------------
@@ -114,9 +122,10 @@ export class HostStream {
     return this.bodyFrom('response', 0, chunk, endOfStream);
   }
 
-  responseTrailers(trailers: HeaderPair[]): Maybe<Decision> {
+  /** As requestTrailers, for the response. */
+  responseTrailers(trailers: HeaderPair[]): Maybe<Uint8Array | Decision> {
     this.stream.responseTrailers = trailers;
-    return this.trailersFrom('response', 0);
+    return this.trailersFrom('response', 0, EMPTY);
   }
 
   /** Runs the log phase (proxy_on_done, proxy_on_log, proxy_on_delete) for every adapter. Idempotent. */
@@ -154,21 +163,47 @@ export class HostStream {
     return CONTINUE;
   }
 
-  private trailersFrom(dir: Direction, k: number): Maybe<Decision> {
+  /** Trailer callbacks from position k; `out` collects the body bytes released so far. */
+  private trailersFrom(dir: Direction, k: number, out: Uint8Array): Maybe<Uint8Array | Decision> {
     const n = this.entries.length;
     const map = dir === 'request' ? this.stream.requestTrailers : this.stream.responseTrailers;
     for (; k < n; k++) {
       const i = this.index(dir, k);
-      if (this.skip[i] || !this.hasTrailers[dir][i]) continue;
-      const r = this.entries[i]!.adapter.onTrailers(this.ctx[i]!, dir, map?.length ?? 0);
-      const d = this.settle(i, r);
-      if (d !== null) return d;
-      if (r === CallResult.Stop) {
-        const next = k + 1;
-        return this.waitThen(i, dir, () => this.trailersFrom(dir, next));
+      if (!this.skip[i] && this.hasTrailers[dir][i]) {
+        const r = this.entries[i]!.adapter.onTrailers(this.ctx[i]!, dir, map?.length ?? 0);
+        const d = this.settle(i, r);
+        if (d !== null) return d;
+        if (r === CallResult.Stop) {
+          const at = k;
+          return this.waitThen(i, dir, () => this.releaseThenTrailers(dir, at, out));
+        }
       }
+      const next = this.releaseHeld(dir, k, out);
+      if (!(next instanceof Uint8Array)) return next;
+      out = next;
     }
-    return CONTINUE;
+    return out;
+  }
+
+  private releaseThenTrailers(dir: Direction, k: number, out: Uint8Array): Maybe<Uint8Array | Decision> {
+    const next = this.releaseHeld(dir, k, out);
+    if (!(next instanceof Uint8Array)) return next;
+    return this.trailersFrom(dir, k + 1, next);
+  }
+
+  /**
+   * Bytes the adapter at position k held are passed to the body callbacks after it
+   * (end_of_stream false: trailers follow); what passes them all joins `out`.
+   */
+  private releaseHeld(dir: Direction, k: number, out: Uint8Array): Uint8Array | Decision {
+    const i = this.index(dir, k);
+    const held = this.held[dir][i];
+    if (held === null || held === undefined || held.length === 0) return out;
+    this.held[dir][i] = null;
+    // With end_of_stream false no adapter waits, so this is synchronous.
+    const r = this.bodyFrom(dir, k + 1, held, false);
+    if (isPromise(r)) throw new Error('unreachable: body callbacks do not wait before end of stream');
+    return r instanceof Uint8Array ? concat(out, r) : r;
   }
 
   private bodyFrom(dir: Direction, k: number, data: Uint8Array, eos: boolean): Maybe<Uint8Array | Decision> {

@@ -727,7 +727,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
       case MapType.HttpRequestHeaders:
         return write && (readOnly || s.requestHeadersSent) ? null : s.requestHeaders;
       case MapType.HttpRequestTrailers:
-        if (write && (readOnly || s.requestHeadersSent && s.requestBody.endOfStream)) return null;
+        if (write && readOnly) return null;
         if (write && s.requestTrailers === null && this.phase === Phase.RequestBody && s.requestBody.endOfStream) s.requestTrailers = [];
         return s.requestTrailers;
       case MapType.HttpResponseHeaders:

@@ -18,7 +18,8 @@ import { loadConfigFile } from '../config/load.js';
 import { reloadHost, type ReloadResult } from '../reload/reloader.js';
 import { watchFiles, type FileWatcher } from '../reload/watch.js';
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection']);
+// RFC 9110 §7.6.1 connection-specific fields (Trailer is end-to-end and is forwarded).
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'transfer-encoding', 'upgrade', 'proxy-connection']);
 
 export interface ProxyOptions extends HostOptions {
   /** Override the listen port (0 picks a free one). */
@@ -256,27 +257,32 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
       if (!res.writableFinished) up.destroy();
     });
 
-    // Request body.
+    // Request body, then trailers (forwarded; adapters see them if they ask).
+    const endRequest = () => {
+      const t = s.requestTrailers;
+      if (t !== null && t.length > 0) up.addTrailers(t);
+      up.end();
+    };
     if (endOfStream) {
       up.end();
-    } else if (!stream.needsBody.request) {
-      req.pipe(up);
+    } else if (!stream.needsBody.request && !stream.needsTrailers.request) {
+      req.pipe(up, { end: false });
+      req.on('end', () => {
+        s.requestTrailers = trailerPairs(req.rawTrailers);
+        endRequest();
+      });
     } else {
-      pumpBody(req, (chunk, eos) => stream.requestBody(chunk, eos), (data, eos) => {
-        if (data.length > 0) up.write(data);
-        if (eos) {
-          const t = req.rawTrailers;
-          if (t.length > 0) {
-            const trailers: HeaderPair[] = [];
-            for (let i = 0; i < t.length; i += 2) trailers.push([t[i]!.toLowerCase(), t[i + 1]!]);
-            then(stream.requestTrailers(trailers), (d) => {
-              if (d.action === 'respond') return reply(d.reply);
-              if (d.action === 'reset') return reset();
-              up.end();
-            }, fail);
-          } else up.end();
-        }
-      }, (d) => (d.action === 'respond' ? (up.destroy(), reply(d.reply)) : (up.destroy(), reset())), fail);
+      pumpBody(
+        req,
+        (chunk, eos) => stream.requestBody(chunk, eos),
+        (trailers) => stream.requestTrailers(trailers),
+        (data, eos) => {
+          if (data.length > 0) up.write(data);
+          if (eos) endRequest();
+        },
+        (d) => (d.action === 'respond' ? (up.destroy(), reply(d.reply)) : (up.destroy(), reset())),
+        fail,
+      );
       req.resume(); // paused in handle(); pipe() resumes by itself
     }
 
@@ -311,17 +317,33 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
         info.responseHeaderBytes = headBytes(out);
         res.writeHead(status, out);
         ures.on('data', (c: Buffer) => void (info.responseBytes += c.length));
-        if (!stream.needsBody.response) {
-          ures.pipe(res);
+        const endResponse = () => {
+          const t = s.responseTrailers;
+          if (t !== null && t.length > 0) res.addTrailers(t);
+          res.end();
+        };
+        if (!stream.needsBody.response && !stream.needsTrailers.response) {
+          ures.pipe(res, { end: false });
+          ures.on('end', () => {
+            s.responseTrailers = trailerPairs(ures.rawTrailers);
+            endResponse();
+          });
           return;
         }
-        pumpBody(ures, (chunk, eos) => stream.responseBody(chunk, eos), (data, eos) => {
-          if (data.length > 0) res.write(data);
-          if (eos) res.end();
-        }, () => res.destroy(), (e) => {
-          host.logger.log(LogLevel.Error, 'proxy', `response body processing failed: ${describeError(e)}`, { code: 'INTERNAL' });
-          res.destroy();
-        });
+        pumpBody(
+          ures,
+          (chunk, eos) => stream.responseBody(chunk, eos),
+          (trailers) => stream.responseTrailers(trailers),
+          (data, eos) => {
+            if (data.length > 0) res.write(data);
+            if (eos) endResponse();
+          },
+          () => res.destroy(),
+          (e) => {
+            host.logger.log(LogLevel.Error, 'proxy', `response body processing failed: ${describeError(e)}`, { code: 'INTERNAL' });
+            res.destroy();
+          },
+        );
       }, fail);
     });
   }
@@ -401,10 +423,21 @@ function then<T>(v: Maybe<T>, k: (t: T) => void, onError: (e: unknown) => void):
   }
 }
 
-/** Feeds a readable through the chain's body callbacks, honouring backpressure while an adapter is paused. */
+function trailerPairs(raw: string[]): HeaderPair[] {
+  const out: HeaderPair[] = [];
+  for (let i = 0; i < raw.length; i += 2) out.push([raw[i]!.toLowerCase(), raw[i + 1]!]);
+  return out;
+}
+
+/**
+ * Feeds a readable through the chain's body callbacks, honouring backpressure while an
+ * adapter is paused. At the end, trailers (if the message has any) go through the
+ * trailer callbacks instead of a last empty body chunk, as the spec orders it.
+ */
 function pumpBody(
   src: IncomingMessage,
   process: (chunk: Uint8Array, eos: boolean) => Maybe<Uint8Array | Decision>,
+  trailers: (t: HeaderPair[]) => Maybe<Uint8Array | Decision>,
   emit: (data: Uint8Array, eos: boolean) => void,
   stop: (d: Decision) => void,
   fail: (e: unknown) => void,
@@ -430,7 +463,8 @@ function pumpBody(
   });
   src.on('end', () => {
     if (stopped) return;
-    then(process(EMPTY, true), (v) => void handle(v, true), fail);
+    const t = trailerPairs(src.rawTrailers);
+    then(t.length > 0 ? trailers(t) : process(EMPTY, true), (v) => void handle(v, true), fail);
   });
 }
 
