@@ -8,7 +8,7 @@ import {
 } from "wasm-mixer/sdk";
 export * from "wasm-mixer/sdk/exports";
 
-import { Attrs, Match, PathMatcher, parsePaths, anyPath } from "./match";
+import { Attrs, Match, PathMatcher, anyPath, onlyKeys, parsePaths } from "./match";
 import { ALG_NAMES, algFromName, loadKeySet, KeySet } from "./jwks";
 import {
   ClaimHeader, Provider, REASONS, R_NO_KEYS, R_UNKNOWN_KID, R_VERIFY_UNAVAILABLE, RemoteJwks, SRC_HEADER,
@@ -78,13 +78,6 @@ class ApiKey {
   }
 }
 
-/** Refuses members a section does not know: a typo in security config must not pass silently. */
-function onlyKeys(c: Config, known: string[]): void {
-  let keys = c.keys();
-  for (let i = 0; i < keys.length; i++) {
-    if (!known.includes(keys[i])) c.fail(keys[i], "unknown setting (known: " + known.join(", ") + ")");
-  }
-}
 
 function isHex64(s: string): bool {
   if (s.length != 64) return false;

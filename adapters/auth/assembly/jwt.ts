@@ -36,6 +36,11 @@ export class Source {
   }
 
   static parse(c: Config): Source | null {
+    let keys = c.keys();
+    for (let i = 0; i < keys.length; i++) {
+      let k = keys[i];
+      if (k != "header" && k != "prefix" && k != "query" && k != "cookie") c.fail(k, "unknown setting (known: header, prefix, query, cookie)");
+    }
     let n = (c.has("header") ? 1 : 0) + (c.has("query") ? 1 : 0) + (c.has("cookie") ? 1 : 0);
     if (n != 1) {
       c.fail("", "a source is one of {\"header\": name, \"prefix\"?: text}, {\"query\": name}, {\"cookie\": name}");

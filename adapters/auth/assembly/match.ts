@@ -397,6 +397,14 @@ export function anyGlob(gs: Glob[], s: string): bool {
 
 // ---- headers and claims ------------------------------------------------------------------------
 
+/** Refuses members a section does not know: a typo in security config must not pass silently. */
+export function onlyKeys(c: Config, known: string[]): void {
+  let keys = c.keys();
+  for (let i = 0; i < keys.length; i++) {
+    if (!known.includes(keys[i])) c.fail(keys[i], "unknown setting (known: " + known.join(", ") + ")");
+  }
+}
+
 const H_PRESENT: i32 = 0;
 const H_EXACT: i32 = 1;
 const H_PREFIX: i32 = 2;
@@ -413,6 +421,7 @@ export class HeaderMatcher {
 
   static parse(c: Config): HeaderMatcher {
     let m = new HeaderMatcher();
+    onlyKeys(c, ["name", "exact", "prefix", "suffix", "contains", "present", "invert"]);
     m.name = c.requireString("name").toLowerCase();
     m.invert = c.getBool("invert", false);
     let n = 0;
@@ -456,6 +465,7 @@ export class ClaimMatcher {
 
   static parse(c: Config): ClaimMatcher {
     let m = new ClaimMatcher();
+    onlyKeys(c, ["claim", "values", "present"]);
     m.claim = c.requireString("claim");
     if (c.has("present")) m.presence = c.getBool("present", true) ? 1 : 0;
     if (c.has("values")) {

@@ -93,6 +93,7 @@ t.test('forward: false strips the key from the request sent upstream', async (t)
 });
 
 t.test('config errors name the field', async (t) => {
+  await t.rejects(startAuthProxy({ api_keys: { sources: [{ header: 'x-key', prefx: 'K ' }], keys: [] } }), { message: /config "api_keys.sources\[0\].prefx": unknown setting/ });
   await t.rejects(startAuthProxy({ api_keys: { keys: [{ name: 'a', sha256: 'abc' }], sourcs: [] } }), {
     code: 'PLUGIN_CONFIGURE_FAILED',
     message: /config "api_keys.sourcs": unknown setting.*config "api_keys.keys\[0\].sha256": must be the SHA-256 of the key as 64 hex digits/,

@@ -177,12 +177,12 @@ t.test('rule config errors name the field', async (t) => {
       rules: [
         { name: 'a', action: 'BLOCK', match: { paths: ['admin'] } },
         { name: 'a', action: 'DENY', match: { source_ips: ['10.0.0.0/33', '010.0.0.1', '1.2.3.4/8x', 'fe80::1%eth0/64'], methdos: ['GET'] } },
-        { action: 'ALLOW', match: { claims: [{ claim: 'x' }], headers: [{ name: 'x', exact: 'a', prefix: 'b' }] } },
+        { action: 'ALLOW', match: { claims: [{ claim: 'x' }], headers: [{ name: 'x', exact: 'a', prefix: 'b' }, { name: 'y', equals: 'z' }] } },
       ],
     }),
     {
       message:
-        /rules\[0\].action": must be ALLOW, DENY or AUDIT.*rules\[0\].match.paths\[0\]": a path pattern must start with '\/'.*rules\[1\].name": "a" is used by another rule.*rules\[1\].match.methdos": unknown match field.*source_ips\[0\]": "10.0.0.0\/33" is not.*source_ips\[1\]".*source_ips\[2\]".*source_ips\[3\]".*rules\[2\].match.headers\[0\]": use one of exact, prefix, suffix, contains, present.*rules\[2\].match.claims\[0\]": a claim condition needs "values" or "present"/,
+        /rules\[0\].action": must be ALLOW, DENY or AUDIT.*rules\[0\].match.paths\[0\]": a path pattern must start with '\/'.*rules\[1\].name": "a" is used by another rule.*rules\[1\].match.methdos": unknown match field.*source_ips\[0\]": "10.0.0.0\/33" is not.*source_ips\[1\]".*source_ips\[2\]".*source_ips\[3\]".*rules\[2\].match.headers\[0\]": use one of exact, prefix, suffix, contains, present.*rules\[2\].match.headers\[1\].equals": unknown setting.*rules\[2\].match.claims\[0\]": a claim condition needs "values" or "present"/,
     },
   );
 });
