@@ -322,18 +322,25 @@ class AdapterServer {
     let allow: Outcome | null = null;
     let deny: Outcome | null = null;
     const refs = new Map<string, Ref>();
+    let ask = want;
     for (let run = 0; granted < want && run < MAX_ALLOCATION_RUNS; run++) {
-      const ask = want - granted;
       const x = await this.executor.execute(bag, [plugin!], { probeResponse: true, state: [[HITS_ADDEND, String(ask)], [QUOTA_ALLOCATION_STATE, '1']] });
       this.finishNow(x.hostStream, 'quota_allocation');
       for (const r of x.outcome.refs) if (r.name !== `filter_state.${HITS_ADDEND}` && r.name !== `filter_state.${QUOTA_ALLOCATION_STATE}`) refs.set(`${r.name}\0${r.key ?? ''}`, r);
+      const hitsAware = x.track.readsHitsAddend;
       if (x.outcome.reply !== null || x.outcome.reset) {
         deny = x.outcome;
+        // Best effort with an adapter that charges the whole amount: try half as much.
+        if (bestEffort && hitsAware && ask > 1) {
+          ask = Math.floor(ask / 2);
+          continue;
+        }
         break;
       }
       allow = x.outcome;
-      granted += x.track.readsHitsAddend ? ask : 1;
-      if (!bestEffort && x.track.readsHitsAddend) break;
+      granted += hitsAware ? ask : 1;
+      if (!bestEffort && hitsAware) break;
+      ask = Math.min(ask, want - granted);
     }
     const r = pluginRemote(this.config, plugin!.config);
     const result = allow ?? deny;
