@@ -18,6 +18,7 @@ import {
   grpcCodeName,
   INDEPENDENT_ENCODING,
   loadProtos,
+  routeGrpcLogs,
   type PbCheckRequest,
   type PbCheckResponse,
   type PbDescribeResponse,
@@ -83,6 +84,7 @@ export class RemoteClient {
     this.settings = resolveRemote(config);
     const s = this.settings;
     const protos = loadProtos();
+    routeGrpcLogs((m) => logger.log(LogLevel.Debug, 'grpc', m));
     this.stub = new protos.MixerClient(s.address, grpc.credentials.createInsecure(), {
       'grpc.initial_reconnect_backoff_ms': s.reconnect.initialBackoffMs,
       'grpc.max_reconnect_backoff_ms': s.reconnect.maxBackoffMs,

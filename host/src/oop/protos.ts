@@ -49,6 +49,19 @@ export interface Protos {
 }
 
 let cached: Protos | null = null;
+let loggerSet = false;
+
+/**
+ * grpc-js writes its own errors to stderr ("E No address added ..."); send them to the
+ * host's log at debug level instead: every failure they describe is also reported by
+ * this package with a code (SERVER_START_FAILED, REMOTE_UNAVAILABLE, ...).
+ */
+export function routeGrpcLogs(log: (message: string) => void): void {
+  if (loggerSet) return;
+  loggerSet = true;
+  const line = (...args: unknown[]) => log(args.map(String).join(' '));
+  grpc.setLogger({ error: line, info: line, debug: line } as unknown as Partial<Console>);
+}
 
 export function loadProtos(): Protos {
   if (cached !== null) return cached;

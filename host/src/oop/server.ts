@@ -30,6 +30,7 @@ import {
   grpcCodeName,
   INDEPENDENT_ENCODING,
   loadProtos,
+  routeGrpcLogs,
   msToDuration,
   SERVICE_NAMES,
   serviceError,
@@ -203,6 +204,7 @@ class AdapterServer {
 
   async start(options: ServerOptions): Promise<RunningServer> {
     const protos = loadProtos();
+    routeGrpcLogs((m) => this.logger.log(LogLevel.Debug, 'grpc', m));
     this.grpc.addService(protos.mixer, {
       Check: this.unary('mixer', 'Check', (req: PbCheckRequest) => this.check(req)),
       Report: this.unary('mixer', 'Report', (req: PbReportRequest) => this.report(req)),
