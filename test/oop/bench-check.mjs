@@ -6,8 +6,9 @@
 //    -> answer, sequential and 32 in flight, for a request bag of 12 headers.
 // 2. Per-request latency through the proxy, sequential keep-alive requests:
 //    header-check in process / remote with the check cache off / remote answered from cache.
-// Client and server share this process (2 cores here); see ../shared/reference/baseline.md §3
-// for grpc-js's own floor on this machine (~240 µs per unary call in one process).
+// Client and server share this process. The Describe round trip is printed as the floor
+// (grpc-js itself: ~240 µs per unary call in one process on an idle 2-core machine,
+// ../shared/reference/baseline.md §3).
 
 import http from 'node:http';
 import { existsSync } from 'node:fs';
@@ -54,6 +55,14 @@ const routes = [{ name: 'default', upstream: `http://127.0.0.1:${upstream.port}`
     return { attributes, adapters: ['hc'], keep_session: false };
   };
   for (let i = 0; i < 500; i++) await client.check(req(), 5000, 'hc');
+  // The floor: a Describe call (tiny request, the server does almost nothing) on the same channel.
+  const floor = [];
+  for (let i = 0; i < N; i++) {
+    const t0 = performance.now();
+    await client.describe();
+    floor.push((performance.now() - t0) * 1000);
+  }
+  console.log(`grpc-js floor (Describe), sequential (${N}): ${fmt(floor)}`);
   const seq = [];
   for (let i = 0; i < N; i++) {
     const t0 = performance.now();
