@@ -28,6 +28,8 @@ export interface ForeignCaller {
   readonly adapter: string;
   /** Where refusals are reported (e.g. the adapter's log at warn). */
   readonly warn?: (message: string) => void;
+  /** A property of the calling context, as proxy_get_property reads it (path segments joined by NUL): bytes, or a string meaning its UTF-8; null when unknown. */
+  readonly property?: (path: string) => Uint8Array | string | null;
 }
 
 export type ForeignFunction = (args: Uint8Array, caller: ForeignCaller) => ForeignResult;

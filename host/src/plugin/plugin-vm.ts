@@ -32,7 +32,7 @@ import { BodyBuffer, EMPTY, type HttpStream } from './http-stream.js';
 import { getProperty, type PluginFacts, type PropertyValue } from './properties.js';
 import { CallResult, StreamContext, type Direction } from './stream-context.js';
 import { performHttpCall, type HttpCallResult, type HttpCallTransport } from './http-call.js';
-import { defaultForeignFunctions, type ForeignFunctionRegistry } from './foreign-functions.js';
+import { defaultForeignFunctions, type ForeignCaller, type ForeignFunctionRegistry } from './foreign-functions.js';
 
 export type FailStrategy = 'FAIL_CLOSE' | 'FAIL_OPEN';
 
@@ -795,8 +795,14 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
 
   /** proxy_call_foreign_function: bytes for OK, or the status to return (NOT_FOUND for unknown or ungranted names). */
   callForeign(name: string, args: Uint8Array): Uint8Array | Status {
-    return (this.settings.foreign ?? defaultForeignFunctions).call({ adapter: this.name, warn: (m) => this.settings.logger.log(LogLevel.Warn, this.name, m, { code: 'CAPABILITY_DENIED' }) }, name, args);
+    const caller = (this.foreignCaller ??= {
+      adapter: this.name,
+      warn: (m) => this.settings.logger.log(LogLevel.Warn, this.name, m, { code: 'CAPABILITY_DENIED' }),
+      property: (path) => this.getProperty(path), // the current context's, at call time
+    });
+    return (this.settings.foreign ?? defaultForeignFunctions).call(caller, name, args);
   }
+  private foreignCaller: ForeignCaller | null = null;
 
   /** Starts an HTTP call-out; returns its token, or null for an unknown cluster. */
   httpCall(cluster: string, headers: HeaderPair[], body: Uint8Array, timeoutMs: number): number | null {
