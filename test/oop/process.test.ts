@@ -6,6 +6,7 @@
 // proxy reconnects on its own and every request is served by the adapters again.
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -17,6 +18,17 @@ import { startDemoUpstream } from '../../host/src/proxy/demo-upstream.js';
 import { capture, fixtureDir, request, ROOT, sleep, startRemoteProxy } from './helpers.js';
 
 const loader = process.execArgv.filter((a) => a.includes('@tapjs/typescript') || a === '--enable-source-maps');
+
+/** The compiled CLI when dist/ is newer than every source file (npm run build), else the sources through the TS loader (slower to start). */
+function command(): string[] {
+  const built = join(ROOT, 'dist/host/src/cli/main.js');
+  if (!existsSync(built)) return [...loader, join(ROOT, 'test/oop/fixtures/serve.ts')];
+  const builtAt = statSync(built).mtimeMs;
+  const stale = (dir: string): boolean =>
+    readdirSync(dir, { withFileTypes: true }).some((e) => (e.isDirectory() ? stale(join(dir, e.name)) : e.name.endsWith('.ts') && statSync(join(dir, e.name)).mtimeMs > builtAt));
+  return stale(join(ROOT, 'host/src')) ? [...loader, join(ROOT, 'test/oop/fixtures/serve.ts')] : [join(ROOT, 'bin/wasm-mixer.js'), 'serve'];
+}
+const SERVE = command();
 
 async function freePort(): Promise<number> {
   const s = http.createServer();
@@ -33,7 +45,7 @@ interface Child {
 }
 
 async function serve(args: string[]): Promise<Child> {
-  const proc = spawn(process.execPath, [...loader, join(ROOT, 'test/oop/fixtures/serve.ts'), ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn(process.execPath, [...SERVE, ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
   const stderr: string[] = [];
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
   await new Promise<void>((resolve, reject) => {
