@@ -114,7 +114,10 @@ t.test('token bucket with refill, 2 proxy processes: within burst + rate x T + p
   t.ok(admitted <= bound, `admitted ${admitted} of ${results.length} in ${elapsed.toFixed(0)} ms <= ${bound.toFixed(1)} (burst + rate x T + proxies x lease)`);
   t.ok(admitted >= burst, `at least the burst was admitted (${admitted})`);
   t.equal(admitted + count(results, 429), results.length, 'every request got 200 or 429');
-  t.ok(count(results, 429) > 0, 'the bucket ran dry under load');
+  // The bucket can only run dry if more was offered than it refills: on a slow, loaded
+  // machine the load generator may not get there, and then there is nothing to deny.
+  if (results.length > bound) t.ok(count(results, 429) > 0, `the bucket ran dry under load (${results.length} offered > ${bound.toFixed(1)})`);
+  else t.comment(`only ${results.length} requests offered (bound ${bound.toFixed(1)}): too few to drain the bucket on this machine`);
 });
 
 t.test('Redis down: open, closed and local fallback per limit, and no request waits', async (t) => {
