@@ -50,3 +50,22 @@ t.test('prefetch with a hits-aware adapter: whole allocations in one run, never 
   t.ok(checks < 20, `${checks} Check calls for 20 requests`);
   t.ok((proxy.host.metrics.value('wasm_mixer_remote_quota_local_grants_total') ?? 0) >= 4, 'units used locally');
 });
+
+t.test('a retried allocation (same deduplication id) is answered from memory, not charged twice', async (t) => {
+  const base = { plugins: [{ name: 'hits', url: 'hits.wasm', remote: { prefetch: true } }], routes: [{ name: 'default', upstream: `http://127.0.0.1:${upstream.port}` }] };
+  const server = await startServer(base, { baseDir: dir, logger: capture().logger });
+  const proxy = await startRemoteProxy({ ...base, remote: { address: server.address, plugins: 'all' } }, { baseDir: dir, logger: capture().logger });
+  t.teardown(async () => {
+    await proxy.close();
+    await server.close();
+  });
+  const { remoteClientOf } = await import('../../host/src/oop/remote-adapter.js');
+  const client = remoteClientOf(proxy.host)!;
+  const allocate = () => client.check({ adapters: [], quotas: { hits: { amount: 6, best_effort: true } }, deduplication_id: 'same-id' }, 2000, 'hits');
+  const first = await allocate();
+  const retry = await allocate();
+  t.equal(first.quotas?.hits?.granted_amount, 6);
+  t.equal(retry.quotas?.hits?.granted_amount, 6, 'the same answer');
+  const fresh = await client.check({ adapters: [], quotas: { hits: { amount: 6, best_effort: true } } }, 2000, 'hits');
+  t.equal(fresh.quotas?.hits?.granted_amount, 4, 'only 6 of 10 were used: the retry did not charge again (best effort gives the 4 left)');
+});
