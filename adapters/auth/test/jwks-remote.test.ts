@@ -29,7 +29,9 @@ function config(remote: Record<string, unknown> = {}) {
 
 t.test('rotation: first keys, a new kid fetched on demand (rate-limited), old keys dropped on refresh', async (t) => {
   const jwks = await startJwksServer([a.jwk]);
-  const p = await startAuthProxy(config({ cache_duration_seconds: 1 }), { clusters: { idp: { url: `http://127.0.0.1:${jwks.port}` } } });
+  // windows wide enough that a busy CI machine does not blur them: refetch on unknown kid at most
+  // once a second, timer refresh every 3 s (each fetch restarts that period)
+  const p = await startAuthProxy(config({ cache_duration_seconds: 3, min_refetch_seconds: 1 }), { clusters: { idp: { url: `http://127.0.0.1:${jwks.port}` } } });
   t.teardown(async () => {
     await p.close();
     await jwks.close();
@@ -46,7 +48,7 @@ t.test('rotation: first keys, a new kid fetched on demand (rate-limited), old ke
   // the IdP adds key b; a token signed with it has an unknown kid: one refetch (once min_refetch_seconds
   // have passed since the last fetch), and the request waits for it
   jwks.keys = [a.jwk, b.jwk];
-  await new Promise((r) => setTimeout(r, 350));
+  await new Promise((r) => setTimeout(r, 1050));
   const tokB = await sign(b, claims('bob'));
   const second = await p.get('/x', bearer(tokB));
   t.equal(second.status, 200, 'new kid picked up by a refetch');
@@ -55,7 +57,7 @@ t.test('rotation: first keys, a new kid fetched on demand (rate-limited), old ke
 
   // a kid the IdP does not have: refetched at most once per min_refetch_seconds
   const tokC = await sign(c, claims('mallory'));
-  await new Promise((r) => setTimeout(r, 350));
+  await new Promise((r) => setTimeout(r, 1050));
   const h0 = jwks.hits;
   t.equal((await p.get('/x', bearer(tokC))).status, 401);
   t.equal(jwks.hits, h0 + 1, 'an unknown kid triggers a refetch');
@@ -67,7 +69,7 @@ t.test('rotation: first keys, a new kid fetched on demand (rate-limited), old ke
   t.equal((await p.get('/x', bearer(tokA))).status, 200, 'tokA verified and cached');
   jwks.keys = [b.jwk];
   const h1 = jwks.hits;
-  t.ok(await until(async () => jwks.hits > h1 && (await p.metric('auth_jwks_keys', { provider: 'login' })) === 1, 4000), 'refreshed on the timer');
+  t.ok(await until(async () => jwks.hits > h1 && (await p.metric('auth_jwks_keys', { provider: 'login' })) === 1, 8000), 'refreshed on the timer');
   t.equal((await p.get('/x', bearer(tokA))).status, 401, 'a retired key no longer verifies, even for a cached token');
   t.equal((await p.get('/x', bearer(tokB))).status, 200);
 });

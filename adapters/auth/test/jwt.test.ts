@@ -272,10 +272,11 @@ t.test('verified tokens are cached (bounded, honouring exp)', async (t) => {
   await q.get('/o', bearer(toks[0]!));
   t.equal(await q.metric('auth_jwt_cache_total', { result: 'miss' }), 4, 'a full cache evicts the oldest entry');
   // a cached token still expires
-  const short = await sign(rs, claims({ exp: nowS() + 1 }));
+  const exp = nowS() + 3;
+  const short = await sign(rs, claims({ exp }));
   t.equal((await q.get('/o', bearer(short))).status, 200);
   t.equal((await q.get('/o', bearer(short))).status, 200);
-  await new Promise((r) => setTimeout(r, 2100));
+  await new Promise((r) => setTimeout(r, (exp + 1) * 1000 - Date.now() + 50)); // past exp, by the clock the adapter reads
   const late = await q.get('/o', bearer(short));
   t.equal(late.status, 401, 'the cached token expired');
   t.equal(await q.metric('auth_denied_total', { status: '401', reason: 'token_expired' }), 1);
