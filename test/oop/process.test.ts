@@ -107,38 +107,47 @@ t.test('kill and restart the adapter server under load', async (t) => {
   const proxy = await startRemoteProxy(config, { baseDir: dir, logger: log.logger });
   t.teardown(() => proxy.close());
 
-  interface Sample { at: number; path: string; status: number; ms: number; spec: boolean }
+  // `start` and `at` (end) of each request, in ms since t0.
+  interface Sample { start: number; at: number; path: string; status: number; ms: number; spec: boolean }
   const samples: Sample[] = [];
   const t0 = performance.now();
   let running = true;
   const loops = Array.from({ length: 8 }, async (_, i) => {
     const path = i % 2 ? '/open/x' : '/closed/x';
     while (running) {
+      const start = performance.now() - t0;
       const r = await request(proxy.port, path, { timeoutMs: 5000 });
       const spec = r.status === 200 && JSON.parse(r.body).headers['x-spec-filter'] === 'seen';
-      samples.push({ at: performance.now() - t0, path, status: r.status, ms: r.ms, spec });
+      samples.push({ start, at: performance.now() - t0, path, status: r.status, ms: r.ms, spec });
     }
   });
-  await sleep(800);
+  // Phases end on sample counts (bounded in time), not fixed sleeps, so a slow machine still gets enough of each.
+  const waitFor = async (enough: () => boolean, minMs: number, maxMs: number) => {
+    const from = performance.now();
+    while ((performance.now() - from < minMs || !enough()) && performance.now() - from < maxMs) await sleep(50);
+  };
+  await waitFor(() => samples.length >= 40, 800, 15_000);
   const killedAt = performance.now() - t0;
   child.proc.kill('SIGKILL');
   await child.exited;
-  await sleep(1000);
+  await waitFor(() => samples.filter((x) => x.start > killedAt + 50).length >= 40, 1000, 15_000);
   const restartAt = performance.now() - t0;
   child = await serve(['--config', file]);
   const upAt = performance.now() - t0;
-  await sleep(1500);
+  await waitFor(() => samples.filter((x) => x.start > upAt + 500).length >= 40, 1500, 20_000);
   running = false;
   await Promise.all(loops);
 
   t.comment(`${samples.length} requests; killed at ${killedAt.toFixed(0)} ms, restarted at ${restartAt.toFixed(0)} ms, up at ${upAt.toFixed(0)} ms`);
   const before = samples.filter((s) => s.at < killedAt);
-  const outage = samples.filter((s) => s.at > killedAt + 50 && s.at + s.ms < restartAt);
-  const after = samples.filter((s) => s.at > upAt + 500);
+  // Requests that started after the kill and ended before the restart saw only the outage.
+  const outage = samples.filter((s) => s.start > killedAt + 50 && s.at < restartAt);
+  const after = samples.filter((s) => s.start > upAt + 500);
   t.ok(before.length > 20 && outage.length > 20 && after.length > 20, `samples before ${before.length}, during ${outage.length}, after ${after.length}`);
   t.ok(before.every((s) => s.status === 200 && s.spec), 'before the kill: every request served through the adapters');
   const maxMs = Math.max(...samples.map((s) => s.ms));
-  t.ok(maxMs < timeoutMs + 400, `no request waited longer than the deadline (max ${maxMs.toFixed(0)} ms, deadline ${timeoutMs} ms)`);
+  // The deadline bounds the wait for the adapter server; the slack covers the proxy hop and timer delays on a loaded 2-core machine.
+  t.ok(maxMs < timeoutMs + 1000, `no request waited much longer than the deadline (max ${maxMs.toFixed(0)} ms, deadline ${timeoutMs} ms)`);
   const closedOut = outage.filter((s) => s.path.startsWith('/closed'));
   const openOut = outage.filter((s) => s.path.startsWith('/open'));
   t.ok(closedOut.every((s) => s.status === 503 || s.status === 504), `fail closed during the outage: ${[...new Set(closedOut.map((s) => s.status))].join(', ')}`);
