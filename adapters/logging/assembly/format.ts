@@ -3,7 +3,7 @@
 // the subset that has a meaning in this host, parsed once at configure time and evaluated
 // per entry by the adapter's Entry, which writes each value straight into the output.
 
-import { Attr, parseAttr, attrError } from "./attributes";
+import { Attr, AttrSource, AttrType, parseAttr, attrError } from "./attributes";
 
 export enum Op {
   Literal = 0,
@@ -49,9 +49,16 @@ export class Segment {
   /** Truncation length from ":N" (0: none). */
   maxLen: i32 = 0;
   attr: Attr | null = null;
+  /** Where the adapter's PropertySet holds this operator's value (and the '?' alternative's). */
+  idx: i32 = -1;
+  altIdx: i32 = -1;
 
   get kind(): Kind {
     let o = this.op;
+    if (o == Op.Cel || o == Op.FilterState) {
+      let a = this.attr!;
+      return a.source == AttrSource.Property && (a.type == AttrType.Int || a.type == AttrType.Duration) ? Kind.Number : Kind.String;
+    }
     return o == Op.ResponseCode || o == Op.BytesReceived || o == Op.BytesSent || o == Op.Duration ||
       o == Op.ResponseDuration || o == Op.ConnectionId ? Kind.Number : Kind.String;
   }

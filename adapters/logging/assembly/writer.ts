@@ -74,8 +74,11 @@ export class Writer {
 
   /** UTF-8 bytes as the contents of a JSON string literal. */
   jsonBytes(b: ArrayBuffer): void {
-    let n = b.byteLength;
-    let p = changetype<usize>(b);
+    this.jsonRaw(changetype<usize>(b), b.byteLength);
+  }
+
+  /** UTF-8 bytes at p..p+n as the contents of a JSON string literal. */
+  jsonRaw(p: usize, n: i32): void {
     let run = 0;
     for (let i = 0; i < n; i++) {
       let c = load<u8>(p + <usize>i);

@@ -320,3 +320,21 @@ t.test('config.example.json is a valid configuration', async (t) => {
   t.equal(e.path, '/ok?signature=[REDACTED]');
   t.notOk('x_forwarded_for' in e);
 });
+
+t.test('the same entries without batched attribute reads (a host without wasm_mixer.get_property_set)', async (t) => {
+  const { proxy, sink } = await run(t, { add_fields: { ua: '%CEL(request.headers["user-agent"])%', port: '%CEL(source.port)%' } });
+  const send = () => request(proxy.port, '/same?api_key=x', { headers: { 'user-agent': 'same/1', 'x-request-id': 'same', 'x-test-principal': 'pat' } });
+  await send();
+  proxy.host.telemetry.foreign.setGrant((_adapter, name) => name !== 'wasm_mixer.get_property_set');
+  await send();
+  await sink.waitFor(2);
+  const [batched, single] = sink.json();
+  const stable = (e: Record<string, unknown>) => {
+    const { start_time: _s, duration: _d, upstream_service_time: _u, downstream_remote_address: _r, port: _p, ...rest } = e;
+    return rest;
+  };
+  t.same(stable(single!), stable(batched!), 'every field but times and the client port is the same');
+  t.equal(batched!.ua, 'same/1');
+  t.type(single!.port, 'number');
+  t.equal(single!.path, '/same?api_key=[REDACTED]');
+});

@@ -15,7 +15,8 @@
 import {
   Adapter, Config, Counter, Histogram, Metric, Report, callForeignFunction, escapeLabelValue, log, parseJSON, quoteJSON, register,
 } from "wasm-mixer/sdk";
-import { Attr, AttrSource, attrError, attrString, parseAttr } from "../../logging/assembly/attributes";
+import { Attr, AttrSource, AttrType, attrError, attrString, parseAttr } from "../../logging/assembly/attributes";
+import { PropertySet } from "../../logging/assembly/propset";
 export * from "wasm-mixer/sdk/exports";
 
 const DESCRIBE_FUNCTION = "wasm_mixer.describe_metric";
@@ -51,6 +52,8 @@ enum Src {
 }
 
 class LabelDef {
+  /** Where an Attr label's value is in the adapter's PropertySet (-1: read on its own). */
+  idx: i32 = -1;
   constructor(public name: string, public src: Src, public value: string = "", public attr: Attr | null = null) {}
 
   get dynamic(): bool {
@@ -62,56 +65,73 @@ class LabelDef {
   }
 }
 
-const PRINCIPAL = parseAttr("mixer.principal")!;
-const CLUSTER = parseAttr("cluster_name")!;
-const MTLS = parseAttr("connection.mtls")!;
-const CONTENT_TYPE = parseAttr("request.headers['content-type']")!;
-const GRPC_STATUS_HEADER = parseAttr("response.headers['grpc-status']")!;
 const GRPC_STATUS_TRAILER = parseAttr("response.trailers['grpc-status']")!;
+const BUILTINS = 9;
 
-/** Values read from the host once per request, shared by every metric. */
+/** Indexes of the attributes every request reads, in the adapter's PropertySet. */
+class Plan {
+  code: i32 = 0;
+  flags: i32 = 0;
+  contentType: i32 = 0;
+  grpcStatus: i32 = 0;
+  principal: i32 = 0;
+  cluster: i32 = 0;
+  mtls: i32 = 0;
+  duration: i32 = 0;
+  requestSize: i32 = 0;
+  responseSize: i32 = 0;
+  path: i32 = 0;
+}
+
+/** Label values of one request, read from the PropertySet once and shared by every metric. */
 class Values {
-  private cache: Map<i32, string> = new Map();
-  constructor(public r: Report) {}
+  private cache: StaticArray<string | null> = new StaticArray<string | null>(BUILTINS);
+  constructor(public ps: PropertySet, public plan: Plan) {}
+
+  reset(): void {
+    for (let i = 0; i < BUILTINS; i++) unchecked((this.cache[i] = null));
+  }
 
   builtin(src: Src): string {
     let k = <i32>src;
-    if (this.cache.has(k)) return this.cache.get(k);
+    let c = unchecked(this.cache[k]);
+    if (c !== null) return c;
     let v = this.compute(src);
-    this.cache.set(k, v);
+    unchecked((this.cache[k] = v));
     return v;
   }
 
+  private orUnknown(i: i32): string {
+    let v = this.ps.str(i);
+    return v === null || v.length == 0 ? "unknown" : v;
+  }
+
   private compute(src: Src): string {
+    let ps = this.ps;
+    let plan = this.plan;
     switch (src) {
       case Src.ResponseCode:
-        return this.r.responseCode.toString();
+        return ps.int(plan.code, 0).toString();
       case Src.ResponseFlags: {
-        let f = this.r.responseFlags;
-        return f.length == 0 ? "-" : f;
+        let f = ps.str(plan.flags);
+        return f === null || f.length == 0 ? "-" : f;
       }
       case Src.RequestProtocol: {
-        let ct = attrString(CONTENT_TYPE);
+        let ct = ps.str(plan.contentType);
         return ct !== null && ct.startsWith("application/grpc") ? "grpc" : "http";
       }
       case Src.GrpcStatus: {
         if (this.builtin(Src.RequestProtocol) != "grpc") return "";
-        let s = attrString(GRPC_STATUS_HEADER);
+        let s = ps.str(plan.grpcStatus);
         if (s === null) s = attrString(GRPC_STATUS_TRAILER);
         return s === null ? "" : s;
       }
-      case Src.Principal: {
-        let p = attrString(PRINCIPAL);
-        return p === null || p.length == 0 ? "unknown" : p;
-      }
-      case Src.Cluster: {
-        let c = attrString(CLUSTER);
-        return c === null || c.length == 0 ? "unknown" : c;
-      }
-      case Src.SecurityPolicy: {
-        let m = attrString(MTLS);
-        return m == "true" ? "mutual_tls" : "none";
-      }
+      case Src.Principal:
+        return this.orUnknown(plan.principal);
+      case Src.Cluster:
+        return this.orUnknown(plan.cluster);
+      case Src.SecurityPolicy:
+        return ps.len(plan.mtls) >= 1 && load<u8>(ps.ptr(plan.mtls)) != 0 ? "mutual_tls" : "none";
       default:
         return "unknown";
     }
@@ -120,7 +140,14 @@ class Values {
   value(d: LabelDef): string {
     if (d.src == Src.Const) return d.value;
     if (d.src == Src.Attr) {
-      let v = attrString(d.attr!);
+      let v: string | null;
+      if (d.idx >= 0) {
+        let a = d.attr!;
+        if (a.type == AttrType.Int || a.type == AttrType.Duration) v = this.ps.len(d.idx) == 8 ? this.ps.int(d.idx, 0).toString() : null;
+        else if (a.type == AttrType.Bool) v = this.ps.len(d.idx) >= 1 ? (load<u8>(this.ps.ptr(d.idx)) != 0 ? "true" : "false") : null;
+        else if (a.type == AttrType.Timestamp) v = attrString(a);
+        else v = this.ps.str(d.idx);
+      } else v = attrString(d.attr!);
       return v === null || v.length == 0 ? "unknown" : v;
     }
     return this.builtin(d.src);
@@ -265,6 +292,9 @@ function describe(d: MetricDef): string | null {
 }
 
 class Prometheus extends Adapter {
+  props: PropertySet = new PropertySet();
+  plan: Plan = new Plan();
+  values: Values = new Values(this.props, this.plan);
   metrics: MetricDef[] = [];
   sets: LabelSet[] = [];
   cap: i32 = 1000;
@@ -428,6 +458,36 @@ class Prometheus extends Adapter {
     }
     if (c.error !== null) return c.error;
 
+    // every attribute a request reads, fetched in one host call per request
+    let ps = new PropertySet();
+    let plan = new Plan();
+    plan.code = ps.add(["response", "code"]);
+    plan.flags = ps.add(["response", "flags"]);
+    plan.contentType = ps.add(["request", "headers", "content-type"]);
+    plan.grpcStatus = ps.add(["response", "headers", "grpc-status"]);
+    plan.principal = ps.add(["mixer", "principal"]);
+    plan.cluster = ps.add(["cluster_name"]);
+    plan.mtls = ps.add(["connection", "mtls"]);
+    plan.duration = ps.add(["request", "duration"]);
+    plan.requestSize = ps.add(["request", "size"]);
+    plan.responseSize = ps.add(["response", "size"]);
+    plan.path = ps.add(["request", "headers", ":path"]);
+    for (let k = 0; k < this.sets.length; k++) {
+      let labels = this.sets[k].labels;
+      for (let i = 0; i < labels.length; i++) {
+        let l = labels[i];
+        if (l.src != Src.Attr) continue;
+        let a = l.attr!;
+        if (a.source == AttrSource.RequestHeader) l.idx = ps.add(["request", "headers", a.value]);
+        else if (a.source == AttrSource.ResponseHeader) l.idx = ps.add(["response", "headers", a.value]);
+        else if (a.source == AttrSource.Property && a.type != AttrType.Map) l.idx = ps.add(a.path);
+      }
+    }
+    ps.register();
+    this.props = ps;
+    this.plan = plan;
+    this.values = new Values(ps, plan);
+
     // tell the host about help, units, buckets and scale (histogram values go in as integers)
     for (let k = 0; k < 4; k++) {
       let d = this.metrics[k];
@@ -453,10 +513,15 @@ class Prometheus extends Adapter {
   }
 
   report(r: Report): void {
+    let ps = this.props;
+    let plan = this.plan;
+    ps.reset();
     if (this.excludeExact.length > 0 || this.excludePrefix.length > 0) {
-      if (this.excluded(r.path)) return;
+      let path = ps.str(plan.path);
+      if (path !== null && this.excluded(path)) return;
     }
-    let v = new Values(r);
+    let v = this.values;
+    v.reset();
     let stamp = ++this.stamp;
     let ms = this.metrics;
     for (let i = 0; i < ms.length; i++) {
@@ -467,13 +532,13 @@ class Prometheus extends Adapter {
       if (d.kind == Kind.Count) {
         (<Counter>m).inc();
       } else if (d.kind == Kind.Duration) {
-        let ns = r.duration;
+        let ns = ps.int(plan.duration, 0);
         if (ns < 0) ns = 0;
         (<Histogram>m).record(d.integerMs ? (d.scale < 1e-6 ? ns / 1_000_000_000 : ns / 1_000_000) : ns);
       } else if (d.kind == Kind.RequestSize) {
-        (<Histogram>m).record(r.requestSize);
+        (<Histogram>m).record(ps.int(plan.requestSize, 0));
       } else {
-        (<Histogram>m).record(r.responseSize);
+        (<Histogram>m).record(ps.int(plan.responseSize, 0));
       }
     }
   }

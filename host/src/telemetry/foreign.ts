@@ -20,6 +20,19 @@
 //               "unit"?: "seconds", "buckets"?: [..], "scale"?: 1e-6, "max_series"?: 1000}
 //   result: JSON {"ok": true} or {"ok": false, "error": "..."} (the adapter decides what to do).
 //   Operator bucket overrides (metrics.histogramBuckets) win over described buckets.
+//
+// wasm_mixer.property_set — register a list of property paths once (at configure time).
+//   args: u32 count, then count × (u32 length, path bytes: segments joined by NUL, as
+//         proxy_get_property takes them; request.headers.NAME reads one header)
+//   result: u32 id, for wasm_mixer.get_property_set. The same list gets the same id again
+//         (a restarted VM re-registers), at most 64 lists per adapter.
+//
+// wasm_mixer.get_property_set — read every property of a registered list in one call.
+//   args: u32 id
+//   result: u32 count, then count × (i32 length, -1 when the property is unknown; bytes)
+//   NOT_FOUND for an unknown id. One host call instead of one per attribute: the telemetry
+//   adapters read 10-25 attributes per request, and each proxy_get_property costs a guest
+//   allocation and a boundary crossing (bench/results/telemetry.json).
 
 import { MetricType, Status } from '../abi/constants.js';
 import type { AccessLogEntry } from '../log/access-log.js';
@@ -28,6 +41,10 @@ import type { ForeignFunction } from '../plugin/foreign-functions.js';
 
 export const ACCESS_LOG_FUNCTION = 'wasm_mixer.access_log';
 export const DESCRIBE_METRIC_FUNCTION = 'wasm_mixer.describe_metric';
+export const PROPERTY_SET_FUNCTION = 'wasm_mixer.property_set';
+export const GET_PROPERTY_SET_FUNCTION = 'wasm_mixer.get_property_set';
+const MAX_SETS_PER_ADAPTER = 64;
+const MAX_PATHS_PER_SET = 256;
 
 const ACCEPTED = new Uint8Array([0]);
 const DROPPED = new Uint8Array([1]);
@@ -90,5 +107,87 @@ export function describeMetricFunction(metrics: MetricsRegistry, warn: (adapter:
       return answer({ ok: false, error: err });
     }
     return answer({ ok: true });
+  };
+}
+
+/** Registered property lists, per adapter name. */
+export class PropertySets {
+  private readonly byAdapter = new Map<string, { keys: Map<string, number>; sets: string[][] }>();
+
+  register(adapter: string, paths: string[]): number | null {
+    let a = this.byAdapter.get(adapter);
+    if (a === undefined) {
+      a = { keys: new Map(), sets: [] };
+      this.byAdapter.set(adapter, a);
+    }
+    const key = paths.join('\u0001');
+    const known = a.keys.get(key);
+    if (known !== undefined) return known;
+    if (a.sets.length >= MAX_SETS_PER_ADAPTER) return null;
+    a.sets.push(paths);
+    a.keys.set(key, a.sets.length - 1);
+    return a.sets.length - 1;
+  }
+
+  get(adapter: string, id: number): string[] | undefined {
+    return this.byAdapter.get(adapter)?.sets[id];
+  }
+}
+
+export function propertySetFunction(sets: PropertySets): ForeignFunction {
+  return (args, caller) => {
+    if (args.length < 4) return Status.BadArgument;
+    const dv = new DataView(args.buffer, args.byteOffset, args.byteLength);
+    const n = dv.getUint32(0, true);
+    if (n > MAX_PATHS_PER_SET) return Status.BadArgument;
+    const paths: string[] = [];
+    let off = 4;
+    for (let i = 0; i < n; i++) {
+      if (off + 4 > args.length) return Status.BadArgument;
+      const len = dv.getUint32(off, true);
+      off += 4;
+      if (off + len > args.length) return Status.BadArgument;
+      paths.push(decoder.decode(args.subarray(off, off + len)));
+      off += len;
+    }
+    const id = sets.register(caller.adapter, paths);
+    if (id === null) return Status.InternalFailure; // too many lists for this adapter
+    const out = new Uint8Array(4);
+    new DataView(out.buffer).setUint32(0, id, true);
+    return out;
+  };
+}
+
+export function getPropertySetFunction(sets: PropertySets): ForeignFunction {
+  return (args, caller) => {
+    if (args.length !== 4 || caller.property === undefined) return Status.BadArgument;
+    const id = new DataView(args.buffer, args.byteOffset, 4).getUint32(0, true);
+    const paths = sets.get(caller.adapter, id);
+    if (paths === undefined) return Status.NotFound;
+    const values: Array<Uint8Array | string | null> = new Array(paths.length);
+    const lens: number[] = new Array(paths.length);
+    let size = 4 + 4 * paths.length;
+    for (let i = 0; i < paths.length; i++) {
+      const v = caller.property(paths[i]!);
+      values[i] = v;
+      // strings go straight into the result (no TextEncoder copy): most are short ASCII
+      const n = v === null ? -1 : typeof v === 'string' ? Buffer.byteLength(v, 'utf8') : v.length;
+      lens[i] = n;
+      if (n > 0) size += n;
+    }
+    const out = Buffer.allocUnsafe(size);
+    out.writeUInt32LE(paths.length, 0);
+    let off = 4;
+    for (let i = 0; i < paths.length; i++) {
+      const v = values[i]!;
+      const n = lens[i]!;
+      out.writeInt32LE(n, off);
+      off += 4;
+      if (n <= 0) continue;
+      if (typeof v === 'string') out.write(v, off, n, 'utf8');
+      else out.set(v, off);
+      off += n;
+    }
+    return out;
   };
 }

@@ -14,11 +14,14 @@ import type { HostLogger } from '../log/logger.js';
 import { registerProcessMetrics } from '../metrics/process.js';
 import { CALL_SECONDS_BUCKETS, type MetricsRegistry } from '../metrics/registry.js';
 import { defaultForeignFunctions, ForeignFunctionRegistry } from '../plugin/foreign-functions.js';
-import { accessLogFunction, describeMetricFunction, ACCESS_LOG_FUNCTION, DESCRIBE_METRIC_FUNCTION } from './foreign.js';
+import {
+  accessLogFunction, describeMetricFunction, getPropertySetFunction, propertySetFunction, PropertySets,
+  ACCESS_LOG_FUNCTION, DESCRIBE_METRIC_FUNCTION, GET_PROPERTY_SET_FUNCTION, PROPERTY_SET_FUNCTION,
+} from './foreign.js';
 import { OtlpLogSink } from './otlp-logs.js';
 import { startOtlpMetrics } from './otlp-metrics.js';
 
-export { ACCESS_LOG_FUNCTION, DESCRIBE_METRIC_FUNCTION } from './foreign.js';
+export { ACCESS_LOG_FUNCTION, DESCRIBE_METRIC_FUNCTION, GET_PROPERTY_SET_FUNCTION, PROPERTY_SET_FUNCTION } from './foreign.js';
 
 export const DEFAULT_OTLP_ENDPOINT = 'http://127.0.0.1:4318';
 
@@ -73,6 +76,9 @@ export class Telemetry {
       }
       return this.accessLog.write(e);
     }));
+    const sets = new PropertySets();
+    this.foreign.register(PROPERTY_SET_FUNCTION, propertySetFunction(sets));
+    this.foreign.register(GET_PROPERTY_SET_FUNCTION, getPropertySetFunction(sets));
     this.foreign.register(DESCRIBE_METRIC_FUNCTION, describeMetricFunction(metrics, (adapter, msg) => logger.log(LogLevel.Warn, adapter, msg, { code: 'BAD_ARGUMENT' })));
 
     if (otlp !== undefined && otlp.metrics?.enabled !== false) {

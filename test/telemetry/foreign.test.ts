@@ -1,0 +1,77 @@
+// The telemetry foreign functions' wire formats: access-log envelopes, property sets,
+// describe_metric; malformed input is refused with the statuses the ABI defines.
+import t from 'tap';
+import { LogLevel, MetricType, Status } from '../../host/src/abi/constants.js';
+import { createLogger } from '../../host/src/log/logger.js';
+import { MetricsRegistry } from '../../host/src/metrics/registry.js';
+import { Telemetry } from '../../host/src/telemetry/index.js';
+import { MemorySink } from './helpers.js';
+
+function setup() {
+  const metrics = new MetricsRegistry();
+  const sink = new MemorySink();
+  const tel = new Telemetry({}, metrics, createLogger(LogLevel.Critical, () => {}), { accessLogSinks: [sink] });
+  const props: Record<string, Uint8Array | string> = { 'request\0time': new Uint8Array(8).fill(1), 'request\0headers\0user-agent': 'ua/1 ü', 'route_name': '' };
+  const caller = { adapter: 'a', property: (p: string) => props[p] ?? null };
+  const call = (name: string, args: Uint8Array) => tel.foreign.call(caller, name, args);
+  return { metrics, sink, tel, call };
+}
+
+const u32 = (n: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(n); return b; };
+const pathList = (paths: string[]) => Buffer.concat([u32(paths.length), ...paths.flatMap((p) => [u32(Buffer.byteLength(p)), Buffer.from(p)])]);
+
+t.test('property sets: register once, read every value in one call', async (t) => {
+  const { call } = setup();
+  const paths = ['request\0time', 'request\0headers\0user-agent', 'nope', 'route_name'];
+  const id = call('wasm_mixer.property_set', pathList(paths)) as Uint8Array;
+  t.equal(Buffer.from(id).readUInt32LE(0), 0);
+  t.same(call('wasm_mixer.property_set', pathList(paths)), id, 'the same list gets the same id');
+  t.equal(Buffer.from(call('wasm_mixer.property_set', pathList(['x'])) as Uint8Array).readUInt32LE(0), 1);
+  const out = Buffer.from(call('wasm_mixer.get_property_set', u32(0)) as Uint8Array);
+  t.equal(out.readUInt32LE(0), 4);
+  let off = 4;
+  const values: Array<Buffer | null> = [];
+  for (let i = 0; i < 4; i++) {
+    const n = out.readInt32LE(off);
+    off += 4;
+    values.push(n < 0 ? null : out.subarray(off, off + n));
+    if (n > 0) off += n;
+  }
+  t.equal(off, out.length);
+  t.same(values[0], Buffer.alloc(8, 1));
+  t.equal(values[1]!.toString('utf8'), 'ua/1 ü', 'strings as UTF-8');
+  t.equal(values[2], null, 'unknown: -1');
+  t.equal(values[3]!.length, 0, 'empty');
+  t.equal(call('wasm_mixer.get_property_set', u32(9)), Status.NotFound);
+  t.equal(call('wasm_mixer.get_property_set', Buffer.alloc(3)), Status.BadArgument);
+  t.equal(call('wasm_mixer.property_set', Buffer.from([5, 0, 0, 0, 1])), Status.BadArgument, 'truncated list');
+  t.equal(call('wasm_mixer.property_set', u32(100000)), Status.BadArgument, 'too many paths');
+});
+
+t.test('access-log envelopes', async (t) => {
+  const { call, sink, metrics } = setup();
+  const env = (level: number, format: number, name: string, line: string, version = 1) =>
+    Buffer.concat([Buffer.from([version, level, format, 0]), (() => { const b = Buffer.alloc(8); b.writeBigInt64LE(123n); return b; })(), (() => { const b = Buffer.alloc(2); b.writeUInt16LE(Buffer.byteLength(name)); return b; })(), Buffer.from(name), Buffer.from(line)]);
+  t.same(call('wasm_mixer.access_log', env(LogLevel.Error, 1, 'audit', '{"a":1}')), new Uint8Array([0]));
+  t.same(call('wasm_mixer.access_log', env(LogLevel.Info, 0, '', 'text line')), new Uint8Array([0]));
+  t.same(sink.entries.map((e) => [e.level, e.format, e.logName, e.timeNs, Buffer.from(e.line).toString()]), [
+    [LogLevel.Error, 'json', 'audit', 123n, '{"a":1}'],
+    [LogLevel.Info, 'text', 'access', 123n, 'text line'],
+  ]);
+  t.equal(call('wasm_mixer.access_log', env(2, 0, 'x', 'y', 2)), Status.BadArgument, 'unknown envelope version');
+  t.equal(call('wasm_mixer.access_log', env(9, 0, 'x', 'y')), Status.BadArgument, 'bad level');
+  t.equal(call('wasm_mixer.access_log', Buffer.alloc(5)), Status.BadArgument, 'short');
+  t.equal(metrics.value('wasm_mixer_access_log_entries_total', { sink: 'memory' }), undefined, 'the memory sink counts nothing itself');
+});
+
+t.test('describe_metric', async (t) => {
+  const { call, metrics } = setup();
+  const d = (o: unknown) => JSON.parse(Buffer.from(call('wasm_mixer.describe_metric', Buffer.from(JSON.stringify(o))) as Uint8Array).toString()) as { ok: boolean; error?: string };
+  t.same(d({ name: 'a_ms', type: 'histogram', help: 'A.', unit: 'ms', buckets: [1, 2], scale: 0.001, max_series: 5 }), { ok: true });
+  const id = metrics.define(MetricType.Histogram, 'a_ms{x="1"}', 'a')!;
+  metrics.record(id, 1500); // 1.5 after the scale
+  t.same(metrics.histogramValue('a_ms', { x: '1' }), { sum: 1.5, count: 1, buckets: { 1: 0, 2: 1, '+Inf': 1 } });
+  t.match(d({ name: 'a_ms', type: 'histogram', buckets: [1, 3] }), { ok: false, error: /other buckets/ });
+  t.match(d({ name: 'b', type: 'summary' }), { ok: false, error: /required/ });
+  t.equal(call('wasm_mixer.describe_metric', Buffer.from('{nope')), Status.BadArgument);
+});
