@@ -9,10 +9,19 @@ import type { HostLogger } from '../log/logger.js';
 
 const SECRET_KEY = /(secret|token|passw(or)?d|passphrase|api[-_]?keys?|credential|private[-_]?key|hmac|authorization|cookie|session|signing[-_]?key|^keys?$|bearer)/i;
 export const REDACTED = '[redacted]';
+/**
+ * Under a secret-looking key (e.g. `api_keys`), fields with these names describe a
+ * secret rather than hold it (a key's name, tenant, allowed paths): they stay readable
+ * in logs. Everything else under such a key is treated as secret.
+ */
+const DESCRIPTIVE_KEY = /^(name|tenant|principal|description|paths?|methods?|routes?|hosts?|header|prefix|query|sources|forward|enabled|type|alg|kid|kty|use|crv|issuer|audiences?|claims?)$/i;
 
 /** A deep copy of `value` with secret-looking fields, environment values and URL credentials replaced. */
-export function redactConfig(value: unknown, key = ''): unknown {
-  if (key !== '' && SECRET_KEY.test(key)) return value === undefined || value === null || value === '' ? value : REDACTED;
+export function redactConfig(value: unknown, key = '', underSecret = false): unknown {
+  if (key !== '' && SECRET_KEY.test(key) && value !== null && typeof value === 'object') return redactSecretContainer(value);
+  if ((key !== '' && SECRET_KEY.test(key)) || (underSecret && !DESCRIPTIVE_KEY.test(key))) {
+    return value === undefined || value === null || value === '' || typeof value === 'boolean' ? value : REDACTED;
+  }
   if (typeof value === 'string') return redactUrl(value);
   if (Array.isArray(value)) return value.map((v) => redactConfig(v));
   if (value !== null && typeof value === 'object') {
@@ -25,6 +34,18 @@ export function redactConfig(value: unknown, key = ''): unknown {
     return out;
   }
   return value;
+}
+
+/** An object or array under a secret-looking key: descriptive fields stay, the rest is redacted. */
+function redactSecretContainer(value: object): unknown {
+  if (Array.isArray(value)) return value.map((v) => (v !== null && typeof v === 'object' ? redactSecretContainer(v) : typeof v === 'string' && v !== '' ? REDACTED : v));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    if (DESCRIPTIVE_KEY.test(k)) out[k] = v !== null && typeof v === 'object' && !['paths', 'methods', 'routes', 'hosts', 'sources', 'audiences', 'claims'].includes(k) ? redactSecretContainer(v) : v;
+    else if (v !== null && typeof v === 'object') out[k] = redactSecretContainer(v);
+    else out[k] = redactConfig(v, k, true);
+  }
+  return out;
 }
 
 function redactUrl(s: string): string {
@@ -44,21 +65,22 @@ function redactUrl(s: string): string {
 }
 
 /** Every string under a secret-looking key (and every env value) in the config, for the scrubber. */
-export function collectSecrets(value: unknown, key = '', out: Set<string> = new Set()): Set<string> {
-  const secretKey = key !== '' && SECRET_KEY.test(key);
+export function collectSecrets(value: unknown, key = '', out: Set<string> = new Set(), underSecret = false): Set<string> {
+  // Under a secret-looking key everything is secret except descriptive fields (DESCRIPTIVE_KEY).
+  const secret = (key !== '' && SECRET_KEY.test(key)) || (underSecret && !DESCRIPTIVE_KEY.test(key));
   if (typeof value === 'string') {
-    if (secretKey && value.length >= 6) out.add(value);
+    if (secret && value.length >= 6) out.add(value);
     return out;
   }
   if (Array.isArray(value)) {
-    for (const v of value) collectSecrets(v, secretKey ? key : '', out);
+    for (const v of value) collectSecrets(v, secret ? key : '', out, secret);
     return out;
   }
   if (value !== null && typeof value === 'object') {
     for (const [k, v] of Object.entries(value)) {
       if (k === 'env' && v !== null && typeof v === 'object') {
         for (const e of Object.values(v)) if (typeof e === 'string' && e.length >= 6) out.add(e);
-      } else collectSecrets(v, secretKey ? key : k, out);
+      } else collectSecrets(v, k, out, secret);
     }
   }
   return out;
