@@ -77,6 +77,7 @@ export class Attrs {
           let suffix = ":" + port.toString();
           if (s.endsWith(suffix)) s = s.substring(0, s.length - suffix.length);
         }
+        if (s.startsWith("[") && s.endsWith("]")) s = s.substring(1, s.length - 1);
         this._source = parseIp(s);
       }
     }

@@ -31,6 +31,11 @@ function splitPath(path: string): { path: string; query: string } {
   return q < 0 ? { path, query: '' } : { path: path.slice(0, q), query: path.slice(q + 1) };
 }
 
+/** "ip:port", with IPv6 addresses in brackets ("[::1]:8080") as Envoy writes them. */
+function hostPort(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
 function durationNs(s: HttpStream): bigint {
   const end = s.info.endMono !== 0n ? s.info.endMono : process.hrtime.bigint();
   return end - s.info.startMono;
@@ -61,9 +66,9 @@ export const PROPERTIES: Record<string, [string, Getter]> = {
   'response.size': ['int', (s) => (s ? i64(s.info.responseBytes) : null)],
   'response.total_size': ['int', (s) => (s ? i64(s.info.responseBytes + s.info.responseHeaderBytes) : null)],
   'response.backend_latency': ['duration', (s) => (s && s.info.upstreamFirstByteMono !== 0n ? i64(s.info.upstreamFirstByteMono - s.info.startMono) : null)],
-  'source.address': ['string', (s) => (s ? str(`${s.info.sourceAddress}:${s.info.sourcePort}`) : null)],
+  'source.address': ['string', (s) => (s ? str(hostPort(s.info.sourceAddress, s.info.sourcePort)) : null)],
   'source.port': ['int', (s) => (s ? i64(s.info.sourcePort) : null)],
-  'destination.address': ['string', (s) => (s ? str(`${s.info.destinationAddress}:${s.info.destinationPort}`) : null)],
+  'destination.address': ['string', (s) => (s ? str(hostPort(s.info.destinationAddress, s.info.destinationPort)) : null)],
   'destination.port': ['int', (s) => (s ? i64(s.info.destinationPort) : null)],
   'connection.id': ['int', (s) => (s ? i64(s.info.connectionId) : null)],
   'connection.mtls': ['bool', (s) => (s ? bool(false) : null)],
