@@ -99,8 +99,12 @@ class Logging extends Adapter {
   iTime: i32 = -1;
   iCode: i32 = -1;
   iFlags: i32 = -1;
-  iRequestId: i32 = -1;
-  iPath: i32 = -1;
+  /** With sampling or exclusions: the few attributes the keep-or-skip decision needs, fetched first. */
+  decide: PropertySet | null = null;
+  dCode: i32 = -1;
+  dFlags: i32 = -1;
+  dRequestId: i32 = -1;
+  dPath: i32 = -1;
 
   configure(c: Config): string | null {
     let known = ["format", "text_format", "json_format", "add_fields", "remove_fields", "omit_empty_values", "log_name",
@@ -189,8 +193,17 @@ class Logging extends Adapter {
     this.iTime = ps.add(["request", "time"]);
     this.iCode = ps.add(["response", "code"]);
     this.iFlags = ps.add(["response", "flags"]);
-    this.iRequestId = ps.add(["request", "headers", "x-request-id"]);
-    this.iPath = ps.add(["request", "headers", ":path"]);
+    this.decide = null;
+    if (this.sampleRatio < 1 || this.excludeExact.length > 0 || this.excludePrefix.length > 0) {
+      // a request that is skipped should cost one small read, not the whole entry's
+      let d = new PropertySet();
+      this.dCode = d.add(["response", "code"]);
+      this.dFlags = d.add(["response", "flags"]);
+      this.dRequestId = d.add(["request", "headers", "x-request-id"]);
+      this.dPath = d.add(["request", "headers", ":path"]);
+      d.register();
+      this.decide = d;
+    }
     if (this.text !== null) for (let i = 0; i < this.text!.segments.length; i++) planSegment(ps, this.text!.segments[i]);
     for (let i = 0; i < this.fields.length; i++) {
       let segs = this.fields[i].format.segments;
@@ -217,13 +230,13 @@ class Logging extends Adapter {
   }
 
   /** Sampling: errors (status >= always_log_status, no status, or any response flag) are always kept. */
-  private sampled(e: Entry): bool {
+  private sampled(d: PropertySet): bool {
     if (this.sampleRatio >= 1) return true;
-    let code = e.responseCode();
+    let code = d.int(this.dCode, 0);
     if (code == 0 || code >= this.alwaysLogStatus) return true;
-    if (e.hasFlags()) return true;
+    if (!d.empty(this.dFlags)) return true;
     if (this.sampleRatio <= 0) return false;
-    let id = this.props.str(this.iRequestId);
+    let id = d.str(this.dRequestId);
     let u: f64 = id !== null && id.length > 0 ? <f64>fnv1a(id) / 4294967296.0 : Math.random();
     return u < this.sampleRatio;
   }
@@ -232,11 +245,15 @@ class Logging extends Adapter {
     let e = this.entry;
     e.reset();
     this.props.reset();
-    if (this.excludeExact.length > 0 || this.excludePrefix.length > 0) {
-      let path = this.props.str(this.iPath);
-      if (path !== null && this.excluded(path)) return;
+    let d = this.decide;
+    if (d !== null) {
+      d.reset();
+      if (this.excludeExact.length > 0 || this.excludePrefix.length > 0) {
+        let path = d.str(this.dPath);
+        if (path !== null && this.excluded(path)) return;
+      }
+      if (!this.sampled(d)) return;
     }
-    if (!this.sampled(e)) return;
     let w = this.out;
     // envelope header (see host/src/telemetry/foreign.ts), then the entry
     w.len = 0;
@@ -383,10 +400,6 @@ class Entry {
 
   responseCode(): i64 {
     return this.cfg.props.int(this.cfg.iCode, 0);
-  }
-
-  hasFlags(): bool {
-    return !this.cfg.props.empty(this.cfg.iFlags);
   }
 
   private redactValue(name: string, v: string | null): string | null {
