@@ -118,7 +118,7 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
       const rawHeaders = m.view(headersPtr, headersSize);
       if (details === null || body === null || rawHeaders === null) return Status.InvalidMemoryAccess;
       const headers = deserializePairs(rawHeaders);
-      if (headers === null) return Status.BadArgument;
+      if (headers === null || !headers.every(([k, v]) => validHeader(k, v))) return Status.BadArgument;
       if (statusCode < 100 || statusCode > 599) return Status.BadArgument;
       return vm.sendLocalResponse(statusCode, details, body, headers, grpcStatus | 0) ? Status.Ok : Status.BadArgument;
     },
@@ -141,7 +141,7 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
       const map = vm.headerMap(mapType, true);
       if (map === undefined || map === null) return Status.BadArgument;
       const pairs = deserializePairs(raw);
-      if (pairs === null) return Status.BadArgument;
+      if (pairs === null || !pairs.every(([k, v]) => validHeader(k, v))) return Status.BadArgument;
       map.length = 0;
       for (const [k, v] of pairs) map.push([k.toLowerCase(), v]);
       vm.headersChanged(mapType);
@@ -165,7 +165,7 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
       const value = mem().latin1(valuePtr, valueSize);
       if (key === null || value === null) return Status.InvalidMemoryAccess;
       const map = vm.headerMap(mapType, true);
-      if (map === undefined || map === null) return Status.BadArgument;
+      if (map === undefined || map === null || !validHeader(key, value)) return Status.BadArgument;
       map.push([key.toLowerCase(), value]);
       vm.headersChanged(mapType);
       return Status.Ok;
@@ -175,7 +175,7 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
       const value = mem().latin1(valuePtr, valueSize);
       if (key === null || value === null) return Status.InvalidMemoryAccess;
       const map = vm.headerMap(mapType, true);
-      if (map === undefined || map === null) return Status.BadArgument;
+      if (map === undefined || map === null || !validHeader(key, value)) return Status.BadArgument;
       const k = key.toLowerCase();
       removeKey(map, k);
       map.push([k, value]);
@@ -433,6 +433,14 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
 
 const textEncoder = new TextEncoder();
 const NUL = new Uint8Array([0]);
+
+// RFC 9110 field names are tokens (pseudo-headers start with ':'); values must not
+// contain CR, LF or NUL, which would let an adapter split the message (Node refuses them).
+const HEADER_NAME = /^:?[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const BAD_VALUE = /[\r\n\0]/;
+function validHeader(name: string, value: string): boolean {
+  return HEADER_NAME.test(name) && !BAD_VALUE.test(value);
+}
 
 function isAscii(s: string): boolean {
   for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return false;
