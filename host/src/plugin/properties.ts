@@ -19,9 +19,20 @@ export type PropertyValue = Uint8Array | string;
 type Getter = (s: HttpStream | null, p: PluginFacts) => PropertyValue | null;
 
 const str = (v: string | undefined | null): string | null => (v === undefined || v === null ? null : v);
+const TWO32 = 2 ** 32;
+/** int64 little-endian; plain numbers (sizes, codes, ports) are written without a BigInt. */
 const i64 = (v: number | bigint): Uint8Array => {
   const b = new Uint8Array(8);
-  new DataView(b.buffer).setBigInt64(0, BigInt.asIntN(64, typeof v === 'bigint' ? v : BigInt(Math.trunc(v))), true);
+  const dv = new DataView(b.buffer);
+  if (typeof v === 'bigint') {
+    dv.setBigInt64(0, BigInt.asIntN(64, v), true);
+  } else if (v >= 0 && v < Number.MAX_SAFE_INTEGER) {
+    const n = Math.trunc(v);
+    dv.setUint32(0, n >>> 0, true);
+    dv.setUint32(4, Math.floor(n / TWO32), true);
+  } else {
+    dv.setBigInt64(0, BigInt.asIntN(64, BigInt(Math.trunc(v))), true);
+  }
   return b;
 };
 const bool = (v: boolean): Uint8Array => new Uint8Array([v ? 1 : 0]);
@@ -87,16 +98,21 @@ for (const [name, [, getter]] of Object.entries(PROPERTIES)) {
   BY_NUL_PATH.set(name, getter);
 }
 
+const REQ_HEADER = 'request\0headers\0';
+const RESP_HEADER = 'response\0headers\0';
+
 /** Resolves a property path, or null when it names nothing (→ NOT_FOUND). */
 export function getProperty(path: string, s: HttpStream | null, p: PluginFacts): PropertyValue | null {
   const getter = BY_NUL_PATH.get(path);
   if (getter !== undefined) return getter(s, p);
   if (s !== null) {
     // request.headers.<name> / response.headers.<name>: one header value.
-    const segs = path.includes('\0') ? path.split('\0') : null;
-    if (segs !== null && segs.length === 3 && segs[1] === 'headers') {
-      if (segs[0] === 'request') return str(s.requestHeader(segs[2]!.toLowerCase()));
-      if (segs[0] === 'response') return str(s.responseHeader(segs[2]!.toLowerCase()));
+    if (path.startsWith(REQ_HEADER)) {
+      const name = path.slice(REQ_HEADER.length);
+      if (!name.includes('\0')) return str(s.requestHeader(name.toLowerCase()));
+    } else if (path.startsWith(RESP_HEADER)) {
+      const name = path.slice(RESP_HEADER.length);
+      if (!name.includes('\0')) return str(s.responseHeader(name.toLowerCase()));
     }
     const fs = s.filterState.get(path) ?? s.filterState.get(path.replace(/\0/g, '.'));
     if (fs !== undefined) return fs;
