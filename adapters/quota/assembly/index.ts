@@ -5,7 +5,7 @@
 
 import {
   Adapter, Config, Decision, Headers, HttpCallResponse, Report, Request, SharedData,
-  getStringProperty, log, now, quoteJSON, raw, register,
+  getStringProperty, log, now, quoteJSON, raw, register, setProperty,
 } from "wasm-mixer/sdk";
 import { Algo, HeaderStyle, LimitSpec, OnError, Params, QuotaSpec, Source, Src, algoName, parseSpec } from "./spec";
 import { Out, Slot, commit, decideLocal, readRec, refund } from "./local";
@@ -191,6 +191,7 @@ class Quota extends Adapter {
           }
         }
         this.forget(req, waiter);
+        markDecision("over_limit");
         return this.denyOver(denier);
       }
 
@@ -200,6 +201,7 @@ class Quota extends Adapter {
         if (s.out == Out.FailClosed && !s.spec.shadow) {
           s.spec.m.failedClosed.inc();
           this.forget(req, waiter);
+          markDecision("unavailable");
           let h = new Headers();
           h.add("content-type", "application/json");
           if (s.retryMs > 0) h.add("retry-after", headerSeconds(s.retryMs));
@@ -257,6 +259,9 @@ class Quota extends Adapter {
         continue;
       }
       this.forget(req, waiter);
+      let shadowOver = false;
+      for (let i = 0; i < slots.length; i++) if (unchecked(slots[i]).out == Out.Over) shadowOver = true;
+      markDecision(shadowOver ? "shadow_over_limit" : "ok");
       return this.admit(req, slots, t);
     }
     // Could not commit after several attempts: the store refuses writes (full) or
@@ -264,6 +269,7 @@ class Quota extends Adapter {
     for (let i = 0; i < slots.length; i++) unchecked(slots[i]).spec.m.errStore.inc();
     this.warn("quota: shared data refused the counter update " + MAX_COMMIT_ATTEMPTS.toString() + " times; request admitted");
     this.forget(req, waiter);
+    markDecision("ok");
     return Decision.allow();
   }
 
@@ -826,3 +832,11 @@ function SharedData_get(key: string, slots: i32): Rec | null {
 }
 
 register<Quota>();
+
+/**
+ * The decision as the request attribute `mixer.quota` (ok, over_limit, shadow_over_limit,
+ * unavailable), for later adapters and the access log.
+ */
+function markDecision(v: string): void {
+  setProperty<string>(["mixer", "quota"], v);
+}

@@ -343,3 +343,21 @@ t.test('config.schema.json describes config.example.json, and the adapter accept
   t.teardown(() => h.close());
   t.equal((await h.run({ headers: { 'x-tenant': 'acme' } })).status, 200);
 });
+
+t.test('the decision is left for later adapters and the access log as mixer.quota', async (t) => {
+  const built = await buildQuota();
+  const h = await loadAdapter(built.wasm, { name: 'quota', config: { limits: [{ name: 'all', limit: 1, window: '1m' }] } });
+  t.teardown(async () => {
+    h.close();
+    await built.cleanup();
+  });
+  const decision = async () => {
+    const s = h.stream({ path: '/' });
+    await s.requestHeaders(true);
+    const v = s.stream.filterState.get('mixer.quota');
+    s.finish();
+    return v === undefined ? undefined : Buffer.from(v).toString();
+  };
+  t.equal(await decision(), 'ok');
+  t.equal(await decision(), 'over_limit');
+});
