@@ -14,6 +14,7 @@ import type { PluginConfig } from '../src/config/schema.js';
 import { WasmHost } from '../src/host.js';
 import { createLogger, type LogRecord } from '../src/log/logger.js';
 import type { HttpCallRequest, HttpCallResult } from '../src/plugin/http-call.js';
+import type { AccessLogSink } from '../src/log/access-log.js';
 
 export type Headers = Record<string, string> | HeaderPair[];
 
@@ -97,8 +98,20 @@ async function settle<T>(v: Maybe<T>): Promise<T> {
   return isPromise(v) ? await v : v;
 }
 
+/** An access-log entry an adapter wrote (the logging adapter, or any using wasm_mixer.access_log). */
+export interface CapturedAccessLog {
+  adapter: string;
+  logName: string;
+  level: LogRecord['level'];
+  format: 'json' | 'text';
+  /** The formatted line. */
+  line: string;
+}
+
 export class AdapterHarness {
   readonly logs: LogRecord[] = [];
+  /** Access-log entries, in order; captured in memory instead of going to stdout. */
+  readonly accessLogs: CapturedAccessLog[] = [];
 
   private constructor(readonly host: WasmHost) {}
 
@@ -119,6 +132,18 @@ export class AdapterHarness {
       });
     }
     const records: LogRecord[] = [];
+    const accessLogs: CapturedAccessLog[] = [];
+    const levels = ['trace', 'debug', 'info', 'warn', 'error', 'critical'] as const;
+    const accessLogSink: AccessLogSink = {
+      name: 'harness',
+      buffered: 0,
+      write(e) {
+        accessLogs.push({ adapter: e.adapter, logName: e.logName, level: levels[e.level] ?? 'info', format: e.format, line: Buffer.from(e.line).toString('utf8') });
+        return true;
+      },
+      flush: async () => {},
+      close: async () => {},
+    };
     const clusters = Object.fromEntries((options.clusters ?? []).map((c) => [c, { url: `http://${c}.invalid` }]));
     const httpCall = options.httpCall;
     const host = await WasmHost.create(
@@ -126,14 +151,16 @@ export class AdapterHarness {
       {
         modules,
         logger: createLogger(LogLevel.Trace, (r) => records.push(r)),
+        accessLogSinks: [accessLogSink],
         httpTransport: httpCall ? async (req) => httpCall(req) : async () => Promise.reject(new Error('no httpCall handler in the harness')),
       },
     ).catch((err) => {
       throw err;
     });
     const h = new AdapterHarness(host);
-    // Share the array so records written during create are kept.
+    // Share the arrays so records written during create are kept.
     (h as { logs: LogRecord[] }).logs = records;
+    (h as { accessLogs: CapturedAccessLog[] }).accessLogs = accessLogs;
     return h;
   }
 
