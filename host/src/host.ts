@@ -91,6 +91,11 @@ export class WasmHost {
   }
 
   /** Loads, validates, starts and configures every plugin in the config. Throws a HostError naming the adapter on failure. */
+  /** Folder that relative paths in the config are resolved against. */
+  get baseDir(): string | undefined {
+    return this.options.baseDir;
+  }
+
   static async create(config: MixerConfig, options: HostOptions = {}): Promise<WasmHost> {
     const host = new WasmHost(config, options);
     const ordered = orderPlugins(config.plugins ?? []);

@@ -14,6 +14,7 @@ import { encodeBag, globalDictionary, WordEncoder } from './attributes.js';
 import { ReportBatcher, type ReportItem } from './batcher.js';
 import { CheckCache } from './cache.js';
 import { resolveRemote, type ResolvedRemote } from './config.js';
+import { channelCredentials } from './tls.js';
 import {
   grpcCodeName,
   INDEPENDENT_ENCODING,
@@ -80,12 +81,16 @@ export class RemoteClient {
     readonly config: MixerConfig,
     readonly logger: HostLogger,
     readonly metrics: MetricsRegistry,
+    /** Folder that relative TLS file paths are resolved against (the config file's). */
+    baseDir: string = process.cwd(),
   ) {
     this.settings = resolveRemote(config);
     const s = this.settings;
     const protos = loadProtos();
     routeGrpcLogs((m) => logger.log(LogLevel.Debug, 'grpc', m));
-    this.stub = new protos.MixerClient(s.address, grpc.credentials.createInsecure(), {
+    const transport = channelCredentials(config, s.address, baseDir);
+    this.stub = new protos.MixerClient(s.address, transport.credentials, {
+      ...transport.options,
       'grpc.initial_reconnect_backoff_ms': s.reconnect.initialBackoffMs,
       'grpc.max_reconnect_backoff_ms': s.reconnect.maxBackoffMs,
       'grpc.keepalive_time_ms': 10_000,

@@ -4,6 +4,7 @@
 // config/schema.ts so one file validates both the proxy and the adapter server.
 
 import type { AdminConfig, MixerConfig, PluginConfig } from '../config/schema.js';
+import { TLS_SCHEMA, type RemoteTlsSettings } from './tls.js';
 
 /** Top-level `remote:` — shared by the proxy (client) and `wasm-mixer serve` (server). */
 export interface RemoteSettings {
@@ -25,6 +26,10 @@ export interface RemoteSettings {
   reconnect?: { initialBackoffMs?: number; maxBackoffMs?: number };
   /** Settings of `wasm-mixer serve`. */
   server?: RemoteServerSettings;
+  /** TLS / mutual TLS between the proxy and the adapter server (paths relative to the config file). */
+  tls?: RemoteTlsSettings;
+  /** Allow plaintext gRPC on a non-loopback address (refused otherwise). */
+  insecure?: boolean;
 }
 
 export interface RemoteServerSettings {
@@ -181,6 +186,8 @@ export const REMOTE_SCHEMA = {
   additionalProperties: false,
   properties: {
     address: { type: 'string', minLength: 1 },
+    tls: TLS_SCHEMA,
+    insecure: { type: 'boolean' },
     plugins: { anyOf: [{ enum: ['all', 'none'] }, { type: 'array', items: { type: 'string', minLength: 1 } }] },
     timeoutMs: ms,
     reportTimeoutMs: ms,

@@ -36,6 +36,8 @@ export interface RemoteHostView {
   readonly config: MixerConfig;
   readonly logger: HostLogger;
   readonly metrics: MetricsRegistry;
+  /** Folder that relative paths in the config are resolved against. */
+  readonly baseDir?: string;
   /** The loaded plugins in chain order (entries are filled in as plugins load). */
   readonly plugins: ReadonlyArray<{ readonly entry: { readonly adapter: AdapterRuntime } }>;
 }
@@ -63,7 +65,7 @@ export function createRemoteAdapter(host: RemoteHostView, plugin: PluginConfig, 
   if (client === undefined) {
     const problems = checkRemoteConfig(config);
     if (problems.length > 0) throw new HostError('CONFIG_INVALID', `config is invalid:\n  - ${problems.join('\n  - ')}`, { problems });
-    client = new RemoteClient(config, host.logger, host.metrics);
+    client = new RemoteClient(config, host.logger, host.metrics, host.baseDir);
     clients.set(host, client);
   }
   client.retain(plugin, compiled.sha256);

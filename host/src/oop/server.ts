@@ -23,6 +23,7 @@ import { applyReportBag, decodeBag, DecodeError, globalDictionary, newStreamFrom
 import { configDigest, GLOBAL_WORDS_METADATA } from './client.js';
 import { checkRemoteConfig, pluginRemote, resolveRemote, type ResolvedRemote } from './config.js';
 import { EnvoyServices } from './envoy.js';
+import { serverCredentials } from './tls.js';
 import { Executor } from './executor.js';
 import { HealthService, type ServingStatus } from './health.js';
 import { encodeOutcome, encodeRefs, type Outcome } from './outcome.js';
@@ -215,9 +216,10 @@ class AdapterServer {
     this.grpc.addService(protos.health, this.health.handlers());
 
     const address = options.listen ?? this.settings.address;
+    const credentials = serverCredentials(this.config, address, options.baseDir ?? process.cwd());
     removeStaleSocket(address);
     const port = await new Promise<number>((resolve, reject) => {
-      this.grpc.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+      this.grpc.bindAsync(address, credentials, (err, p) => (err ? reject(err) : resolve(p)));
     }).catch((err: Error) => {
       throw new HostError('SERVER_START_FAILED', `cannot listen on ${address}: ${err.message}; free the port or change remote.address / --listen`, { address }, { cause: err });
     });
