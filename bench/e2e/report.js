@@ -124,6 +124,11 @@ export async function writeReport(results, dir, base) {
       if (s.errors) flags.push(`chain sweep, ${id}: ${s.errors} non-2xx`);
     }
   }
+  for (const [mode, by] of Object.entries(results.micro?.summary ?? {})) {
+    for (const [name, s] of Object.entries(by)) {
+      if (s.reportsDropped) flags.push(`micro tier, ${mode}, ${name}: ${s.reportsDropped} reports dropped by the client (Report backlog): the server CPU per request leaves that telemetry work out`);
+    }
+  }
   results.flags = flags;
 
   const files = [];
@@ -159,6 +164,21 @@ function markdown(res, base, labels) {
   if (res.git) L.push(`Code: commit ${res.git.commit.slice(0, 12)}${res.git.uncommittedChanges.length ? ` plus uncommitted changes in the shared working tree (${res.git.uncommittedChanges.join('; ')})` : ''}.`);
   if (res.settings.nice) L.push(`All benchmark processes ran at nice ${res.settings.nice} (\`--nice\`), ahead of other programs on the machine.`);
   L.push(`Everything (load generator, proxy, adapter server, upstream) shares these ${m.cpus} cores over loopback. ${res.settings.reps} repetitions of every run, scenarios interleaved (rotated order each repetition); cells show the median and, small, the range over the repetitions. ${NOISY} marks a figure whose repetitions differ by more than 30 % (latency) / 20 % (CPU, throughput) of its median: too noisy to trust on its own. Raw figures of every run: [${base}.json](${base}.json).`);
+  L.push('');
+  L.push('## Headline');
+  L.push('');
+  const sat = Object.values(res.closedLoop).at(-1);
+  L.push(`| scenario | added latency p50 / p90 / p99 at ${open.rate} req/s | CPU per request, proxy + adapter server | × proxy without adapters | req/s at saturation${sat ? ` (${sat.connections} conns)` : ''} | check-cache hits |`);
+  L.push('|---|---|---|---|---|---|');
+  const p0 = open.summary.proxy?.cpu.total.median;
+  for (const [id, s] of Object.entries(open.summary)) {
+    const added = id === 'direct' ? `baseline: ${['p50', 'p90', 'p99'].map((p) => fmtUs(s.latency[p].median)).join(' / ')}` : ['p50', 'p90', 'p99'].map((p) => `${signed(s.added[p].median, fmtUs)}${s.added[p].noisy ? NOISY : ''}`).join(' / ');
+    const over = s.achievedRps.median !== null && s.achievedRps.median < 0.97 * open.rate ? ` (overloaded: ${num(s.achievedRps.median, 0)} req/s answered)` : '';
+    const cpu = id === 'direct' ? '–' : `${fmtUs(s.cpu.total.median)}${s.cpu.total.noisy ? NOISY : ''}${s.cpu.server ? ` (${fmtUs(s.cpu.proxy.median)} + ${fmtUs(s.cpu.server.median)})` : ''}`;
+    const x = id === 'direct' || !p0 ? '–' : `×${r(s.cpu.total.median / p0, 2)}`;
+    const rps = sat ? `${num(sat.summary[id].rps.median, 0)}${sat.summary[id].rps.noisy ? NOISY : ''}` : '–';
+    L.push(`| ${labels[id]} | ${added}${over} | ${cpu} | ${x} | ${rps} | ${s.remote?.cacheHitRatio != null ? pct(s.remote.cacheHitRatio) : '–'} |`);
+  }
   L.push('');
   L.push(`## Latency at a constant ${open.rate} req/s (open loop, ${open.connections} connections, 1 KiB POST, 1 KiB response)`);
   L.push('');
@@ -253,7 +273,7 @@ function markdown(res, base, labels) {
         L.push('');
         L.push(`## CPU profile: ${mode === 'inproc' ? 'in-process proxy (4 adapters)' : mode === 'none' ? 'proxy without adapters' : `naive out-of-process: ${who}`}`);
         L.push('');
-        L.push(`\`node --cpu-prof --cpu-prof-interval 250\`, ${open.rate} req/s for ${sum.windowMs} ms (${sum.samples} samples, warm-up excluded); ${sum.busyMs} ms busy (${sum.busyUsPerRequest ?? '–'} µs per request), ${sum.idleMs} ms idle. Self time by where the code lives (share, and µs per request):`);
+        L.push(`\`node --cpu-prof --cpu-prof-interval 250\`, ${p.rate ?? open.rate} req/s for ${sum.windowMs} ms (${sum.samples} samples, warm-up excluded); ${sum.busyMs} ms busy, ${sum.idleMs} ms idle. Self time by where the code lives: share, and µs per request (${sum.busyUsPerRequest ?? '–'} µs in all; the profiler's own overhead inflates these absolute values, compare them with each other, not with the CPU table):`);
         L.push('');
         L.push(`| ${sum.categories.map((c) => c.category).join(' | ')} |`);
         L.push(`|${sum.categories.map(() => '---').join('|')}|`);
