@@ -295,6 +295,18 @@ async function closedRun(t, { connections, seconds }) {
   return { ...res, window: { seconds: w.seconds, otherProgramsCores: w.otherProgramsCores, stealCores: w.stealCores }, processes: procs, remote: remoteDelta(before, after) };
 }
 
+/** A measured run that fails (a target closed connections, wrk errored) is recorded and skipped, not fatal. */
+const failures = [];
+async function attempt(what, fn) {
+  try {
+    return await fn();
+  } catch (e) {
+    failures.push({ what, error: String(e.message ?? e).slice(0, 2000) });
+    progress.note(`    !! ${what} failed: ${String(e.message ?? e).split('\n')[0]}`);
+    return null;
+  }
+}
+
 const brief = (x) =>
   x.latencyUs
     ? `p50 ${x.latencyUs.p50} µs, p99 ${x.latencyUs.p99} µs, ${x.achievedRps ?? x.rps} req/s` +
@@ -357,7 +369,7 @@ try {
   // ---- micro tier (its own process and adapter servers) ----------------------------------------------
   if (!SKIP.has('micro')) {
     progress.step('micro tier: the chain alone, in-process vs gRPC (own process)', plan[0][1]);
-    results.micro = await new Promise((res, rej) => {
+    results.micro = await attempt('micro tier', () => new Promise((res, rej) => {
       const c = track(spawn(process.execPath, [join(here, 'micro/chain.js'), '--json', ...P.micro], { stdio: ['ignore', 'pipe', 'pipe'] }));
       let out = '';
       let err = '';
@@ -373,9 +385,10 @@ try {
         if (code !== 0) return rej(new Error(`micro tier failed (${code}): ${err.slice(-2000)}`));
         res(JSON.parse(out.trim().split('\n').pop()));
       });
-    });
-    const s = results.micro.summary.sequential;
-    progress.finish(`sequential: in-process ${s['inproc api_key'].wallUsP50.median} µs, naive remote ${s['naive api_key'].wallUsP50.median} µs, bare gRPC Check ${s.bare.wallUsP50.median} µs (p50 wall)`);
+    }));
+    const s = results.micro?.summary.sequential;
+    if (!s) progress.finish('failed');
+    else progress.finish(`sequential: in-process ${s['inproc api_key'].wallUsP50.median} µs, naive remote ${s['naive api_key'].wallUsP50.median} µs, bare gRPC Check ${s.bare.wallUsP50.median} µs (p50 wall)`);
   }
 
   // ---- e2e processes ---------------------------------------------------------------------------------
@@ -398,9 +411,9 @@ try {
       for (const [id] of rotate(MAIN, rep)) {
         const t = targets.get(id);
         progress.step(`open loop ${rate} req/s, ${c} conns, rep ${rep + 1}/${P.reps}: ${t.label}`, openMs);
-        const x = await openRun(t, { rate, connections: c, seconds: P.open.seconds, warmupMs: P.open.warmupMs });
-        runs[id].push({ rep, ...x });
-        progress.finish(brief(x));
+        const x = await attempt(`open loop ${rate} req/s ${c} conns rep ${rep + 1} ${t.label}`, () => openRun(t, { rate, connections: c, seconds: P.open.seconds, warmupMs: P.open.warmupMs }));
+        if (x) runs[id].push({ rep, ...x });
+        progress.finish(x ? brief(x) : 'failed');
       }
     }
     results.openLoop[`r${rate}-c${c}`] = { rate, connections: c, seconds: P.open.seconds, runs };
@@ -414,8 +427,12 @@ try {
         for (const [id] of rotate(MAIN, rep)) {
           const t = targets.get(id);
           progress.step(`closed loop (wrk) ${c} conns, rep ${rep + 1}/${P.reps}: ${t.label}`, closedMs);
-          const x = await closedRun(t, { connections: c, seconds: P.closed.seconds });
-          runs[id].push({ rep, ...x });
+          const x = await attempt(`closed loop ${c} conns rep ${rep + 1} ${t.label}`, () => closedRun(t, { connections: c, seconds: P.closed.seconds }));
+          if (x) runs[id].push({ rep, ...x });
+          if (!x) {
+            progress.finish('failed');
+            continue;
+          }
           progress.finish(`${Math.round(x.rps)} req/s, p50 ${x.latencyUs.p50} µs, p99 ${x.latencyUs.p99} µs` + (x.non2xx ? `, ${x.non2xx} non-2xx!` : '') + (x.remote?.reportsDropped ? `, ${x.remote.reportsDropped} reports dropped` : ''));
         }
       }
@@ -443,9 +460,9 @@ try {
       for (const id of rotate(chainTargets, rep)) {
         const t = targets.get(id);
         progress.step(`chain sweep ${RATE} req/s, rep ${rep + 1}/${P.reps}: ${t.mode} with ${t.n} adapters`, chainMs);
-        const x = await openRun(t, { rate: RATE, connections: 16, seconds: P.chain.seconds, warmupMs: P.chain.warmupMs });
-        runs[id].push({ rep, ...x });
-        progress.finish(brief(x));
+        const x = await attempt(`chain sweep rep ${rep + 1} ${id}`, () => openRun(t, { rate: RATE, connections: 16, seconds: P.chain.seconds, warmupMs: P.chain.warmupMs }));
+        if (x) runs[id].push({ rep, ...x });
+        progress.finish(x ? brief(x) : 'failed');
       }
     }
     // The direct baseline of this phase, for added latency: the open-loop direct runs are from an earlier phase,
@@ -464,16 +481,23 @@ try {
       await mkdir(dir, { recursive: true });
       progress.step(`CPU profile (node --cpu-prof) of the ${label}`, 8000 + P.profileSeconds * 1000);
       const cpuProf = ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', '250'];
-      const t = await startTarget(id, mode, mode === 'none' ? 0 : 4, label, { nodeArgs: [...cpuProf, '--cpu-prof-name', 'proxy.cpuprofile'], serverNodeArgs: [...cpuProf, '--cpu-prof-name', 'server.cpuprofile'] });
-      // The naive remote chain cannot keep the headline rate on 2 shared cores: profile it at the light-load rate.
-      const rate = mode === 'naive' ? LIGHT_RATE : RATE;
-      await openRun(t, { rate, connections: 16, seconds: 2, warmupMs: 300 });
-      const x = await openRun(t, { rate, connections: 16, seconds: P.profileSeconds, warmupMs: 500 });
-      await stopTarget(t); // the profile is written when the process exits
-      const files = readdirSync(dir);
-      const one = (name) => (files.includes(name) ? summarizeProfile(join(dir, name), { fromUs: x.window.fromUs, toUs: x.window.toUs, root, top: 30, requests: x.completed }) : null);
-      prof[mode] = { rate, run: { latencyUs: x.latencyUs, completed: x.completed, processes: x.processes }, proxy: one('proxy.cpuprofile'), server: mode === 'naive' ? one('server.cpuprofile') : undefined, samplingIntervalUs: 250 };
-      progress.finish(prof[mode].proxy ? `${prof[mode].proxy.samples} samples; top: ${prof[mode].proxy.categories.slice(0, 3).map((c) => `${c.category} ${c.percent}%`).join(', ')}` : 'no profile written');
+      const done = await attempt(`CPU profile of the ${label}`, async () => {
+        const t = await startTarget(id, mode, mode === 'none' ? 0 : 4, label, { nodeArgs: [...cpuProf, '--cpu-prof-name', 'proxy.cpuprofile'], serverNodeArgs: [...cpuProf, '--cpu-prof-name', 'server.cpuprofile'] });
+        // The naive remote chain cannot keep the headline rate on 2 shared cores: profile it at the light-load rate.
+        const rate = mode === 'naive' ? LIGHT_RATE : RATE;
+        let x;
+        try {
+          await openRun(t, { rate, connections: 16, seconds: 2, warmupMs: 300 });
+          x = await openRun(t, { rate, connections: 16, seconds: P.profileSeconds, warmupMs: 500 });
+        } finally {
+          await stopTarget(t); // the profile is written when the process exits
+        }
+        const files = readdirSync(dir);
+        const one = (name) => (files.includes(name) ? summarizeProfile(join(dir, name), { fromUs: x.window.fromUs, toUs: x.window.toUs, root, top: 30, requests: x.completed }) : null);
+        prof[mode] = { rate, run: { latencyUs: x.latencyUs, completed: x.completed, processes: x.processes }, proxy: one('proxy.cpuprofile'), server: mode === 'naive' ? one('server.cpuprofile') : undefined, samplingIntervalUs: 250 };
+        return prof[mode];
+      });
+      progress.finish(done?.proxy ? `${done.proxy.samples} samples; top: ${done.proxy.categories.slice(0, 3).map((c) => `${c.category} ${c.percent}%`).join(', ')}` : 'no profile');
     }
     results.cpuProfiles = prof;
   }
@@ -481,6 +505,7 @@ try {
   await stopAll();
 }
 
+results.failures = failures;
 results.durationS = Math.round((Date.now() - t0) / 1000);
 results.machine.loadAvgAtEnd = os.loadavg().map((x) => r(x, 2));
 await rm(tmp, { recursive: true, force: true });

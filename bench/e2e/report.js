@@ -127,8 +127,10 @@ export async function writeReport(results, dir, base) {
   for (const [mode, by] of Object.entries(results.micro?.summary ?? {})) {
     for (const [name, s] of Object.entries(by)) {
       if (s.reportsDropped) flags.push(`micro tier, ${mode}, ${name}: ${s.reportsDropped} reports dropped by the client (Report backlog): the server CPU per request leaves that telemetry work out`);
+      if (s.errors) flags.push(`micro tier, ${mode}, ${name}: ${s.errors} requests failed (${s.lastError})`);
     }
   }
+  for (const f of results.failures ?? []) flags.push(`FAILED and left out: ${f.what}: ${f.error.split('\n')[0]}`);
   results.flags = flags;
 
   const files = [];

@@ -73,6 +73,7 @@ const hosts = {
 const credHeader = { api_key: ['x-api-key', creds.apiKey], jwt: ['authorization', `Bearer ${creds.jwt}`] };
 const respHeaders = [['content-type', 'application/octet-stream'], ['content-length', '1024']];
 let conn = 0;
+let lastError = null;
 
 /** One request's lifecycle, as the proxy drives it; resolves when the chain has decided and the log phase ran. */
 async function oneRequest(host, kind) {
@@ -94,7 +95,12 @@ async function oneRequest(host, kind) {
   });
   let d = s.requestHeaders(false);
   if (d instanceof Promise) d = await d;
-  if (d.action !== 'continue') throw new Error(`chain answered ${d.action} ${d.reply?.status ?? ''}: ${d.reply ? Buffer.from(d.reply.body).toString() : ''}`);
+  if (d.action !== 'continue') {
+    // A denial or a failure (e.g. ADAPTER_TIMEOUT when the adapter server is overloaded): counted, not fatal.
+    lastError = `${d.action} ${d.reply?.status ?? ''} ${d.reply ? Buffer.from(d.reply.body).toString().slice(0, 120) : ''}`;
+    s.finish();
+    return false;
+  }
   s.stream.requestHeadersSent = true;
   s.stream.info.requestBytes = 1024;
   let r = s.responseHeaders(200, respHeaders.slice(), false);
@@ -102,6 +108,7 @@ async function oneRequest(host, kind) {
   s.stream.responseHeadersSent = true;
   s.stream.info.responseBytes = 1024;
   s.finish();
+  return true;
 }
 
 /** One gRPC Check that runs no adapter: the transport round trip alone. */
@@ -124,7 +131,14 @@ const variants = {
   'naive jwt': () => oneRequest(hosts.naive, 'jwt'),
   'prod api_key': () => oneRequest(hosts.prod, 'api_key'),
   'prod jwt': () => oneRequest(hosts.prod, 'jwt'),
-  bare: () => bareCheck(),
+  bare: () =>
+    bareCheck().then(
+      () => true,
+      (e) => {
+        lastError = e.message;
+        return false;
+      },
+    ),
   'inproc, 1 adapter (auth) api_key': () => oneRequest(hosts.inproc1, 'api_key'),
   'inproc, 2 adapters (+quota) api_key': () => oneRequest(hosts.inproc2, 'api_key'),
   'inproc, 8 adapters api_key': () => oneRequest(hosts.inproc8, 'api_key'),
@@ -143,10 +157,11 @@ async function measure(name, fn, inFlight, ms) {
   const t0 = performance.now();
   const end = t0 + ms;
   let n = 0;
+  let errors = 0;
   const loop = async () => {
     while (performance.now() < end) {
       const a = process.hrtime.bigint();
-      await fn();
+      if ((await fn()) === false) errors++;
       lat.push(Number(process.hrtime.bigint() - a) / 1000);
       n++;
       // Back to the event loop after each request, as a server would be: timers and I/O the
@@ -164,6 +179,8 @@ async function measure(name, fn, inFlight, ms) {
   const cc1 = cacheCounts(h);
   const lookups = cc1.hits - cc0.hits + cc1.misses - cc0.misses;
   return {
+    errors,
+    lastError: errors ? lastError : null,
     reportsDropped: name.startsWith('inproc') ? 0 : dropped(h) - d0,
     cacheHitRatio: name.startsWith('prod') && lookups > 0 ? round((cc1.hits - cc0.hits) / lookups, 4) : null,
     requests: n,
@@ -201,6 +218,8 @@ for (const [mode, byName] of Object.entries(runs)) {
   for (const [name, rs] of Object.entries(byName)) {
     const s = {};
     s.reportsDropped = rs.reduce((a, r) => a + r.reportsDropped, 0);
+    s.errors = rs.reduce((a, r) => a + r.errors, 0);
+    s.lastError = rs.find((r) => r.lastError)?.lastError ?? null;
     s.cacheHitRatio = rs[0].cacheHitRatio === null ? null : round(median(rs.map((r) => r.cacheHitRatio)), 4);
     for (const k of ['perSecond', 'wallUsP50', 'wallUsP99', 'clientCpuUs', 'serverCpuUs']) {
       const xs = rs.map((r) => r[k]);
