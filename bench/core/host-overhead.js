@@ -14,6 +14,7 @@ import { writeFile, readFile, mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
+import { execFileSync } from 'node:child_process';
 import { WasmHost } from '../../dist/host/src/index.js';
 import { buildAdapter } from '../../dist/host/src/build/build-adapter.js';
 import { median, percentile, spread, round } from './stats.js';
@@ -28,6 +29,7 @@ const REQUESTS = Number(arg('--requests', 20000));
 const OUT = arg('--out', resolve(here, '../results/core-host.json'));
 
 const quiet = { level: 5, log() {} };
+
 const built = await buildAdapter(resolve(here, '../adapters/attrs'), { outDir: resolve(here, '../.build') });
 const wasm = await readFile(built.wasmPath);
 const { default: wabtInit } = await import('wabt');
@@ -56,6 +58,26 @@ function oneRequest(host) {
   s.finish();
 }
 
+if (process.argv.includes('--vm-memory')) {
+  const n = Number(arg('--vm-memory', 200));
+  const bytes = await readFile(process.argv[process.argv.indexOf('--vm-memory') + 2]);
+  // Warm up: one host, so code and shared structures are in place before the baseline.
+  (await WasmHost.create({ plugins: [{ name: 'w', url: 'a.wasm' }] }, { logger: quiet, modules: { 'a.wasm': bytes } })).close();
+  globalThis.gc?.();
+  globalThis.gc?.();
+  const rss0 = process.memoryUsage().rss;
+  const hosts = [];
+  for (let i = 0; i < n; i++) {
+    const h = await WasmHost.create({ plugins: [{ name: `a${i}`, url: 'a.wasm' }] }, { logger: quiet, modules: { 'a.wasm': bytes } });
+    oneRequest(h);
+    hosts.push(h);
+  }
+  globalThis.gc?.();
+  globalThis.gc?.();
+  const rssPerVm = (process.memoryUsage().rss - rss0) / n;
+  console.log(JSON.stringify({ rssPerVm, linear: hosts[0].plugins[0].vm.memoryBytes }));
+  process.exit(0);
+}
 // CPU time of this process (user + system), not wall time: on a shared machine other
 // processes' load shows up as wall-clock stalls, not as CPU time spent here.
 function timeLoop(host, n) {
@@ -105,20 +127,11 @@ for (let r = 0; r < Math.max(RUNS, 10); r++) {
   h.close();
 }
 
-// Memory per VM: N VMs of the same module, after one request each.
+// Memory per VM: in a fresh child process (so this process's garbage does not blur it),
+// N VMs of the same module are created and kept, each after one request.
 const N = 200;
-globalThis.gc?.();
-const rss0 = process.memoryUsage().rss;
-const hosts = [];
-for (let i = 0; i < N; i++) {
-  const h = await WasmHost.create({ plugins: [{ name: `a${i}`, url: 'attrs.wasm' }] }, { logger: quiet, modules: { 'attrs.wasm': wasm } });
-  oneRequest(h);
-  hosts.push(h);
-}
-globalThis.gc?.();
-const rssPerVm = (process.memoryUsage().rss - rss0) / N;
-const linear = hosts[0].plugins[0].vm.memoryBytes;
-for (const h of hosts) h.close();
+const memJson = execFileSync(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), '--vm-memory', String(N), built.wasmPath], { encoding: 'utf8' });
+const { rssPerVm, linear } = JSON.parse(memJson);
 
 const result = {
   command: `node --expose-gc bench/core/host-overhead.js --runs ${RUNS} --requests ${REQUESTS}`,
