@@ -6,29 +6,8 @@ import t from 'tap';
 import { startDemoUpstream, startProxy } from '../../host/src/index.js';
 import { AdapterHarness } from '../../host/testing/index.js';
 import { compileGuest } from '../fixtures/guests/index.js';
+import { parsePairs, type Pairs } from './pairs-codec.js';
 
-type Pairs = [string, string][];
-
-/** Parses the pairs serialization independently of the host's code. */
-function parsePairs(b: Uint8Array): Pairs {
-  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const n = v.getUint32(0, true);
-  let off = 4 + 8 * n;
-  const out: Pairs = [];
-  for (let i = 0; i < n; i++) {
-    const kl = v.getUint32(4 + 8 * i, true);
-    const vl = v.getUint32(8 + 8 * i, true);
-    const key = Buffer.from(b.subarray(off, off + kl)).toString();
-    if (b[off + kl] !== 0) throw new Error('missing NUL after key');
-    off += kl + 1;
-    const value = Buffer.from(b.subarray(off, off + vl)).toString();
-    if (b[off + vl] !== 0) throw new Error('missing NUL after value');
-    off += vl + 1;
-    out.push([key, value]);
-  }
-  if (off !== b.length) throw new Error('trailing bytes after pairs');
-  return out;
-}
 
 /** Reads what the guest recorded in shared data. */
 function recorder(get: (key: string) => Uint8Array | undefined) {

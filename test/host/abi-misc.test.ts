@@ -8,26 +8,8 @@ import { startDemoUpstream, startProxy } from '../../host/src/index.js';
 import { decodeProto, encodeProto } from '../../host/src/plugin/foreign-functions.js';
 import { AdapterHarness, type AdapterSpec, type HarnessOptions } from '../../host/testing/index.js';
 import { compileGuest } from '../fixtures/guests/index.js';
+import { parsePairs, type Pairs } from './pairs-codec.js';
 
-type Pairs = [string, string][];
-
-function parsePairs(b: Uint8Array): Pairs {
-  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const n = v.getUint32(0, true);
-  let off = 4 + 8 * n;
-  const out: Pairs = [];
-  for (let i = 0; i < n; i++) {
-    const kl = v.getUint32(4 + 8 * i, true);
-    const vl = v.getUint32(8 + 8 * i, true);
-    const key = Buffer.from(b.subarray(off, off + kl)).toString();
-    off += kl + 1;
-    const value = Buffer.from(b.subarray(off, off + vl)).toString();
-    off += vl + 1;
-    out.push([key, value]);
-  }
-  if (off !== b.length) throw new Error('trailing bytes after pairs');
-  return out;
-}
 
 function recorder(get: (key: string) => Uint8Array | undefined) {
   const raw = (k: string): Uint8Array => {
