@@ -503,12 +503,12 @@ try {
   }
 } finally {
   await stopAll();
+  await rm(tmp, { recursive: true, force: true });
 }
 
 results.failures = failures;
 results.durationS = Math.round((Date.now() - t0) / 1000);
 results.machine.loadAvgAtEnd = os.loadavg().map((x) => r(x, 2));
-await rm(tmp, { recursive: true, force: true });
 await mkdir(OUT, { recursive: true });
 const files = await writeReport(results, OUT, `bench-${PROFILE}`);
 progress.note(`\nbench: done in ${mmss(Date.now() - t0)}; wrote ${files.join(', ')}`);
