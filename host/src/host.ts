@@ -13,7 +13,7 @@ import { Telemetry } from './telemetry/index.js';
 import { HttpStream, type StreamInfo } from './plugin/http-stream.js';
 import { isRemotePlugin } from './oop/config.js';
 import type { HttpCallTransport } from './plugin/http-call.js';
-import { DEFAULT_FUEL_PER_CALLBACK, PluginVm } from './plugin/plugin-vm.js';
+import { DEFAULT_FUEL_PER_CALLBACK, PluginVm, START_FUEL_FACTOR } from './plugin/plugin-vm.js';
 import { scrubbingLogger, SecretScrubber } from './security/redact.js';
 import { SharedStore } from './shared/shared-store.js';
 import { compileModule, type CompiledModule } from './vm/module.js';
@@ -113,7 +113,8 @@ export class WasmHost {
     const t0 = performance.now();
     const pre = this.options.modules?.[p.url];
     let compiled: CompiledModule;
-    const limits = { metering: p.limits?.metering, maxMemoryMb: p.limits?.maxMemoryMb };
+    const fuel = p.limits?.fuelPerCallback;
+    const limits = { metering: p.limits?.metering, maxMemoryMb: p.limits?.maxMemoryMb, startFuel: fuel === undefined ? undefined : fuel * START_FUEL_FACTOR };
     try {
       if (pre instanceof Uint8Array) compiled = compileModule(pre, p.url, p.sha256, limits);
       else if (pre !== undefined) compiled = pre;
@@ -142,7 +143,7 @@ export class WasmHost {
     for (const c of p.clusters ?? []) if (config.clusters?.[c]) clusters[c] = config.clusters[c].url;
     const vm = new PluginVm(compiled, {
       name: p.name,
-      rootId: p.name,
+      rootId: p.rootId ?? '',
       vmId: p.vmConfig?.vmId ?? p.name,
       pluginConfig: toBytes(p.pluginConfig),
       vmConfig: toBytes(p.vmConfig?.configuration),

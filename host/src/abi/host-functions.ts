@@ -359,6 +359,14 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
       if (typeof result === 'number') return result;
       return copyOut(result, retPtr, retSize);
     },
+
+    // --- what proxy-wasm-cpp-host gives every module (Emscripten builds import these) ---
+    emscripten_notify_memory_growth(_memoryIndex: number): void {
+      // Memory views are re-read on every access (vm/guest-memory.ts): nothing to refresh.
+    },
+    pthread_equal(left: number, right: number): number {
+      return left === right ? 1 : 0;
+    },
   };
 
   for (const name of UNIMPLEMENTED_ENV) env[name] = () => Status.Unimplemented;
@@ -474,6 +482,7 @@ const ENV_FUNCTIONS = [
   'proxy_set_shared_data', 'proxy_register_shared_queue', 'proxy_resolve_shared_queue', 'proxy_enqueue_shared_queue',
   'proxy_dequeue_shared_queue', 'proxy_define_metric', 'proxy_increment_metric', 'proxy_record_metric', 'proxy_get_metric',
   'proxy_http_call', 'proxy_get_status', 'proxy_call_foreign_function',
+  'emscripten_notify_memory_growth', 'pthread_equal',
 ];
 const WASI_FUNCTIONS = [
   'fd_write', 'proc_exit', 'clock_time_get', 'random_get', 'environ_sizes_get', 'environ_get', 'args_sizes_get', 'args_get', 'sched_yield',

@@ -8,6 +8,7 @@ import { describeError, HostError, isHostError } from '../errors.js';
 import { startDemoUpstream } from '../proxy/demo-upstream.js';
 import { startProxy, type RunningProxy } from '../proxy/proxy.js';
 import { compileModule } from '../vm/module.js';
+import { trialLoad } from '../plugin/trial-load.js';
 
 const HELP = `wasm-mixer — Proxy-Wasm adapters (policy, telemetry) for a Node.js proxy
 
@@ -17,7 +18,7 @@ Usage:
   wasm-mixer serve --config FILE [--listen ADDRESS] [--admin PORT]
                                         the adapter server: the same adapters, out of process, over gRPC
   wasm-mixer build DIR | --all          compile an AssemblyScript adapter folder to wasm/NAME.wasm
-  wasm-mixer check FILE.wasm            validate a module: ABI marker, allocator, imports
+  wasm-mixer check FILE.wasm            validate a module (ABI marker, allocator, imports) and trial-load it under the default limits
   wasm-mixer demo-upstream [--port N]   a JSON echo server to put behind the proxy
   wasm-mixer help
 
@@ -29,7 +30,7 @@ proxy, quick form (like caddy reverse-proxy --from --to):
   --listen PORT       port to listen on (127.0.0.1), or ADDRESS:PORT
   --to URL            upstream base URL, e.g. http://127.0.0.1:3000
   --adapter FILE      an adapter .wasm; repeat for a chain, in order
-  --adapter-config J  JSON config for the --adapter just before it
+  --adapter-config C  config for the --adapter just before it: JSON, or any other text as a plain string
   --admin PORT        admin port (/ready, /metrics, /adapters) on 127.0.0.1
   --fail-open         adapters that fail are skipped instead of failing the request
   --log-level LEVEL   trace|debug|info|warn|error|critical (default info)
@@ -135,10 +136,13 @@ export function quickConfig(args: string[]): { config: MixerConfig; configFile: 
         const last = plugins[plugins.length - 1];
         if (last === undefined) throw new HostError('USAGE', '--adapter-config must follow the --adapter it configures');
         const v = takeValue(args, i++, a);
+        // Plugin configuration is bytes: JSON is passed as JSON, anything else as the plain string.
+        // Only text that looks like a JSON object or array must parse (a typo there is an error, not a string).
         try {
           last.pluginConfig = JSON.parse(v);
         } catch (err) {
-          throw new HostError('USAGE', `--adapter-config for ${last.name} is not valid JSON: ${(err as Error).message}`);
+          if (/^\s*[[{]/.test(v)) throw new HostError('USAGE', `--adapter-config for ${last.name} looks like JSON but does not parse: ${(err as Error).message}; quote a plain string so it does not start with { or [`);
+          last.pluginConfig = v;
         }
         break;
       }
@@ -239,7 +243,11 @@ async function checkCommand(args: string[]): Promise<number> {
   for (const file of args) {
     try {
       const m = compileModule(await readFile(file), file);
-      console.log(`${file}: ok — Proxy-Wasm ABI ${m.abiVersion}, ${m.bytes} bytes, sha256 ${m.sha256}`);
+      // "ok" must mean the proxy loads it under the default limits: instantiate it (its start function runs under the start budget).
+      const trial = trialLoad(m);
+      if (!trial.loads) throw new HostError(trial.code, `${trial.reason}; it would not load in the proxy under the default limits`);
+      console.log(`${file}: ok — Proxy-Wasm ABI ${m.abiVersion}, ${m.bytes} bytes, sha256 ${m.sha256}${m.hasStart ? ', start function ran under the start budget' : ''}`);
+      if (trial.configureNote !== null) console.log(`  note: it refused ${trial.configureNote}; give it the pluginConfig it expects`);
       if (m.unimplementedImports.length > 0) console.log(`  imports not implemented by this host (calls return UNIMPLEMENTED): ${m.unimplementedImports.join(', ')}`);
     } catch (err) {
       failed++;

@@ -230,7 +230,8 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     try {
       instance = new WebAssembly.Instance(this.compiled.module, this.restrict(createImports(this)));
     } catch (err) {
-      throw new HostError('VM_START_FAILED', `adapter ${this.name} (${this.compiled.source}) failed to instantiate: ${describeError(err)}`, { adapter: this.name, file: this.compiled.source }, { cause: err });
+      const where = this.compiled.hasStart ? ' (in its wasm start function, which runs under the start budget: 10x limits.fuelPerCallback)' : '';
+      throw new HostError('VM_START_FAILED', `adapter ${this.name} (${this.compiled.source}) failed to instantiate${where}: ${describeError(err)}`, { adapter: this.name, file: this.compiled.source, stage: 'instantiate' }, { cause: err });
     }
     this.exports = instance.exports as unknown as Exports;
     this.optionalCallbacks = null;
@@ -249,7 +250,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
       const c = this.classify(err);
       const code: HostErrorCode = c.code === 'VM_TRAP' ? 'VM_START_FAILED' : c.code;
       const hint = c.code === 'VM_BUDGET_EXCEEDED' ? '; raise limits.fuelPerCallback (start gets 10x) if the work is legitimate' : c.code === 'VM_MEMORY_LIMIT' ? '; raise limits.maxMemoryMb' : '';
-      return new HostError(code, `adapter ${this.name} (${this.compiled.source}): ${what} trapped: ${c.reason}${hint}`, { adapter: this.name, file: this.compiled.source }, { cause: err });
+      return new HostError(code, `adapter ${this.name} (${this.compiled.source}): ${what} trapped: ${c.reason}${hint}`, { adapter: this.name, file: this.compiled.source, stage: what === 'module initialisation' ? 'initialise' : 'configure' }, { cause: err });
     };
     try {
       this.withContext(this.root, Phase.None, () => {

@@ -16,7 +16,16 @@ export interface ModuleLimits {
   metering?: boolean;
   /** Cap linear memory (MiB, default DEFAULT_MAX_MEMORY_MB; 0 = leave the module's own maximum). */
   maxMemoryMb?: number;
+  /** Work budget of the wasm start function (default DEFAULT_START_FUEL; the host passes START_FUEL_FACTOR x limits.fuelPerCallback). */
+  startFuel?: number;
 }
+
+/**
+ * Budget of a start function under the default limits: plugin-vm.ts's
+ * min(DEFAULT_FUEL_PER_CALLBACK x START_FUEL_FACTOR, MAX_FUEL), the same budget
+ * _initialize, proxy_on_vm_start and proxy_on_configure get.
+ */
+export const DEFAULT_START_FUEL = 2_000_000_000;
 
 export interface CompiledModule {
   readonly module: WebAssembly.Module;
@@ -30,6 +39,8 @@ export interface CompiledModule {
   readonly bytes: number;
   /** True when the module was instrumented with a work budget (vm/metering.ts). */
   readonly metered: boolean;
+  /** True when the module has a wasm start function (it runs inside instantiation, under the start budget). */
+  readonly hasStart: boolean;
   /** Linear memory limits after the cap, in 64 KiB pages. */
   readonly memoryPages: { initial: number; maximum: number | null } | null;
 }
@@ -111,7 +122,7 @@ export function compileModule(bytes: Uint8Array, source = '<bytes>', expectedSha
   const maxMemoryMb = limits.maxMemoryMb ?? DEFAULT_MAX_MEMORY_MB;
   let memoryPages: CompiledModule['memoryPages'] = null;
   if (metering || maxMemoryMb > 0) {
-    const rw = rewriteModule(bytes, { fuel: metering, maxMemoryPages: maxMemoryMb > 0 ? Math.max(1, Math.floor((maxMemoryMb * 1024 * 1024) / 65536)) : undefined, source });
+    const rw = rewriteModule(bytes, { fuel: metering, initialFuel: Math.min(limits.startFuel ?? DEFAULT_START_FUEL, DEFAULT_START_FUEL), maxMemoryPages: maxMemoryMb > 0 ? Math.max(1, Math.floor((maxMemoryMb * 1024 * 1024) / 65536)) : undefined, source });
     memoryPages = rw.memory;
     try {
       module = new WebAssembly.Module(rw.bytes as Uint8Array<ArrayBuffer>);
@@ -123,6 +134,7 @@ export function compileModule(bytes: Uint8Array, source = '<bytes>', expectedSha
     module,
     source,
     metered: metering,
+    hasStart: hasStartSection(bytes),
     memoryPages,
     sha256,
     abiVersion: marker === 'proxy_abi_version_0_2_1' ? '0.2.1' : '0.2.0',
@@ -130,4 +142,23 @@ export function compileModule(bytes: Uint8Array, source = '<bytes>', expectedSha
     unimplementedImports: unimplemented,
     bytes: bytes.length,
   };
+}
+
+/** Whether a (valid) module has a start section (id 8). */
+function hasStartSection(bytes: Uint8Array): boolean {
+  let pos = 8;
+  while (pos < bytes.length) {
+    const id = bytes[pos++]!;
+    let size = 0;
+    let shift = 0;
+    for (;;) {
+      const b = bytes[pos++]!;
+      size |= (b & 0x7f) << shift;
+      shift += 7;
+      if ((b & 0x80) === 0) break;
+    }
+    if (id === 8) return true;
+    pos += size >>> 0;
+  }
+  return false;
 }
