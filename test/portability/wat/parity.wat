@@ -44,10 +44,10 @@
   (data (i32.const 0x680) "hello")                 ;; 5
   (data (i32.const 0x6c0) "too_big")               ;; 7
   (data (i32.const 0x700) "no body here")          ;; 12
-  ;; pairs {x-local: 1} = 4 + 8 + 8 + 3 = 23 bytes
+  ;; pairs {x-local: 1} = 4 + 8 + 8 + 2 = 22 bytes
   (data (i32.const 0x800) "\01\00\00\00" "\07\00\00\00\01\00\00\00" "x-local\00" "1\00")
   ;; pairs {transfer-encoding: chunked, content-length: 999, keep-alive: timeout=5, x-local: te}
-  ;; = 4 + 32 + (17+1+7+1) + (14+1+3+1) + (10+1+9+1) + (7+1+2+1) = 114 bytes
+  ;; = 4 + 32 + (17+1+7+1) + (14+1+3+1) + (10+1+9+1) + (7+1+2+1) = 113 bytes
   (data (i32.const 0x900)
     "\04\00\00\00"
     "\11\00\00\00\07\00\00\00" "\0e\00\00\00\03\00\00\00" "\0a\00\00\00\09\00\00\00" "\07\00\00\00\02\00\00\00"
@@ -118,11 +118,11 @@
       (then (global.set $deny_body_ctx (local.get $ctx)) (return (i32.const 0))))
     (if (call $path_starts (i32.const 0x4c0) (i32.const 5))
       (then
-        (drop (call $send_local_response (i32.const 451) (i32.const 0x580) (i32.const 6) (i32.const 0x5c0) (i32.const 4) (i32.const 0x800) (i32.const 23) (i32.const -1)))
+        (drop (call $send_local_response (i32.const 451) (i32.const 0x580) (i32.const 6) (i32.const 0x5c0) (i32.const 4) (i32.const 0x800) (i32.const 22) (i32.const -1)))
         (return (i32.const 1))))
     (if (call $path_starts (i32.const 0x500) (i32.const 3))
       (then
-        (drop (call $send_local_response (i32.const 200) (i32.const 0x500) (i32.const 3) (i32.const 0x680) (i32.const 5) (i32.const 0x900) (i32.const 114) (i32.const -1)))
+        (drop (call $send_local_response (i32.const 200) (i32.const 0x500) (i32.const 3) (i32.const 0x680) (i32.const 5) (i32.const 0x900) (i32.const 113) (i32.const -1)))
         (return (i32.const 1))))
     (i32.const 0))
 
