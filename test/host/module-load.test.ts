@@ -16,9 +16,12 @@ t.test('a module without the ABI marker is refused', async (t) => {
   t.throws(() => compileModule(wasm, 'm.wasm'), { code: 'WASM_ABI_MISSING', message: /exports no proxy_abi_version_\* marker/ });
 });
 
-t.test('ABI 0.1.0 is refused with a clear error', async (t) => {
+t.test('ABI 0.1.0 loads; an unknown ABI version is refused with a clear error', async (t) => {
   const wasm = await compileGuest('abi-v010');
-  t.throws(() => compileModule(wasm, 'old.wasm'), { code: 'WASM_ABI_UNSUPPORTED', message: /proxy_abi_version_0_1_0/ });
+  t.equal(compileModule(wasm, 'old.wasm').abiVersion, '0.1.0');
+  const future = Buffer.from(wasm);
+  future.write('proxy_abi_version_9_9_9', future.indexOf('proxy_abi_version_0_1_0'), 'latin1');
+  t.throws(() => compileModule(new Uint8Array(future), 'future.wasm'), { code: 'WASM_ABI_UNSUPPORTED', message: /proxy_abi_version_9_9_9/ });
 });
 
 t.test('imports outside the ABI are named at load time', async (t) => {

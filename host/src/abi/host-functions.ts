@@ -35,6 +35,7 @@ const UNIMPLEMENTED_WASI = [
 
 export function createImports(vm: PluginVm): WebAssembly.Imports {
   const mem = () => vm.memory;
+  const v010 = vm.compiled.abiVersion === '0.1.0';
 
   /** Copies `data` into a fresh guest allocation and writes its pointer and size. */
   const copyOut = (data: Uint8Array, retPtr: number, retSize: number): Status => {
@@ -104,6 +105,20 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
       if (streamType !== StreamType.HttpRequest && streamType !== StreamType.HttpResponse) return Status.BadArgument;
       return vm.continueStream(streamType) ? Status.Ok : Status.BadArgument;
     },
+    // ABI 0.1.0 (abi-versions/v0.1.0): configuration through one call, per-direction continue.
+    proxy_get_configuration(retPtr: number, retSize: number): number {
+      return copyOut(vm.configuration(), retPtr, retSize);
+    },
+    proxy_continue_request(): number {
+      return vm.continueStream(StreamType.HttpRequest) ? Status.Ok : Status.NotFound;
+    },
+    proxy_continue_response(): number {
+      return vm.continueStream(StreamType.HttpResponse) ? Status.Ok : Status.NotFound;
+    },
+    proxy_clear_route_cache(): number {
+      // Routes are matched once per request, before the chain runs: nothing is cached to clear.
+      return Status.Ok;
+    },
     proxy_close_stream(streamType: number): number {
       if (streamType < StreamType.HttpRequest || streamType > StreamType.Upstream) return Status.BadArgument;
       return vm.closeStream() ? Status.Ok : Status.BadArgument;
@@ -158,7 +173,8 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
       for (let i = 0; i < map.length; i++) {
         if (map[i]![0] === k) return copyOutString(map[i]![1], retPtr, retSize);
       }
-      return Status.NotFound;
+      // ABI 0.1.0 answered a missing key with OK and an empty value.
+      return v010 ? copyOut(EMPTY_BYTES, retPtr, retSize) : Status.NotFound;
     },
     proxy_add_header_map_value(mapType: number, keyPtr: number, keySize: number, valuePtr: number, valueSize: number): number {
       const key = mem().latin1(keyPtr, keySize);
@@ -440,6 +456,7 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
 }
 
 const textEncoder = new TextEncoder();
+const EMPTY_BYTES = new Uint8Array(0);
 const NUL = new Uint8Array([0]);
 
 // RFC 9110 field names are tokens (pseudo-headers start with ':'); values must not
@@ -473,7 +490,13 @@ export function wallClockNs(): bigint {
   return timeOriginNs + (process.hrtime.bigint() - hrOrigin);
 }
 
+/** ABI 0.1.0's functions, replaced in 0.2.0 (cpp-host links them for 0.1.0 modules only). */
+export const ABI_0_1_0_ONLY: ReadonlySet<string> = new Set(['proxy_get_configuration', 'proxy_continue_request', 'proxy_continue_response', 'proxy_clear_route_cache']);
+/** ABI 0.2.x's stream functions (cpp-host links them for 0.2.x modules only). */
+export const ABI_0_2_ONLY: ReadonlySet<string> = new Set(['proxy_continue_stream', 'proxy_close_stream']);
+
 const ENV_FUNCTIONS = [
+  ...ABI_0_1_0_ONLY,
   'proxy_log', 'proxy_get_log_level', 'proxy_get_current_time_nanoseconds', 'proxy_set_tick_period_milliseconds',
   'proxy_set_effective_context', 'proxy_done', 'proxy_continue_stream', 'proxy_close_stream', 'proxy_send_local_response',
   'proxy_get_header_map_size', 'proxy_get_header_map_pairs', 'proxy_set_header_map_pairs', 'proxy_get_header_map_value',

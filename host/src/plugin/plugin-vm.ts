@@ -412,7 +412,8 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     const sc = this.live(origin);
     if (sc === null) return CallResult.Failed;
     const f = this.exports[name]!;
-    const r = this.guard(sc, phase, name, () => f(sc.id, n, eos ? 1 : 0));
+    // ABI 0.1.0 header callbacks take (context_id, num_headers): no end_of_stream.
+    const r = this.compiled.abiVersion === '0.1.0' ? this.guard(sc, phase, name, () => f(sc.id, n)) : this.guard(sc, phase, name, () => f(sc.id, n, eos ? 1 : 0));
     if (r === null) return CallResult.Failed;
     // Continue and ContinueAndEndStream continue; every stop code (and any
     // unknown value, as cpp-host does) stops until the adapter resumes.
@@ -766,6 +767,13 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
       default:
         return null;
     }
+  }
+
+  /** ABI 0.1.0 proxy_get_configuration: the VM configuration in proxy_on_vm_start, the plugin's in proxy_on_configure. */
+  configuration(): Uint8Array {
+    if (this.phase === Phase.VmStart) return this.settings.vmConfig;
+    if (this.phase === Phase.Configure) return this.settings.pluginConfig;
+    return EMPTY;
   }
 
   replaceBuffer(type: BufferType, bytes: Uint8Array): void {

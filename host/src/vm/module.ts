@@ -3,8 +3,8 @@
 
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { ABI_MARKERS } from '../abi/constants.js';
-import { IMPLEMENTED_IMPORTS, KNOWN_UNIMPLEMENTED_IMPORTS, WASI_MODULES } from '../abi/host-functions.js';
+import { ABI_MARKERS, type AbiVersion } from '../abi/constants.js';
+import { ABI_0_1_0_ONLY, ABI_0_2_ONLY, IMPLEMENTED_IMPORTS, KNOWN_UNIMPLEMENTED_IMPORTS, WASI_MODULES } from '../abi/host-functions.js';
 import { HostError } from '../errors.js';
 import { rewriteModule } from './metering.js';
 
@@ -32,7 +32,7 @@ export interface CompiledModule {
   /** Where it came from (a file path, or `<bytes>`), for error messages. */
   readonly source: string;
   readonly sha256: string;
-  readonly abiVersion: '0.2.1' | '0.2.0';
+  readonly abiVersion: AbiVersion;
   readonly exports: ReadonlySet<string>;
   /** ABI or WASI imports the module declares that this host links to stubs. */
   readonly unimplementedImports: readonly string[];
@@ -77,7 +77,7 @@ export function compileModule(bytes: Uint8Array, source = '<bytes>', expectedSha
     if (other !== undefined) {
       throw new HostError(
         'WASM_ABI_UNSUPPORTED',
-        `${source} declares ${other}; this host speaks Proxy-Wasm ABI 0.2.1 and 0.2.0 — rebuild it with an SDK for ABI 0.2.x`,
+        `${source} declares ${other}; this host speaks Proxy-Wasm ABI 0.2.1, 0.2.0 and 0.1.0 — rebuild it with an SDK for one of those`,
         { file: source, marker: other },
       );
     }
@@ -97,12 +97,19 @@ export function compileModule(bytes: Uint8Array, source = '<bytes>', expectedSha
   if (!exportNames.has('memory')) {
     throw new HostError('WASM_MALFORMED', `${source} does not export its memory`, { file: source });
   }
+  const abiVersion: AbiVersion = marker === 'proxy_abi_version_0_2_1' ? '0.2.1' : marker === 'proxy_abi_version_0_2_0' ? '0.2.0' : '0.1.0';
+  // As cpp-host links them: 0.1.0's stream functions only for 0.1.0 modules, 0.2.x's only for 0.2.x ones.
+  const otherAbi = abiVersion === '0.1.0' ? ABI_0_2_ONLY : ABI_0_1_0_ONLY;
   const unknown: string[] = [];
   const unimplemented: string[] = [];
   for (const imp of WebAssembly.Module.imports(module)) {
     const name = `${imp.module}.${imp.name}`;
     const known = imp.kind === 'function' && (imp.module === 'env' || WASI_MODULES.has(imp.module));
     const key = imp.module === 'env' ? imp.name : `wasi.${imp.name}`;
+    if (known && imp.module === 'env' && otherAbi.has(key)) {
+      unknown.push(`${name} (ABI ${abiVersion === '0.1.0' ? '0.2.x' : '0.1.0'} only; the module declares ${abiVersion})`);
+      continue;
+    }
     if (known && IMPLEMENTED_IMPORTS.has(key)) continue;
     if (known && KNOWN_UNIMPLEMENTED_IMPORTS.has(key)) {
       unimplemented.push(name);
@@ -137,7 +144,7 @@ export function compileModule(bytes: Uint8Array, source = '<bytes>', expectedSha
     hasStart: hasStartSection(bytes),
     memoryPages,
     sha256,
-    abiVersion: marker === 'proxy_abi_version_0_2_1' ? '0.2.1' : '0.2.0',
+    abiVersion,
     exports: exportNames,
     unimplementedImports: unimplemented,
     bytes: bytes.length,
