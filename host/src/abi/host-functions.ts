@@ -7,6 +7,7 @@ import { randomFillSync } from 'node:crypto';
 import type { PluginVm } from '../plugin/plugin-vm.js';
 import { BufferType, Errno, LogLevel, MapType, MetricType, Status, StreamType } from './constants.js';
 import { deserializePairs, headerBytes, serializePairs } from './pairs.js';
+import type { GrpcRequest } from '../plugin/grpc-call.js';
 
 export const WASI_MODULES: ReadonlySet<string> = new Set(['wasi_snapshot_preview1', 'wasi_unstable']);
 
@@ -24,7 +25,7 @@ const MAX_CALLOUT_TIMEOUT_MS = 60_000;
 type Fn = (...args: never[]) => number | bigint | void;
 
 /** ABI functions this host does not support yet: they link, log a warning at load, and return UNIMPLEMENTED. */
-const UNIMPLEMENTED_ENV = ['proxy_grpc_call', 'proxy_grpc_stream', 'proxy_grpc_send', 'proxy_grpc_cancel', 'proxy_grpc_close'];
+const UNIMPLEMENTED_ENV: string[] = [];
 /** WASI functions Envoy registers that make no sense for a filter: they return ENOSYS. */
 const UNIMPLEMENTED_WASI = [
   'fd_read', 'fd_close', 'fd_seek', 'fd_fdstat_get', 'fd_fdstat_set_flags', 'fd_prestat_get', 'fd_prestat_dir_name',
@@ -360,6 +361,46 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
       m.setU32(retToken, token);
       return Status.Ok;
     },
+
+    // --- gRPC call-outs (plugin/grpc-call.ts) -------------------------------------------
+    proxy_grpc_call(
+      upstreamPtr: number, upstreamSize: number, servicePtr: number, serviceSize: number, methodPtr: number, methodSize: number,
+      metadataPtr: number, metadataSize: number, messagePtr: number, messageSize: number, timeoutMs: number, retToken: number,
+    ): number {
+      const req = grpcRequest(upstreamPtr, upstreamSize, servicePtr, serviceSize, methodPtr, methodSize, metadataPtr, metadataSize, 'proxy_grpc_call');
+      const message = mem().copy(messagePtr, messageSize);
+      if (typeof req === 'number') return req;
+      if (message === null || !mem().inBounds(retToken, 4)) return Status.InvalidMemoryAccess;
+      if (req === null) return Status.ParseFailure;
+      const token = vm.grpcCall(req, message, Math.min(timeoutMs >>> 0 || MAX_CALLOUT_TIMEOUT_MS, MAX_CALLOUT_TIMEOUT_MS));
+      if (token === null) return Status.InternalFailure;
+      mem().setU32(retToken, token);
+      return Status.Ok;
+    },
+    proxy_grpc_stream(
+      upstreamPtr: number, upstreamSize: number, servicePtr: number, serviceSize: number, methodPtr: number, methodSize: number,
+      metadataPtr: number, metadataSize: number, retToken: number,
+    ): number {
+      const req = grpcRequest(upstreamPtr, upstreamSize, servicePtr, serviceSize, methodPtr, methodSize, metadataPtr, metadataSize, 'proxy_grpc_stream');
+      if (typeof req === 'number') return req;
+      if (!mem().inBounds(retToken, 4)) return Status.InvalidMemoryAccess;
+      if (req === null) return Status.ParseFailure;
+      const token = vm.grpcStream(req);
+      if (token === null) return Status.InternalFailure;
+      mem().setU32(retToken, token);
+      return Status.Ok;
+    },
+    proxy_grpc_send(token: number, messagePtr: number, messageSize: number, endStream: number): number {
+      const message = mem().copy(messagePtr, messageSize);
+      if (message === null) return Status.InvalidMemoryAccess;
+      return vm.grpcCallouts().send(token >>> 0, message, endStream !== 0) ? Status.Ok : Status.NotFound;
+    },
+    proxy_grpc_cancel(token: number): number {
+      return vm.grpcCallouts().cancel(token >>> 0) ? Status.Ok : Status.NotFound;
+    },
+    proxy_grpc_close(token: number): number {
+      return vm.grpcCallouts().close(token >>> 0) ? Status.Ok : Status.NotFound;
+    },
     proxy_get_status(retCode: number, retMsgPtr: number, retMsgSize: number): number {
       const m = mem();
       if (!m.inBounds(retCode, 4)) return Status.InvalidMemoryAccess;
@@ -386,6 +427,23 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
   };
 
   for (const name of UNIMPLEMENTED_ENV) env[name] = () => Status.Unimplemented;
+
+  /** The arguments proxy_grpc_call and proxy_grpc_stream share; a status, or null for an upstream the plugin may not call. */
+  function grpcRequest(
+    upstreamPtr: number, upstreamSize: number, servicePtr: number, serviceSize: number, methodPtr: number, methodSize: number,
+    metadataPtr: number, metadataSize: number, fn: string,
+  ): GrpcRequest | null | Status {
+    const m = mem();
+    const upstream = m.string(upstreamPtr, upstreamSize);
+    const service = m.string(servicePtr, serviceSize);
+    const method = m.string(methodPtr, methodSize);
+    const rawMetadata = m.view(metadataPtr, metadataSize);
+    if (upstream === null || service === null || method === null || rawMetadata === null) return Status.InvalidMemoryAccess;
+    const metadata = deserializePairs(rawMetadata);
+    if (metadata === null || !metadata.every(([k, v]) => validHeader(k, v))) return Status.BadArgument;
+    const target = vm.grpcTarget(upstream, fn);
+    return target === null ? null : { target, service, method, metadata };
+  }
 
   const wasi: Record<string, Fn> = {
     fd_write(fd: number, iovs: number, iovsLen: number, retWritten: number): number {
@@ -505,6 +563,7 @@ const ENV_FUNCTIONS = [
   'proxy_set_shared_data', 'proxy_register_shared_queue', 'proxy_resolve_shared_queue', 'proxy_enqueue_shared_queue',
   'proxy_dequeue_shared_queue', 'proxy_define_metric', 'proxy_increment_metric', 'proxy_record_metric', 'proxy_get_metric',
   'proxy_http_call', 'proxy_get_status', 'proxy_call_foreign_function',
+  'proxy_grpc_call', 'proxy_grpc_stream', 'proxy_grpc_send', 'proxy_grpc_cancel', 'proxy_grpc_close',
   'emscripten_notify_memory_growth', 'pthread_equal',
 ];
 const WASI_FUNCTIONS = [
