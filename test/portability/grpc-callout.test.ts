@@ -92,3 +92,14 @@ t.test('proxy_grpc_cancel: OK, then NOT_FOUND', async (t) => {
   const r = await request(proxy.port, '/cancel');
   t.equal(echoed(r.body).headers['x-cancel'], '0,1');
 });
+
+t.test('at most 1024 call-outs open per VM: the next is INTERNAL_FAILURE; cancelled ones free their slots', async (t) => {
+  for (let round = 0; round < 2; round++) {
+    const r = await request(proxy.port, '/many');
+    const h = echoed(r.body).headers;
+    t.equal(h['x-many-ok'], '1', `round ${round}: exactly 1024 opened`);
+    t.equal(h['x-many-last'], '10', `round ${round}: the 1025th is INTERNAL_FAILURE`);
+  }
+  const after = await request(proxy.port, '/health');
+  t.equal(echoed(after.body).headers['x-grpc-close'], '0', 'call-outs work again after the cancels');
+});

@@ -21,6 +21,9 @@
 ;;   /ungranted  proxy_grpc_call to cluster "nope" (not granted): request header
 ;;             x-grpc-call-status: <status>; continues.
 ;;   /cancel   opens a stream, cancels it twice: x-cancel: <first>,<second>; continues.
+;;   /many     opens 1025 streams in one callback (the host allows 1024 per VM), then
+;;             cancels those it got: x-many-ok: 1 when exactly 1024 opened,
+;;             x-many-last: the status of the 1025th; continues.
 ;; proxy_on_grpc_close on a unary call (failure or deadline): local reply 503 with
 ;; x-grpc-close: <status> and the status message (proxy_get_status) as the body.
 (module
@@ -64,6 +67,9 @@
   (data (i32.const 0x680) "/health")                                    ;; 7
   (data (i32.const 0x690) "/ungranted")                                 ;; 10
   (data (i32.const 0x6a0) "/cancel")                                    ;; 7
+  (data (i32.const 0x6b0) "/many")                                      ;; 5
+  (data (i32.const 0x6c0) "x-many-ok")                                  ;; 9
+  (data (i32.const 0x6d0) "x-many-last")                                ;; 11
   ;; pairs {x-from-filter: 1}: 4 + 8 + 14 + 2 = 28 bytes
   (data (i32.const 0x700) "\01\00\00\00" "\0d\00\00\00\01\00\00\00" "x-from-filter\00" "1\00")
   ;; pairs {x-rls: over}: 4 + 8 + 6 + 5 = 23 bytes
@@ -80,7 +86,7 @@
     (local $p i32)
     (local.set $p (global.get $heap))
     (global.set $heap (i32.and (i32.add (i32.add (local.get $p) (local.get $size)) (i32.const 7)) (i32.const -8)))
-    (if (i32.gt_u (global.get $heap) (i32.const 0x1f000)) (then (global.set $heap (i32.const 0x8000)) (return (i32.const 0))))
+    (if (i32.gt_u (global.get $heap) (i32.const 0x1e000)) (then (global.set $heap (i32.const 0x8000)) (return (i32.const 0))))
     (local.get $p))
   (func (export "proxy_on_context_create") (param i32 i32))
 
@@ -196,6 +202,10 @@
         (i32.store8 (call $events (local.get $token)) (i32.const 0))
         (drop (call $grpc_send (local.get $token) (i32.const 0x2000) (i32.const 0) (i32.const 1)))
         (return (i32.const 1))))
+    (if (call $path_is (i32.const 0x6b0) (i32.const 5))
+      (then
+        (call $many)
+        (return (i32.const 0))))
     (if (call $path_is (i32.const 0x6a0) (i32.const 7))
       (then
         (drop (call $grpc_stream (i32.const 0x400) (i32.const 3) (i32.const 0x4c0) (i32.const 21) (i32.const 0x4e0) (i32.const 5) (i32.const 0x780) (i32.const 4) (i32.const 0x18)))
@@ -207,6 +217,28 @@
         (call $add_req (i32.const 0x640) (i32.const 8) (i32.const 0x30) (i32.const 3))
         (return (i32.const 0))))
     (i32.const 0))
+
+  ;; /many: tokens are kept at 0x1e000 (1025 x 4 bytes) until they are cancelled.
+  (func $many
+    (local $i i32) (local $ok i32) (local $st i32)
+    (block $end (loop $l
+      (br_if $end (i32.ge_u (local.get $i) (i32.const 1025)))
+      (local.set $st (call $grpc_stream (i32.const 0x400) (i32.const 3) (i32.const 0x4c0) (i32.const 21) (i32.const 0x4e0) (i32.const 5) (i32.const 0x780) (i32.const 4) (i32.const 0x18)))
+      (if (i32.eqz (local.get $st))
+        (then
+          (i32.store (i32.add (i32.const 0x1e000) (i32.shl (local.get $ok) (i32.const 2))) (i32.load (i32.const 0x18)))
+          (local.set $ok (i32.add (local.get $ok) (i32.const 1)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l)))
+    (local.set $i (i32.const 0))
+    (block $end (loop $l
+      (br_if $end (i32.ge_u (local.get $i) (local.get $ok)))
+      (drop (call $grpc_cancel (i32.load (i32.add (i32.const 0x1e000) (i32.shl (local.get $i) (i32.const 2))))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l)))
+    (i32.store8 (i32.const 0x30) (i32.add (i32.const 48) (i32.eq (local.get $ok) (i32.const 1024))))
+    (call $add_req (i32.const 0x6c0) (i32.const 9) (i32.const 0x30) (i32.const 1))
+    (call $add_req (i32.const 0x6d0) (i32.const 11) (i32.const 0x20) (call $digits (local.get $st))))
 
   (func (export "proxy_on_grpc_receive_initial_metadata") (param $root i32) (param $token i32) (param $n i32)
     (call $event (local.get $token) (i32.const 105)))
