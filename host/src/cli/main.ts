@@ -247,7 +247,7 @@ async function checkCommand(args: string[]): Promise<number> {
       const trial = trialLoad(m);
       if (!trial.loads) throw new HostError(trial.code, `${trial.reason}; it would not load in the proxy under the default limits`);
       console.log(`${file}: ok — Proxy-Wasm ABI ${m.abiVersion}, ${m.bytes} bytes, sha256 ${m.sha256}${m.hasStart ? ', start function ran under the start budget' : ''}`);
-      if (trial.configureNote !== null) console.log(`  note: it refused ${trial.configureNote}; give it the pluginConfig it expects`);
+      if (trial.configureNote !== null) console.log(`  note: it refused ${trial.configureNote}; give it the pluginConfig (and rootId) it expects`);
       if (m.unimplementedImports.length > 0) console.log(`  imports not implemented by this host (calls return UNIMPLEMENTED): ${m.unimplementedImports.join(', ')}`);
     } catch (err) {
       failed++;
