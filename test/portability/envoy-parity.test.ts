@@ -3,6 +3,7 @@
 // run the sender's response callbacks, Content-Length kept for body filters,
 // local replies framed by the proxy, no misleading upstream error after a local
 // reply from on_request_body, and the Emscripten imports cpp-host provides.
+import http from 'node:http';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -100,4 +101,24 @@ t.test('--adapter-config takes a plain string as well as JSON', async (t) => {
   t.teardown(() => p.close());
   const r = await request(p.port, '/y');
   t.equal(echoed(r.body).headers['x-spec-filter'], 'seen');
+});
+
+t.test('a streamed body whose length changes after its Content-Length went upstream: 502 BODY_LENGTH_CHANGED', async (t) => {
+  const before = log.logs.length;
+  // Two chunks, the second after the first was forwarded; the filter appends a byte at the end.
+  const r = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: proxy.port, path: '/grow', method: 'POST', headers: { 'content-length': '10' }, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', reject);
+    req.write('12345');
+    setTimeout(() => req.end('67890'), 300);
+  });
+  t.equal(r.status, 502);
+  t.match(r.body, /changed length/);
+  t.ok(log.logs.slice(before).some((l) => l.code === 'BODY_LENGTH_CHANGED'), 'logged with its code');
+  const ok = await request(proxy.port, '/post', { method: 'POST', body: 'still serving' });
+  t.equal(echoed(ok.body).body, 'still serving', 'the proxy keeps serving');
 });

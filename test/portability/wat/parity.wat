@@ -14,7 +14,9 @@
 ;;                   chunked, content-length: 999, keep-alive: timeout=5, x-local: te]),
 ;;                   framing and hop-by-hop headers copied from a call-out's answer
 ;;       /body-deny  in proxy_on_request_body: proxy_send_local_response(413, ...)
-;;   * proxy_on_request_body is exported and never changes the body (Continue).
+;;   * proxy_on_request_body is exported and does not change the body (Continue),
+;;     except for /grow requests: at end of stream it appends "X" (a length change
+;;     after the first bytes went upstream under the client's Content-Length).
 ;;   * proxy_on_response_headers replaces `x-filter-response: seen` — also on its
 ;;     own local replies, as Envoy runs a filter's encoder callbacks on them.
 ;;   * It imports env.emscripten_notify_memory_growth and env.pthread_equal, which
@@ -25,6 +27,7 @@
   (import "env" "proxy_add_header_map_value" (func $add_header (param i32 i32 i32 i32 i32) (result i32)))
   (import "env" "proxy_replace_header_map_value" (func $replace_header (param i32 i32 i32 i32 i32) (result i32)))
   (import "env" "proxy_send_local_response" (func $send_local_response (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_set_buffer_bytes" (func $set_buffer_bytes (param i32 i32 i32 i32 i32) (result i32)))
   (import "env" "emscripten_notify_memory_growth" (func $notify_growth (param i32)))
   (import "env" "pthread_equal" (func $pthread_equal (param i32 i32) (result i32)))
 
@@ -44,6 +47,8 @@
   (data (i32.const 0x680) "hello")                 ;; 5
   (data (i32.const 0x6c0) "too_big")               ;; 7
   (data (i32.const 0x700) "no body here")          ;; 12
+  (data (i32.const 0x780) "/grow")                 ;; 5
+  (data (i32.const 0x7c0) "X")                     ;; 1
   ;; pairs {x-local: 1} = 4 + 8 + 8 + 2 = 22 bytes
   (data (i32.const 0x800) "\01\00\00\00" "\07\00\00\00\01\00\00\00" "x-local\00" "1\00")
   ;; pairs {transfer-encoding: chunked, content-length: 999, keep-alive: timeout=5, x-local: te}
@@ -59,6 +64,7 @@
   (global $rid_len (mut i32) (i32.const 0))
   (global $key_len (mut i32) (i32.const 7))
   (global $deny_body_ctx (mut i32) (i32.const 0))
+  (global $grow_ctx (mut i32) (i32.const 0))
 
   (func $start
     (local $i i32)
@@ -116,6 +122,8 @@
     (drop (call $get_header (i32.const 0) (i32.const 0x480) (i32.const 5) (i32.const 0x10) (i32.const 0x14)))
     (if (call $path_starts (i32.const 0x540) (i32.const 10))
       (then (global.set $deny_body_ctx (local.get $ctx)) (return (i32.const 0))))
+    (if (call $path_starts (i32.const 0x780) (i32.const 5))
+      (then (global.set $grow_ctx (local.get $ctx)) (return (i32.const 0))))
     (if (call $path_starts (i32.const 0x4c0) (i32.const 5))
       (then
         (drop (call $send_local_response (i32.const 451) (i32.const 0x580) (i32.const 6) (i32.const 0x5c0) (i32.const 4) (i32.const 0x800) (i32.const 22) (i32.const -1)))
@@ -131,6 +139,8 @@
       (then
         (drop (call $send_local_response (i32.const 413) (i32.const 0x6c0) (i32.const 7) (i32.const 0x700) (i32.const 12) (i32.const 0) (i32.const 0) (i32.const -1)))
         (return (i32.const 1))))
+    (if (i32.and (i32.eq (local.get $ctx) (global.get $grow_ctx)) (local.get $eos))
+      (then (drop (call $set_buffer_bytes (i32.const 0) (local.get $size) (i32.const 0) (i32.const 0x7c0) (i32.const 1)))))
     (i32.const 0))
 
   (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
