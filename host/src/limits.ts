@@ -75,9 +75,7 @@ export const DEFAULT_MAX_BACKOFF_MS = 30_000;
 
 // --- watchdog (top-level `watchdog`) ----------------------------------------------------
 
-/** The event loop blocked longer than this is a hang: the watchdog ends the process (exit code WATCHDOG_EXIT_CODE). */
+/** The event loop blocked longer than this is a hang: the watchdog kills the process (SIGKILL) after a critical log line. */
 export const DEFAULT_WATCHDOG_HARD_LIMIT_MS = 10_000;
 /** How often the main thread beats. */
 export const WATCHDOG_HEARTBEAT_MS = 100;
-/** Exit code of a process the watchdog ended. */
-export const WATCHDOG_EXIT_CODE = 70; // EX_SOFTWARE

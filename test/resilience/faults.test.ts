@@ -94,29 +94,33 @@ t.test('FAIL_OPEN skips the trapped adapter for the rest of the request', async 
   t.equal(upstreamHeaders(await request(port, '/ok'))['x-trap-count'], '1');
 });
 
-t.test('crash-rate limit: backoff between restarts, then the VM stays down for the window', async (t) => {
+t.test('crash-rate limit: restarts are immediate until the module crashes on most requests; then it backs off and says so', async (t) => {
   const { port, records, metrics, admin, adapters } = await proxyWith(t, [
     { name: 'trap', url: 'trap.wasm', wasm: await compileGuest('trap'), restart: { maxRestarts: 2, windowMs: 60_000, initialBackoffMs: 300 } },
   ]);
   t.equal((await request(port, '/trap')).status, 503);
   t.equal((await request(port, '/ok')).status, 200, 'first crash: restarted at once');
   t.equal((await request(port, '/trap')).status, 503);
+  t.equal((await request(port, '/ok')).status, 200, 'second crash: restarted at once (within maxRestarts)');
+  t.equal((await request(port, '/trap')).status, 503, 'third crash: 3 crashes on 5 requests, past maxRestarts and on most requests');
   const down = await request(port, '/ok');
-  t.equal(down.status, 503, 'second crash: down during the 300 ms backoff');
+  t.equal(down.status, 503, 'crash-looping: down during the 300 ms backoff');
   t.equal(JSON.parse(down.body).error, 'ADAPTER_FAILED');
   t.equal((await admin('/ready')).status, 503, '/ready reports the failed adapter');
+  const [a] = await adapters();
+  t.equal(a!.healthy, false);
+  t.match(a!.restart, { state: 'crash-looping', crashesInWindow: 3, requestsInWindow: 5, windowMs: 60_000 }, '/adapters says it is crash-looping');
+  const crit = records.find((r) => r.code === 'VM_FAILED' && r.level === 'critical');
+  t.match(crit?.message, /adapter trap is crash-looping: 3 crashes on 5 requests within 60000 ms .*restart\.maxRestarts 2.*stays down for 300 ms/);
   await sleep(500);
   t.equal((await request(port, '/ok')).status, 200, 'restarted after the backoff');
   t.equal((await request(port, '/trap')).status, 503);
-  await sleep(500);
-  t.equal((await request(port, '/ok')).status, 503, 'third crash: past maxRestarts, it stays down for the window');
-  const crit = records.find((r) => r.code === 'VM_FAILED' && r.level === 'critical');
-  t.match(crit?.message, /crashed 2 times within 60000 ms \(restart\.maxRestarts 2\)/);
-  t.equal((await adapters())[0]!.healthy, false);
+  t.equal((await request(port, '/ok')).status, 503, 'still crashing on most requests (4 of 7): down again, the backoff doubled');
   const m = await metrics();
   t.equal(metric(m, 'wasm_mixer_vm_up', { adapter: 'trap' }), 0);
-  t.equal(metric(m, 'wasm_mixer_vm_crashes_total', { adapter: 'trap', code: 'VM_TRAP' }), 3);
-  t.equal(metric(m, 'wasm_mixer_vm_restarts_total', { adapter: 'trap' }), 2);
+  t.equal(metric(m, 'wasm_mixer_vm_crashes_total', { adapter: 'trap', code: 'VM_TRAP' }), 4);
+  t.equal(metric(m, 'wasm_mixer_vm_restarts_total', { adapter: 'trap' }), 3);
+  t.match(records.filter((r) => r.code === 'VM_FAILED' && r.level === 'critical').at(-1)?.message, /stays down for 600 ms/);
 });
 
 t.test('requests in flight through the same adapter are not affected by another request\'s crash', async (t) => {

@@ -38,6 +38,7 @@ import { defaultForeignFunctions, type ForeignCaller, type ForeignFunctionRegist
 import { RestartTracker, type RestartPolicy, type RestartState } from './restart-policy.js';
 import { HostBudgetExceeded, HostMeter, meterImports } from './host-meter.js';
 import { GuestLogBudget } from './guest-log-budget.js';
+import { runningAdapter, watchdogId } from '../watchdog.js';
 import { hostMemoryUsage, type HostMemoryUsage } from './accounting.js';
 import { MAX_PENDING_CALLOUTS, MAX_CALLOUT_REQUEST_BYTES, MAX_TICK_PERIOD_MS, MIN_TICK_PERIOD_MS } from '../limits.js';
 
@@ -209,6 +210,8 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
   /** The per-callback log bounds (plugin/guest-log-budget.ts). */
   readonly logBudget = new GuestLogBudget();
   private calloutBytes = 0;
+  /** This adapter's id for the watchdog's "running" slot. */
+  private readonly watchdogId: number;
   private lastLogDropWarn = 0;
   private stopped = false;
   /** The error log line the adapter printed last, quoted in configure errors. */
@@ -225,6 +228,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     this.metrics = settings.metrics;
     this.logLevel = settings.logLevel;
     this.environ = Object.entries(settings.env).map(([k, v]) => enc.encode(`${k}=${v}`));
+    this.watchdogId = watchdogId(settings.name);
     this.restartPolicy = new RestartTracker(settings.restart, { maxRestarts: settings.maxRestarts, windowMs: settings.restartWindowMs });
   }
 
@@ -515,6 +519,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     const fuel = this.fuel;
     const outermost = this.depth === 0;
     if (outermost) {
+      runningAdapter[0] = this.watchdogId;
       if (fuel !== null) fuel.value = this.budget;
       this.hostMeter.pending = 0;
       this.logBudget.begin();
@@ -525,6 +530,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     } finally {
       this.depth--;
       if (outermost) {
+        runningAdapter[0] = 0;
         const charged = this.hostMeter.take();
         if (fuel !== null) {
           const used = this.budget - (fuel.value as number) + charged;
