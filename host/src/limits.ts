@@ -9,9 +9,9 @@ export const MIB = 1024 * 1024;
 // --- guest work ("fuel", one unit is about one wasm instruction) ---------------
 
 /** Bulk memory and table operations (memory.fill/copy/init, table.fill/copy/init) pay 1 unit per this many bytes/elements. */
-export const BULK_BYTES_PER_FUEL_LOG2 = 2; // 1 unit per 4 bytes
+export const BULK_BYTES_PER_FUEL_LOG2 = 0; // 1 unit per byte: 500M units (the default budget) is about 50-100 ms of memory.fill
 /** Every host function call pays this much before it does anything. */
-export const HOST_CALL_FUEL = 1_000;
+export const HOST_CALL_FUEL = 4_000;
 /** Host functions pay 1 unit per byte they copy, decode or scan on the guest's behalf. */
 export const HOST_BYTE_FUEL = 1;
 /** Host charges are applied to the guest's fuel counter in batches of at least this many units (cheap hot path). */

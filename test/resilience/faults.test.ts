@@ -1,34 +1,14 @@
 // Adapter faults through the real proxy on real sockets: traps, crash-rate
 // limit and backoff, in-flight requests surviving another request's crash,
 // runaway loops cut off by the work budget, the memory cap, stack overflow.
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { startProxy, type MixerConfig, type PluginConfig } from '../../host/src/index.js';
 import { compileGuest } from '../fixtures/guests/index.js';
-import { captureLogs, fixture, metric, request, sleep, upstreamHeaders, wat } from './helpers.js';
+import { captureLogs, echoUpstream, fixture, metric, request, sleep, upstreamHeaders, wat } from './helpers.js';
 
 type Test = Parameters<Parameters<typeof t.test>[1]>[0];
 
-/** An echo upstream; paths starting with /slow answer after 300 ms. */
-export async function echoUpstream(): Promise<{ port: number; close: () => Promise<void> }> {
-  const server = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      const send = () => {
-        const body = JSON.stringify({ url: req.url, headers: req.headers });
-        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
-      };
-      if (req.url?.startsWith('/slow')) setTimeout(send, 300);
-      else send();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))),
-  };
-}
+export { echoUpstream };
 
 async function proxyWith(t: Test, plugins: Array<PluginConfig & { wasm: Uint8Array }>, extra: Partial<MixerConfig> = {}) {
   const up = await echoUpstream();

@@ -706,7 +706,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
       from = nl + 1;
     }
     text = text.slice(from);
-    if (text.length > MAX_FD_WRITE_BYTES) {
+    if (text.length >= MAX_FD_WRITE_BYTES) {
       if (this.admitLog(level, text.length)) this.guestLog(level, cutLogLine(text));
       text = '';
     }

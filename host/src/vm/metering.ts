@@ -19,7 +19,7 @@
 //
 //     Bulk memory and table operations (memory.fill/copy/init,
 //     table.fill/copy/init/grow) do work proportional to their length operand,
-//     so each is also preceded by a charge of length >> BULK_BYTES_PER_FUEL_LOG2
+//     so each is also preceded by a charge of about length / 2^BULK_BYTES_PER_FUEL_LOG2
 //     (the length is parked in a scratch global while it is charged).
 //
 //   * Table cap. Each table's maximum is lowered to the adapter's limit, so
@@ -276,13 +276,16 @@ interface Globals {
 const BULK_OPS: ReadonlySet<number> = new Set([8, 10, 11, 12, 14, 15, 17]);
 
 /**
- * (stack: ..., len) -> (stack: ..., len), charging len >> BULK_BYTES_PER_FUEL_LOG2
- * fuel first: scratch = len; fuel -= scratch >>> k; if (fuel < 0) unreachable; push scratch.
+ * (stack: ..., len) -> (stack: ..., len), charging about len / 2^BULK_BYTES_PER_FUEL_LOG2 fuel
+ * first. The length is a u32, so the charge is taken in two halves of len >>> (k + 1),
+ * each followed by the budget check: no i32 subtraction can wrap around.
+ *   scratch = len; 2x { fuel -= scratch >>> (k+1); if (fuel < 0) unreachable }; push scratch
  */
 function bulkCharge(fuel: number, scratch: number): number[] {
   const f = u32leb(fuel);
   const s = u32leb(scratch);
-  return [0x24, ...s, 0x23, ...f, 0x23, ...s, 0x41, BULK_BYTES_PER_FUEL_LOG2, 0x76, 0x6b, 0x24, ...f, 0x23, ...f, 0x41, 0x00, 0x48, 0x04, 0x40, 0x00, 0x0b, 0x23, ...s];
+  const half = [0x23, ...f, 0x23, ...s, 0x41, BULK_BYTES_PER_FUEL_LOG2 + 1, 0x76, 0x6b, 0x24, ...f, 0x23, ...f, 0x41, 0x00, 0x48, 0x04, 0x40, 0x00, 0x0b];
+  return [0x24, ...s, ...half, ...half, 0x23, ...s];
 }
 
 /** Rewrites one function body (without its size prefix). */
