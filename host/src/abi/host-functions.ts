@@ -269,8 +269,11 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
     },
     proxy_set_shared_data(keyPtr: number, keySize: number, valuePtr: number, valueSize: number, cas: number): number {
       const key = mem().string(keyPtr, keySize);
-      const value = mem().copy(valuePtr, valueSize);
-      if (key === null || value === null) return Status.InvalidMemoryAccess;
+      if (key === null || !mem().inBounds(valuePtr, valueSize)) return Status.InvalidMemoryAccess;
+      // Past a bound (docs/operating.md "Limits") the write is refused before the value is copied;
+      // CAS_MISMATCH is the status SDKs read as "not stored".
+      if (!vm.shared.admits(key, valueSize >>> 0)) return Status.CasMismatch;
+      const value = mem().copy(valuePtr, valueSize)!;
       return vm.shared.set(key, value, cas >>> 0) ? Status.Ok : Status.CasMismatch;
     },
     proxy_register_shared_queue(namePtr: number, nameSize: number, retId: number): number {

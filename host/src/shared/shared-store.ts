@@ -130,6 +130,18 @@ export class SharedStore {
     return true;
   }
 
+  /** Whether a value of `size` bytes under `key` would fit the bounds (checked before the host copies it out of the guest). */
+  admits(vmId: string, map: Map<string, SharedEntry>, key: string, size: number): boolean {
+    const a = this.account(vmId);
+    const cur = map.get(key);
+    const delta = key.length + size + SHARED_ENTRY_OVERHEAD - (cur === undefined ? 0 : entryCost(key, cur.value));
+    if (size > this.limits.maxValueBytes || (cur === undefined && map.size >= this.limits.maxKeysPerVm) || (delta > 0 && a.dataBytes + delta > a.maxBytes)) {
+      a.refusedWrites++;
+      return false;
+    }
+    return true;
+  }
+
   /** Host memory one vm_id holds here. */
   usage(vmId: string): SharedUsage {
     const a = this.account(vmId);
@@ -231,6 +243,11 @@ export class SharedDataView {
 
   set(key: string, value: Uint8Array, cas: number): boolean {
     return this.store.setEntry(this.vmId, this.map, key, value, cas);
+  }
+
+  /** False when set(key, <size bytes>) would be refused at a bound (counted as a refused write). */
+  admits(key: string, size: number): boolean {
+    return this.store.admits(this.vmId, this.map, key, size);
   }
 
   /** The largest value (shared data or queue item) the store takes. */

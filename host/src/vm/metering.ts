@@ -18,8 +18,8 @@
 //     VM_BUDGET_EXCEEDED instead of a plain trap.
 //
 //     Bulk memory and table operations (memory.fill/copy/init,
-//     table.fill/copy/init/grow) do work proportional to their length operand,
-//     so each is also preceded by a charge of about length / 2^BULK_BYTES_PER_FUEL_LOG2
+//     table.fill/copy/init) do work proportional to their length operand,
+//     so each is also preceded by a charge of BULK_FUEL_PER_BYTE x length
 //     (the length is parked in a scratch global while it is charged).
 //
 //   * Table cap. Each table's maximum is lowered to the adapter's limit, so
@@ -44,7 +44,7 @@
 // than guess; such a module can still be loaded with limits.metering: false.
 
 import { HostError } from '../errors.js';
-import { BULK_BYTES_PER_FUEL_LOG2 } from '../limits.js';
+import { BULK_FUEL_PER_BYTE } from '../limits.js';
 
 /** The exported mutable i32 global that holds the remaining budget. */
 export const FUEL_EXPORT = '__wasm_mixer_fuel';
@@ -272,20 +272,26 @@ interface Globals {
   bulk: number | null;
 }
 
-/** memory.init, memory.copy, memory.fill, table.init, table.copy, table.grow, table.fill: the 0xfc sub-opcodes whose top operand is a length. */
-const BULK_OPS: ReadonlySet<number> = new Set([8, 10, 11, 12, 14, 15, 17]);
+/**
+ * memory.init, memory.copy, memory.fill, table.init, table.copy, table.fill: the 0xfc
+ * sub-opcodes whose top operand is a length they work through. (table.grow is bounded by
+ * the table cap instead: a refused grow does no work.)
+ */
+const BULK_OPS: ReadonlySet<number> = new Set([8, 10, 11, 12, 14, 17]);
 
 /**
- * (stack: ..., len) -> (stack: ..., len), charging about len / 2^BULK_BYTES_PER_FUEL_LOG2 fuel
- * first. The length is a u32, so the charge is taken in two halves of len >>> (k + 1),
- * each followed by the budget check: no i32 subtraction can wrap around.
- *   scratch = len; 2x { fuel -= scratch >>> (k+1); if (fuel < 0) unreachable }; push scratch
+ * (stack: ..., len) -> (stack: ..., len), charging BULK_FUEL_PER_BYTE x len fuel first.
+ * The length is a u32, so the charge is taken in steps of len >>> 1, each followed
+ * by the budget check: no i32 subtraction can wrap around.
+ *   scratch = len; 2 x BULK_FUEL_PER_BYTE times { fuel -= scratch >>> 1; if (fuel < 0) unreachable }; push scratch
  */
 function bulkCharge(fuel: number, scratch: number): number[] {
   const f = u32leb(fuel);
   const s = u32leb(scratch);
-  const half = [0x23, ...f, 0x23, ...s, 0x41, BULK_BYTES_PER_FUEL_LOG2 + 1, 0x76, 0x6b, 0x24, ...f, 0x23, ...f, 0x41, 0x00, 0x48, 0x04, 0x40, 0x00, 0x0b];
-  return [0x24, ...s, ...half, ...half, 0x23, ...s];
+  const half = [0x23, ...f, 0x23, ...s, 0x41, 0x01, 0x76, 0x6b, 0x24, ...f, 0x23, ...f, 0x41, 0x00, 0x48, 0x04, 0x40, 0x00, 0x0b];
+  const out = [0x24, ...s];
+  for (let i = 0; i < 2 * BULK_FUEL_PER_BYTE; i++) out.push(...half);
+  return [...out, 0x23, ...s];
 }
 
 /** Rewrites one function body (without its size prefix). */
