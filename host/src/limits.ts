@@ -9,11 +9,16 @@ export const MIB = 1024 * 1024;
 // --- guest work ("fuel", one unit is about one wasm instruction) ---------------
 
 /**
- * Bulk memory and table operations (memory.fill/copy/init, table.fill/copy/init) pay this
- * many units per byte (element). Measured: with 1, the default budget let memory.fill run for
- * 295 ms on the loaded CI machine (fresh pages fault in); with 2 it is about 150 ms.
+ * Bulk memory operations (memory.fill/copy/init) pay this many units per byte. Measured: with 1,
+ * the default budget let a memory.fill loop run for 295 ms on the loaded CI machine (fresh pages
+ * fault in); with 2 it is 65-200 ms.
  */
 export const BULK_FUEL_PER_BYTE = 2;
+/**
+ * Bulk table operations (table.fill/copy/init) pay this many units per element: V8 takes about
+ * 36 ns per funcref element (write barriers), so the default budget covers about 70 ms of them.
+ */
+export const TABLE_FUEL_PER_ELEMENT = 256;
 /** Every host function call pays this much before it does anything. */
 export const HOST_CALL_FUEL = 4_000;
 /** Host functions pay 1 unit per byte they copy, decode or scan on the guest's behalf. */

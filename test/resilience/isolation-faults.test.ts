@@ -9,7 +9,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import t from 'tap';
 import { startProxy, type MixerConfig, type PluginConfig } from '../../host/src/index.js';
 import { compileGuest } from '../fixtures/guests/index.js';
-import { captureLogs, fixture, metric, request, sleep, upstreamHeaders } from './helpers.js';
+import { captureLogs, fixture, metric, request, sleep, upstreamHeaders, wat } from './helpers.js';
 import { echoUpstream } from './helpers.js';
 
 type Test = Parameters<Parameters<typeof t.test>[1]>[0];
@@ -227,4 +227,35 @@ t.test('an adapter trapping on 1 request in 50 under steady load (FAIL_CLOSE, de
   t.match(a!.restart, { state: 'running' }, 'not crash-looping: it crashes on 2 % of requests');
   t.notOk(records.some((r) => r.level === 'critical'), 'no crash-loop alarm');
   t.ok(h.max / 1e6 < STALL_ASSERT_MS, `restarts block the loop at most ${(h.max / 1e6).toFixed(0)} ms`);
+});
+
+t.test('every bulk operation is charged by its length: loops of memory.copy/init and table.fill/copy end at the budget', async (t) => {
+  const ops: Record<string, string> = {
+    'memory.copy': '(memory.copy (i32.const 0) (i32.const 0x10000) (i32.const 0x10000))',
+    'memory.init': '(memory.init $d (i32.const 0) (i32.const 0) (i32.const 0x10000))',
+    'table.fill': '(table.fill $t (i32.const 0) (ref.null func) (i32.const 60000))',
+    'table.copy': '(table.copy $t $t (i32.const 0) (i32.const 1) (i32.const 60000))',
+  };
+  for (const [op, code] of Object.entries(ops)) {
+    const wasm = await wat(
+      `(module
+        (memory (export "memory") 2)
+        (table $t 60001 funcref)
+        (data $d "${'a'.repeat(0x10000)}")
+        (func (export "proxy_abi_version_0_2_1"))
+        (func (export "proxy_on_memory_allocate") (param i32) (result i32) (i32.const 0x100))
+        (func (export "proxy_on_context_create") (param i32 i32))
+        (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+          (loop $forever ${code} (br $forever))
+          (i32.const 0)))`,
+      `${op}.wat`,
+      { reference_types: true },
+    );
+    const { port, records } = await proxyWith(t, { name: 'bulk', url: `${op}.wasm`, wasm });
+    await request(port, '/bystander'); // warm up the proxy's own code paths
+    const r = await request(port, '/ok', { timeoutMs: 20_000 });
+    t.equal(r.status, 503, `${op}: the loop is cut off`);
+    t.ok(records.some((l) => l.code === 'VM_BUDGET_EXCEEDED'), `${op}: by the default work budget`);
+    t.ok(r.ms < STALL_ASSERT_MS, `${op}: answered in ${r.ms.toFixed(0)} ms (< ${STALL_ASSERT_MS})`);
+  }
 });

@@ -19,7 +19,8 @@
 //
 //     Bulk memory and table operations (memory.fill/copy/init,
 //     table.fill/copy/init) do work proportional to their length operand,
-//     so each is also preceded by a charge of BULK_FUEL_PER_BYTE x length
+//     so each is also preceded by a charge of its length times BULK_FUEL_PER_BYTE
+//     (memory) or TABLE_FUEL_PER_ELEMENT (tables)
 //     (the length is parked in a scratch global while it is charged).
 //
 //   * Table cap. Each table's maximum is lowered to the adapter's limit, so
@@ -44,7 +45,7 @@
 // than guess; such a module can still be loaded with limits.metering: false.
 
 import { HostError } from '../errors.js';
-import { BULK_FUEL_PER_BYTE } from '../limits.js';
+import { BULK_FUEL_PER_BYTE, TABLE_FUEL_PER_ELEMENT } from '../limits.js';
 
 /** The exported mutable i32 global that holds the remaining budget. */
 export const FUEL_EXPORT = '__wasm_mixer_fuel';
@@ -272,26 +273,32 @@ interface Globals {
   bulk: number | null;
 }
 
+/** memory.init, memory.copy, memory.fill: the 0xfc sub-opcodes whose top operand is a byte count. */
+const MEMORY_BULK_OPS: ReadonlySet<number> = new Set([8, 10, 11]);
 /**
- * memory.init, memory.copy, memory.fill, table.init, table.copy, table.fill: the 0xfc
- * sub-opcodes whose top operand is a length they work through. (table.grow is bounded by
- * the table cap instead: a refused grow does no work.)
+ * table.init, table.copy, table.fill: the same with an element count (each element costs
+ * far more than a byte). table.grow is bounded by the table cap instead: a refused grow
+ * does no work.
  */
-const BULK_OPS: ReadonlySet<number> = new Set([8, 10, 11, 12, 14, 17]);
+const TABLE_BULK_OPS: ReadonlySet<number> = new Set([12, 14, 17]);
 
 /**
- * (stack: ..., len) -> (stack: ..., len), charging BULK_FUEL_PER_BYTE x len fuel first.
- * The length is a u32, so the charge is taken in steps of len >>> 1, each followed
- * by the budget check: no i32 subtraction can wrap around.
- *   scratch = len; 2 x BULK_FUEL_PER_BYTE times { fuel -= scratch >>> 1; if (fuel < 0) unreachable }; push scratch
+ * (stack: ..., len) -> (stack: ..., len), charging perUnit x len fuel first, computed in
+ * i64 so that no length can wrap the charge around:
+ *   scratch = len
+ *   if (i64(fuel) - i64(scratch) * perUnit < 0) { fuel = -1; unreachable }
+ *   fuel -= scratch * perUnit; push scratch
  */
-function bulkCharge(fuel: number, scratch: number): number[] {
+function bulkCharge(fuel: number, scratch: number, perUnit: number): number[] {
   const f = u32leb(fuel);
   const s = u32leb(scratch);
-  const half = [0x23, ...f, 0x23, ...s, 0x41, 0x01, 0x76, 0x6b, 0x24, ...f, 0x23, ...f, 0x41, 0x00, 0x48, 0x04, 0x40, 0x00, 0x0b];
-  const out = [0x24, ...s];
-  for (let i = 0; i < 2 * BULK_FUEL_PER_BYTE; i++) out.push(...half);
-  return [...out, 0x23, ...s];
+  return [
+    0x24, ...s,
+    0x23, ...f, 0xac, 0x23, ...s, 0xad, 0x42, ...s32leb(perUnit), 0x7e, 0x7d, 0x42, 0x00, 0x53,
+    0x04, 0x40, 0x41, 0x7f, 0x24, ...f, 0x00, 0x0b,
+    0x23, ...f, 0x23, ...s, 0x41, ...s32leb(perUnit), 0x6c, 0x6b, 0x24, ...f,
+    0x23, ...s,
+  ];
 }
 
 /** Rewrites one function body (without its size prefix). */
@@ -327,8 +334,10 @@ function meterBody(body: Uint8Array, globals: Globals, source: string, funcIndex
         { file: source, opcode: op, offset: at },
       );
     }
-    if (op === 0xfc && globals.fuel !== null && globals.bulk !== null && BULK_OPS.has(new Reader(body, at + 1).u32())) {
-      charges.push({ at, cost: 0, bytes: bulkCharge(globals.fuel, globals.bulk) });
+    if (op === 0xfc && globals.fuel !== null && globals.bulk !== null) {
+      const sub = new Reader(body, at + 1).u32();
+      const perUnit = MEMORY_BULK_OPS.has(sub) ? BULK_FUEL_PER_BYTE : TABLE_BULK_OPS.has(sub) ? TABLE_FUEL_PER_ELEMENT : 0;
+      if (perUnit > 0) charges.push({ at, cost: 0, bytes: bulkCharge(globals.fuel, globals.bulk, perUnit) });
     }
     if (op === 0x40 && globals.grow !== null) {
       const [tmp, refused] = globals.grow.map(u32leb) as [number[], number[]];
