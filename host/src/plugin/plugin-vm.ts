@@ -598,10 +598,18 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     this.scheduleRestart();
   }
 
-  private scheduleRestart(): void {
+  private scheduleRestart(restartFailed = false): void {
     if (this.stopped || this.restartTimer !== null) return;
-    const d = this.restartPolicy.crashed();
+    const d = this.restartPolicy.crashed(Date.now(), restartFailed);
     if (d.delayMs === 0) return this.restartNow();
+    if (!d.crashLooping) {
+      this.restartTimer = setTimeout(() => {
+        this.restartTimer = null;
+        this.restartNow();
+      }, d.delayMs);
+      this.restartTimer.unref();
+      return;
+    }
     // Crash-looping: it crashed on most of the requests it was given; restarting at once would only fail them slower.
     this.settings.logger.log(
       LogLevel.Critical,
@@ -626,7 +634,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     } catch (err) {
       this.failed = `restart: ${describeError(err)}`;
       this.settings.logger.log(LogLevel.Error, this.name, `adapter ${this.name} VM restart failed: ${describeError(err)}`, { code: 'VM_FAILED' });
-      this.scheduleRestart();
+      this.scheduleRestart(true);
     }
   }
 

@@ -73,8 +73,12 @@ export class RestartTracker {
     this.requestsTotal++;
   }
 
-  /** A crash (or a failed restart): restart now, or after a backoff when crash-looping. */
-  crashed(now = Date.now()): RestartDecision {
+  /**
+   * A crash: restart now, or after a backoff when crash-looping. A failed restart
+   * (`restartFailed`) always backs off, so a module that cannot start is not
+   * re-instantiated in a tight loop.
+   */
+  crashed(now = Date.now(), restartFailed = false): RestartDecision {
     this.crashes = this.crashes.filter((c) => now - c.at < this.windowMs);
     this.crashes.push({ at: now, requestsBefore: this.requestsTotal });
     const crashes = this.crashes.length;
@@ -82,7 +86,7 @@ export class RestartTracker {
     const requests = this.requestsTotal - this.crashes[0]!.requestsBefore + 1;
     const crashLooping = crashes > this.maxRestarts && crashes > CRASH_LOOP_RATIO * requests;
     let delayMs = 0;
-    if (crashLooping) {
+    if (crashLooping || restartFailed) {
       delayMs = Math.min(this.initialBackoffMs * 2 ** this.backoffs, this.maxBackoffMs);
       this.backoffs++;
     } else {
@@ -100,7 +104,7 @@ export class RestartTracker {
   state(running: boolean, stopped: boolean, now = Date.now()): RestartState {
     const inWindow = this.crashes.filter((c) => now - c.at < this.windowMs);
     return {
-      state: stopped ? 'stopped' : running ? 'running' : this.nextRestartAt !== null ? 'crash-looping' : 'restarting',
+      state: stopped ? 'stopped' : running ? 'running' : this.nextRestartAt !== null && this.last?.crashLooping ? 'crash-looping' : 'restarting',
       crashesInWindow: inWindow.length,
       requestsInWindow: inWindow.length === 0 ? 0 : this.requestsTotal - inWindow[0]!.requestsBefore + 1,
       windowMs: this.windowMs,
