@@ -8,8 +8,12 @@
 //     at load by vm/metering.ts); running past it traps with VM_BUDGET_EXCEEDED;
 //   * linear memory is capped at load; a trap at the cap is VM_MEMORY_LIMIT;
 //   * a trap marks the VM failed, is logged and counted with the adapter's name
-//     and the reason, and the VM is re-created from the compiled module under a
-//     crash-rate limit with exponential backoff;
+//     and the reason, and the VM is re-created from the compiled module at once;
+//     only a module crashing on most of its requests is held down, with
+//     exponential backoff (plugin/restart-policy.ts);
+//   * host functions charge the work budget for what they do, and logging and
+//     host memory (shared data, queues, call-outs) are bounded per VM
+//     (plugin/host-meter.ts, plugin/guest-log-budget.ts, plugin/accounting.ts, limits.ts);
 //   * requests in flight that did not cause the crash carry on: their next
 //     callback runs on a fresh context in the replacement VM ("migration");
 //     only the request whose callback trapped, and requests paused inside the
@@ -91,7 +95,7 @@ export interface PluginVmSettings {
   metrics: MetricsRegistry;
   shared: SharedStore;
   httpTransport?: HttpCallTransport;
-  /** Crash-rate limit: at most this many restarts per `restartWindowMs` (or see `restart`). */
+  /** Crash-loop rule: crashes tolerated per `restartWindowMs` before it applies (or see `restart`). */
   maxRestarts?: number;
   restartWindowMs?: number;
   restart?: RestartPolicy;
