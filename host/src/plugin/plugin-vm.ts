@@ -32,8 +32,6 @@ import type { SharedDataView, SharedStore } from '../shared/shared-store.js';
 import type { CompiledModule } from '../vm/module.js';
 import type { AdapterRuntime, OptionalCallback } from '../chain/adapter.js';
 import { GuestMemory } from '../vm/guest-memory.js';
-import { cutLogLine } from './guest-log-budget.js';
-import { MAX_FD_WRITE_BYTES } from '../limits.js';
 import { BodyBuffer, EMPTY, type HttpStream } from './http-stream.js';
 import { getProperty, type PluginFacts, type PropertyValue } from './properties.js';
 import { CallResult, StreamContext, type Direction } from './stream-context.js';
@@ -41,10 +39,10 @@ import { performHttpCall, type HttpCallResult, type HttpCallTransport } from './
 import { defaultForeignFunctions, type ForeignCaller, type ForeignFunctionRegistry } from './foreign-functions.js';
 import { RestartTracker, type RestartPolicy, type RestartState } from './restart-policy.js';
 import { HostBudgetExceeded, HostMeter, meterImports } from './host-meter.js';
-import { GuestLogBudget } from './guest-log-budget.js';
+import { cutLogLine, GuestLogBudget } from './guest-log-budget.js';
 import { runningAdapter, watchdogId } from '../watchdog.js';
 import { hostMemoryUsage, type HostMemoryUsage } from './accounting.js';
-import { MAX_PENDING_CALLOUTS, MAX_CALLOUT_REQUEST_BYTES, MAX_TICK_PERIOD_MS, MIN_TICK_PERIOD_MS } from '../limits.js';
+import { MAX_CALLOUT_REQUEST_BYTES, MAX_FD_WRITE_BYTES, MAX_PENDING_CALLOUTS, MAX_TICK_PERIOD_MS, MIN_TICK_PERIOD_MS } from '../limits.js';
 
 export type FailStrategy = 'FAIL_CLOSE' | 'FAIL_OPEN';
 
@@ -207,7 +205,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
   private readonly migrated = new WeakMap<StreamContext, StreamContext>();
   private readonly poisoned = new WeakSet<StreamContext>();
   private readonly deniedLogged = new Set<string>();
-  private restartPolicy!: RestartTracker;
+  private readonly restartPolicy: RestartTracker;
   private restartTimer: NodeJS.Timeout | null = null;
   /** Host functions' charges against the work budget (plugin/host-meter.ts). */
   readonly hostMeter = new HostMeter();
@@ -665,7 +663,6 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     if (now - this.lastLogDropWarn < 60_000) return;
     this.lastLogDropWarn = now;
     this.settings.logger.log(LogLevel.Warn, this.name, `adapter ${this.name} logged more than the per-callback bounds (lines, bytes) allow: ${b.droppedLines} lines and ${b.droppedBytes} bytes dropped or cut in one callback (counted in wasm_mixer_adapter_log_dropped_total; this warning repeats at most once a minute)`, { code: 'VM_HOST_LIMIT' });
-    b.begin();
   }
 
   private context(): Context | null {
@@ -940,7 +937,6 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     return this.memory.byteLength;
   }
 }
-
 
 const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie', 'x-api-key', 'api-key', 'x-auth-token']);
 
