@@ -70,8 +70,8 @@ export const DEFAULT_QUEUE_MAX_BYTES = 16 * MIB;
 
 /** HTTP call-outs in flight per VM. */
 export const MAX_PENDING_CALLOUTS = 256;
-/** HTTP call-outs: bytes of request bodies in flight per VM. */
-export const MAX_CALLOUT_REQUEST_BYTES = 16 * MIB;
+/** HTTP call-outs: bytes in flight per VM (request bodies, and response bytes received so far); a call-out whose response would pass it is aborted. */
+export const MAX_CALLOUT_BYTES = 32 * MIB;
 
 // --- crash containment (plugin `restart`) ------------------------------------------
 

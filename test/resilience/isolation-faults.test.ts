@@ -259,3 +259,72 @@ t.test('every bulk operation is charged by its length: loops of memory.copy/init
     t.ok(r.ms < STALL_ASSERT_MS, `${op}: answered in ${r.ms.toFixed(0)} ms (< ${STALL_ASSERT_MS})`);
   }
 });
+
+/** Bytes as a WAT data string. */
+const watBytes = (b: Uint8Array) => [...b].map((x) => `\\${x.toString(16).padStart(2, '0')}`).join('');
+function pairs(list: Array<[string, string]>): Uint8Array {
+  const head = Buffer.alloc(4 + list.length * 8);
+  head.writeUInt32LE(list.length, 0);
+  list.forEach(([k, v], i) => {
+    head.writeUInt32LE(Buffer.byteLength(k), 4 + i * 8);
+    head.writeUInt32LE(Buffer.byteLength(v), 8 + i * 8);
+  });
+  return Buffer.concat([head, ...list.map(([k, v]) => Buffer.from(`${k}\0${v}\0`))]);
+}
+
+t.test('HTTP call-out responses count against the VM bound: 8 concurrent 12 MiB responses never hold more than 32 MiB', async (t) => {
+  const big = Buffer.alloc(12 * MB, 0x62);
+  const http = await import('node:http');
+  // Each response sends its first half at once and the rest when all eight are under way,
+  // so the proxy would hold 8 x 6 MiB before any completes.
+  const waiting: Array<() => void> = [];
+  const server = http.createServer((req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-length': big.length });
+    res.write(big.subarray(0, big.length / 2));
+    waiting.push(() => res.end(big.subarray(big.length / 2)));
+    if (waiting.length === 8) for (const finish of waiting.splice(0)) setTimeout(finish, 200);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  t.teardown(() => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))));
+  const headers = pairs([[':method', 'GET'], [':path', '/big'], [':authority', 'big']]);
+  const wasm = await wat(`(module
+    (import "env" "proxy_http_call" (func $call (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+    (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+    (memory (export "memory") 1)
+    (data (i32.const 0x100) "big")
+    (data (i32.const 0x140) "callout-ok")
+    (data (i32.const 0x150) "callout-failed")
+    (data (i32.const 0x200) "${watBytes(headers)}")
+    (func (export "proxy_abi_version_0_2_1"))
+    (func (export "proxy_on_memory_allocate") (param i32) (result i32) (i32.const 0x1000))
+    (func (export "proxy_on_context_create") (param i32 i32))
+    (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+      (local $i i32)
+      (loop $again
+        (drop (call $call (i32.const 0x100) (i32.const 3) (i32.const 0x200) (i32.const ${headers.length})
+          (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 10000) (i32.const 0x20)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br_if $again (i32.lt_u (local.get $i) (i32.const 8))))
+      (i32.const 0))
+    (func (export "proxy_on_http_call_response") (param i32 i32 i32) (param $body i32) (param i32)
+      (if (i32.eq (local.get $body) (i32.const ${12 * MB}))
+        (then (drop (call $log (i32.const 2) (i32.const 0x140) (i32.const 10))))
+        (else (drop (call $log (i32.const 2) (i32.const 0x150) (i32.const 14)))))))`, 'callouts.wat');
+  const { port, records, adapters, admin } = await proxyWith(
+    t,
+    { name: 'caller', url: 'c.wasm', wasm, clusters: ['big'] },
+    { clusters: { big: { url: `http://127.0.0.1:${(server.address() as { port: number }).port}` } } },
+  );
+  t.equal((await request(port, '/ok')).status, 200);
+  const done = () => records.filter((r) => r.source === 'caller' && r.message.startsWith('callout-'));
+  for (let i = 0; i < 300 && done().length < 8; i++) await sleep(50);
+  const ok = done().filter((r) => r.message === 'callout-ok').length;
+  t.equal(done().length, 8, `all 8 call-outs answered (${ok} with their body, ${8 - ok} aborted at the bound)`);
+  t.ok(ok < 8, 'not all 96 MiB were held at once: the call-outs past the bound were aborted');
+  const hm = (await adapters())[0]!.hostMemory;
+  t.ok(hm.calloutBytesHighWater <= 32 * MB, `at most ${hm.calloutBytesHighWater} bytes of call-outs in flight (32 MiB bound)`);
+  t.equal(hm.calloutBytes, 0, 'released when the call-outs ended');
+  t.equal(hm.pendingCallouts, 0);
+  t.ok((metric((await admin('/metrics')).body, 'wasm_mixer_adapter_host_limit_total', { adapter: 'caller', kind: 'callout_response' }) ?? 0) >= 1, 'counted');
+});

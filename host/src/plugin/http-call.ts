@@ -13,6 +13,11 @@ export interface HttpCallRequest {
   body: Uint8Array;
   timeoutMs: number;
   signal: AbortSignal;
+  /**
+   * Called with the size of each response chunk as it arrives; false aborts the call
+   * (the VM's bound on call-out bytes in flight, host/src/limits.ts).
+   */
+  account?: (bytes: number) => boolean;
 }
 
 export interface HttpCallResult {
@@ -61,6 +66,10 @@ const performHttp: HttpCallTransport = (req) =>
           size += c.length;
           if (size > MAX_RESPONSE_BYTES) {
             res.destroy(new Error(`call-out response over ${MAX_RESPONSE_BYTES} bytes`));
+            return;
+          }
+          if (req.account !== undefined && !req.account(c.length)) {
+            res.destroy(new Error('the adapter has more call-out bytes in flight than its bound'));
             return;
           }
           chunks.push(c);

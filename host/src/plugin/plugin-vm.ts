@@ -42,7 +42,7 @@ import { HostBudgetExceeded, HostMeter, meterImports } from './host-meter.js';
 import { cutLogLine, GuestLogBudget } from './guest-log-budget.js';
 import { runningAdapter, watchdogId } from '../watchdog.js';
 import { hostMemoryUsage, type HostMemoryUsage } from './accounting.js';
-import { MAX_CALLOUT_REQUEST_BYTES, MAX_FD_WRITE_BYTES, MAX_PENDING_CALLOUTS, MAX_TICK_PERIOD_MS, MIN_TICK_PERIOD_MS } from '../limits.js';
+import { MAX_CALLOUT_BYTES, MAX_FD_WRITE_BYTES, MAX_PENDING_CALLOUTS, MAX_TICK_PERIOD_MS, MIN_TICK_PERIOD_MS } from '../limits.js';
 
 export type FailStrategy = 'FAIL_CLOSE' | 'FAIL_OPEN';
 
@@ -212,6 +212,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
   /** The per-callback log bounds (plugin/guest-log-budget.ts). */
   readonly logBudget = new GuestLogBudget();
   private calloutBytes = 0;
+  private calloutHighWater = 0;
   /** This adapter's id for the watchdog's "running" slot. */
   private readonly watchdogId: number;
   private lastLogDropWarn = 0;
@@ -650,6 +651,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     return hostMemoryUsage(this.settings.shared.usage(this.vmId), {
       pendingCallouts: this.pendingCalls.size,
       calloutBytes: this.calloutBytes,
+      calloutBytesHighWater: this.calloutHighWater,
       logBufferBytes: (this.stdio[1]?.length ?? 0) + (this.stdio[2]?.length ?? 0),
     });
   }
@@ -886,11 +888,11 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
       this.denied('http_call', 'proxy_http_call', cluster.slice(0, 100));
       return null;
     }
-    if (this.pendingCalls.size >= MAX_PENDING_CALLOUTS || this.calloutBytes + body.length > MAX_CALLOUT_REQUEST_BYTES) {
+    if (this.pendingCalls.size >= MAX_PENDING_CALLOUTS || this.calloutBytes + body.length > MAX_CALLOUT_BYTES) {
       this.metrics.counter('wasm_mixer_adapter_host_limit_total', 'Guest requests refused at a host-memory bound, by kind.', { adapter: this.name, kind: 'callouts' })();
       if (!this.deniedLogged.has('callout-limit')) {
         this.deniedLogged.add('callout-limit');
-        this.settings.logger.log(LogLevel.Warn, this.name, `adapter ${this.name} has ${this.pendingCalls.size} HTTP call-outs (${this.calloutBytes} request bytes) in flight, the most a VM may (${MAX_PENDING_CALLOUTS} calls, ${MAX_CALLOUT_REQUEST_BYTES} bytes); refusing more`, { code: 'VM_HOST_LIMIT' });
+        this.settings.logger.log(LogLevel.Warn, this.name, `adapter ${this.name} has ${this.pendingCalls.size} HTTP call-outs (${this.calloutBytes} bytes) in flight, the most a VM may (${MAX_PENDING_CALLOUTS} calls, ${MAX_CALLOUT_BYTES} bytes); refusing more`, { code: 'VM_HOST_LIMIT' });
       }
       return null;
     }
@@ -898,13 +900,26 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     const ac = new AbortController();
     this.pendingCalls.set(token, ac);
     this.calloutBytes += body.length;
+    if (this.calloutBytes > this.calloutHighWater) this.calloutHighWater = this.calloutBytes;
     const gen = this.generation;
     const transport = this.settings.httpTransport ?? performHttpCall;
+    let held = body.length;
+    // Response bytes count against the same bound as they arrive; past it the call is aborted (answered as failed).
+    const account = (n: number): boolean => {
+      if (this.calloutBytes + n > MAX_CALLOUT_BYTES) {
+        this.metrics.counter('wasm_mixer_adapter_host_limit_total', 'Guest requests refused at a host-memory bound, by kind.', { adapter: this.name, kind: 'callout_response' })();
+        return false;
+      }
+      this.calloutBytes += n;
+      held += n;
+      if (this.calloutBytes > this.calloutHighWater) this.calloutHighWater = this.calloutBytes;
+      return true;
+    };
     const settle = (res: HttpCallResult | null) => {
-      this.calloutBytes -= body.length;
+      this.calloutBytes -= held;
       this.deliverCallResponse(token, gen, res);
     };
-    transport({ cluster, baseUrl: base, headers, body, timeoutMs, signal: ac.signal }).then(settle, () => settle(null));
+    transport({ cluster, baseUrl: base, headers, body, timeoutMs, signal: ac.signal, account }).then(settle, () => settle(null));
     return token;
   }
 
