@@ -3,6 +3,7 @@
 
 export type HostErrorCode =
   | 'WASM_MALFORMED'
+  | 'WASM_NOT_FOUND'
   | 'WASM_ABI_MISSING'
   | 'WASM_ABI_UNSUPPORTED'
   | 'WASM_IMPORT_UNKNOWN'
@@ -33,6 +34,7 @@ export type HostErrorCode =
   | 'REMOTE_CONFIG_MISMATCH'
   | 'REMOTE_ERROR'
   | 'SERVER_START_FAILED'
+  | 'LISTEN_FAILED'
   | 'USAGE';
 
 export class HostError extends Error {

@@ -282,8 +282,8 @@ t.test('global limit with its backend failing: on_error local uses the key\'s ow
   const h = await loadAdapter(wasm, {
     name: 'quota',
     clusters: ['redis'],
-    httpCall: async () => {
-      calls++;
+    httpCall: async (req) => {
+      if (req.headers.some(([k, v]) => k === ':path' && v === '/quota/v1/lease')) calls++; // not the startup probe
       throw new Error('connection refused');
     },
     config: {

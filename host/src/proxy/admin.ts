@@ -14,6 +14,7 @@ import type { WasmHost } from '../host.js';
 import type { ReloadResult } from '../reload/reloader.js';
 import { redactConfig } from '../security/redact.js';
 import { serveMetrics } from '../metrics/exposition.js';
+import { listenOn } from './listen.js';
 
 export interface AdminServer {
   readonly address: string;
@@ -64,10 +65,7 @@ export async function startAdmin(
   });
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.address, () => resolve());
-  });
+  await listenOn(server, opts.port, opts.address, 'the admin port', 'choose another port with --admin N (admin.port in the config)');
   return {
     address: opts.address,
     port: (server.address() as AddressInfo).port,
