@@ -275,10 +275,13 @@ async function serveCommand(args: string[]): Promise<number> {
   if (logLevel !== undefined) config.logLevel = logLevel;
   const { startAdapterServer } = await import('../oop/server.js');
   const server = await startAdapterServer(config, { baseDir, listen: v.listen, adminPort });
+  // The adapter server runs VMs too: the same last line as the proxy.
+  const watchdog = config.watchdog?.enabled === false ? null : startWatchdog({ hardLimitMs: config.watchdog?.hardLimitMs });
   console.error(`wasm-mixer adapter server listening on ${server.address}${server.adminPort !== null ? ` (admin http://127.0.0.1:${server.adminPort})` : ''}`);
   await waitForSignal();
   console.error('wasm-mixer: shutting down the adapter server, draining in-flight calls');
   await server.close();
+  await watchdog?.stop();
   return 0;
 }
 
