@@ -4,6 +4,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { HeaderPair } from '../abi/pairs.js';
+import { MAX_CALLOUT_RESPONSE_BYTES } from '../limits.js';
 
 export interface HttpCallRequest {
   cluster: string;
@@ -29,7 +30,7 @@ export interface HttpCallResult {
 
 export type HttpCallTransport = (req: HttpCallRequest) => Promise<HttpCallResult>;
 
-const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
+const MAX_RESPONSE_BYTES = MAX_CALLOUT_RESPONSE_BYTES;
 const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
 const tlsAgent = new https.Agent({ keepAlive: true, maxSockets: 16 });
 

@@ -42,7 +42,7 @@ import { HostBudgetExceeded, HostMeter, meterImports } from './host-meter.js';
 import { cutLogLine, GuestLogBudget } from './guest-log-budget.js';
 import { runningAdapter, watchdogId } from '../watchdog.js';
 import { hostMemoryUsage, type HostMemoryUsage } from './accounting.js';
-import { MAX_CALLOUT_BYTES, MAX_FD_WRITE_BYTES, MAX_PENDING_CALLOUTS, MAX_TICK_PERIOD_MS, MIN_TICK_PERIOD_MS } from '../limits.js';
+import { DEFAULT_FUEL_PER_CALLBACK, MAX_CALLOUT_BYTES, MAX_FD_WRITE_BYTES, MAX_FUEL, MAX_PENDING_CALLOUTS, MAX_TICK_PERIOD_MS, MIN_TICK_PERIOD_MS, START_FUEL_FACTOR } from '../limits.js';
 
 export type FailStrategy = 'FAIL_CLOSE' | 'FAIL_OPEN';
 
@@ -66,16 +66,8 @@ export const CAPABILITIES = Object.keys(CAPABILITY_GROUPS) as Capability[];
 
 export type { RestartPolicy } from './restart-policy.js';
 
-/**
- * Default work budget per callback, in fuel units (one unit per wasm instruction,
- * an upper bound). Measured (bench/results/isolation.json): 500M units is about
- * 25-60 ms of CPU, far above any sane proxy callback, and the longest a runaway
- * callback can stall the event loop.
- */
-export const DEFAULT_FUEL_PER_CALLBACK = 500_000_000;
-/** Module initialisation, proxy_on_vm_start and proxy_on_configure get this many times the per-callback budget. */
-export const START_FUEL_FACTOR = 10;
-const MAX_FUEL = 2_000_000_000;
+// The work-budget defaults live with the other bounds in host/src/limits.ts.
+export { DEFAULT_FUEL_PER_CALLBACK, START_FUEL_FACTOR } from '../limits.js';
 
 export interface PluginVmSettings {
   /** The adapter's name in logs, metrics and errors. */
