@@ -3,6 +3,7 @@
 // Plugin fields mirror Istio's WasmPlugin (url, sha256, phase, priority,
 // failStrategy, pluginConfig, vmConfig) so operators recognise them.
 
+import { MAX_TABLE_ELEMENTS_LIMIT } from '../limits.js';
 import { PLUGIN_REMOTE_SCHEMA, REMOTE_SCHEMA, type PluginRemoteSettings, type RemoteSettings } from '../oop/config.js';
 
 export type Phase = 'AUTHN' | 'AUTHZ' | 'STATS' | 'UNSPECIFIED_PHASE';
@@ -217,7 +218,7 @@ export const CONFIG_SCHEMA = {
               metering: { type: 'boolean' },
               fuelPerCallback: { type: 'integer', minimum: 1000, maximum: 2000000000 },
               maxMemoryMb: { type: 'integer', minimum: 0, maximum: 4096 },
-              maxTableElements: { type: 'integer', minimum: 1, maximum: 10000000 },
+              maxTableElements: { type: 'integer', minimum: 1, maximum: MAX_TABLE_ELEMENTS_LIMIT },
               maxSharedDataMb: { type: 'integer', minimum: 1, maximum: 4096 },
               maxQueueMb: { type: 'integer', minimum: 1, maximum: 4096 },
             },
