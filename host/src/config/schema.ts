@@ -65,6 +65,18 @@ export interface ListenConfig {
   port: number;
 }
 
+/** The proxy port: also its limits against slow and oversized requests (docs/operating.md "Proxy port limits"). */
+export interface ProxyListenConfig extends ListenConfig {
+  /** A request's line and headers must arrive within this (default 10 000 ms); else 408 and the connection closes. */
+  headersTimeoutMs?: number;
+  /** The whole request, body included, must arrive within this (default 120 000 ms); else 408. */
+  requestTimeoutMs?: number;
+  /** An idle keep-alive connection is closed after this (default 5 000 ms). */
+  keepAliveTimeoutMs?: number;
+  /** Largest request line + headers (default 16 384 bytes); larger ones get 431. */
+  maxHeaderBytes?: number;
+}
+
 export interface AdminConfig extends ListenConfig {
   /** The admin port listens on loopback unless this is set. */
   allowRemote?: boolean;
@@ -105,7 +117,7 @@ export interface OtlpConfig {
 }
 
 export interface MixerConfig {
-  listen?: ListenConfig;
+  listen?: ProxyListenConfig;
   admin?: AdminConfig;
   logLevel?: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'critical';
   routes?: RouteConfig[];
@@ -140,7 +152,16 @@ export const CONFIG_SCHEMA = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    listen,
+    listen: {
+      ...listen,
+      properties: {
+        ...listen.properties,
+        headersTimeoutMs: { type: 'integer', minimum: 100, maximum: 3600000 },
+        requestTimeoutMs: { type: 'integer', minimum: 100, maximum: 86400000 },
+        keepAliveTimeoutMs: { type: 'integer', minimum: 0, maximum: 3600000 },
+        maxHeaderBytes: { type: 'integer', minimum: 1024, maximum: 1048576 },
+      },
+    },
     admin: { ...listen, properties: { ...listen.properties, allowRemoteReload: { type: 'boolean' } } },
     logLevel,
     routes: {
