@@ -7,6 +7,7 @@ import { HostStream, type ChainEntry } from './chain/chain.js';
 import type { MixerConfig, PathMatch, Phase, PluginConfig, PluginMatch } from './config/schema.js';
 import { describeError, HostError } from './errors.js';
 import { createLogger, parseLogLevel, type HostLogger } from './log/logger.js';
+import { rateLimitedLogger, type RateLimitedLogger } from './log/rate-limit.js';
 import { MetricsRegistry } from './metrics/registry.js';
 import type { AccessLogSink } from './log/access-log.js';
 import { Telemetry } from './telemetry/index.js';
@@ -75,6 +76,8 @@ export class WasmHost {
   private readonly countRequests: (d?: number) => void;
   /** Masks secrets from the config (and credentials) in log records; learns a reloaded config's secrets. */
   readonly scrubber: SecretScrubber;
+  /** Repeated warnings: one per key per interval, then a count of the suppressed ones (config logRateLimit). */
+  private readonly rateLimiter: RateLimitedLogger;
 
   private constructor(
     /** The config in force; replaced by a successful reload (host/src/reload). */
@@ -84,7 +87,8 @@ export class WasmHost {
     this.scrubber = new SecretScrubber(config);
     this.metrics = options.metrics ?? new MetricsRegistry({ buckets: config.metrics?.histogramBuckets, maxSeriesPerMetric: config.metrics?.maxSeriesPerMetric });
     // Every host log line goes through the scrubber: config secrets and credential-shaped text never reach a sink.
-    this.logger = scrubbingLogger(options.logger ?? createLogger(parseLogLevel(config.logLevel ?? 'info')), this.scrubber);
+    this.rateLimiter = rateLimitedLogger(options.logger ?? createLogger(parseLogLevel(config.logLevel ?? 'info')), config.logRateLimit);
+    this.logger = scrubbingLogger(this.rateLimiter, this.scrubber);
     this.telemetry = new Telemetry(config, this.metrics, this.logger, { baseDir: options.baseDir, accessLogSinks: options.accessLogSinks });
     this.shared = options.shared ?? new SharedStore();
     this.countRequests = this.metrics.counter('wasm_mixer_host_streams_total', 'Requests run through the adapter chain.');
@@ -239,6 +243,7 @@ export class WasmHost {
   /** Stops every VM at once; the promise settles when access logs are flushed and the last OTLP export is done. */
   close(): Promise<void> {
     for (const p of this.plugins) p.vm.stop();
+    this.rateLimiter.flush();
     return this.telemetry.close();
   }
 }

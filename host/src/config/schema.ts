@@ -120,6 +120,8 @@ export interface MixerConfig {
   listen?: ProxyListenConfig;
   admin?: AdminConfig;
   logLevel?: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'critical';
+  /** Repeated warn/error lines: `burst` per key per `intervalMs` (default 1 per 5000 ms), then a count of the suppressed ones. */
+  logRateLimit?: { intervalMs?: number; burst?: number };
   routes?: RouteConfig[];
   plugins?: PluginConfig[];
   clusters?: Record<string, ClusterConfig>;
@@ -164,6 +166,11 @@ export const CONFIG_SCHEMA = {
     },
     admin: { ...listen, properties: { ...listen.properties, allowRemoteReload: { type: 'boolean' } } },
     logLevel,
+    logRateLimit: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { intervalMs: { type: 'integer', minimum: 0, maximum: 3600000 }, burst: { type: 'integer', minimum: 1, maximum: 100000 } },
+    },
     routes: {
       type: 'array',
       items: {
