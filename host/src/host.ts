@@ -3,7 +3,7 @@
 
 import { LogLevel } from './abi/constants.js';
 import type { HeaderPair } from './abi/pairs.js';
-import { HostStream, type ChainEntry } from './chain/chain.js';
+import { DEFAULT_MAX_BUFFERED_BODY_BYTES, HostStream, type ChainEntry } from './chain/chain.js';
 import type { MixerConfig, PathMatch, Phase, PluginConfig, PluginMatch } from './config/schema.js';
 import { describeError, HostError } from './errors.js';
 import { createLogger, parseLogLevel, type HostLogger } from './log/logger.js';
@@ -63,6 +63,8 @@ export interface StreamInit {
   headers: HeaderPair[];
   /** Route name, for plugin matching. */
   route?: string;
+  /** The route's cap on body bytes any adapter may buffer (routes[].maxBufferedBodyBytes). */
+  maxBufferedBodyBytes?: number;
   info?: Partial<StreamInfo>;
 }
 
@@ -138,7 +140,7 @@ export class WasmHost {
       const { createRemoteAdapter } = await import('./oop/remote-adapter.js');
       const adapter = createRemoteAdapter(this, p, compiled, config);
       this.logger.log(LogLevel.Info, p.name, `adapter runs out of process, in the adapter server at ${adapter.address}`);
-      const entry: ChainEntry = { name: p.name, adapter, failStrategy: p.failStrategy ?? 'FAIL_CLOSE', pauseTimeoutMs: p.timeoutMs ?? 10_000 };
+      const entry: ChainEntry = { name: p.name, adapter, failStrategy: p.failStrategy ?? 'FAIL_CLOSE', pauseTimeoutMs: p.timeoutMs ?? 10_000, maxBufferedBodyBytes: p.limits?.maxBufferedBodyBytes ?? DEFAULT_MAX_BUFFERED_BODY_BYTES };
       return { config: p, vm: adapter as unknown as PluginVm, entry, module: compiled, loadMs: performance.now() - t0 };
     }
     // HTTP call-outs only to the clusters the plugin lists (none by default).
@@ -174,7 +176,7 @@ export class WasmHost {
     const loadMs = performance.now() - t0;
     this.logger.log(LogLevel.Info, p.name, `adapter loaded from ${compiled.source} (ABI ${compiled.abiVersion}, ${compiled.bytes} bytes, ${loadMs.toFixed(1)} ms)`);
     this.metrics.counter('wasm_mixer_vm_restarts_total', 'VM restarts after an adapter crash.', { adapter: p.name }); // exposed at 0 from the start
-    const entry: ChainEntry = { name: p.name, adapter: vm, failStrategy: p.failStrategy ?? 'FAIL_CLOSE', pauseTimeoutMs: p.timeoutMs ?? 10_000 };
+    const entry: ChainEntry = { name: p.name, adapter: vm, failStrategy: p.failStrategy ?? 'FAIL_CLOSE', pauseTimeoutMs: p.timeoutMs ?? 10_000, maxBufferedBodyBytes: p.limits?.maxBufferedBodyBytes ?? DEFAULT_MAX_BUFFERED_BODY_BYTES };
     return { config: p, vm, entry, module: compiled, loadMs };
   }
 
@@ -191,7 +193,7 @@ export class WasmHost {
     const info = init.info ?? {};
     info.routeName = init.route ?? '';
     const stream = new HttpStream(headers, info);
-    return new HostStream(stream, this.chainFor(init));
+    return new HostStream(stream, this.chainFor(init), init.maxBufferedBodyBytes);
   }
 
   /** The previous chain, reused while the plugin list is unchanged and no plugin has a `match`. */

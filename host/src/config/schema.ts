@@ -39,7 +39,7 @@ export interface PluginConfig {
   /** Clusters this adapter may call with proxy_http_call (none when absent). */
   clusters?: string[];
   /** Isolation limits (docs/operating.md "Limits"). */
-  limits?: { metering?: boolean; fuelPerCallback?: number; maxMemoryMb?: number };
+  limits?: { metering?: boolean; fuelPerCallback?: number; maxMemoryMb?: number; maxBufferedBodyBytes?: number };
   /** Crash-rate limit and backoff for VM restarts. */
   restart?: { maxRestarts?: number; windowMs?: number; initialBackoffMs?: number; maxBackoffMs?: number };
   /** Host capabilities granted; all when absent (HTTP call-outs are granted by `clusters`). */
@@ -54,6 +54,8 @@ export interface RouteConfig {
   /** Base URL of the upstream, e.g. http://127.0.0.1:3000 */
   upstream: string;
   timeoutMs?: number;
+  /** Caps the body bytes any adapter may buffer on this route (the lower of this and the plugin's limits.maxBufferedBodyBytes). */
+  maxBufferedBodyBytes?: number;
 }
 
 export interface ClusterConfig {
@@ -186,6 +188,7 @@ export const CONFIG_SCHEMA = {
           },
           upstream: { type: 'string', pattern: '^https?://' },
           timeoutMs: { type: 'integer', minimum: 1 },
+          maxBufferedBodyBytes: { type: 'integer', minimum: 1024, maximum: 1073741824 },
         },
       },
     },
@@ -243,6 +246,7 @@ export const CONFIG_SCHEMA = {
               metering: { type: 'boolean' },
               fuelPerCallback: { type: 'integer', minimum: 1000, maximum: 2000000000 },
               maxMemoryMb: { type: 'integer', minimum: 0, maximum: 4096 },
+              maxBufferedBodyBytes: { type: 'integer', minimum: 1024, maximum: 1073741824 },
             },
           },
           restart: {

@@ -179,6 +179,7 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
       scheme: 'http',
       headers,
       route: route?.config.name,
+      maxBufferedBodyBytes: route?.config.maxBufferedBodyBytes,
       info: {
         sourceAddress: sock.remoteAddress ?? '',
         sourcePort: sock.remotePort ?? 0,
@@ -289,7 +290,9 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
       info.responseFlags = 'UT';
       up.destroy(new Error(`upstream timed out after ${timeoutMs} ms`));
     });
+    let abandoned = false; // the chain answered while the request body streamed: destroying `up` is not an upstream failure
     up.on('error', (err) => {
+      if (abandoned) return;
       if (info.responseFlags === '') info.responseFlags = 'UF';
       host.logger.log(LogLevel.Warn, 'proxy', `upstream ${route.url.host} failed: ${err.message}`, { code: 'UPSTREAM_UNAVAILABLE' });
       if (res.headersSent) return void res.destroy();
@@ -329,7 +332,12 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
           if (data.length > 0) up.write(data);
           if (eos) endRequest();
         },
-        (d) => (d.action === 'respond' ? (up.destroy(), reply(d.reply)) : (up.destroy(), reset())),
+        (d) => {
+          abandoned = true;
+          up.destroy();
+          if (d.action === 'respond') reply(d.reply);
+          else reset();
+        },
         fail,
       );
       req.resume(); // paused in handle(); pipe() resumes by itself
