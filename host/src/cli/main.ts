@@ -7,6 +7,7 @@ import type { MixerConfig, PluginConfig } from '../config/schema.js';
 import { describeError, HostError, isHostError } from '../errors.js';
 import { startDemoUpstream } from '../proxy/demo-upstream.js';
 import { startProxy, type RunningProxy } from '../proxy/proxy.js';
+import { startWatchdog } from '../watchdog.js';
 import { compileModule } from '../vm/module.js';
 import { readLocalModule } from '../vm/module-source.js';
 
@@ -245,6 +246,8 @@ async function proxyCommand(args: string[]): Promise<number> {
     config = applyOverrides(config, q.overrides, q.configFile);
   }
   const proxy: RunningProxy = await startProxy(config, { baseDir, configFile: q.configFile ?? undefined, configOverride: q.configFile !== null ? (c) => applyOverrides(c, q.overrides, q.configFile!) : undefined });
+  // The last line: a blocked event loop past watchdog.hardLimitMs ends the process (docs/operating.md "Watchdog").
+  const watchdog = config.watchdog?.enabled === false ? null : startWatchdog({ hardLimitMs: config.watchdog?.hardLimitMs });
   // SIGHUP reloads adapters (and routes) from the config file; a bad reload is logged and the old config keeps serving.
   const onHup = () => void proxy.reload({ reason: 'SIGHUP' }).catch(() => {});
   process.on('SIGHUP', onHup);
@@ -254,6 +257,7 @@ async function proxyCommand(args: string[]): Promise<number> {
   await proxy.close();
   // Remote adapters: send the last batch of reports before exiting.
   await import('../oop/remote-adapter.js').then((m) => m.closeRemote(proxy.host));
+  await watchdog?.stop();
   return 0;
 }
 

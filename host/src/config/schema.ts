@@ -39,7 +39,7 @@ export interface PluginConfig {
   /** Clusters this adapter may call with proxy_http_call (none when absent). */
   clusters?: string[];
   /** Isolation limits (docs/operating.md "Limits"). */
-  limits?: { metering?: boolean; fuelPerCallback?: number; maxMemoryMb?: number; maxBufferedBodyBytes?: number };
+  limits?: { metering?: boolean; fuelPerCallback?: number; maxMemoryMb?: number; maxTableElements?: number; maxSharedDataMb?: number; maxQueueMb?: number; maxBufferedBodyBytes?: number };
   /** Crash-rate limit and backoff for VM restarts. */
   restart?: { maxRestarts?: number; windowMs?: number; initialBackoffMs?: number; maxBackoffMs?: number };
   /** Host capabilities granted; all when absent (HTTP call-outs are granted by `clusters`). */
@@ -139,6 +139,8 @@ export interface MixerConfig {
   moduleCache?: { dir?: string; fetchTimeoutMs?: number };
   /** Hot reload of adapters: watch the config and module files, and how long old VMs may finish in-flight requests. */
   reload?: { watch?: boolean; debounceMs?: number; drainTimeoutMs?: number };
+  /** The last-line watchdog: a blocked event loop past hardLimitMs ends the process (docs/operating.md "Watchdog"). */
+  watchdog?: { enabled?: boolean; hardLimitMs?: number };
   /** Out-of-process mode: adapter server address, which plugins run there, client cache/batching/prefetch, server settings (docs/out-of-process.md). */
   remote?: RemoteSettings;
 }
@@ -246,6 +248,9 @@ export const CONFIG_SCHEMA = {
               metering: { type: 'boolean' },
               fuelPerCallback: { type: 'integer', minimum: 1000, maximum: 2000000000 },
               maxMemoryMb: { type: 'integer', minimum: 0, maximum: 4096 },
+              maxTableElements: { type: 'integer', minimum: 1, maximum: 10000000 },
+              maxSharedDataMb: { type: 'integer', minimum: 1, maximum: 4096 },
+              maxQueueMb: { type: 'integer', minimum: 1, maximum: 4096 },
               maxBufferedBodyBytes: { type: 'integer', minimum: 1024, maximum: 1073741824 },
             },
           },
@@ -347,6 +352,11 @@ export const CONFIG_SCHEMA = {
           properties: { enabled: { type: 'boolean' }, intervalMs: { type: 'integer', minimum: 100 } },
         },
       },
+    },
+    watchdog: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { enabled: { type: 'boolean' }, hardLimitMs: { type: 'integer', minimum: 500, maximum: 600000 } },
     },
     remote: REMOTE_SCHEMA,
   },
