@@ -135,6 +135,10 @@ t.test('slowloris: connections past headersTimeoutMs / requestTimeoutMs are answ
   t.match(heads[0]!.reply(), /^HTTP\/1\.1 408 Request Timeout\r\n[^]*"error":"REQUEST_TIMEOUT"/);
   const bodyClosed = await Promise.all(bodies.map((c) => within(c.closedAt, 15_000)));
   t.ok(Math.max(...bodyClosed) < requestTimeoutMs + 1000 + 2500, `slow bodies closed by ${Math.max(...bodyClosed).toFixed(0)} ms`);
+  for (const b of bodies) {
+    t.match(b.reply(), /^HTTP\/1\.1 408 Request Timeout\r\n/, 'a slow body gets 408 through its own response');
+    t.equal(b.reply().split('HTTP/1.1 ').length, 2, 'exactly one response');
+  }
 
 });
 

@@ -96,8 +96,11 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
       if (draining && inFlight === 0) drained?.();
     });
     if (draining) res.setHeader('connection', 'close');
+    current.set(req.socket, { req, res });
     handle(req, res);
   });
+  /** The latest request on each connection: a timeout while its body is still arriving is answered through it. */
+  const current = new WeakMap<Socket, { req: IncomingMessage; res: ServerResponse }>();
   server.keepAliveTimeout = limits.keepAliveTimeoutMs; // not a createServer option on Node 20
   server.on('connection', (s: Socket & { wmConnId?: number }) => {
     s.wmConnId = ++connectionIds;
@@ -109,6 +112,15 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
     const e = clientErrorReply(err.code, limits);
     host.logger.log(LogLevel.Debug, 'proxy', `${e.message} (from ${socket.remoteAddress ?? '?'}: ${err.message})`, { code: e.error });
     const body = JSON.stringify({ error: e.error, message: e.message });
+    const cur = current.get(socket);
+    if (cur !== undefined && !cur.req.complete) {
+      // The body of a request already in the chain is too slow: answer through its response (one access-log
+      // entry, from its log phase), or just close if a response already went out (e.g. an early 413).
+      if (cur.res.headersSent) return void socket.destroy();
+      cur.res.once('finish', () => socket.destroy());
+      cur.res.writeHead(e.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
+      return;
+    }
     socket.end(`HTTP/1.1 ${e.status} ${http.STATUS_CODES[e.status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
     responses('', e.status);
     logClientError(socket, err.rawPacket, e.status, e.details, Buffer.byteLength(body));
