@@ -221,7 +221,7 @@ export function quickConfig(args: string[]): { config: MixerConfig; configFile: 
 /** Applies command-line overrides to a config read from a file; the result is validated again. */
 export function applyOverrides(config: MixerConfig, o: ProxyOverrides, file: string): MixerConfig {
   const out: MixerConfig = { ...config };
-  if (o.listen) out.listen = { ...o.listen };
+  if (o.listen) out.listen = { ...out.listen, ...o.listen };
   if (o.port !== undefined) out.listen = { ...(out.listen ?? { address: '127.0.0.1' }), port: o.port };
   if (o.admin !== undefined) out.admin = { ...(out.admin ?? { address: '127.0.0.1' }), port: o.admin };
   if (o.logLevel !== undefined) out.logLevel = o.logLevel;
