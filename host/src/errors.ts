@@ -30,6 +30,8 @@ export type HostErrorCode =
   | 'REMOTE_CONFIG_MISMATCH'
   | 'REMOTE_ERROR'
   | 'SERVER_START_FAILED'
+  // multi-worker proxy (host/src/workers)
+  | 'WORKER_START_FAILED'
   | 'USAGE';
 
 export class HostError extends Error {

@@ -7,7 +7,7 @@ import {
   Adapter, Config, Decision, Headers, HttpCallResponse, Report, Request, SharedData,
   getStringProperty, log, now, quoteJSON, raw, register, setProperty,
 } from "wasm-mixer/sdk";
-import { Algo, HeaderStyle, LimitSpec, OnError, Params, QuotaSpec, Source, Src, algoName, parseSpec } from "./spec";
+import { Algo, HeaderStyle, LimitSpec, OnError, Params, QuotaSpec, Source, Src, algoName, leaseLocalLimits, parseSpec } from "./spec";
 import { Out, Slot, commit, decideLocal, readRec, refund } from "./local";
 import { Rec, headerSeconds, keyPart, pathSegments, stripPort, urlPath } from "./util";
 export * from "wasm-mixer/sdk/exports";
@@ -75,6 +75,8 @@ class Quota extends Adapter {
 
   configure(c: Config): string | null {
     this.spec = parseSpec(c);
+    let workers = getStringProperty(["wasm_mixer", "worker_quota_cluster"]);
+    if (workers !== null && workers.length > 0) leaseLocalLimits(this.spec, workers);
     return c.error;
   }
 
