@@ -12,8 +12,8 @@ import { compileModule } from '../vm/module.js';
 const HELP = `wasm-mixer — Proxy-Wasm adapters (policy, telemetry) for a Node.js proxy
 
 Usage:
-  wasm-mixer proxy --config FILE [--port N] [--admin N]
-  wasm-mixer proxy --listen PORT --to URL [--adapter FILE.wasm [--adapter-config JSON]]... [--admin PORT] [--fail-open]
+  wasm-mixer proxy --config FILE [--port N] [--admin N] [--workers N|auto]
+  wasm-mixer proxy --listen PORT --to URL [--adapter FILE.wasm [--adapter-config JSON]]... [--admin PORT] [--fail-open] [--workers N|auto]
   wasm-mixer serve --config FILE [--listen ADDRESS] [--admin PORT]
                                         the adapter server: the same adapters, out of process, over gRPC
   wasm-mixer build DIR | --all          compile an AssemblyScript adapter folder to wasm/NAME.wasm
@@ -24,6 +24,8 @@ Usage:
 proxy, config-file form:
   --config FILE       YAML or JSON (see README "Configuration"); refused with the bad field's path if invalid
   --port N            override listen.port;  --admin N  override admin.port
+  --workers N|auto    worker processes, each with its own adapter VMs, behind one port (overrides
+                      the config's workers:; default auto = one per core; 1 = a single process)
 
 proxy, quick form (like caddy reverse-proxy --from --to):
   --listen PORT       port to listen on (127.0.0.1), or ADDRESS:PORT
@@ -165,11 +167,16 @@ export function quickConfig(args: string[]): { config: MixerConfig; configFile: 
   return { config, configFile: null, port, admin };
 }
 
-async function proxyCommand(args: string[]): Promise<number> {
+async function proxyCommand(argv: string[]): Promise<number> {
+  const { takeWorkersFlag, resolveWorkers, runPrimaryCommand } = await import('../workers/index.js');
+  const { workers: workersFlag, rest: args } = takeWorkersFlag(argv);
   const q = quickConfig(args);
   let config = q.config;
   let baseDir = process.cwd();
   if (q.configFile !== null) ({ config, baseDir } = await loadConfigFile(q.configFile));
+  // More than one worker: node:cluster processes behind one port (host/src/workers); 1 = this process serves.
+  const workers = resolveWorkers(workersFlag, config);
+  if (workers > 1) return runPrimaryCommand(config, { workers, baseDir, configFile: q.configFile ?? undefined, port: q.port, adminPort: q.admin }, waitForSignal);
   const proxy: RunningProxy = await startProxy(config, { baseDir, port: q.port, adminPort: q.admin, configFile: q.configFile ?? undefined });
   // SIGHUP reloads adapters (and routes) from the config file; a bad reload is logged and the old config keeps serving.
   const onHup = () => void proxy.reload({ reason: 'SIGHUP' }).catch(() => {});

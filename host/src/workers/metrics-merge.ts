@@ -12,6 +12,8 @@ export interface SourceSnapshot {
   /** "1", "2"... or "primary" */
   readonly worker: string;
   readonly families: FamilySnapshot[];
+  /** Gauges that describe the whole proxy (the primary's wasm_mixer_workers*): no worker label. */
+  readonly proxyWide?: (family: string) => boolean;
 }
 
 const WORKER_LABEL = 'worker';
@@ -30,7 +32,7 @@ export function mergeSnapshots(sources: SourceSnapshot[]): FamilySnapshot[] {
       if (m.type !== f.type) continue; // a family redefined with another type in one worker: first one wins
       const idx = seriesIdx.get(f.name)!;
       for (const s of f.series) {
-        const perWorker = f.type === 'gauge' || (f.type === 'histogram' && !sameBounds(f, s, m, idx));
+        const perWorker = (f.type === 'gauge' && !src.proxyWide?.(f.name)) || (f.type === 'histogram' && !sameBounds(f, s, m, idx));
         const labels = perWorker && !(WORKER_LABEL in s.labels) ? { ...s.labels, [WORKER_LABEL]: src.worker } : s.labels;
         const key = labelKey(labels);
         const cur = idx.get(key);

@@ -115,12 +115,17 @@ export async function startPrimary(initial: MixerConfig, opts: PrimaryOptions): 
     slot.rpc = rpc;
     slot.ready = false;
     rpc.handle('lease', (arg) => leases.lease(arg as LeaseRequest));
-    w.on('message', (m) => rpc.receive(m));
+    let hello: () => void = () => {};
+    const listening = new Promise<void>((resolve) => (hello = resolve));
+    w.on('message', (m: { wm?: string }) => (m?.wm === 'hello' ? hello() : rpc.receive(m)));
     w.on('exit', (code, signal) => onExit(slot, w, code, signal));
     w.on('error', () => {}); // IPC errors surface as exit
     const init: WorkerInit = { id: slot.id, workers: opts.workers, config, baseDir: opts.baseDir, port, drainMs };
     slot.generation = generation;
-    return rpc.call<{ port: number }>('init', init, startTimeoutMs).then(
+    const died = new Promise<never>((_, reject) => w.once('exit', (code) => reject(new Error(`exited (code ${code}) before it was ready`))));
+    died.catch(() => {});
+    const started = Promise.race([listening, died]).then(() => rpc.call<{ port: number }>('init', init, startTimeoutMs));
+    return started.then(
       (r) => {
         if (port === 0) port = r.port; // later workers (replacements) share the port the first one got
         slot.ready = true;
@@ -202,7 +207,7 @@ export async function startPrimary(initial: MixerConfig, opts: PrimaryOptions): 
   }
 
   async function metrics(): Promise<MetricsRegistry> {
-    const sources: SourceSnapshot[] = [retired.snapshot(), { worker: 'primary', families: registry.collect() }];
+    const sources: SourceSnapshot[] = [retired.snapshot(), { worker: 'primary', families: registry.collect(), proxyWide: (f) => f.startsWith('wasm_mixer_worker') }];
     const snaps = await Promise.all(
       live().map(async (s) => {
         try {
@@ -218,12 +223,10 @@ export async function startPrimary(initial: MixerConfig, opts: PrimaryOptions): 
 
   async function adapters(): Promise<unknown> {
     const workers = await Promise.all(
-      slots.map(async (s) => ({
-        worker: s.id,
-        pid: s.worker?.process.pid ?? null,
-        up: s.ready,
-        adapters: s.ready ? await s.rpc!.call('adapters', null, RPC_TIMEOUT_MS).catch((e: Error) => ({ error: e.message })) : [],
-      })),
+      slots.map(async (s) => {
+        const a = s.ready ? await s.rpc!.call<{ requests: number; adapters: unknown[] }>('adapters', null, RPC_TIMEOUT_MS).catch((e: Error) => ({ error: e.message, requests: null, adapters: [] })) : { requests: null, adapters: [] };
+        return { worker: s.id, pid: s.worker?.process.pid ?? null, up: s.ready, ...a };
+      }),
     );
     return { workers };
   }

@@ -57,7 +57,7 @@ export function runWorker(): Promise<number> {
       return { port: proxy.port, pid: process.pid };
     });
     rpc.handle('metrics', () => proxy?.host.metrics.collect() ?? []);
-    rpc.handle('adapters', () => proxy?.host.describe() ?? []);
+    rpc.handle('adapters', () => ({ requests: proxy?.host.metrics.value('wasm_mixer_host_streams_total') ?? 0, adapters: proxy?.host.describe() ?? [] }));
     rpc.handle('ready', () => proxy !== null && closing === null && proxy.host.plugins.every((p) => p.vm.healthy));
     rpc.handle('prepare', async (arg) => {
       const { config, reason } = arg as { config: MixerConfig; reason: string };
@@ -87,5 +87,8 @@ export function runWorker(): Promise<number> {
     process.on('SIGTERM', () => void shutdown('SIGTERM'));
     process.on('SIGINT', () => void shutdown('SIGINT'));
     process.on('SIGHUP', () => {}); // reload is the primary's job
+    // A cluster worker reads its IPC channel from the start, and messages that arrive before
+    // this (ESM) module has attached its listener are lost: the primary waits for this hello.
+    process.send!({ wm: 'hello' });
   });
 }
