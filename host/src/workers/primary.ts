@@ -13,6 +13,7 @@
 //   * shutdown: SIGTERM drains every worker, then the primary exits.
 
 import cluster, { type Worker } from 'node:cluster';
+import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { LogLevel } from '../abi/constants.js';
 import { loadConfigFile } from '../config/load.js';
@@ -126,8 +127,7 @@ export async function startPrimary(initial: MixerConfig, opts: PrimaryOptions): 
     died.catch(() => {});
     const started = Promise.race([listening, died]).then(() => rpc.call<{ port: number }>('init', init, startTimeoutMs));
     return started.then(
-      (r) => {
-        if (port === 0) port = r.port; // later workers (replacements) share the port the first one got
+      () => {
         slot.ready = true;
       },
       (err: Error & { code?: string; detail?: Record<string, unknown> }) => {
@@ -263,6 +263,9 @@ export async function startPrimary(initial: MixerConfig, opts: PrimaryOptions): 
   }
 
   try {
+    // Port 0: pick the port here, so a replacement worker listens on the same one (in node:cluster
+    // a worker's listen(0) gets the port of the handle keyed "0", which is gone once no worker holds it).
+    if (port === 0) port = await freePort(config.listen?.address ?? '127.0.0.1');
     await serial(() => Promise.all(slots.map((s) => fork(s))));
     if (config.admin || opts.adminPort !== undefined) {
       admin = await startAdminFor(
@@ -300,4 +303,15 @@ export async function startPrimary(initial: MixerConfig, opts: PrimaryOptions): 
       close: closeFn,
     };
   }
+}
+
+function freePort(address: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, address, () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
 }
