@@ -274,8 +274,12 @@ export function redisClient(url: string, opts: RedisClientOptions = {}): LeaseRe
   if (target.kind === 'cluster') {
     // Redis Cluster (redis+cluster://seed,seed): MOVED/ASK are followed and the slot map refreshed
     // by ioredis; while a master fails over, leases fail fast and the limit's on_error applies.
+    const { enableOfflineQueue: _single, ...nodeOptions } = node;
     const cl = new Cluster(target.nodes, {
-      enableOfflineQueue: false,
+      // Leases queue while the cluster (re)discovers its slots — at start, during a failover — instead
+      // of failing at once: the lease's deadline (timeout_ms, and the transport's timer) bounds the
+      // wait, and the adapter's cap on call-outs in flight bounds the queue.
+      enableOfflineQueue: true,
       enableAutoPipelining: true,
       scaleReads: 'master',
       maxRedirections: 16,
@@ -284,7 +288,7 @@ export function redisClient(url: string, opts: RedisClientOptions = {}): LeaseRe
       retryDelayOnTryAgain: 100,
       slotsRefreshTimeout: opts.connectTimeoutMs ?? 1000,
       clusterRetryStrategy: backoff,
-      redisOptions: { ...node, username: target.username, password: target.password, tls: target.tls ? {} : undefined },
+      redisOptions: { ...nodeOptions, username: target.username, password: target.password, tls: target.tls ? {} : undefined },
     });
     cl.on('+node', (n: Redis) => n.on('connect', () => unrefSocket(n)));
     c = cl as LeaseRedis;
