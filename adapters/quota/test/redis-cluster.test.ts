@@ -91,3 +91,4 @@ t.test('fixed window on a 3-master Redis Cluster across a master failover under 
   t.ok(leased >= admitted && leased <= limit, `the new master counted ${leased} tokens leased: >= admitted, <= limit`);
   t.ok(metricValue(m, 'quota_leases_total{limit="api",result="exhausted"}') > 0, 'leases after the failover reached the new master and found the budget spent');
 });
+

@@ -18,6 +18,8 @@ export interface RedisCluster {
   cli(port: number, ...args: string[]): Promise<string>;
   /** The master that owns `key`'s slot and one of its replicas. */
   ownerOf(key: string): Promise<{ master: number; replica: number; slot: number }>;
+  /** SIGKILL the redis-server on `port` (an unplanned failure). */
+  kill(port: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -96,6 +98,13 @@ export async function startRedisCluster(masters = 3, replicasPerMaster = 1): Pro
       const portOf = (f: string[]) => Number(f[1]!.split('@')[0]!.split(':')[1]);
       return { master: portOf(owner), replica: portOf(replica), slot };
     },
+    kill: (port) =>
+      new Promise<void>((r) => {
+        const p = procs[ports.indexOf(port)]!;
+        if (p.exitCode !== null || p.signalCode !== null) return r();
+        p.once('exit', () => r());
+        p.kill('SIGKILL');
+      }),
     stop,
   };
 }
