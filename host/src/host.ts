@@ -18,6 +18,8 @@ import { scrubbingLogger, SecretScrubber } from './security/redact.js';
 import { SharedStore } from './shared/shared-store.js';
 import { compileModule, type CompiledModule } from './vm/module.js';
 import { readModuleBytes } from './vm/module-source.js';
+import { MIB } from './limits.js';
+import type { HostMemoryUsage } from './plugin/accounting.js';
 
 const PHASE_ORDER: Record<Phase, number> = { AUTHN: 0, AUTHZ: 1, STATS: 2, UNSPECIFIED_PHASE: 3 };
 
@@ -90,6 +92,7 @@ export class WasmHost {
     this.telemetry = new Telemetry(config, this.metrics, this.logger, { baseDir: options.baseDir, accessLogSinks: options.accessLogSinks });
     this.shared = options.shared ?? new SharedStore();
     this.countRequests = this.metrics.counter('wasm_mixer_host_streams_total', 'Requests run through the adapter chain.');
+    this.metrics.addCollector(() => this.collectHostMemory());
   }
 
   /** Loads, validates, starts and configures every plugin in the config. Throws a HostError naming the adapter on failure. */
@@ -115,7 +118,7 @@ export class WasmHost {
     const t0 = performance.now();
     const pre = this.options.modules?.[p.url];
     let compiled: CompiledModule;
-    const limits = { metering: p.limits?.metering, maxMemoryMb: p.limits?.maxMemoryMb };
+    const limits = { metering: p.limits?.metering, maxMemoryMb: p.limits?.maxMemoryMb, maxTableElements: p.limits?.maxTableElements };
     try {
       if (pre instanceof Uint8Array) compiled = compileModule(pre, p.url, p.sha256, limits);
       else if (pre !== undefined) compiled = pre;
@@ -160,6 +163,10 @@ export class WasmHost {
       fuelPerCallback: p.limits?.fuelPerCallback,
       restart: p.restart,
       capabilities: p.capabilities,
+      sharedLimits: {
+        maxBytes: p.limits?.maxSharedDataMb !== undefined ? p.limits.maxSharedDataMb * MIB : undefined,
+        maxQueueBytes: p.limits?.maxQueueMb !== undefined ? p.limits.maxQueueMb * MIB : undefined,
+      },
       foreign: this.telemetry.foreign,
       onGuestCall: this.telemetry.callObserver(p.name),
       workerQuotaCluster: wq?.cluster,
@@ -234,11 +241,30 @@ export class WasmHost {
       capabilities: p.config.capabilities ?? 'all',
       clusters: p.config.clusters ?? [],
       memoryBytes: p.vm.memoryBytes,
+      maxTableElements: p.module.maxTableElements,
+      // Host memory the adapter holds outside its linear memory, and its restart state (in process only).
+      hostMemory: (p.vm as { readonly hostMemory?: unknown }).hostMemory ?? null,
+      restart: (p.vm as { readonly restartState?: unknown }).restartState ?? null,
       liveStreams: p.vm.liveStreams,
       loadMs: Math.round(p.loadMs * 100) / 100,
       // Out of process: the adapter server's address (the VM fields above are then the server's business).
       remote: (p.vm as { readonly address?: string }).address ?? null,
     }));
+  }
+
+  /** wasm_mixer_vm_host_memory_bytes{adapter,kind}: refreshed at every scrape. */
+  private collectHostMemory(): void {
+    for (const p of this.plugins) {
+      const u = (p.vm as { readonly hostMemory?: HostMemoryUsage }).hostMemory;
+      if (u === undefined) continue;
+      const g = (kind: string, v: number) => this.metrics.gauge('wasm_mixer_vm_host_memory_bytes', 'Host memory an adapter VM holds outside its linear memory, by kind (shared_data, queues, callouts, log_buffer, total).', { adapter: p.config.name, kind })(v);
+      g('shared_data', u.sharedDataBytes);
+      g('queues', u.queueBytes);
+      g('callouts', u.calloutBytes);
+      g('log_buffer', u.logBufferBytes);
+      g('total', u.totalBytes);
+      this.metrics.gauge('wasm_mixer_vm_host_memory_limit_bytes', 'The most host memory an adapter VM may hold outside its linear memory under its bounds.', { adapter: p.config.name })(u.limitBytes);
+    }
   }
 
   /** Stops every VM at once; the promise settles when access logs are flushed and the last OTLP export is done. */

@@ -482,6 +482,16 @@ export function parseSpec(c: Config): QuotaSpec {
   if (c.has("limits") && arr.length == 0 && c.value.get("limits")!.isArray) c.fail("limits", "is empty");
   let names: string[] = [];
   for (let i = 0; i < arr.length; i++) s.limits.push(parseLimit(unchecked(arr[i]), i, dflt, names));
+  // A top-level "global" only holds defaults for global limits; it does not make a limit global.
+  // Without any global limit it would silently do nothing, so it is refused.
+  if (c.has("global") && arr.length > 0) {
+    let anyGlobal = false;
+    for (let i = 0; i < s.limits.length; i++) if (unchecked(s.limits[i]).global !== null) anyGlobal = true;
+    if (!anyGlobal) {
+      c.fail("global", "is set but no limit is global, so every limit is local to this proxy: add \"mode\": \"global\" " +
+        "to the limits Redis should share across proxies, or remove \"global\"");
+    }
+  }
   // Top-level shadow: every limit counts and reports but none denies (a dry run of the whole config).
   if (c.getBool("shadow", false)) for (let i = 0; i < s.limits.length; i++) unchecked(s.limits[i]).shadow = true;
   return s;

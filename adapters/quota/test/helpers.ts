@@ -172,6 +172,7 @@ export async function blast(
   n: number,
   concurrency: number,
   make: (i: number) => { path?: string; headers?: Record<string, string> } = () => ({}),
+  timeoutMs?: number,
 ): Promise<Res[]> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
   const out: Res[] = new Array(n);
@@ -180,7 +181,7 @@ export async function blast(
     while (next < n) {
       const i = next++;
       const r = make(i);
-      out[i] = await request(port, r.path ?? '/', { headers: r.headers, agent });
+      out[i] = await request(port, r.path ?? '/', { headers: r.headers, agent, timeoutMs });
     }
   };
   try {

@@ -39,7 +39,7 @@ export interface PluginConfig {
   /** Clusters this adapter may call with proxy_http_call (none when absent). */
   clusters?: string[];
   /** Isolation limits (docs/operating.md "Limits"). */
-  limits?: { metering?: boolean; fuelPerCallback?: number; maxMemoryMb?: number };
+  limits?: { metering?: boolean; fuelPerCallback?: number; maxMemoryMb?: number; maxTableElements?: number; maxSharedDataMb?: number; maxQueueMb?: number };
   /** Crash-rate limit and backoff for VM restarts. */
   restart?: { maxRestarts?: number; windowMs?: number; initialBackoffMs?: number; maxBackoffMs?: number };
   /** Host capabilities granted; all when absent (HTTP call-outs are granted by `clusters`). */
@@ -123,6 +123,8 @@ export interface MixerConfig {
   moduleCache?: { dir?: string; fetchTimeoutMs?: number };
   /** Hot reload of adapters: watch the config and module files, and how long old VMs may finish in-flight requests. */
   reload?: { watch?: boolean; debounceMs?: number; drainTimeoutMs?: number };
+  /** The last-line watchdog: a blocked event loop past hardLimitMs ends the process (docs/operating.md "Watchdog"). */
+  watchdog?: { enabled?: boolean; hardLimitMs?: number };
   /** Out-of-process mode: adapter server address, which plugins run there, client cache/batching/prefetch, server settings (docs/out-of-process.md). */
   remote?: RemoteSettings;
   /** `wasm-mixer proxy`: worker processes (node:cluster), each with its own VMs; "auto" = one per core (host/src/workers). */
@@ -230,6 +232,9 @@ export const CONFIG_SCHEMA = {
               metering: { type: 'boolean' },
               fuelPerCallback: { type: 'integer', minimum: 1000, maximum: 2000000000 },
               maxMemoryMb: { type: 'integer', minimum: 0, maximum: 4096 },
+              maxTableElements: { type: 'integer', minimum: 1, maximum: 10000000 },
+              maxSharedDataMb: { type: 'integer', minimum: 1, maximum: 4096 },
+              maxQueueMb: { type: 'integer', minimum: 1, maximum: 4096 },
             },
           },
           restart: {
@@ -331,6 +336,11 @@ export const CONFIG_SCHEMA = {
           properties: { enabled: { type: 'boolean' }, intervalMs: { type: 'integer', minimum: 100 } },
         },
       },
+    },
+    watchdog: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { enabled: { type: 'boolean' }, hardLimitMs: { type: 'integer', minimum: 500, maximum: 600000 } },
     },
     remote: REMOTE_SCHEMA,
   },

@@ -16,6 +16,7 @@ import { redactConfig } from '../security/redact.js';
 import { serveMetrics } from '../metrics/exposition.js';
 import type { MetricsRegistry } from '../metrics/registry.js';
 import type { MixerConfig } from '../config/schema.js';
+import { listenOn } from './listen.js';
 
 export interface AdminServer {
   readonly address: string;
@@ -91,10 +92,7 @@ export async function startAdminFor(
   });
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.address, () => resolve());
-  });
+  await listenOn(server, opts.port, opts.address, 'the admin port', 'choose another port with --admin N (admin.port in the config)');
   return {
     address: opts.address,
     port: (server.address() as AddressInfo).port,

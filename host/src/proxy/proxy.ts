@@ -14,6 +14,7 @@ import { describeError } from '../errors.js';
 import { WasmHost, type HostOptions } from '../host.js';
 import { EMPTY } from '../plugin/http-stream.js';
 import { startAdmin } from './admin.js';
+import { listenOn } from './listen.js';
 import { loadConfigFile } from '../config/load.js';
 import { prepareReload, reloadHost, type PreparedReload, type ReloadResult } from '../reload/reloader.js';
 import { watchFiles, type FileWatcher } from '../reload/watch.js';
@@ -29,6 +30,8 @@ export interface ProxyOptions extends HostOptions {
   drainMs?: number;
   /** The config file that reload (SIGHUP, admin POST /reload, file watch) re-reads; without it reload re-reads the modules only. */
   configFile?: string;
+  /** Applied to the config file each time it is (re)read: the command line's overrides (--port, --to, …). */
+  configOverride?: (config: MixerConfig) => MixerConfig;
 }
 
 export interface RunningProxy {
@@ -351,16 +354,18 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
   }
 
   const listenAddr = config.listen?.address ?? '127.0.0.1';
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? config.listen?.port ?? 8080, listenAddr, () => resolve());
+  await listenOn(server, options.port ?? config.listen?.port ?? 8080, listenAddr, 'the proxy port', 'choose another port with --port N (listen.port in the config)').catch(async (err) => {
+    agent.destroy();
+    await host.close();
+    throw err;
   });
   const port = (server.address() as AddressInfo).port;
 
   let watcher: FileWatcher | null = null;
   const reload = async (opts: { config?: MixerConfig; reason?: string } = {}): Promise<ReloadResult> => {
     const file = options.configFile;
-    const source = opts.config ?? (file !== undefined ? async () => (await loadConfigFile(file)).config : host.config);
+    const override = options.configOverride ?? ((c: MixerConfig) => c);
+    const source = opts.config ?? (file !== undefined ? async () => override((await loadConfigFile(file)).config) : host.config);
     const result = await reloadHost(host, source, { reason: opts.reason });
     routes = buildRoutes(host.config);
     watcher?.update(host.config);

@@ -30,6 +30,8 @@ import type { HttpCallRequest, HttpCallResult } from '../plugin/http-call.js';
 import { parseRedisUrl } from './redis-url.js';
 
 export const LEASE_PATH = '/quota/v1/lease';
+/** GET: 200 once Redis answers and the scripts are loaded (the adapter's startup probe, which also warms the connection). */
+export const READY_PATH = '/quota/v1/ready';
 
 export type LeaseAlgorithm = 'fixed_window' | 'sliding_window' | 'token_bucket';
 
@@ -341,6 +343,15 @@ function reply(status: number, body: unknown): HttpCallResult {
 /** Answers one lease body: 200 with the result, 400 for a bad request, 503 when Redis fails. */
 export async function answerLease(client: LeaseRedis, method: string, path: string, body: Uint8Array): Promise<HttpCallResult> {
   const p = path.split('?')[0];
+  if (p === READY_PATH) {
+    try {
+      await settleConnection(client, 1000);
+      await Promise.all([FIXED_WINDOW_LUA, SLIDING_WINDOW_LUA, TOKEN_BUCKET_LUA].map((lua) => client.script('LOAD', lua)));
+      return reply(200, { ready: true });
+    } catch (err) {
+      return reply(503, { error: `redis: ${(err as Error).message}` });
+    }
+  }
   if (p !== LEASE_PATH) return reply(404, { error: `unknown path ${p}; the quota lease endpoint is POST ${LEASE_PATH}` });
   if (method !== 'POST') return reply(405, { error: 'lease requests are POST' });
   let lease: LeaseRequest;
@@ -371,11 +382,23 @@ export function redisLeaseCall(req: HttpCallRequest): Promise<HttpCallResult> {
     const finish = (fn: () => void) => {
       if (settled) return;
       settled = true;
+      clearImmediate(arm);
       clearTimeout(timer);
       req.signal.removeEventListener('abort', onAbort);
       fn();
     };
-    const timer = setTimeout(() => finish(() => reject(new Error(`quota lease timed out after ${req.timeoutMs} ms`))), Math.max(1, req.timeoutMs));
+    // The deadline is how long Redis may take, not how busy this process is. So it starts
+    // when the command goes out (ioredis writes auto-pipelined commands in setImmediate, after
+    // the rest of this event-loop turn, which under load can take longer than the deadline),
+    // and when it fires it is enforced one turn later: a busy event loop runs expired timers
+    // before it reads its sockets, and an answer that is already there must be read first.
+    let timer: NodeJS.Timeout | undefined;
+    const arm = setImmediate(() => {
+      timer = setTimeout(
+        () => setImmediate(() => finish(() => reject(new Error(`quota lease timed out after ${req.timeoutMs} ms`)))),
+        Math.max(1, req.timeoutMs),
+      );
+    });
     const onAbort = () => finish(() => reject(new Error('quota lease aborted')));
     req.signal.addEventListener('abort', onAbort);
     answerLease(client, pseudo(':method'), pseudo(':path'), req.body).then(

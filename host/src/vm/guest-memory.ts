@@ -13,7 +13,14 @@ export class GuestMemory {
   /** The same bytes as a Buffer, for its fast latin1 decoding of ASCII strings. */
   private buf: Buffer;
 
-  constructor(private readonly memory: WebAssembly.Memory) {
+  /**
+   * `meter.pending` is charged one unit per byte read (view, copy, string) or
+   * written (write), so host functions pay for the bytes they move (plugin/host-meter.ts).
+   */
+  constructor(
+    private readonly memory: WebAssembly.Memory,
+    private readonly meter: { pending: number } = { pending: 0 },
+  ) {
     this.u8 = new Uint8Array(memory.buffer);
     this.dv = new DataView(memory.buffer);
     this.buf = Buffer.from(memory.buffer);
@@ -47,6 +54,7 @@ export class GuestMemory {
     ptr >>>= 0;
     len >>>= 0;
     if (ptr + len > this.u8.length) return null;
+    this.meter.pending += len;
     return this.u8.subarray(ptr, ptr + len);
   }
 
@@ -111,6 +119,7 @@ export class GuestMemory {
     this.refresh();
     ptr >>>= 0;
     if (ptr + s.length > this.u8.length) return false;
+    this.meter.pending += s.length;
     const u8 = this.u8;
     for (let i = 0; i < s.length; i++) u8[ptr + i] = s.charCodeAt(i);
     return true;
@@ -143,6 +152,7 @@ export class GuestMemory {
     this.refresh();
     ptr >>>= 0;
     if (ptr + data.length > this.u8.length) return false;
+    this.meter.pending += data.length;
     this.u8.set(data, ptr);
     return true;
   }

@@ -5,7 +5,7 @@
 
 import type { HeaderPair } from '../abi/pairs.js';
 import type { HttpCallRequest, HttpCallResult } from '../plugin/http-call.js';
-import { LEASE_PATH, parseLease, type LeaseResponse } from '../quota/lease.js';
+import { LEASE_PATH, parseLease, READY_PATH, type LeaseResponse } from '../quota/lease.js';
 import type { Rpc } from './rpc.js';
 
 /** The cluster name the quota adapter finds in the `wasm_mixer.worker_quota_cluster` property, and its url. */
@@ -27,6 +27,8 @@ function reply(status: number, body: unknown): HttpCallResult {
 
 export async function primaryLeaseCall(req: HttpCallRequest): Promise<HttpCallResult> {
   const pseudo = (k: string) => req.headers.find(([n]) => n === k)?.[1] ?? '';
+  // The adapter's startup probe: the primary is there as long as the IPC channel is.
+  if (pseudo(':path').split('?')[0] === READY_PATH) return channel !== null ? reply(200, { ready: true }) : reply(503, { error: 'no primary' });
   if (pseudo(':path').split('?')[0] !== LEASE_PATH) return reply(404, { error: `the primary answers POST ${LEASE_PATH} only` });
   if (pseudo(':method') !== 'POST') return reply(405, { error: 'lease requests are POST' });
   let lease;

@@ -37,6 +37,8 @@ export interface PrimaryOptions {
   baseDir: string;
   /** Re-read on reload; without it reload re-applies the config in force. */
   configFile?: string;
+  /** Applied to the file on every reload (the command line's overrides). */
+  configOverride?: (config: MixerConfig) => MixerConfig;
   port?: number;
   adminPort?: number;
   drainMs?: number;
@@ -171,7 +173,7 @@ export async function startPrimary(initial: MixerConfig, opts: PrimaryOptions): 
     return serial(async () => {
       let next: MixerConfig;
       try {
-        next = opts.configFile !== undefined ? (await loadConfigFile(opts.configFile)).config : config;
+        next = opts.configFile !== undefined ? (opts.configOverride ?? ((c: MixerConfig) => c))((await loadConfigFile(opts.configFile)).config) : config;
       } catch (err) {
         registry.counter('wasm_mixer_reloads_total', 'Adapter reloads, by result (ok, failed).', { result: 'failed' })();
         const e = err as HostError;

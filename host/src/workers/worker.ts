@@ -8,6 +8,7 @@ import { LogLevel } from '../abi/constants.js';
 import type { MixerConfig } from '../config/schema.js';
 import type { PreparedReload } from '../reload/reloader.js';
 import { startProxy, type RunningProxy } from '../proxy/proxy.js';
+import { startWatchdog, type Watchdog } from '../watchdog.js';
 import { PRIMARY_QUOTA_CLUSTER, PRIMARY_QUOTA_URL, setPrimaryChannel } from './lease-client.js';
 import { Rpc } from './rpc.js';
 import { workerView } from './worker-config.js';
@@ -29,6 +30,7 @@ export function runWorker(): Promise<number> {
   let init: WorkerInit | null = null;
   let prepared: PreparedReload | null = null;
   let closing: Promise<void> | null = null;
+  let watchdog: Watchdog | null = null;
 
   return new Promise<number>((resolve) => {
     const shutdown = (why: string) => {
@@ -39,6 +41,7 @@ export function runWorker(): Promise<number> {
         await proxy?.close();
         if (proxy !== null) await import('../oop/remote-adapter.js').then((m) => m.closeRemote(proxy!.host)).catch(() => {});
         await import('../quota/lease.js').then((m) => m.closeRedisClients()).catch(() => {});
+        await watchdog?.stop();
         rpc.close('worker shut down');
         resolve(0);
       })();
@@ -48,6 +51,8 @@ export function runWorker(): Promise<number> {
     rpc.handle('init', async (arg) => {
       init = arg as WorkerInit;
       const { config, baseDir, port, id, workers } = init;
+      // Each worker has its own watchdog: a worker whose event loop is blocked ends, and the primary replaces it.
+      if (config.watchdog?.enabled !== false) watchdog = startWatchdog({ hardLimitMs: config.watchdog?.hardLimitMs });
       proxy = await startProxy(workerView(config, id, workers), {
         baseDir,
         port,
