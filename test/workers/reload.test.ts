@@ -25,14 +25,21 @@ t.test('a reload that fails in one worker is refused in all; a good one applies 
   // worker fails (WASM_SHA256_MISMATCH) whatever their timing.
   let split = true;
   let held: http.ServerResponse[] = [];
+  let fallback: NodeJS.Timeout | undefined;
+  const answer = () => {
+    clearTimeout(fallback);
+    const [first, ...rest] = held;
+    held = [];
+    // Alone (the other worker found the module in the cache): that one fails.
+    if (rest.length === 0) return void first?.writeHead(200).end(Buffer.concat([good, Buffer.from('tampered')]));
+    first!.writeHead(200).end(good);
+    for (const r of rest) r.writeHead(200).end(Buffer.concat([good, Buffer.from('tampered')]));
+  };
   const server = http.createServer((req, res) => {
     if (!split) return void res.writeHead(200).end(good);
     held.push(res);
-    if (held.length < 2) return;
-    const [first, second] = held;
-    held = [];
-    first!.writeHead(200).end(good);
-    second!.writeHead(200).end(Buffer.concat([good, Buffer.from('tampered')]));
+    if (held.length >= 2) answer();
+    else fallback = setTimeout(answer, 5000);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   t.teardown(() => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))));

@@ -134,7 +134,9 @@ export async function startPrimary(initial: MixerConfig, opts: PrimaryOptions): 
       },
       (err: Error & { code?: string; detail?: Record<string, unknown> }) => {
         w.process.kill('SIGKILL');
-        throw new HostError((err.code as HostErrorCode | undefined) ?? 'WORKER_START_FAILED', `worker ${slot.id}: ${err.message}`, { ...err.detail, worker: slot.id });
+        // The host's own errors (a module that does not load, a port in use) read as in one process: every worker runs the same config.
+        if (err.code !== undefined && err.code !== 'INTERNAL') throw new HostError(err.code as HostErrorCode, err.message, { ...err.detail, worker: slot.id });
+        throw new HostError('WORKER_START_FAILED', `worker ${slot.id} did not start: ${err.message}`, { ...err.detail, worker: slot.id });
       },
     );
   }
