@@ -27,6 +27,7 @@ t.test('a blocked event loop past watchdog.hardLimitMs: a critical EVENT_LOOP_BL
       routes: [{ name: 'r', upstream: `http://127.0.0.1:${up.port}` }],
       plugins: [{ name: 'spin', url: 'runaway.wasm', limits: { metering: false } }],
       watchdog: { hardLimitMs: 3000 }, // well above what start-up blocks on a loaded machine
+      workers: 1, // the process itself is killed; with workers, the primary would replace the worker (test/workers)
     }),
   );
   const child = spawn(process.execPath, [CLI, 'proxy', '--config', join(dir, 'config.json')], { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -36,7 +36,9 @@ const tlsAgent = new https.Agent({ keepAlive: true, maxSockets: 16 });
 
 export const performHttpCall: HttpCallTransport = (req) => {
   // redis:// clusters serve the quota lease protocol (host/src/quota/lease.ts); loaded on first use.
-  if (req.baseUrl.startsWith('redis://') || req.baseUrl.startsWith('rediss://')) return import('../quota/lease.js').then((m) => m.redisLeaseCall(req));
+  if (req.baseUrl.startsWith('redis')) return import('../quota/lease.js').then((m) => m.redisLeaseCall(req)); // redis(s)://, redis+cluster://, redis+sentinel://
+  // A worker's local quota limits lease from the primary over IPC (host/src/workers/lease-client.ts).
+  if (req.baseUrl.startsWith('wasm-mixer-primary:')) return import('../workers/lease-client.js').then((m) => m.primaryLeaseCall(req));
   return performHttp(req);
 };
 

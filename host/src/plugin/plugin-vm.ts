@@ -101,6 +101,8 @@ export interface PluginVmSettings {
   foreign?: ForeignFunctionRegistry;
   /** Called after every guest callback with its wall time in seconds (the adapter call latency histogram). */
   onGuestCall?: (callback: string, seconds: number) => void;
+  /** In a worker of a multi-worker proxy: the cluster local quota limits lease from (property wasm_mixer.worker_quota_cluster). */
+  workerQuotaCluster?: string;
 }
 
 /** A request's context re-created in a replacement VM; wakes and failures go to the chain's original context. */
@@ -162,6 +164,9 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
   readonly name: string;
   readonly rootId: string;
   readonly vmId: string;
+  get workerQuotaCluster(): string | undefined {
+    return this.settings.workerQuotaCluster;
+  }
   readonly metrics: MetricsRegistry;
   shared!: SharedDataView;
   memory!: GuestMemory;
