@@ -11,6 +11,9 @@
 //
 //   200 {"granted":10,"used":40,"remaining":60,"retry_ms":0,"retry_buckets":0}
 //
+//   GET /quota/v1/ready             200 {"ready":true} once Redis answers (scripts loaded), else 503;
+//                                   the adapter calls it once per cluster when its config loads
+//
 // `granted` tokens (0..want) were taken from the shared budget and are now the
 // caller's to spend; `used` is the budget consumed after the grant (fixed and
 // sliding windows) and `remaining` what is left; `retry_ms` (token bucket) and
