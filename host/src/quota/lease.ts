@@ -30,6 +30,7 @@ import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import type { HeaderPair } from '../abi/pairs.js';
 import type { HttpCallRequest, HttpCallResult } from '../plugin/http-call.js';
+import { leaseDeadline } from './deadline.js';
 
 export const LEASE_PATH = '/quota/v1/lease';
 /** GET: 200 once Redis answers and the scripts are loaded (the adapter's startup probe, which also warms the connection). */
@@ -336,23 +337,12 @@ export function redisLeaseCall(req: HttpCallRequest): Promise<HttpCallResult> {
     const finish = (fn: () => void) => {
       if (settled) return;
       settled = true;
-      clearImmediate(arm);
-      clearTimeout(timer);
+      cancelDeadline();
       req.signal.removeEventListener('abort', onAbort);
       fn();
     };
-    // The deadline is how long Redis may take, not how busy this process is. So it starts
-    // when the command goes out (ioredis writes auto-pipelined commands in setImmediate, after
-    // the rest of this event-loop turn, which under load can take longer than the deadline),
-    // and when it fires it is enforced one turn later: a busy event loop runs expired timers
-    // before it reads its sockets, and an answer that is already there must be read first.
-    let timer: NodeJS.Timeout | undefined;
-    const arm = setImmediate(() => {
-      timer = setTimeout(
-        () => setImmediate(() => finish(() => reject(new Error(`quota lease timed out after ${req.timeoutMs} ms`)))),
-        Math.max(1, req.timeoutMs),
-      );
-    });
+    // The deadline measures Redis, not how busy this process is (deadline.ts).
+    const cancelDeadline = leaseDeadline(req.timeoutMs, () => finish(() => reject(new Error(`quota lease timed out after ${req.timeoutMs} ms`))));
     const onAbort = () => finish(() => reject(new Error('quota lease aborted')));
     req.signal.addEventListener('abort', onAbort);
     answerLease(client, pseudo(':method'), pseudo(':path'), req.body).then(
