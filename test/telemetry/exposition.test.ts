@@ -9,7 +9,7 @@ import { LogLevel } from '../../host/src/abi/constants.js';
 import { createLogger } from '../../host/src/log/logger.js';
 import { negotiate, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE } from '../../host/src/metrics/exposition.js';
 import { MetricsRegistry, OVERFLOW_VALUE } from '../../host/src/metrics/registry.js';
-import { buildOnce, hasBinary, promtool, request, startUpstream } from './helpers.js';
+import { buildOnce, promtool, request, startUpstream } from './helpers.js';
 
 t.test('negotiation follows the Accept header and its q-values', async (t) => {
   const prom2 = 'application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1';
@@ -51,10 +51,8 @@ t.test('text 0.0.4 and OpenMetrics renderings of every type', async (t) => {
   t.match(om, '# TYPE app_requests counter\napp_requests_total{code="200",route="a"} 3\n', 'counter family without _total, samples with it');
   t.match(om, '# TYPE app_events counter\napp_events_total 1\n');
   t.ok(om.endsWith('# EOF\n'));
-  if (hasBinary('promtool')) {
-    const p = await promtool(text);
-    t.same(p.output.trim().split('\n').filter(Boolean), ['app_events counter metrics should have "_total" suffix'], `promtool parses it and lints only the counter named without _total (exit ${p.code})`);
-  }
+  const p = await promtool(text);
+  t.same(p.output.trim().split('\n').filter(Boolean), ['app_events counter metrics should have "_total" suffix'], `promtool parses it and lints only the counter named without _total (exit ${p.code})`);
 });
 
 t.test('series identity, name clashes and bad names', async (t) => {
@@ -142,10 +140,8 @@ t.test('a running proxy with both adapters: /metrics passes promtool, negotiates
   t.match(text.body, 'wasm_mixer_vm_restarts_total{adapter="istio"} 0', 'restarts are exposed at 0');
   t.match(text.body, 'wasm_mixer_access_log_dropped_total{sink="null",reason="buffer_full"} 0', 'drops are exposed at 0');
   t.match(text.body, /wasm_mixer_adapter_call_duration_seconds_count\{adapter="istio",callback="proxy_on_log"\} 5/, 'per-adapter call latency, by callback');
-  if (hasBinary('promtool')) {
-    const p = await promtool(text.body);
-    t.equal(p.code, 0, `promtool check metrics: no errors, no lint findings\n${p.output}`);
-  } else t.skip('promtool not installed (npm run system-deps)');
+  const p = await promtool(text.body);
+  t.equal(p.code, 0, `promtool check metrics: no errors, no lint findings\n${p.output}`);
 
   const om = await request(proxy.adminPort!, '/metrics', { headers: { accept: 'application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5' } });
   t.equal(om.headers['content-type'], OPENMETRICS_CONTENT_TYPE);

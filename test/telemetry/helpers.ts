@@ -5,7 +5,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -186,8 +186,12 @@ export function buildSetAttrs(): Promise<string> {
   return p;
 }
 
-/** Runs `promtool check metrics` on an exposition; returns its exit code and output. */
+/**
+ * Runs `promtool check metrics` on an exposition; returns its exit code and output. The
+ * tests need it (scripts/system-deps.sh installs it): a missing promtool fails the test.
+ */
 export function promtool(text: string): Promise<{ code: number; output: string }> {
+  if (!hasBinary('promtool')) return Promise.reject(new Error('promtool is not installed: run `npm run system-deps` (Debian package prometheus)'));
   return new Promise((resolvePromise) => {
     const child = execFile('promtool', ['check', 'metrics'], { timeout: 30_000 }, (err, stdout, stderr) => {
       const code: unknown = err ? (err as unknown as { code?: unknown }).code : 0;
@@ -195,6 +199,20 @@ export function promtool(text: string): Promise<{ code: number; output: string }
     });
     child.stdin!.end(text);
   });
+}
+
+/** promtool's lint lines, without blank lines. */
+export const findings = (output: string): string[] => output.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+
+/**
+ * The promtool findings adapters/prometheus/README.md documents for the default `istio`
+ * preset: the lines of the first ```text block of its "## promtool" section.
+ */
+export async function documentedPromtoolFindings(): Promise<string[]> {
+  const readme = await readFile(join(ROOT, 'adapters', 'prometheus', 'README.md'), 'utf8');
+  const section = readme.split(/^## /m).find((s) => s.startsWith('promtool'));
+  const block = section === undefined ? null : /```text\n([\s\S]*?)```/.exec(section);
+  return block === null ? [] : findings(block[1]!);
 }
 
 export const hasBinary = (name: string): boolean => (process.env.PATH ?? '').split(':').some((dir) => dir !== '' && existsSync(join(dir, name)));

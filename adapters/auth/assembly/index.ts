@@ -406,7 +406,7 @@ class AuthAdapter extends Adapter {
         if (!parsed.ok) c.fail("local_jwks", "is not valid JSON: " + parsed.error!);
       }
       if (jv !== null) {
-        let set = loadKeySet(jv, this.minRsaBits);
+        let set = loadKeySet(jv, this.minRsaBits, p.allowed);
         this.reportKeySet(p, set);
         if (set.error !== null) c.fail("local_jwks", set.error!);
         else if (set.hostCannotVerify && set.keys.length == 0) {
@@ -517,7 +517,7 @@ class AuthAdapter extends Adapter {
           mErrors.with(["error", "jwks_invalid"]).inc();
           this.fetchFailed(p, nowMs, "not JSON");
         } else {
-          let set = loadKeySet(parsed.value!, this.minRsaBits);
+          let set = loadKeySet(parsed.value!, this.minRsaBits, p.allowed);
           this.reportKeySet(p, set);
           if (set.error !== null || set.keys.length == 0) {
             mErrors.with(["error", set.hostCannotVerify ? "verify_unavailable" : "jwks_invalid"]).inc();

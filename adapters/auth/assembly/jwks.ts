@@ -40,6 +40,11 @@ export function algHashName(alg: i32): string {
 }
 
 @inline export function isHmac(alg: i32): bool { return alg >= ALG_HS256 && alg <= ALG_HS512; }
+
+/** RFC 7518 §3.2: an HS* secret must be at least as long as the hash output (32, 48, 64 bytes). */
+export function hmacMinBytes(alg: i32): i32 {
+  return alg == ALG_HS256 ? 32 : alg == ALG_HS384 ? 48 : 64;
+}
 @inline export function isRsa(alg: i32): bool { return alg >= ALG_RS256 && alg <= ALG_RS512; }
 @inline export function isEc(alg: i32): bool { return alg >= ALG_ES256 && alg <= ALG_ES512; }
 
@@ -89,6 +94,16 @@ export class Jwk {
   }
 }
 
+/** Whether some algorithm in `allowed` could verify with `k` (type, curve, own alg and, for HMAC, secret length). */
+export function canVerify(k: Jwk, allowed: StaticArray<bool>): bool {
+  for (let a = 1; a < ALG_NAMES.length; a++) {
+    if (!unchecked(allowed[a]) || !k.fits(a)) continue;
+    if (isHmac(a) && k.secret!.byteLength < hmacMinBytes(a)) continue;
+    return true;
+  }
+  return false;
+}
+
 /** Outcome of loading a key set. */
 export class KeySet {
   keys: Jwk[] = [];
@@ -119,7 +134,7 @@ function bytesMember(o: JSONValue, name: string): ArrayBuffer | null {
  * types and curves are skipped with a warning. RSA and EC keys are checked
  * with the host (probeKey) so a key the host cannot import is skipped too.
  */
-export function loadKeySet(v: JSONValue, minRsaBits: i32): KeySet {
+export function loadKeySet(v: JSONValue, minRsaBits: i32, allowed: StaticArray<bool> | null = null): KeySet {
   let set = new KeySet();
   let list: JSONValue[];
   if (v.isObject && v.has("keys")) {
@@ -227,6 +242,16 @@ export function loadKeySet(v: JSONValue, minRsaBits: i32): KeySet {
     }
     if (k.alg != ALG_NONE && !k.fits(k.alg)) {
       set.warnings.push(where + ": alg " + ALG_NAMES[k.alg] + " does not fit the key type");
+      continue;
+    }
+    if (k.kty == KTY_OCT && k.alg != ALG_NONE && k.secret!.byteLength < hmacMinBytes(k.alg)) {
+      set.warnings.push(where + ": " + ALG_NAMES[k.alg] + " needs a secret of at least " + hmacMinBytes(k.alg).toString() +
+        " bytes (RFC 7518 section 3.2), this one has " + k.secret!.byteLength.toString());
+      continue;
+    }
+    if (allowed !== null && !canVerify(k, allowed)) {
+      set.warnings.push(where + ": can never verify a token: it fits none of the provider's algorithms" +
+        (k.kty == KTY_OCT ? " (an HMAC secret of " + k.secret!.byteLength.toString() + " bytes; HS256 needs 32, HS384 48, HS512 64)" : ""));
       continue;
     }
     if (k.spki !== null) {

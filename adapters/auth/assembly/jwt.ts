@@ -4,7 +4,7 @@
 import { Config, JSONValue, Request, parseJSON } from "wasm-mixer/sdk";
 import { decodeBase64Url } from "./base64";
 import { curveSize, ecdsaToDer } from "./der";
-import { ALG_HS256, ALG_HS384, ALG_NONE, Jwk, algFromName, algHashName, isEc, isHmac, isRsa } from "./jwks";
+import { ALG_NONE, Jwk, algFromName, algHashName, hmacMinBytes, isEc, isHmac, isRsa } from "./jwks";
 import { constantTimeEqual } from "./sha2";
 import { VERIFY_BAD_KEY, VERIFY_OK, VERIFY_UNAVAILABLE, hostVerify } from "./verify";
 
@@ -312,6 +312,7 @@ export const REASONS: string[] = [
   "bad_signature",
   "no_keys", // the provider has no keys (yet): may pause for a fetch
   "verify_unavailable", // the host could not verify: 503
+  "key_too_short", // every key that fits is an HMAC secret shorter than the algorithm's hash (RFC 7518 §3.2)
 ];
 export const R_MALFORMED: i32 = 1;
 export const R_TOO_LARGE: i32 = 2;
@@ -328,6 +329,7 @@ export const R_KEY_MISMATCH: i32 = 12;
 export const R_BAD_SIGNATURE: i32 = 13;
 export const R_NO_KEYS: i32 = 14;
 export const R_VERIFY_UNAVAILABLE: i32 = 15;
+export const R_KEY_TOO_SHORT: i32 = 16;
 
 export class VerifyResult {
   reason: i32 = R_OK;
@@ -504,6 +506,7 @@ export class Verifier {
     if (sig === null) return fail(r, R_MALFORMED, p);
     let verified = false;
     let unavailable = false;
+    let mismatched = false;
     let tries = min(candidates.length, 16);
     for (let i = 0; i < tries && !verified; i++) {
       let k = unchecked(candidates[i]);
@@ -511,8 +514,13 @@ export class Verifier {
       if (v == VERIFY_OK) verified = true;
       else if (v == VERIFY_BAD_KEY) r.badKey = true;
       else if (v == VERIFY_UNAVAILABLE) unavailable = true;
+      else mismatched = true;
     }
-    if (!verified) return fail(r, unavailable ? R_VERIFY_UNAVAILABLE : R_BAD_SIGNATURE, p);
+    if (!verified) {
+      // An HMAC key too short for this algorithm never verifies: say so rather than blame the signature.
+      let tooShort = isHmac(alg) && r.badKey && !mismatched;
+      return fail(r, unavailable ? R_VERIFY_UNAVAILABLE : tooShort ? R_KEY_TOO_SHORT : R_BAD_SIGNATURE, p);
+    }
 
     // the payload segment is kept only when a provider forwards it (cache memory)
     let t = new VerifiedToken(p, payload, p.payloadHeader.length > 0 ? token.substring(d1 + 1, d2) : "", texts[1]);
@@ -538,8 +546,7 @@ function checkSignature(k: Jwk, alg: i32, token: string, signedEnd: i32, sig: Ar
   if (isHmac(alg)) {
     let hk = k.hmac(alg);
     // RFC 7518 §3.2: the key must be at least as long as the hash output
-    let need = alg == ALG_HS256 ? 32 : alg == ALG_HS384 ? 48 : 64;
-    if (hk.keyLength < need) return VERIFY_BAD_KEY;
+    if (hk.keyLength < hmacMinBytes(alg)) return VERIFY_BAD_KEY;
     let input = asciiBytes(token, 0, signedEnd);
     let mac = hk.mac(changetype<usize>(input), input.byteLength);
     return constantTimeEqual(mac, sig) ? VERIFY_OK : 1;

@@ -7,7 +7,7 @@ import {
   Adapter, Config, Decision, Headers, HttpCallResponse, Report, Request, SharedData,
   getStringProperty, log, now, quoteJSON, raw, register, setProperty,
 } from "wasm-mixer/sdk";
-import { Algo, HeaderStyle, LimitSpec, OnError, Params, QuotaSpec, Source, Src, algoName, parseSpec } from "./spec";
+import { Algo, HeaderStyle, LimitSpec, OnError, Params, QuotaSpec, Source, Src, algoName, leaseLocalLimits, parseSpec } from "./spec";
 import { Out, Slot, commit, decideLocal, readRec, refund } from "./local";
 import { Rec, headerSeconds, keyPart, pathSegments, stripPort, urlPath } from "./util";
 export * from "wasm-mixer/sdk/exports";
@@ -29,6 +29,15 @@ const POOL_SLOTS = 9;
 const CIRCUIT_SLOTS = 2;
 
 const LEASE_PATH = "/quota/v1/lease";
+/** Filter state set by Envoy's rate limit filter and by the adapter server (ShouldRateLimit, quota allocation). */
+const HITS_ADDEND: string[] = ["envoy.ratelimit.hits_addend"];
+/** Filter state the adapter server sets to the RateLimitRequest's domain. */
+const RLS_DOMAIN: string[] = ["ratelimit.domain"];
+/** Hits per request are capped so cost x hits stays far from overflowing. */
+const MAX_HITS: i64 = 1000000000;
+/** Startup probe of a lease cluster (host/src/quota/lease.ts answers it). */
+const PROBE_PATH = "/quota/v1/ready";
+const PROBE_TIMEOUT_MS: u32 = 5000;
 const MAX_COMMIT_ATTEMPTS = 4;
 
 function nowMs(): i64 {
@@ -57,6 +66,8 @@ class PoolLocal {
 
 /** A request held until a lease answers. */
 class Waiter {
+  /** Counted once in quota_errors_total{reason="deadline"} when it waits past its deadline. */
+  late: bool = false;
   constructor(public req: Request, public slots: Slot[], public deadline: i64) {}
 }
 
@@ -67,15 +78,51 @@ function onLease(a: Adapter, resp: HttpCallResponse): void {
 class Quota extends Adapter {
   spec: QuotaSpec = new QuotaSpec();
   leases: Map<u32, LeaseCtx> = new Map<u32, LeaseCtx>();
+  /** Startup probes in flight (by call token): cluster name. */
+  probes: Map<u32, string> = new Map<u32, string>();
   pools: Map<string, PoolLocal> = new Map<string, PoolLocal>();
   waiters: Map<u32, Waiter> = new Map<u32, Waiter>();
   lastWarn: i64 = 0;
+  lastOpenWarn: i64 = 0;
   /** The pool whose waiters are being decided again; its next lease is sent once, after. */
   draining: string = "";
 
   configure(c: Config): string | null {
     this.spec = parseSpec(c);
-    return c.error;
+    let err = c.error;
+    if (err !== null) return err;
+    // In a worker of a multi-worker proxy, local limits lease from the primary (spec.ts leaseLocalLimits).
+    let workers = getStringProperty(["wasm_mixer", "worker_quota_cluster"]);
+    if (workers !== null && workers.length > 0) leaseLocalLimits(this.spec, workers);
+    return this.probeClusters();
+  }
+
+  /**
+   * One call per cluster of the global limits when the configuration loads. A cluster the
+   * host refuses (not in the proxy's clusters, or not granted to this plugin) would make every
+   * global limit apply its on_error policy forever, so the configuration is refused, as the
+   * auth adapter refuses a remote JWKS cluster it may not call. The call also warms the host's
+   * connection to Redis (and its scripts) before the first request needs a lease.
+   */
+  probeClusters(): string | null {
+    let seen: string[] = [];
+    let limits = this.spec.limits;
+    for (let i = 0; i < limits.length; i++) {
+      let g = unchecked(limits[i]).global;
+      if (g === null || seen.includes(g.cluster)) continue;
+      seen.push(g.cluster);
+      let h = new Headers();
+      h.add(":method", "GET");
+      h.add(":path", PROBE_PATH);
+      h.add(":authority", g.cluster);
+      if (!this.httpCall(g.cluster, h, null, PROBE_TIMEOUT_MS, onLease)) {
+        return "config \"limits[" + i.toString() + "]\": global limit " + unchecked(limits[i]).name + " needs cluster \"" + g.cluster +
+          "\", and the host refused a call to it: define it under the proxy's \"clusters\" (url redis://host:port) and grant it to this plugin " +
+          "(plugins[].clusters: [\"" + g.cluster + "\"])";
+      }
+      this.probes.set(this.lastCallToken, g.cluster);
+    }
+    return null;
   }
 
   check(req: Request): Decision {
@@ -94,10 +141,25 @@ class Quota extends Adapter {
   plan(req: Request): Slot[] {
     let out: Slot[] = [];
     let limits = this.spec.limits;
+    let hits: i64 = -1; // read once, when the first limit applies
+    let ns = this.spec.domain;
     for (let i = 0, n = limits.length; i < n; i++) {
       let l = unchecked(limits[i]);
       if (!this.matches(l, req)) continue;
-      let key = this.spec.domain + ":" + l.name;
+      if (hits < 0) {
+        hits = 1;
+        // Envoy's rate limit service (and the adapter server's quota allocation) sets the request's
+        // hits as filter state envoy.ratelimit.hits_addend: charge cost x hits (0: check only).
+        let h = getStringProperty(HITS_ADDEND);
+        if (h !== null) {
+          let v = parseNonNegative(h);
+          if (v >= 0) hits = min<i64>(v, MAX_HITS);
+          // An Envoy rate limit domain has its own counters (envoyproxy/ratelimit keys by domain too).
+          let d = getStringProperty(RLS_DOMAIN);
+          if (d !== null && d.length > 0) ns = this.spec.domain + "@" + keyPart(d);
+        }
+      }
+      let key = ns + ":" + l.name;
       let values: string[] = [];
       let skip = false;
       for (let j = 0, d = l.dims.length; j < d; j++) {
@@ -122,7 +184,9 @@ class Quota extends Adapter {
       if (params.unlimited) continue;
       let cost = costOf(l, req);
       if (cost <= 0) continue;
-      out.push(new Slot(l, params, key, cost));
+      // Weighted hits, saturated (a cost above the limit is denied anyway).
+      let charged = hits <= 1 || cost <= MAX_HITS / hits ? cost * hits : MAX_HITS;
+      out.push(new Slot(l, params, key, charged));
     }
     return out;
   }
@@ -337,11 +401,17 @@ class Quota extends Adapter {
       s.prefetch = left * 2 < size && rec.get(P_INFLIGHT) <= t;
       return;
     }
-    let pastDeadline = waiter !== null && t >= waiter.deadline;
-    if (pastDeadline || this.circuitDown(g.cluster, t)) {
-      if (pastDeadline) s.spec.m.errDeadline.inc();
+    if (this.circuitDown(g.cluster, t)) {
       this.policy(s, t, true);
       return;
+    }
+    // Redis answers (the last lease did not fail): a request past its deadline keeps waiting
+    // for the next lease instead of taking on_error. It got here because this proxy was busy
+    // (its turn came after others spent the tokens), and a busy proxy is not Redis being down.
+    // Every lease has its own deadline, so a Redis that stops answering still fails it.
+    if (waiter !== null && t >= waiter.deadline && !waiter.late) {
+      waiter.late = true;
+      s.spec.m.errDeadline.inc();
     }
     s.out = Out.Wait;
   }
@@ -389,6 +459,7 @@ class Quota extends Adapter {
       let m = s.spec.m;
       if (s.out == Out.FailOpen) {
         m.failedOpen.inc();
+        this.warnOpen(s);
         continue;
       }
       if (s.out == Out.Over) {
@@ -418,10 +489,12 @@ class Quota extends Adapter {
       }
     }
     if (best !== null && this.spec.headersOnAllowed) {
-      // Limit, Remaining and Reset (the policy is only repeated on a 429).
+      // Limit, Remaining, Reset and the policy (window and name: Envoy's rate limit service reports
+      // them as current_limit on every answer, and X-RateLimit-Limit carries them too).
       let style = this.spec.headerStyle;
       if (style == HeaderStyle.Draft) {
         req.setResponseHeader("ratelimit-limit", this.limitStr(best));
+        req.setResponseHeader("ratelimit-policy", this.policyStr(best));
         req.setResponseHeader("ratelimit-remaining", max<i64>(0, best.remaining).toString());
         req.setResponseHeader("ratelimit-reset", headerSeconds(best.resetMs));
       } else if (style == HeaderStyle.XRateLimit) {
@@ -561,6 +634,16 @@ class Quota extends Adapter {
 
   leaseAnswered(resp: HttpCallResponse): void {
     let token = resp.token;
+    if (this.probes.has(token)) {
+      let cluster = this.probes.get(token);
+      this.probes.delete(token);
+      if (resp.failed || resp.status != 200) {
+        log.warn("quota: cluster " + cluster + " did not answer the startup probe (" +
+          (resp.failed ? "no answer within " + PROBE_TIMEOUT_MS.toString() + " ms" : "status " + resp.status.toString() + ": " + resp.text()) +
+          "); global limits apply their on_error policy while it cannot be reached");
+      }
+      return;
+    }
     if (!this.leases.has(token)) return;
     let ctx = this.leases.get(token);
     this.leases.delete(token);
@@ -747,6 +830,20 @@ class Quota extends Adapter {
     rec.set(0, 0);
     rec.set(1, 0);
     SharedData_set(key, rec, cas);
+  }
+
+  /**
+   * A request admitted without a lease (on_error open) is past the limit's bound: say so, at
+   * most once a second per VM, with the count so far (quota_requests_total{result="failed_open"}).
+   */
+  warnOpen(s: Slot): void {
+    let t = nowMs();
+    if (t - this.lastOpenWarn < 1000) return;
+    this.lastOpenWarn = t;
+    let g = s.spec.global!;
+    log.warn("quota: limit " + s.spec.name + " admitted requests without a Redis lease (on_error \"open\"): cluster " + g.cluster +
+      " failed or missed a lease deadline (" + g.timeoutMs.toString() + " ms) and is treated as down for " + g.downMs.toString() +
+      " ms; " + s.spec.m.failedOpen.value().toString() + " admitted this way so far");
   }
 
   /** Warnings at most once a second per VM, so a Redis outage does not flood the log. */

@@ -482,9 +482,41 @@ export function parseSpec(c: Config): QuotaSpec {
   if (c.has("limits") && arr.length == 0 && c.value.get("limits")!.isArray) c.fail("limits", "is empty");
   let names: string[] = [];
   for (let i = 0; i < arr.length; i++) s.limits.push(parseLimit(unchecked(arr[i]), i, dflt, names));
+  // A top-level "global" only holds defaults for global limits; it does not make a limit global.
+  // Without any global limit it would silently do nothing, so it is refused.
+  if (c.has("global") && arr.length > 0) {
+    let anyGlobal = false;
+    for (let i = 0; i < s.limits.length; i++) if (unchecked(s.limits[i]).global !== null) anyGlobal = true;
+    if (!anyGlobal) {
+      c.fail("global", "is set but no limit is global, so every limit is local to this proxy: add \"mode\": \"global\" " +
+        "to the limits Redis should share across proxies, or remove \"global\"");
+    }
+  }
   // Top-level shadow: every limit counts and reports but none denies (a dry run of the whole config).
   if (c.getBool("shadow", false)) for (let i = 0; i < s.limits.length; i++) unchecked(s.limits[i]).shadow = true;
   return s;
+}
+
+/**
+ * In a worker of a multi-worker wasm-mixer proxy (the host sets the property
+ * wasm_mixer.worker_quota_cluster), a local limit must stay exact for the whole proxy,
+ * not per worker: it leases its tokens from the proxy's primary process the way a
+ * global limit leases from Redis. The primary is on the same machine, so the lease
+ * deadline is generous, and a lease that still fails denies (never admits past the limit).
+ */
+export function leaseLocalLimits(s: QuotaSpec, cluster: string): void {
+  for (let i = 0; i < s.limits.length; i++) {
+    let l = unchecked(s.limits[i]);
+    if (l.global !== null) continue;
+    let g = new GlobalSpec();
+    g.cluster = cluster;
+    g.timeoutMs = 1000;
+    g.onError = OnError.Closed;
+    g.keyPrefix = "local:";
+    let n = l.algo == Algo.Token ? l.base.burst : l.base.limit;
+    g.leaseMax = max<i64>(1, min<i64>(500, n / 20));
+    l.global = g;
+  }
 }
 
 export { MAX_KEY_PART };

@@ -151,6 +151,11 @@ t.test('Redis down: open, closed and local fallback per limit, and no request wa
   t.equal(await metricsOf(ps, 'quota_requests_total{limit="closed",result="failed_closed"}'), 10);
   t.equal(await metricsOf(ps, 'quota_fallback_total{limit="local"}'), 20);
   t.ok((await metricsOf(ps, 'quota_errors_total{limit="open",reason="backend"}')) >= 1);
+  for (const p of ps) {
+    t.match(p.stderr(), /quota: limit open admitted requests without a Redis lease \(on_error \\?"open\\?"\): cluster redis failed/, 'fail-open admissions are logged');
+    const lines = p.stderr().split('\n').filter((l) => l.includes('without a Redis lease'));
+    t.ok(lines.length <= 2, `rate-limited: ${lines.length} such lines for 10 admissions`);
+  }
 });
 
 t.test('Redis slow (CLIENT PAUSE): requests are answered by the deadline, then leases resume', async (t) => {

@@ -7,9 +7,10 @@ import { ABI_MARKERS, type AbiVersion } from '../abi/constants.js';
 import { ABI_0_1_0_ONLY, ABI_0_2_ONLY, IMPLEMENTED_IMPORTS, KNOWN_UNIMPLEMENTED_IMPORTS, WASI_MODULES } from '../abi/host-functions.js';
 import { HostError } from '../errors.js';
 import { rewriteModule } from './metering.js';
+import { DEFAULT_FUEL_PER_CALLBACK, DEFAULT_MAX_MEMORY_MB, DEFAULT_MAX_TABLE_ELEMENTS, MAX_FUEL, START_FUEL_FACTOR } from '../limits.js';
 
-/** Defaults for the isolation limits (docs/operating.md "Limits"). */
-export const DEFAULT_MAX_MEMORY_MB = 128;
+/** Defaults for the isolation limits (docs/operating.md "Limits", host/src/limits.ts). */
+export { DEFAULT_MAX_MEMORY_MB } from '../limits.js';
 
 export interface ModuleLimits {
   /** Instrument the module with a work budget (default true). */
@@ -18,14 +19,15 @@ export interface ModuleLimits {
   maxMemoryMb?: number;
   /** Work budget of the wasm start function (default DEFAULT_START_FUEL; the host passes START_FUEL_FACTOR x limits.fuelPerCallback). */
   startFuel?: number;
+  /** Cap every table (elements, default DEFAULT_MAX_TABLE_ELEMENTS); table.grow past it returns -1. */
+  maxTableElements?: number;
 }
 
 /**
- * Budget of a start function under the default limits: plugin-vm.ts's
- * min(DEFAULT_FUEL_PER_CALLBACK x START_FUEL_FACTOR, MAX_FUEL), the same budget
+ * Budget of a wasm start function under the default limits: the same budget
  * _initialize, proxy_on_vm_start and proxy_on_configure get.
  */
-export const DEFAULT_START_FUEL = 2_000_000_000;
+export const DEFAULT_START_FUEL = Math.min(DEFAULT_FUEL_PER_CALLBACK * START_FUEL_FACTOR, MAX_FUEL);
 
 export interface CompiledModule {
   readonly module: WebAssembly.Module;
@@ -43,6 +45,8 @@ export interface CompiledModule {
   readonly hasStart: boolean;
   /** Linear memory limits after the cap, in 64 KiB pages. */
   readonly memoryPages: { initial: number; maximum: number | null } | null;
+  /** The cap on table elements (null: tables left as declared, the module is not rewritten). */
+  readonly maxTableElements: number | null;
 }
 
 export async function loadModuleFile(path: string, expectedSha256?: string, limits?: ModuleLimits): Promise<CompiledModule> {
@@ -128,8 +132,11 @@ export function compileModule(bytes: Uint8Array, source = '<bytes>', expectedSha
   const metering = limits.metering ?? true;
   const maxMemoryMb = limits.maxMemoryMb ?? DEFAULT_MAX_MEMORY_MB;
   let memoryPages: CompiledModule['memoryPages'] = null;
+  let maxTableElements: number | null = null;
   if (metering || maxMemoryMb > 0) {
-    const rw = rewriteModule(bytes, { fuel: metering, initialFuel: Math.min(limits.startFuel ?? DEFAULT_START_FUEL, DEFAULT_START_FUEL), maxMemoryPages: maxMemoryMb > 0 ? Math.max(1, Math.floor((maxMemoryMb * 1024 * 1024) / 65536)) : undefined, source });
+    maxTableElements = limits.maxTableElements ?? DEFAULT_MAX_TABLE_ELEMENTS;
+    const initialFuel = Math.min(limits.startFuel ?? DEFAULT_START_FUEL, MAX_FUEL);
+    const rw = rewriteModule(bytes, { fuel: metering, initialFuel, maxMemoryPages: maxMemoryMb > 0 ? Math.max(1, Math.floor((maxMemoryMb * 1024 * 1024) / 65536)) : undefined, maxTableElements, source });
     memoryPages = rw.memory;
     try {
       module = new WebAssembly.Module(rw.bytes as Uint8Array<ArrayBuffer>);
@@ -143,6 +150,7 @@ export function compileModule(bytes: Uint8Array, source = '<bytes>', expectedSha
     metered: metering,
     hasStart: hasStartSection(bytes),
     memoryPages,
+    maxTableElements,
     sha256,
     abiVersion,
     exports: exportNames,
