@@ -20,8 +20,7 @@
 import type * as GrpcJs from '@grpc/grpc-js';
 import type { HeaderPair } from '../abi/pairs.js';
 
-export const MAX_GRPC_CALLOUTS = 1024;
-export const MAX_GRPC_MESSAGE_BYTES = 4 * 1024 * 1024;
+import { MAX_GRPC_CALLOUTS, MAX_GRPC_MESSAGE_BYTES } from '../limits.js';
 
 type Grpc = typeof GrpcJs;
 let grpcModule: Promise<Grpc> | null = null;
