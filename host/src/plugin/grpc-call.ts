@@ -19,7 +19,6 @@
 
 import type * as GrpcJs from '@grpc/grpc-js';
 import type { HeaderPair } from '../abi/pairs.js';
-
 import { MAX_GRPC_CALLOUTS, MAX_GRPC_MESSAGE_BYTES } from '../limits.js';
 
 type Grpc = typeof GrpcJs;
