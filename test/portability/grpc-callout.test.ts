@@ -31,14 +31,19 @@ const slow = new grpc.Server();
 slow.register('/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit', () => {}, (b: Buffer) => b, (b: Buffer) => b, 'unary');
 const slowPort = await new Promise<number>((res, rej) => slow.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
 
+// A server whose answer is larger than the 4 MiB a call-out may receive.
+const big = new grpc.Server({ 'grpc.max_send_message_length': 8 * 1024 * 1024 });
+big.register('/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit', (_call: unknown, cb: (e: null, v: Buffer) => void) => cb(null, Buffer.alloc(5 * 1024 * 1024, 1)), (b: Buffer) => b, (b: Buffer) => b, 'unary');
+const bigPort = await new Promise<number>((res, rej) => big.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
+
 const up = await startEcho();
 const log = capture();
 const proxy = await startProxy(
   {
     listen: { port: 0 },
     routes: [{ name: 'default', upstream: `http://127.0.0.1:${up.port}` }],
-    clusters: { rls: { url: `http://${rls.address}` }, slow: { url: `http://127.0.0.1:${slowPort}` } },
-    plugins: [{ name: 'shim', url: 'grpc.wasm', pluginConfig: 'api', clusters: ['rls', 'slow'] }],
+    clusters: { rls: { url: `http://${rls.address}` }, slow: { url: `http://127.0.0.1:${slowPort}` }, big: { url: `http://127.0.0.1:${bigPort}` } },
+    plugins: [{ name: 'shim', url: 'grpc.wasm', pluginConfig: 'api', clusters: ['rls', 'slow', 'big'] }],
   },
   { baseDir: dir, logger: log.logger },
 );
@@ -47,6 +52,7 @@ t.teardown(async () => {
   await up.close();
   await rls.close();
   slow.forceShutdown();
+  big.forceShutdown();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -102,4 +108,10 @@ t.test('at most 1024 call-outs open per VM: the next is INTERNAL_FAILURE; cancel
   }
   const after = await request(proxy.port, '/health');
   t.equal(echoed(after.body).headers['x-grpc-close'], '0', 'call-outs work again after the cancels');
+});
+
+t.test('an answer over 4 MiB fails the call with RESOURCE_EXHAUSTED', async (t) => {
+  const r = await request(proxy.port, '/big', { headers: { 'x-api-key': 'k4' } });
+  t.equal(r.status, 503);
+  t.equal(r.headers['x-grpc-close'], String(grpc.status.RESOURCE_EXHAUSTED));
 });

@@ -11,6 +11,7 @@
 ;;             local reply 429 "over limit" [x-rls: over]; otherwise request header
 ;;             x-rls: ok and proxy_continue_stream(HTTP_REQUEST).
 ;;   /slow     the same call to cluster "slow" with a 300 ms timeout.
+;;   /big      the same call to cluster "big" (5000 ms).
 ;;   /health   proxy_grpc_stream(cluster "rls", grpc.health.v1.Health, Check), then
 ;;             proxy_grpc_send(empty HealthCheckRequest, end_stream) and pauses. The
 ;;             stream callbacks record what arrived; proxy_on_grpc_close adds request
@@ -68,6 +69,8 @@
   (data (i32.const 0x690) "/ungranted")                                 ;; 10
   (data (i32.const 0x6a0) "/cancel")                                    ;; 7
   (data (i32.const 0x6b0) "/many")                                      ;; 5
+  (data (i32.const 0x6e0) "big")                                        ;; 3
+  (data (i32.const 0x6f0) "/big")                                       ;; 4
   (data (i32.const 0x6c0) "x-many-ok")                                  ;; 9
   (data (i32.const 0x6d0) "x-many-last")                                ;; 11
   ;; pairs {x-from-filter: 1}: 4 + 8 + 14 + 2 = 28 bytes
@@ -188,6 +191,8 @@
         (return (i32.const 1))))
     (if (call $path_is (i32.const 0x670) (i32.const 5))
       (then (drop (call $call_rls (local.get $ctx) (i32.const 0x410) (i32.const 4) (i32.const 300))) (return (i32.const 1))))
+    (if (call $path_is (i32.const 0x6f0) (i32.const 4))
+      (then (drop (call $call_rls (local.get $ctx) (i32.const 0x6e0) (i32.const 3) (i32.const 5000))) (return (i32.const 1))))
     (if (call $path_is (i32.const 0x690) (i32.const 10))
       (then
         (call $add_req (i32.const 0x620) (i32.const 18) (i32.const 0x20)
