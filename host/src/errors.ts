@@ -34,6 +34,8 @@ export type HostErrorCode =
   | 'REMOTE_CONFIG_MISMATCH'
   | 'REMOTE_ERROR'
   | 'SERVER_START_FAILED'
+  // multi-worker proxy (host/src/workers)
+  | 'WORKER_START_FAILED'
   | 'LISTEN_FAILED'
   | 'USAGE';
 

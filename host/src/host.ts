@@ -36,6 +36,8 @@ export interface HostOptions {
   modules?: Record<string, Uint8Array | CompiledModule>;
   /** Access-log sinks to use instead of the configured ones (accessLog.sinks). */
   accessLogSinks?: AccessLogSink[];
+  /** In a worker of a multi-worker proxy: a built-in cluster (name → url) every plugin may call, for local quota leases (host/src/workers). */
+  workerQuota?: { cluster: string; url: string };
 }
 
 /** Plugins in chain order: by phase (AUTHN, AUTHZ, STATS, unspecified), then priority (high first), then config order. */
@@ -150,6 +152,8 @@ export class WasmHost {
     // HTTP call-outs only to the clusters the plugin lists (none by default).
     const clusters: Record<string, string> = {};
     for (const c of p.clusters ?? []) if (config.clusters?.[c]) clusters[c] = config.clusters[c].url;
+    const wq = this.options.workerQuota;
+    if (wq !== undefined) clusters[wq.cluster] = wq.url;
     const vm = new PluginVm(compiled, {
       name: p.name,
       rootId: p.name,
@@ -172,6 +176,7 @@ export class WasmHost {
       },
       foreign: this.telemetry.foreign,
       onGuestCall: this.telemetry.callObserver(p.name),
+      workerQuotaCluster: wq?.cluster,
     });
     try {
       vm.start();

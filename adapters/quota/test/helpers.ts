@@ -99,7 +99,8 @@ export interface ProxyProcess {
 /** Runs the real CLI, `node bin/wasm-mixer.js proxy --config FILE`, in a child process. */
 export async function startProxyProcess(config: unknown, dir: string, name: string): Promise<ProxyProcess> {
   const file = join(dir, `${name}.json`);
-  await writeFile(file, JSON.stringify(config, null, 2));
+  // One process per proxy: the bounds these tests check count proxy processes (workers: auto would fork one per core).
+  await writeFile(file, JSON.stringify({ workers: 1, ...(config as object) }, null, 2));
   const proc: ChildProcess = spawn(process.execPath, [join(repoRoot, 'bin', 'wasm-mixer.js'), 'proxy', '--config', file], {
     cwd: repoRoot,
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -108,7 +109,7 @@ export async function startProxyProcess(config: unknown, dir: string, name: stri
   let exited = false;
   proc.once('exit', () => (exited = true));
   const ports = await new Promise<[number, number]>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`proxy ${name} did not start: ${err}`)), 15_000);
+    const timer = setTimeout(() => reject(new Error(`proxy ${name} did not start within 30 s: ${err}`)), 30_000);
     proc.stderr!.on('data', (d: Buffer) => {
       err += d.toString();
       const m = /listening on http:\/\/[^:]+:(\d+) \(admin http:\/\/127\.0\.0\.1:(\d+)\)/.exec(err);
@@ -160,7 +161,12 @@ export function request(
       },
     );
     req.on('timeout', () => req.destroy(new Error(`request to :${port}${path} timed out`)));
-    req.on('error', reject);
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      // A kept-alive socket the server closed as idle just as this request went out (the race
+      // Node's docs describe for req.reusedSocket): the server never saw it, so send it again.
+      if (req.reusedSocket && err.code === 'ECONNRESET') request(port, path, opts).then(resolve, reject);
+      else reject(err);
+    });
     req.end(opts.body);
   });
 }

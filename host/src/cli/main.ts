@@ -13,8 +13,12 @@ import { readLocalModule } from '../vm/module-source.js';
 
 const USAGE: Record<string, string> = {
   proxy: `Usage:
-  wasm-mixer proxy --config FILE [--listen [ADDRESS:]PORT | --port N] [--admin N] [--to URL] [--remote ADDRESS] [--log-level LEVEL]
-  wasm-mixer proxy --listen [ADDRESS:]PORT --to URL [--adapter FILE.wasm [--adapter-config JSON]]... [--admin N] [--fail-open]
+  wasm-mixer proxy --config FILE [--listen [ADDRESS:]PORT | --port N] [--admin N] [--to URL] [--remote ADDRESS] [--log-level LEVEL] [--workers N|auto]
+  wasm-mixer proxy --listen [ADDRESS:]PORT --to URL [--adapter FILE.wasm [--adapter-config JSON]]... [--admin N] [--fail-open] [--workers N|auto]
+
+both forms:
+  --workers N|auto    worker processes, each with its own adapter VMs, behind one port (overrides the
+                      file's workers:; default auto = one per core; 1 = a single process; docs/operating.md "Workers")
 
 proxy, config-file form (every option overrides the file, so an example runs on other ports):
   --config FILE       YAML or JSON (see README "Configuration"); refused with the bad field's path if invalid
@@ -156,6 +160,7 @@ const PROXY_OPTIONS = {
   'log-level': { type: 'string' },
   adapter: { type: 'string', multiple: true },
   'adapter-config': { type: 'string', multiple: true },
+  workers: { type: 'string' },
 } as const satisfies Options;
 
 /** Command-line values that override the config file (`--config` form). */
@@ -166,6 +171,8 @@ export interface ProxyOverrides {
   to?: string;
   remote?: string;
   logLevel?: MixerConfig['logLevel'];
+  /** --workers: N or "auto" (resolved with the file's workers: by host/src/workers). */
+  workers?: string;
 }
 
 /** Parses `proxy` arguments: the quick form into the same config object a file would give, or the file and its overrides. */
@@ -178,6 +185,7 @@ export function quickConfig(args: string[]): { config: MixerConfig; configFile: 
     ...(v.to !== undefined ? { to: v.to } : {}),
     ...(v.remote !== undefined ? { remote: v.remote } : {}),
     ...(v['log-level'] !== undefined ? { logLevel: parseLogLevelFlag(v['log-level']) } : {}),
+    ...(v.workers !== undefined ? { workers: v.workers } : {}),
   };
   // --adapter-config configures the --adapter just before it: their order matters, so read the tokens.
   const plugins: PluginConfig[] = [];
@@ -245,6 +253,13 @@ async function proxyCommand(args: string[]): Promise<number> {
     ({ config, baseDir } = await loadConfigFile(q.configFile));
     config = applyOverrides(config, q.overrides, q.configFile);
   }
+  // More than one worker: node:cluster processes behind one port (host/src/workers); 1 = this process serves.
+  const { resolveWorkers, runPrimaryCommand } = await import('../workers/index.js');
+  const workers = resolveWorkers(q.overrides.workers, config);
+  if (workers > 1) {
+    const configOverride = q.configFile !== null ? (c: MixerConfig) => applyOverrides(c, q.overrides, q.configFile!) : undefined;
+    return runPrimaryCommand(config, { workers, baseDir, configFile: q.configFile ?? undefined, configOverride }, waitForSignal);
+  }
   const proxy: RunningProxy = await startProxy(config, { baseDir, configFile: q.configFile ?? undefined, configOverride: q.configFile !== null ? (c) => applyOverrides(c, q.overrides, q.configFile!) : undefined });
   // The last line: a blocked event loop past watchdog.hardLimitMs ends the process (docs/operating.md "Watchdog").
   const watchdog = config.watchdog?.enabled === false ? null : startWatchdog({ hardLimitMs: config.watchdog?.hardLimitMs });
@@ -275,10 +290,13 @@ async function serveCommand(args: string[]): Promise<number> {
   if (logLevel !== undefined) config.logLevel = logLevel;
   const { startAdapterServer } = await import('../oop/server.js');
   const server = await startAdapterServer(config, { baseDir, listen: v.listen, adminPort });
+  // The adapter server runs VMs too: the same last line as the proxy.
+  const watchdog = config.watchdog?.enabled === false ? null : startWatchdog({ hardLimitMs: config.watchdog?.hardLimitMs });
   console.error(`wasm-mixer adapter server listening on ${server.address}${server.adminPort !== null ? ` (admin http://127.0.0.1:${server.adminPort})` : ''}`);
   await waitForSignal();
   console.error('wasm-mixer: shutting down the adapter server, draining in-flight calls');
   await server.close();
+  await watchdog?.stop();
   return 0;
 }
 

@@ -3,6 +3,7 @@
 // Plugin fields mirror Istio's WasmPlugin (url, sha256, phase, priority,
 // failStrategy, pluginConfig, vmConfig) so operators recognise them.
 
+import { MAX_TABLE_ELEMENTS_LIMIT } from '../limits.js';
 import { PLUGIN_REMOTE_SCHEMA, REMOTE_SCHEMA, type PluginRemoteSettings, type RemoteSettings } from '../oop/config.js';
 
 export type Phase = 'AUTHN' | 'AUTHZ' | 'STATS' | 'UNSPECIFIED_PHASE';
@@ -143,6 +144,10 @@ export interface MixerConfig {
   watchdog?: { enabled?: boolean; hardLimitMs?: number };
   /** Out-of-process mode: adapter server address, which plugins run there, client cache/batching/prefetch, server settings (docs/out-of-process.md). */
   remote?: RemoteSettings;
+  /** `wasm-mixer proxy`: worker processes (node:cluster), each with its own VMs; "auto" = one per core (host/src/workers). */
+  workers?: number | 'auto';
+  /** Crash-rate limit and backoff for replacing a worker process that died. */
+  workerRestart?: { maxRestarts?: number; windowMs?: number; initialBackoffMs?: number; maxBackoffMs?: number };
 }
 
 const logLevel = { enum: ['trace', 'debug', 'info', 'warn', 'error', 'critical'] };
@@ -174,6 +179,17 @@ export const CONFIG_SCHEMA = {
       type: 'object',
       additionalProperties: false,
       properties: { intervalMs: { type: 'integer', minimum: 0, maximum: 3600000 }, burst: { type: 'integer', minimum: 1, maximum: 100000 } },
+    },
+    workers: { anyOf: [{ type: 'integer', minimum: 1, maximum: 256 }, { const: 'auto' }] },
+    workerRestart: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        maxRestarts: { type: 'integer', minimum: 0 },
+        windowMs: { type: 'integer', minimum: 1 },
+        initialBackoffMs: { type: 'integer', minimum: 0 },
+        maxBackoffMs: { type: 'integer', minimum: 0 },
+      },
     },
     routes: {
       type: 'array',
@@ -248,7 +264,7 @@ export const CONFIG_SCHEMA = {
               metering: { type: 'boolean' },
               fuelPerCallback: { type: 'integer', minimum: 1000, maximum: 2000000000 },
               maxMemoryMb: { type: 'integer', minimum: 0, maximum: 4096 },
-              maxTableElements: { type: 'integer', minimum: 1, maximum: 10000000 },
+              maxTableElements: { type: 'integer', minimum: 1, maximum: MAX_TABLE_ELEMENTS_LIMIT },
               maxSharedDataMb: { type: 'integer', minimum: 1, maximum: 4096 },
               maxQueueMb: { type: 'integer', minimum: 1, maximum: 4096 },
               maxBufferedBodyBytes: { type: 'integer', minimum: 1024, maximum: 1073741824 },
@@ -282,8 +298,9 @@ export const CONFIG_SCHEMA = {
         type: 'object',
         additionalProperties: false,
         required: ['url'],
-        // http(s):// for HTTP call-outs; redis(s):// for the quota adapter's global limits (host/src/quota/lease.ts).
-        properties: { url: { type: 'string', pattern: '^(https?|rediss?)://' } },
+        // http(s):// for HTTP call-outs; redis(s):// (one node), redis(s)+cluster:// and redis(s)+sentinel://
+        // for the quota adapter's global limits (host/src/quota/lease.ts).
+        properties: { url: { type: 'string', pattern: '^(https?|rediss?|rediss?\\+cluster|rediss?\\+sentinel)://' } },
       },
     },
     upstream: {

@@ -12,6 +12,8 @@ export interface PluginFacts {
   readonly name: string;
   readonly rootId: string;
   readonly vmId: string;
+  /** Set in a worker of a multi-worker proxy (host/src/workers). */
+  readonly workerQuotaCluster?: string;
 }
 
 /** Strings are returned as strings (the ABI layer writes them to guest memory without an extra copy). */
@@ -90,6 +92,8 @@ export const PROPERTIES: Record<string, [string, Getter]> = {
   'plugin_name': ['string', (_s, p) => str(p.name)],
   'plugin_root_id': ['string', (_s, p) => str(p.rootId)],
   'plugin_vm_id': ['string', (_s, p) => str(p.vmId)],
+  // wasm-mixer's own: in a worker of a multi-worker proxy, the cluster whose leases keep local quota limits exact across workers.
+  'wasm_mixer.worker_quota_cluster': ['string', (_s, p) => str(p.workerQuotaCluster)],
 };
 
 const BY_NUL_PATH = new Map<string, Getter>();

@@ -15,6 +15,8 @@ import type { WasmHost } from '../host.js';
 import type { ReloadResult } from '../reload/reloader.js';
 import { redactConfig } from '../security/redact.js';
 import { serveMetrics } from '../metrics/exposition.js';
+import type { MetricsRegistry } from '../metrics/registry.js';
+import type { MixerConfig } from '../config/schema.js';
 import { listenOn } from './listen.js';
 
 export interface AdminServer {
@@ -25,11 +27,31 @@ export interface AdminServer {
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
-export async function startAdmin(
+/** What the admin port shows: one host's, or (multi-worker proxy, host/src/workers) the primary's merged view. */
+export interface AdminSource {
+  ready(): boolean | Promise<boolean>;
+  metrics(): MetricsRegistry | Promise<MetricsRegistry>;
+  adapters(): unknown;
+  config(): MixerConfig;
+}
+
+export function startAdmin(
   host: WasmHost,
   opts: { address: string; port: number; allowRemote: boolean; allowRemoteReload?: boolean },
   ready: () => boolean,
   reload?: (reason: string) => Promise<ReloadResult>,
+): Promise<AdminServer> {
+  return startAdminFor(
+    { ready: () => ready() && host.plugins.every((p) => p.vm.healthy), metrics: () => host.metrics, adapters: () => host.describe(), config: () => host.config },
+    opts,
+    reload,
+  );
+}
+
+export async function startAdminFor(
+  source: AdminSource,
+  opts: { address: string; port: number; allowRemote: boolean; allowRemoteReload?: boolean },
+  reload?: (reason: string) => Promise<unknown>,
 ): Promise<AdminServer> {
   if (!LOOPBACK.has(opts.address) && !opts.allowRemote) {
     throw new HostError('ADMIN_FORBIDDEN', `admin.address ${opts.address} is not loopback; set admin.allowRemote: true to expose the admin port (read-only endpoints), and admin.allowRemoteReload: true as well to accept POST /reload from other hosts`, { field: 'admin.allowRemote' });
@@ -45,21 +67,26 @@ export async function startAdmin(
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
       return;
     }
+    const failed = (err: unknown) => {
+      if (!res.headersSent) res.writeHead(503, { 'content-type': 'text/plain' }).end(`${(err as Error)?.message ?? String(err)}\n`);
+    };
     switch (url.pathname) {
-      case '/ready': {
-        const ok = ready() && host.plugins.every((p) => p.vm.healthy);
-        res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'LIVE\n' : 'NOT READY\n');
+      case '/ready':
+        Promise.resolve(source.ready()).then((ok) => {
+          res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'LIVE\n' : 'NOT READY\n');
+        }, failed);
         return;
-      }
       case '/metrics':
         // text 0.0.4 or OpenMetrics by Accept (q-values), gzip when accepted
-        serveMetrics(req, res, host.metrics);
+        Promise.resolve(source.metrics()).then((registry) => serveMetrics(req, res, registry), failed);
         return;
       case '/adapters':
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(host.describe(), null, 2) + '\n');
+        Promise.resolve(source.adapters()).then((a) => {
+          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(a, null, 2) + '\n');
+        }, failed);
         return;
       case '/config':
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(redactConfig(host.config), null, 2) + '\n');
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(redactConfig(source.config()), null, 2) + '\n');
         return;
       case '/':
         res.writeHead(200, { 'content-type': 'text/plain' }).end('wasm-mixer admin: /ready /metrics /adapters /config, POST /reload\n');
@@ -106,7 +133,7 @@ function forbidden(res: http.ServerResponse, message: string): void {
   res.writeHead(403, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'ADMIN_FORBIDDEN', message }) + '\n');
 }
 
-function handleReload(req: http.IncomingMessage, res: http.ServerResponse, allowRemote: boolean, reload: ((reason: string) => Promise<ReloadResult>) | undefined): void {
+function handleReload(req: http.IncomingMessage, res: http.ServerResponse, allowRemote: boolean, reload: ((reason: string) => Promise<unknown>) | undefined): void {
   req.resume();
   if (req.method !== 'POST') {
     res.writeHead(405, { allow: 'POST', 'content-type': 'text/plain' }).end('use POST /reload\n');
@@ -122,7 +149,7 @@ function handleReload(req: http.IncomingMessage, res: http.ServerResponse, allow
     return;
   }
   reload('admin POST /reload').then(
-    (r) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, ...r }) + '\n'),
+    (r) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, ...(r as object) }) + '\n'),
     (err) => {
       const e = isHostError(err) ? err : null;
       res.writeHead(422, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: false, error: e?.code ?? 'RELOAD_FAILED', cause: (e?.detail.cause as string | undefined) ?? null, message: e?.message ?? String(err) }) + '\n');

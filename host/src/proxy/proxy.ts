@@ -16,7 +16,7 @@ import { EMPTY } from '../plugin/http-stream.js';
 import { startAdmin } from './admin.js';
 import { listenOn } from './listen.js';
 import { loadConfigFile } from '../config/load.js';
-import { reloadHost, type ReloadResult } from '../reload/reloader.js';
+import { prepareReload, reloadHost, type PreparedReload, type ReloadResult } from '../reload/reloader.js';
 import { watchFiles, type FileWatcher } from '../reload/watch.js';
 
 // RFC 9110 §7.6.1 connection-specific fields (Trailer is end-to-end and is forwarded).
@@ -47,6 +47,8 @@ export interface RunningProxy {
    * Rejects with RELOAD_FAILED, and then the old config keeps serving.
    */
   reload(opts?: { config?: MixerConfig; reason?: string }): Promise<ReloadResult>;
+  /** Two-phase reload for a multi-worker proxy (host/src/workers): new VMs ready, not yet serving; commit() swaps adapters and routes. */
+  prepareReload(config: MixerConfig, reason: string): Promise<PreparedReload>;
 }
 
 interface Route {
@@ -465,6 +467,17 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
     adminPort: admin?.port ?? null,
     server,
     reload,
+    async prepareReload(next, reason) {
+      const p = await prepareReload(host, next, { reason });
+      return {
+        abort: () => p.abort(),
+        commit: () => {
+          const r = p.commit();
+          routes = buildRoutes(host.config);
+          return r;
+        },
+      };
+    },
     async close() {
       draining = true;
       watcher?.close();
