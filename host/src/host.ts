@@ -93,8 +93,9 @@ export class WasmHost {
     this.scrubber = new SecretScrubber(config);
     this.metrics = options.metrics ?? new MetricsRegistry({ buckets: config.metrics?.histogramBuckets, maxSeriesPerMetric: config.metrics?.maxSeriesPerMetric });
     // Every host log line goes through the scrubber: config secrets and credential-shaped text never reach a sink.
-    this.rateLimiter = rateLimitedLogger(options.logger ?? createLogger(parseLogLevel(config.logLevel ?? 'info')), config.logRateLimit);
-    this.logger = scrubbingLogger(this.rateLimiter, this.scrubber);
+    // Rate limiting outside the scrubber, so its "N similar lines suppressed, like: …" lines are scrubbed too.
+    this.rateLimiter = rateLimitedLogger(scrubbingLogger(options.logger ?? createLogger(parseLogLevel(config.logLevel ?? 'info')), this.scrubber), config.logRateLimit);
+    this.logger = this.rateLimiter;
     this.telemetry = new Telemetry(config, this.metrics, this.logger, { baseDir: options.baseDir, accessLogSinks: options.accessLogSinks });
     this.shared = options.shared ?? new SharedStore();
     this.countRequests = this.metrics.counter('wasm_mixer_host_streams_total', 'Requests run through the adapter chain.');

@@ -203,8 +203,10 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
         connectionId: sock.wmConnId ?? 0,
         protocol: `HTTP/${req.httpVersion}`,
         requestHeaderBytes: headerBytes,
-        // clusterName and upstreamAddress are set in forward(): a request answered
-        // locally (an adapter's 401/403/429, a 404) never had an upstream.
+        // The route's cluster, as Envoy's cluster_name (known once the route is; Istio's
+        // destination_service). upstreamAddress is set in forward(): a request answered
+        // locally (an adapter's 401/403/429, a 404) never had an upstream host.
+        clusterName: route?.config.name ?? '',
       },
     });
     const info = stream.stream.info;
@@ -271,7 +273,6 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
   ): void {
     const s = stream.stream;
     const info = s.info;
-    info.clusterName = route.config.name;
     info.upstreamAddress = route.url.host;
     const outHeaders: Record<string, string | string[]> = {};
     let method = 'GET';
