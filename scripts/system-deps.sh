@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and benchmarks start by themselves:
-#   redis-server  (global quota mode, started on a free loopback port by the tests)
+#   redis-server  (global quota mode, started on a free loopback port by the tests; also a
+#                 3-master Redis Cluster and a Sentinel, in --cluster-enabled / --sentinel mode)
+#   redis-tools   (redis-cli: `redis-cli --cluster create` joins the test cluster)
 #   prometheus    (promtool check metrics, and a real scrape in the telemetry tests)
 #   wrk           (constant-rate latency runs in the benchmark)
 # Nothing is started here and nothing is installed when all are present.
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 if [ ${#need[@]} -eq 0 ]; then
-  echo "system-deps: redis-server, promtool and wrk are installed"
+  echo "system-deps: redis-server, redis-cli, promtool and wrk are installed"
   exit 0
 fi
 SUDO=""

@@ -3,6 +3,7 @@
 
 export type HostErrorCode =
   | 'WASM_MALFORMED'
+  | 'WASM_NOT_FOUND'
   | 'WASM_ABI_MISSING'
   | 'WASM_ABI_UNSUPPORTED'
   | 'WASM_IMPORT_UNKNOWN'
@@ -22,6 +23,9 @@ export type HostErrorCode =
   | 'WASM_METERING_UNSUPPORTED'
   | 'VM_BUDGET_EXCEEDED'
   | 'VM_MEMORY_LIMIT'
+  | 'VM_TABLE_LIMIT'
+  | 'VM_HOST_LIMIT'
+  | 'EVENT_LOOP_BLOCKED'
   | 'CAPABILITY_DENIED'
   | 'RELOAD_FAILED'
   | 'ADMIN_FORBIDDEN'
@@ -30,6 +34,9 @@ export type HostErrorCode =
   | 'REMOTE_CONFIG_MISMATCH'
   | 'REMOTE_ERROR'
   | 'SERVER_START_FAILED'
+  // multi-worker proxy (host/src/workers)
+  | 'WORKER_START_FAILED'
+  | 'LISTEN_FAILED'
   | 'USAGE';
 
 export class HostError extends Error {

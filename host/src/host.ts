@@ -3,10 +3,11 @@
 
 import { LogLevel } from './abi/constants.js';
 import type { HeaderPair } from './abi/pairs.js';
-import { HostStream, type ChainEntry } from './chain/chain.js';
+import { DEFAULT_MAX_BUFFERED_BODY_BYTES, HostStream, type ChainEntry } from './chain/chain.js';
 import type { MixerConfig, PathMatch, Phase, PluginConfig, PluginMatch } from './config/schema.js';
 import { describeError, HostError } from './errors.js';
 import { createLogger, parseLogLevel, type HostLogger } from './log/logger.js';
+import { rateLimitedLogger, type RateLimitedLogger } from './log/rate-limit.js';
 import { MetricsRegistry } from './metrics/registry.js';
 import type { AccessLogSink } from './log/access-log.js';
 import { Telemetry } from './telemetry/index.js';
@@ -18,6 +19,8 @@ import { scrubbingLogger, SecretScrubber } from './security/redact.js';
 import { SharedStore } from './shared/shared-store.js';
 import { compileModule, type CompiledModule } from './vm/module.js';
 import { readModuleBytes } from './vm/module-source.js';
+import { MIB } from './limits.js';
+import type { HostMemoryUsage } from './plugin/accounting.js';
 
 const PHASE_ORDER: Record<Phase, number> = { AUTHN: 0, AUTHZ: 1, STATS: 2, UNSPECIFIED_PHASE: 3 };
 
@@ -33,6 +36,8 @@ export interface HostOptions {
   modules?: Record<string, Uint8Array | CompiledModule>;
   /** Access-log sinks to use instead of the configured ones (accessLog.sinks). */
   accessLogSinks?: AccessLogSink[];
+  /** In a worker of a multi-worker proxy: a built-in cluster (name → url) every plugin may call, for local quota leases (host/src/workers). */
+  workerQuota?: { cluster: string; url: string };
 }
 
 /** Plugins in chain order: by phase (AUTHN, AUTHZ, STATS, unspecified), then priority (high first), then config order. */
@@ -62,6 +67,8 @@ export interface StreamInit {
   headers: HeaderPair[];
   /** Route name, for plugin matching. */
   route?: string;
+  /** The route's cap on body bytes any adapter may buffer (routes[].maxBufferedBodyBytes). */
+  maxBufferedBodyBytes?: number;
   info?: Partial<StreamInfo>;
 }
 
@@ -75,6 +82,8 @@ export class WasmHost {
   private readonly countRequests: (d?: number) => void;
   /** Masks secrets from the config (and credentials) in log records; learns a reloaded config's secrets. */
   readonly scrubber: SecretScrubber;
+  /** Repeated warnings: one per key per interval, then a count of the suppressed ones (config logRateLimit). */
+  private readonly rateLimiter: RateLimitedLogger;
 
   private constructor(
     /** The config in force; replaced by a successful reload (host/src/reload). */
@@ -84,10 +93,12 @@ export class WasmHost {
     this.scrubber = new SecretScrubber(config);
     this.metrics = options.metrics ?? new MetricsRegistry({ buckets: config.metrics?.histogramBuckets, maxSeriesPerMetric: config.metrics?.maxSeriesPerMetric });
     // Every host log line goes through the scrubber: config secrets and credential-shaped text never reach a sink.
-    this.logger = scrubbingLogger(options.logger ?? createLogger(parseLogLevel(config.logLevel ?? 'info')), this.scrubber);
+    this.rateLimiter = rateLimitedLogger(options.logger ?? createLogger(parseLogLevel(config.logLevel ?? 'info')), config.logRateLimit);
+    this.logger = scrubbingLogger(this.rateLimiter, this.scrubber);
     this.telemetry = new Telemetry(config, this.metrics, this.logger, { baseDir: options.baseDir, accessLogSinks: options.accessLogSinks });
     this.shared = options.shared ?? new SharedStore();
     this.countRequests = this.metrics.counter('wasm_mixer_host_streams_total', 'Requests run through the adapter chain.');
+    this.metrics.addCollector(() => this.collectHostMemory());
   }
 
   /** Loads, validates, starts and configures every plugin in the config. Throws a HostError naming the adapter on failure. */
@@ -113,7 +124,7 @@ export class WasmHost {
     const t0 = performance.now();
     const pre = this.options.modules?.[p.url];
     let compiled: CompiledModule;
-    const limits = { metering: p.limits?.metering, maxMemoryMb: p.limits?.maxMemoryMb };
+    const limits = { metering: p.limits?.metering, maxMemoryMb: p.limits?.maxMemoryMb, maxTableElements: p.limits?.maxTableElements };
     try {
       if (pre instanceof Uint8Array) compiled = compileModule(pre, p.url, p.sha256, limits);
       else if (pre !== undefined) compiled = pre;
@@ -134,12 +145,14 @@ export class WasmHost {
       const { createRemoteAdapter } = await import('./oop/remote-adapter.js');
       const adapter = createRemoteAdapter(this, p, compiled, config);
       this.logger.log(LogLevel.Info, p.name, `adapter runs out of process, in the adapter server at ${adapter.address}`);
-      const entry: ChainEntry = { name: p.name, adapter, failStrategy: p.failStrategy ?? 'FAIL_CLOSE', pauseTimeoutMs: p.timeoutMs ?? 10_000 };
+      const entry: ChainEntry = { name: p.name, adapter, failStrategy: p.failStrategy ?? 'FAIL_CLOSE', pauseTimeoutMs: p.timeoutMs ?? 10_000, maxBufferedBodyBytes: p.limits?.maxBufferedBodyBytes ?? DEFAULT_MAX_BUFFERED_BODY_BYTES };
       return { config: p, vm: adapter as unknown as PluginVm, entry, module: compiled, loadMs: performance.now() - t0 };
     }
     // HTTP call-outs only to the clusters the plugin lists (none by default).
     const clusters: Record<string, string> = {};
     for (const c of p.clusters ?? []) if (config.clusters?.[c]) clusters[c] = config.clusters[c].url;
+    const wq = this.options.workerQuota;
+    if (wq !== undefined) clusters[wq.cluster] = wq.url;
     const vm = new PluginVm(compiled, {
       name: p.name,
       rootId: p.name,
@@ -156,8 +169,13 @@ export class WasmHost {
       fuelPerCallback: p.limits?.fuelPerCallback,
       restart: p.restart,
       capabilities: p.capabilities,
+      sharedLimits: {
+        maxBytes: p.limits?.maxSharedDataMb !== undefined ? p.limits.maxSharedDataMb * MIB : undefined,
+        maxQueueBytes: p.limits?.maxQueueMb !== undefined ? p.limits.maxQueueMb * MIB : undefined,
+      },
       foreign: this.telemetry.foreign,
       onGuestCall: this.telemetry.callObserver(p.name),
+      workerQuotaCluster: wq?.cluster,
     });
     try {
       vm.start();
@@ -170,7 +188,7 @@ export class WasmHost {
     const loadMs = performance.now() - t0;
     this.logger.log(LogLevel.Info, p.name, `adapter loaded from ${compiled.source} (ABI ${compiled.abiVersion}, ${compiled.bytes} bytes, ${loadMs.toFixed(1)} ms)`);
     this.metrics.counter('wasm_mixer_vm_restarts_total', 'VM restarts after an adapter crash.', { adapter: p.name }); // exposed at 0 from the start
-    const entry: ChainEntry = { name: p.name, adapter: vm, failStrategy: p.failStrategy ?? 'FAIL_CLOSE', pauseTimeoutMs: p.timeoutMs ?? 10_000 };
+    const entry: ChainEntry = { name: p.name, adapter: vm, failStrategy: p.failStrategy ?? 'FAIL_CLOSE', pauseTimeoutMs: p.timeoutMs ?? 10_000, maxBufferedBodyBytes: p.limits?.maxBufferedBodyBytes ?? DEFAULT_MAX_BUFFERED_BODY_BYTES };
     return { config: p, vm, entry, module: compiled, loadMs };
   }
 
@@ -187,7 +205,7 @@ export class WasmHost {
     const info = init.info ?? {};
     info.routeName = init.route ?? '';
     const stream = new HttpStream(headers, info);
-    return new HostStream(stream, this.chainFor(init));
+    return new HostStream(stream, this.chainFor(init), init.maxBufferedBodyBytes);
   }
 
   /** The previous chain, reused while the plugin list is unchanged and no plugin has a `match`. */
@@ -229,6 +247,10 @@ export class WasmHost {
       capabilities: p.config.capabilities ?? 'all',
       clusters: p.config.clusters ?? [],
       memoryBytes: p.vm.memoryBytes,
+      maxTableElements: p.module.maxTableElements,
+      // Host memory the adapter holds outside its linear memory, and its restart state (in process only).
+      hostMemory: (p.vm as { readonly hostMemory?: unknown }).hostMemory ?? null,
+      restart: (p.vm as { readonly restartState?: unknown }).restartState ?? null,
       liveStreams: p.vm.liveStreams,
       loadMs: Math.round(p.loadMs * 100) / 100,
       // Out of process: the adapter server's address (the VM fields above are then the server's business).
@@ -236,9 +258,25 @@ export class WasmHost {
     }));
   }
 
+  /** wasm_mixer_vm_host_memory_bytes{adapter,kind}: refreshed at every scrape. */
+  private collectHostMemory(): void {
+    for (const p of this.plugins) {
+      const u = (p.vm as { readonly hostMemory?: HostMemoryUsage }).hostMemory;
+      if (u === undefined) continue;
+      const g = (kind: string, v: number) => this.metrics.gauge('wasm_mixer_vm_host_memory_bytes', 'Host memory an adapter VM holds outside its linear memory, by kind (shared_data, queues, callouts, log_buffer, total).', { adapter: p.config.name, kind })(v);
+      g('shared_data', u.sharedDataBytes);
+      g('queues', u.queueBytes);
+      g('callouts', u.calloutBytes);
+      g('log_buffer', u.logBufferBytes);
+      g('total', u.totalBytes);
+      this.metrics.gauge('wasm_mixer_vm_host_memory_limit_bytes', 'The most host memory an adapter VM may hold outside its linear memory under its bounds.', { adapter: p.config.name })(u.limitBytes);
+    }
+  }
+
   /** Stops every VM at once; the promise settles when access logs are flushed and the last OTLP export is done. */
   close(): Promise<void> {
     for (const p of this.plugins) p.vm.stop();
+    this.rateLimiter.flush();
     return this.telemetry.close();
   }
 }

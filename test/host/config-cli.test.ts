@@ -72,7 +72,7 @@ t.test('CLI quick form proxies with an adapter and drains on SIGINT', async (t) 
   await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
   const port = (probe.address() as { port: number }).port;
   await new Promise<void>((r) => probe.close(() => r()));
-  const child = spawn('node', [CLI, 'proxy', '--listen', String(port), '--to', `http://127.0.0.1:${upstream.port}`, '--adapter', wasm, '--adapter-config', '"ok"'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn('node', [CLI, 'proxy', '--listen', String(port), '--to', `http://127.0.0.1:${upstream.port}`, '--adapter', wasm, '--adapter-config', '"ok"', '--workers', '1'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   await new Promise<void>((resolve, reject) => {

@@ -1,34 +1,14 @@
 // Adapter faults through the real proxy on real sockets: traps, crash-rate
 // limit and backoff, in-flight requests surviving another request's crash,
 // runaway loops cut off by the work budget, the memory cap, stack overflow.
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { startProxy, type MixerConfig, type PluginConfig } from '../../host/src/index.js';
 import { compileGuest } from '../fixtures/guests/index.js';
-import { captureLogs, fixture, metric, request, sleep, upstreamHeaders, wat } from './helpers.js';
+import { captureLogs, echoUpstream, fixture, metric, request, sleep, upstreamHeaders, wat } from './helpers.js';
 
 type Test = Parameters<Parameters<typeof t.test>[1]>[0];
 
-/** An echo upstream; paths starting with /slow answer after 300 ms. */
-export async function echoUpstream(): Promise<{ port: number; close: () => Promise<void> }> {
-  const server = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      const send = () => {
-        const body = JSON.stringify({ url: req.url, headers: req.headers });
-        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
-      };
-      if (req.url?.startsWith('/slow')) setTimeout(send, 300);
-      else send();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))),
-  };
-}
+export { echoUpstream };
 
 async function proxyWith(t: Test, plugins: Array<PluginConfig & { wasm: Uint8Array }>, extra: Partial<MixerConfig> = {}) {
   const up = await echoUpstream();
@@ -94,29 +74,33 @@ t.test('FAIL_OPEN skips the trapped adapter for the rest of the request', async 
   t.equal(upstreamHeaders(await request(port, '/ok'))['x-trap-count'], '1');
 });
 
-t.test('crash-rate limit: backoff between restarts, then the VM stays down for the window', async (t) => {
+t.test('crash-rate limit: restarts are immediate until the module crashes on most requests; then it backs off and says so', async (t) => {
   const { port, records, metrics, admin, adapters } = await proxyWith(t, [
     { name: 'trap', url: 'trap.wasm', wasm: await compileGuest('trap'), restart: { maxRestarts: 2, windowMs: 60_000, initialBackoffMs: 300 } },
   ]);
   t.equal((await request(port, '/trap')).status, 503);
   t.equal((await request(port, '/ok')).status, 200, 'first crash: restarted at once');
   t.equal((await request(port, '/trap')).status, 503);
+  t.equal((await request(port, '/ok')).status, 200, 'second crash: restarted at once (within maxRestarts)');
+  t.equal((await request(port, '/trap')).status, 503, 'third crash: 3 crashes on 5 requests, past maxRestarts and on most requests');
   const down = await request(port, '/ok');
-  t.equal(down.status, 503, 'second crash: down during the 300 ms backoff');
+  t.equal(down.status, 503, 'crash-looping: down during the 300 ms backoff');
   t.equal(JSON.parse(down.body).error, 'ADAPTER_FAILED');
   t.equal((await admin('/ready')).status, 503, '/ready reports the failed adapter');
+  const [a] = await adapters();
+  t.equal(a!.healthy, false);
+  t.match(a!.restart, { state: 'crash-looping', crashesInWindow: 3, requestsInWindow: 5, windowMs: 60_000 }, '/adapters says it is crash-looping');
+  const crit = records.find((r) => r.code === 'VM_FAILED' && r.level === 'critical');
+  t.match(crit?.message, /adapter trap is crash-looping: 3 crashes on 5 requests within 60000 ms .*restart\.maxRestarts 2.*stays down for 300 ms/);
   await sleep(500);
   t.equal((await request(port, '/ok')).status, 200, 'restarted after the backoff');
   t.equal((await request(port, '/trap')).status, 503);
-  await sleep(500);
-  t.equal((await request(port, '/ok')).status, 503, 'third crash: past maxRestarts, it stays down for the window');
-  const crit = records.find((r) => r.code === 'VM_FAILED' && r.level === 'critical');
-  t.match(crit?.message, /crashed 2 times within 60000 ms \(restart\.maxRestarts 2\)/);
-  t.equal((await adapters())[0]!.healthy, false);
+  t.equal((await request(port, '/ok')).status, 503, 'still crashing on most requests (4 of 7): down again, the backoff doubled');
   const m = await metrics();
   t.equal(metric(m, 'wasm_mixer_vm_up', { adapter: 'trap' }), 0);
-  t.equal(metric(m, 'wasm_mixer_vm_crashes_total', { adapter: 'trap', code: 'VM_TRAP' }), 3);
-  t.equal(metric(m, 'wasm_mixer_vm_restarts_total', { adapter: 'trap' }), 2);
+  t.equal(metric(m, 'wasm_mixer_vm_crashes_total', { adapter: 'trap', code: 'VM_TRAP' }), 4);
+  t.equal(metric(m, 'wasm_mixer_vm_restarts_total', { adapter: 'trap' }), 3);
+  t.match(records.filter((r) => r.code === 'VM_FAILED' && r.level === 'critical').at(-1)?.message, /stays down for 600 ms/);
 });
 
 t.test('requests in flight through the same adapter are not affected by another request\'s crash', async (t) => {

@@ -3,6 +3,7 @@
 // loopback, and capture the host's log records.
 
 import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,10 +16,10 @@ const FEATURES = { mutable_globals: true, sat_float_to_int: true, sign_extension
 let wabt: ReturnType<typeof wabtInit> | undefined;
 
 /** Compiles WAT text to a wasm binary. */
-export async function wat(text: string, name = 'inline.wat'): Promise<Uint8Array> {
+export async function wat(text: string, name = 'inline.wat', features: Record<string, boolean> = {}): Promise<Uint8Array> {
   wabt ??= wabtInit();
   const w = await wabt;
-  const m = w.parseWat(name, text, FEATURES);
+  const m = w.parseWat(name, text, { ...FEATURES, ...features });
   try {
     m.resolveNames();
     m.validate();
@@ -29,8 +30,8 @@ export async function wat(text: string, name = 'inline.wat'): Promise<Uint8Array
 }
 
 /** Compiles test/fixtures/guests/<name>.wat. */
-export async function fixture(name: string): Promise<Uint8Array> {
-  return wat(await readFile(join(GUEST_DIR, `${name}.wat`), 'utf8'), `${name}.wat`);
+export async function fixture(name: string, features: Record<string, boolean> = {}): Promise<Uint8Array> {
+  return wat(await readFile(join(GUEST_DIR, `${name}.wat`), 'utf8'), `${name}.wat`, features);
 }
 
 export interface Res {
@@ -88,3 +89,24 @@ export function metric(text: string, name: string, labels: Record<string, string
   }
   return undefined;
 }
+
+/** An echo upstream; paths starting with /slow answer after 300 ms. */
+export async function echoUpstream(): Promise<{ port: number; close: () => Promise<void> }> {
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      const send = () => {
+        const body = JSON.stringify({ url: req.url, headers: req.headers });
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
+      };
+      if (req.url?.startsWith('/slow')) setTimeout(send, 300);
+      else send();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))),
+  };
+}
+

@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import t from 'tap';
 import { startProxy, validateConfig } from '../../host/src/index.js';
 import { compileGuest } from '../fixtures/guests/index.js';
-import { echoUpstream } from './faults.test.js';
 import { captureLogs, fixture, metric, request, sleep, upstreamHeaders } from './helpers.js';
+import { echoUpstream } from './helpers.js';
 
 const yaml = (upstreamPort: number, plugin: string, extra = '') => `
 listen: { port: 0 }

@@ -7,7 +7,7 @@ import {
   Adapter, Config, Decision, Headers, HttpCallResponse, Report, Request, SharedData,
   getStringProperty, log, now, quoteJSON, raw, register, setProperty,
 } from "wasm-mixer/sdk";
-import { Algo, HeaderStyle, LimitSpec, OnError, Params, QuotaSpec, Source, Src, algoName, parseSpec } from "./spec";
+import { Algo, HeaderStyle, LimitSpec, OnError, Params, QuotaSpec, Source, Src, algoName, leaseLocalLimits, parseSpec } from "./spec";
 import { Out, Slot, commit, decideLocal, readRec, refund } from "./local";
 import { Rec, headerSeconds, keyPart, pathSegments, stripPort, urlPath } from "./util";
 export * from "wasm-mixer/sdk/exports";
@@ -91,6 +91,9 @@ class Quota extends Adapter {
     this.spec = parseSpec(c);
     let err = c.error;
     if (err !== null) return err;
+    // In a worker of a multi-worker proxy, local limits lease from the primary (spec.ts leaseLocalLimits).
+    let workers = getStringProperty(["wasm_mixer", "worker_quota_cluster"]);
+    if (workers !== null && workers.length > 0) leaseLocalLimits(this.spec, workers);
     return this.probeClusters();
   }
 

@@ -497,4 +497,26 @@ export function parseSpec(c: Config): QuotaSpec {
   return s;
 }
 
+/**
+ * In a worker of a multi-worker wasm-mixer proxy (the host sets the property
+ * wasm_mixer.worker_quota_cluster), a local limit must stay exact for the whole proxy,
+ * not per worker: it leases its tokens from the proxy's primary process the way a
+ * global limit leases from Redis. The primary is on the same machine, so the lease
+ * deadline is generous, and a lease that still fails denies (never admits past the limit).
+ */
+export function leaseLocalLimits(s: QuotaSpec, cluster: string): void {
+  for (let i = 0; i < s.limits.length; i++) {
+    let l = unchecked(s.limits[i]);
+    if (l.global !== null) continue;
+    let g = new GlobalSpec();
+    g.cluster = cluster;
+    g.timeoutMs = 1000;
+    g.onError = OnError.Closed;
+    g.keyPrefix = "local:";
+    let n = l.algo == Algo.Token ? l.base.burst : l.base.limit;
+    g.leaseMax = max<i64>(1, min<i64>(500, n / 20));
+    l.global = g;
+  }
+}
+
 export { MAX_KEY_PART };

@@ -99,7 +99,8 @@ export interface ProxyProcess {
 /** Runs the real CLI, `node bin/wasm-mixer.js proxy --config FILE`, in a child process. */
 export async function startProxyProcess(config: unknown, dir: string, name: string): Promise<ProxyProcess> {
   const file = join(dir, `${name}.json`);
-  await writeFile(file, JSON.stringify(config, null, 2));
+  // One process per proxy: the bounds these tests check count proxy processes (workers: auto would fork one per core).
+  await writeFile(file, JSON.stringify({ workers: 1, ...(config as object) }, null, 2));
   const proc: ChildProcess = spawn(process.execPath, [join(repoRoot, 'bin', 'wasm-mixer.js'), 'proxy', '--config', file], {
     cwd: repoRoot,
     stdio: ['ignore', 'ignore', 'pipe'],

@@ -7,6 +7,7 @@ import { randomFillSync } from 'node:crypto';
 import type { PluginVm } from '../plugin/plugin-vm.js';
 import { BufferType, Errno, LogLevel, MapType, MetricType, Status, StreamType } from './constants.js';
 import { deserializePairs, headerBytes, serializePairs } from './pairs.js';
+import { MAX_CALLOUT_TIMEOUT_MS, MAX_FD_WRITE_BYTES, MAX_FD_WRITE_IOVECS, MAX_LOG_MESSAGE_BYTES, RANDOM_GET_MAX } from '../limits.js';
 
 export const WASI_MODULES: ReadonlySet<string> = new Set(['wasi_snapshot_preview1', 'wasi_unstable']);
 
@@ -18,8 +19,6 @@ export class ProcExit extends Error {
   }
 }
 
-const RANDOM_GET_MAX = 64 * 1024;
-const MAX_CALLOUT_TIMEOUT_MS = 60_000;
 
 type Fn = (...args: never[]) => number | bigint | void;
 
@@ -76,9 +75,13 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
     // --- logging and time -------------------------------------------------
     proxy_log(level: number, ptr: number, size: number): number {
       if (level < LogLevel.Trace || level > LogLevel.Critical) return Status.BadArgument;
-      const msg = mem().string(ptr, size);
-      if (msg === null) return Status.InvalidMemoryAccess;
-      vm.guestLog(level, msg);
+      size >>>= 0;
+      if (!mem().inBounds(ptr, size)) return Status.InvalidMemoryAccess;
+      // Below the log level or past the callback's log budget: not even decoded.
+      if (!vm.admitLog(level, size)) return Status.Ok;
+      const cut = Math.min(size, MAX_LOG_MESSAGE_BYTES);
+      const msg = mem().string(ptr, cut)!;
+      vm.guestLog(level, cut < size ? `${msg} ...[truncated, ${size} bytes]` : msg);
       return Status.Ok;
     },
     proxy_get_log_level(retLevel: number): number {
@@ -264,8 +267,11 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
     },
     proxy_set_shared_data(keyPtr: number, keySize: number, valuePtr: number, valueSize: number, cas: number): number {
       const key = mem().string(keyPtr, keySize);
-      const value = mem().copy(valuePtr, valueSize);
-      if (key === null || value === null) return Status.InvalidMemoryAccess;
+      if (key === null || !mem().inBounds(valuePtr, valueSize)) return Status.InvalidMemoryAccess;
+      // Past a bound (docs/operating.md "Limits") the write is refused before the value is copied;
+      // CAS_MISMATCH is the status SDKs read as "not stored".
+      if (!vm.shared.admits(key, valueSize >>> 0)) return Status.CasMismatch;
+      const value = mem().copy(valuePtr, valueSize)!;
       return vm.shared.set(key, value, cas >>> 0) ? Status.Ok : Status.CasMismatch;
     },
     proxy_register_shared_queue(namePtr: number, nameSize: number, retId: number): number {
@@ -286,6 +292,7 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
       return Status.Ok;
     },
     proxy_enqueue_shared_queue(queueId: number, valuePtr: number, valueSize: number): number {
+      if (valueSize >>> 0 > vm.shared.maxValueBytes) return Status.BadArgument; // before copying it
       const value = mem().copy(valuePtr, valueSize);
       if (value === null) return Status.InvalidMemoryAccess;
       return vm.shared.enqueue(queueId >>> 0, value) ? Status.Ok : Status.NotFound;
@@ -366,20 +373,30 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
   const wasi: Record<string, Fn> = {
     fd_write(fd: number, iovs: number, iovsLen: number, retWritten: number): number {
       if (fd !== 1 && fd !== 2) return Errno.Badf;
+      const n = iovsLen >>> 0;
+      if (n > MAX_FD_WRITE_IOVECS) return Errno.Inval; // as writev past IOV_MAX
       const m = mem();
+      const table = m.copy(iovs, n * 8);
+      if (table === null) return Errno.Fault;
+      const iov = new DataView(table.buffer);
+      // At most MAX_FD_WRITE_BYTES are taken from one call; the rest is reported
+      // written (so libc does not retry it) and dropped, never copied.
       let total = 0;
+      let taken = 0;
       const chunks: Uint8Array[] = [];
-      for (let i = 0; i < iovsLen >>> 0; i++) {
-        const p = m.getU32(iovs + i * 8);
-        const l = m.getU32(iovs + i * 8 + 4);
-        if (p === null || l === null) return Errno.Fault;
-        const c = m.copy(p, l);
-        if (c === null) return Errno.Fault;
-        chunks.push(c);
+      for (let i = 0; i < n; i++) {
+        const p = iov.getUint32(i * 8, true);
+        const l = iov.getUint32(i * 8 + 4, true);
+        if (!m.inBounds(p, l)) return Errno.Fault;
         total += l;
+        const want = Math.min(l, MAX_FD_WRITE_BYTES - taken);
+        if (want > 0) {
+          chunks.push(m.copy(p, want)!);
+          taken += want;
+        }
       }
-      if (!m.setU32(retWritten, total)) return Errno.Fault;
-      vm.stdioWrite(fd, chunks);
+      if (total > 0xffffffff || !m.setU32(retWritten, total)) return Errno.Fault;
+      vm.stdioWrite(fd, chunks, total - taken);
       return Errno.Success;
     },
     proc_exit(code: number): void {

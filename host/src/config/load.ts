@@ -7,6 +7,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { HostError } from '../errors.js';
 import { CONFIG_SCHEMA, type MixerConfig } from './schema.js';
+import { parseRedisUrl } from '../quota/redis-url.js';
 
 const ajv = new Ajv({ allErrors: true, strict: false });
 const validate = ajv.compile<MixerConfig>(CONFIG_SCHEMA);
@@ -40,6 +41,16 @@ export function validateConfig(raw: unknown, source = 'config'): MixerConfig {
     names.add(p.name);
     for (const c of p.clusters ?? []) {
       if (!cfg.clusters?.[c]) throw new HostError('CONFIG_INVALID', `${source}: /plugins/${i}/clusters names "${c}", which is not defined under clusters`, { file: source, field: `/plugins/${i}/clusters` });
+    }
+  }
+  for (const [name, c] of Object.entries(cfg.clusters ?? {})) {
+    // Redis Cluster / Sentinel urls carry a host list and a master name the schema's pattern cannot check.
+    if (c.url.startsWith('redis')) {
+      try {
+        parseRedisUrl(c.url);
+      } catch (err) {
+        throw new HostError('CONFIG_INVALID', `${source}: /clusters/${name}/url: ${(err as Error).message}`, { file: source, field: `/clusters/${name}/url` });
+      }
     }
   }
   const routes = new Set<string>();

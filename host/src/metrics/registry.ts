@@ -395,6 +395,28 @@ export class MetricsRegistry {
     return out;
   }
 
+  /**
+   * Sets series from a snapshot taken by collect() in another process (the workers'
+   * /metrics merged by the primary, host/src/workers/metrics-merge.ts). The family takes
+   * the snapshot's buckets and no series cap: the merge already bounded it.
+   */
+  restore(f: FamilySnapshot): void {
+    const type = TYPE_NAMES.indexOf(f.type) as MetricType;
+    const err = this.describe(type, f.name, { help: f.help, unit: f.unit || undefined, buckets: f.series[0]?.bounds, maxSeries: Number.MAX_SAFE_INTEGER });
+    if (err !== null) return;
+    for (const snap of f.series) {
+      const id = this.define(type, f.name + renderLabels(Object.entries(snap.labels)), 'worker', f.help);
+      if (id === null) continue;
+      const s = this.byId[id - 1]!;
+      s.value = snap.value;
+      if (s.counts !== null && snap.counts !== undefined && snap.counts.length === s.counts.length) {
+        s.counts.set(snap.counts);
+        s.sum = snap.sum ?? 0;
+        s.count = snap.count ?? 0;
+      }
+    }
+  }
+
   private sortedFamilies(): Family[] {
     return [...this.families.values()].filter((f) => f.series.size > 0 || f.overflow !== null).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }

@@ -8,8 +8,12 @@
 //     at load by vm/metering.ts); running past it traps with VM_BUDGET_EXCEEDED;
 //   * linear memory is capped at load; a trap at the cap is VM_MEMORY_LIMIT;
 //   * a trap marks the VM failed, is logged and counted with the adapter's name
-//     and the reason, and the VM is re-created from the compiled module under a
-//     crash-rate limit with exponential backoff;
+//     and the reason, and the VM is re-created from the compiled module at once;
+//     only a module crashing on most of its requests is held down, with
+//     exponential backoff (plugin/restart-policy.ts);
+//   * host functions charge the work budget for what they do, and logging and
+//     host memory (shared data, queues, call-outs) are bounded per VM
+//     (plugin/host-meter.ts, plugin/guest-log-budget.ts, plugin/accounting.ts, limits.ts);
 //   * requests in flight that did not cause the crash carry on: their next
 //     callback runs on a fresh context in the replacement VM ("migration");
 //     only the request whose callback trapped, and requests paused inside the
@@ -33,6 +37,12 @@ import { getProperty, type PluginFacts, type PropertyValue } from './properties.
 import { CallResult, StreamContext, type Direction } from './stream-context.js';
 import { performHttpCall, type HttpCallResult, type HttpCallTransport } from './http-call.js';
 import { defaultForeignFunctions, type ForeignCaller, type ForeignFunctionRegistry } from './foreign-functions.js';
+import { RestartTracker, type RestartPolicy, type RestartState } from './restart-policy.js';
+import { HostBudgetExceeded, HostMeter, meterImports } from './host-meter.js';
+import { cutLogLine, GuestLogBudget } from './guest-log-budget.js';
+import { runningAdapter, watchdogId } from '../watchdog.js';
+import { hostMemoryUsage, type HostMemoryUsage } from './accounting.js';
+import { DEFAULT_FUEL_PER_CALLBACK, MAX_CALLOUT_BYTES, MAX_FD_WRITE_BYTES, MAX_FUEL, MAX_PENDING_CALLOUTS, MAX_TICK_PERIOD_MS, MIN_TICK_PERIOD_MS, START_FUEL_FACTOR } from '../limits.js';
 
 export type FailStrategy = 'FAIL_CLOSE' | 'FAIL_OPEN';
 
@@ -54,26 +64,10 @@ export const CAPABILITY_GROUPS = {
 export type Capability = keyof typeof CAPABILITY_GROUPS;
 export const CAPABILITIES = Object.keys(CAPABILITY_GROUPS) as Capability[];
 
-/** Restart policy after a crash (plugin `restart`). */
-export interface RestartPolicy {
-  /** At most this many restarts per window; then the VM stays down until the window has passed (default 10). */
-  maxRestarts?: number;
-  windowMs?: number;
-  /** The first restart is immediate; the next ones wait initialBackoffMs, doubling up to maxBackoffMs. */
-  initialBackoffMs?: number;
-  maxBackoffMs?: number;
-}
+export type { RestartPolicy } from './restart-policy.js';
 
-/**
- * Default work budget per callback, in fuel units (one unit per wasm instruction,
- * an upper bound). Measured (bench/results/isolation.json): 500M units is about
- * 25-60 ms of CPU, far above any sane proxy callback, and the longest a runaway
- * callback can stall the event loop.
- */
-export const DEFAULT_FUEL_PER_CALLBACK = 500_000_000;
-/** Module initialisation, proxy_on_vm_start and proxy_on_configure get this many times the per-callback budget. */
-export const START_FUEL_FACTOR = 10;
-const MAX_FUEL = 2_000_000_000;
+// The work-budget defaults live with the other bounds in host/src/limits.ts.
+export { DEFAULT_FUEL_PER_CALLBACK, START_FUEL_FACTOR } from '../limits.js';
 
 export interface PluginVmSettings {
   /** The adapter's name in logs, metrics and errors. */
@@ -91,7 +85,7 @@ export interface PluginVmSettings {
   metrics: MetricsRegistry;
   shared: SharedStore;
   httpTransport?: HttpCallTransport;
-  /** Crash-rate limit: at most this many restarts per `restartWindowMs` (or see `restart`). */
+  /** Crash-loop rule: crashes tolerated per `restartWindowMs` before it applies (or see `restart`). */
   maxRestarts?: number;
   restartWindowMs?: number;
   restart?: RestartPolicy;
@@ -101,10 +95,14 @@ export interface PluginVmSettings {
   startFuel?: number;
   /** Capability groups granted; undefined grants all of them. */
   capabilities?: readonly Capability[];
+  /** Host memory bounds for this VM's vm_id in the shared store (plugin limits.maxSharedDataMb / maxQueueMb), bytes. */
+  sharedLimits?: { maxBytes?: number; maxQueueBytes?: number };
   /** This host's foreign functions (default: the process-wide defaultForeignFunctions). */
   foreign?: ForeignFunctionRegistry;
   /** Called after every guest callback with its wall time in seconds (the adapter call latency histogram). */
   onGuestCall?: (callback: string, seconds: number) => void;
+  /** In a worker of a multi-worker proxy: the cluster local quota limits lease from (property wasm_mixer.worker_quota_cluster). */
+  workerQuotaCluster?: string;
 }
 
 /** A request's context re-created in a replacement VM; wakes and failures go to the chain's original context. */
@@ -166,6 +164,9 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
   readonly name: string;
   readonly rootId: string;
   readonly vmId: string;
+  get workerQuotaCluster(): string | undefined {
+    return this.settings.workerQuotaCluster;
+  }
   readonly metrics: MetricsRegistry;
   shared!: SharedDataView;
   memory!: GuestMemory;
@@ -201,8 +202,17 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
   private readonly migrated = new WeakMap<StreamContext, StreamContext>();
   private readonly poisoned = new WeakSet<StreamContext>();
   private readonly deniedLogged = new Set<string>();
-  private restarts: number[] = [];
+  private readonly restartPolicy: RestartTracker;
   private restartTimer: NodeJS.Timeout | null = null;
+  /** Host functions' charges against the work budget (plugin/host-meter.ts). */
+  readonly hostMeter = new HostMeter();
+  /** The per-callback log bounds (plugin/guest-log-budget.ts). */
+  readonly logBudget = new GuestLogBudget();
+  private calloutBytes = 0;
+  private calloutHighWater = 0;
+  /** This adapter's id for the watchdog's "running" slot. */
+  private readonly watchdogId: number;
+  private lastLogDropWarn = 0;
   private stopped = false;
   /** The error log line the adapter printed last, quoted in configure errors. */
   private lastErrorLog = '';
@@ -218,6 +228,8 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     this.metrics = settings.metrics;
     this.logLevel = settings.logLevel;
     this.environ = Object.entries(settings.env).map(([k, v]) => enc.encode(`${k}=${v}`));
+    this.watchdogId = watchdogId(settings.name);
+    this.restartPolicy = new RestartTracker(settings.restart, { maxRestarts: settings.maxRestarts, windowMs: settings.restartWindowMs });
   }
 
   /** Instantiates the module and runs VM start and plugin configure. Throws a HostError on failure. */
@@ -228,20 +240,21 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     let instance: WebAssembly.Instance;
     this.deniedLogged.clear();
     try {
-      instance = new WebAssembly.Instance(this.compiled.module, this.restrict(createImports(this)));
+      instance = new WebAssembly.Instance(this.compiled.module, this.metered(this.restrict(createImports(this))));
     } catch (err) {
       throw new HostError('VM_START_FAILED', `adapter ${this.name} (${this.compiled.source}) failed to instantiate: ${describeError(err)}`, { adapter: this.name, file: this.compiled.source }, { cause: err });
     }
     this.exports = instance.exports as unknown as Exports;
     this.optionalCallbacks = null;
-    this.memory = new GuestMemory(this.exports.memory);
+    this.memory = new GuestMemory(this.exports.memory, this.hostMeter);
     const fuel = (instance.exports as Record<string, unknown>)[FUEL_EXPORT];
     this.fuel = fuel instanceof WebAssembly.Global ? fuel : null;
+    this.hostMeter.fuel = this.fuel;
     const refused = (instance.exports as Record<string, unknown>)[GROW_REFUSED_EXPORT];
     this.growRefused = refused instanceof WebAssembly.Global ? refused : null;
     const perCallback = Math.min(this.settings.fuelPerCallback ?? DEFAULT_FUEL_PER_CALLBACK, MAX_FUEL);
     this.budget = Math.min(this.settings.startFuel ?? perCallback * START_FUEL_FACTOR, MAX_FUEL);
-    this.shared = this.settings.shared.forVm(this.vmId);
+    this.shared = this.settings.shared.forVm(this.vmId, this.settings.sharedLimits);
     const alloc = this.exports.proxy_on_memory_allocate ?? this.exports.malloc!;
     this.allocator = alloc;
     this.root = { kind: 'root', id: newContextId() };
@@ -308,6 +321,17 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     return imports;
   }
 
+  /** Every import (the capability stubs too) charges the work budget per call and per byte (plugin/host-meter.ts). */
+  private metered(imports: WebAssembly.Imports): WebAssembly.Imports {
+    const seen = new Set<object>();
+    for (const ns of Object.values(imports)) {
+      if (seen.has(ns)) continue; // both WASI module names share one object
+      seen.add(ns);
+      meterImports(ns as Record<string, (...args: never[]) => unknown>, this.hostMeter);
+    }
+    return imports;
+  }
+
   /** Logs (once per function and VM generation) and counts a call outside the adapter's grant. */
   denied(capability: string, fn: string, detail = ''): void {
     this.metrics.counter('wasm_mixer_capability_denied_total', 'ABI calls refused because the adapter was not granted the capability.', { adapter: this.name, capability })();
@@ -366,6 +390,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
 
   createStream(stream: HttpStream): StreamContext | null {
     if (!this.healthy) return null;
+    this.restartPolicy.request();
     const sc = new StreamContext(newContextId(), stream, this.generation);
     this.streams.set(sc.id, sc);
     const f = this.exports.proxy_on_context_create;
@@ -493,15 +518,25 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     this.phase = phase;
     const fuel = this.fuel;
     const outermost = this.depth === 0;
-    if (outermost && fuel !== null) fuel.value = this.budget;
+    if (outermost) {
+      runningAdapter[0] = this.watchdogId;
+      if (fuel !== null) fuel.value = this.budget;
+      this.hostMeter.pending = 0;
+      this.logBudget.begin();
+    }
     this.depth++;
     try {
       return fn();
     } finally {
       this.depth--;
-      if (outermost && fuel !== null) {
-        const used = this.budget - (fuel.value as number);
-        if (used > this.fuelHighWater) this.fuelHighWater = used;
+      if (outermost) {
+        runningAdapter[0] = 0;
+        const charged = this.hostMeter.take();
+        if (fuel !== null) {
+          const used = this.budget - (fuel.value as number) + charged;
+          if (used > this.fuelHighWater) this.fuelHighWater = used;
+        }
+        if (this.logBudget.droppedLines > 0 || this.logBudget.droppedBytes > 0) this.reportDroppedLogs();
       }
       this.current = prevCurrent;
       this.effective = prevEffective;
@@ -511,7 +546,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
 
   /** Names the reason for a trap: budget, memory cap, stack, proc_exit, or the engine's message. */
   private classify(err: unknown): { code: HostErrorCode; reason: string } {
-    if (this.fuel !== null && (this.fuel.value as number) < 0) {
+    if ((this.fuel !== null && (this.fuel.value as number) < 0) || err instanceof HostBudgetExceeded) {
       return { code: 'VM_BUDGET_EXCEEDED', reason: `exceeded its work budget of ${this.budget} fuel units (limits.fuelPerCallback)` };
     }
     if (err instanceof ProcExit) return { code: 'VM_TRAP', reason: `proc_exit(${err.exitCode})` };
@@ -563,35 +598,35 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     this.scheduleRestart();
   }
 
-  private scheduleRestart(): void {
+  private scheduleRestart(restartFailed = false): void {
     if (this.stopped || this.restartTimer !== null) return;
-    const p = this.settings.restart ?? {};
-    const windowMs = p.windowMs ?? this.settings.restartWindowMs ?? 60_000;
-    const max = p.maxRestarts ?? this.settings.maxRestarts ?? 10;
-    const base = p.initialBackoffMs ?? 100;
-    const cap = p.maxBackoffMs ?? 30_000;
-    const now = Date.now();
-    this.restarts = this.restarts.filter((t) => now - t < windowMs);
-    const n = this.restarts.length;
-    // The first crash in a window restarts at once (synchronously, so requests
-    // arriving next already see the new VM); then base, 2*base, ... capped; past
-    // the crash-rate limit the VM stays down until the oldest restart leaves the window.
-    let delay = n === 0 ? 0 : Math.min(base * 2 ** (n - 1), cap);
-    if (n >= max) {
-      delay = Math.max(delay, this.restarts[0]! + windowMs - now);
-      this.settings.logger.log(LogLevel.Critical, this.name, `adapter ${this.name} crashed ${n} times within ${windowMs} ms (restart.maxRestarts ${max}); it stays down for ${delay} ms and requests follow its failStrategy`, { code: 'VM_FAILED' });
+    const d = this.restartPolicy.crashed(Date.now(), restartFailed);
+    if (d.delayMs === 0) return this.restartNow();
+    if (!d.crashLooping) {
+      this.restartTimer = setTimeout(() => {
+        this.restartTimer = null;
+        this.restartNow();
+      }, d.delayMs);
+      this.restartTimer.unref();
+      return;
     }
-    if (delay === 0) return this.restartNow();
+    // Crash-looping: it crashed on most of the requests it was given; restarting at once would only fail them slower.
+    this.settings.logger.log(
+      LogLevel.Critical,
+      this.name,
+      `adapter ${this.name} is crash-looping: ${d.crashes} crashes on ${d.requests} requests within ${this.restartPolicy.windowMs} ms (more than restart.maxRestarts ${this.restartPolicy.maxRestarts}, and on most requests); it stays down for ${d.delayMs} ms and requests follow its failStrategy`,
+      { code: 'VM_FAILED', crashes: d.crashes, requests: d.requests, downMs: d.delayMs },
+    );
     this.restartTimer = setTimeout(() => {
       this.restartTimer = null;
       this.restartNow();
-    }, delay);
+    }, d.delayMs);
     this.restartTimer.unref();
   }
 
   private restartNow(): void {
     if (this.stopped) return;
-    this.restarts.push(Date.now());
+    this.restartPolicy.restarted();
     try {
       this.start();
       this.settings.logger.log(LogLevel.Warn, this.name, `adapter ${this.name} VM restarted (generation ${this.generation})`, { code: 'VM_RESTARTED' });
@@ -599,8 +634,34 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     } catch (err) {
       this.failed = `restart: ${describeError(err)}`;
       this.settings.logger.log(LogLevel.Error, this.name, `adapter ${this.name} VM restart failed: ${describeError(err)}`, { code: 'VM_FAILED' });
-      this.scheduleRestart();
+      this.scheduleRestart(true);
     }
+  }
+
+  /** Restart state for /adapters: running, restarting, crash-looping (with the next restart time). */
+  get restartState(): RestartState {
+    return this.restartPolicy.state(this.healthy, this.stopped);
+  }
+
+  /** Host memory this VM holds (shared data and queues of its vm_id, call-outs, log buffers), for /adapters and /metrics. */
+  get hostMemory(): HostMemoryUsage {
+    return hostMemoryUsage(this.settings.shared.usage(this.vmId), {
+      pendingCallouts: this.pendingCalls.size,
+      calloutBytes: this.calloutBytes,
+      calloutBytesHighWater: this.calloutHighWater,
+      logBufferBytes: (this.stdio[1]?.length ?? 0) + (this.stdio[2]?.length ?? 0),
+    });
+  }
+
+  /** Counts log lines dropped by the per-callback budget; says so at most once a minute per VM. */
+  private reportDroppedLogs(): void {
+    const b = this.logBudget;
+    this.metrics.counter('wasm_mixer_adapter_log_dropped_total', 'Adapter log lines dropped by the per-callback log bounds.', { adapter: this.name })(b.droppedLines);
+    this.metrics.counter('wasm_mixer_adapter_log_dropped_bytes_total', 'Adapter log bytes dropped or cut by the log bounds.', { adapter: this.name })(b.droppedBytes);
+    const now = Date.now();
+    if (now - this.lastLogDropWarn < 60_000) return;
+    this.lastLogDropWarn = now;
+    this.settings.logger.log(LogLevel.Warn, this.name, `adapter ${this.name} logged more than the per-callback bounds (lines, bytes) allow: ${b.droppedLines} lines and ${b.droppedBytes} bytes dropped or cut in one callback (counted in wasm_mixer_adapter_log_dropped_total; this warning repeats at most once a minute)`, { code: 'VM_HOST_LIMIT' });
   }
 
   private context(): Context | null {
@@ -624,6 +685,12 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     }
   }
 
+  /** proxy_log/stdio: whether a line of `size` bytes is logged at all (level, and the callback's log budget). */
+  admitLog(level: LogLevel, size: number): boolean {
+    if (level < this.logLevel && level < LogLevel.Error) return false;
+    return this.logBudget.admit(size);
+  }
+
   guestLog(level: LogLevel, message: string): void {
     if (level < this.logLevel && level < LogLevel.Error) return;
     // An adapter that logs the request's credentials does not leak them: the
@@ -635,15 +702,20 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     this.settings.logger.log(level, this.name, message);
   }
 
-  stdioWrite(fd: number, chunks: Uint8Array[]): void {
+  /** WASI stdout/stderr: whole lines are logged (at info/error) within the callback's log budget. `dropped`: bytes past fd_write's per-call bound. */
+  stdioWrite(fd: number, chunks: Uint8Array[], dropped = 0): void {
+    const level = fd === 1 ? LogLevel.Info : LogLevel.Error;
+    if (dropped > 0) this.logBudget.dropBytes(dropped);
     let text = this.stdio[fd]! + chunks.map((c) => Buffer.from(c).toString('utf8')).join('');
     let nl: number;
-    while ((nl = text.indexOf('\n')) >= 0) {
-      this.guestLog(fd === 1 ? LogLevel.Info : LogLevel.Error, text.slice(0, nl));
-      text = text.slice(nl + 1);
+    let from = 0;
+    while ((nl = text.indexOf('\n', from)) >= 0) {
+      if (this.admitLog(level, nl - from)) this.guestLog(level, cutLogLine(text.slice(from, nl)));
+      from = nl + 1;
     }
-    if (text.length > 64 * 1024) {
-      this.guestLog(fd === 1 ? LogLevel.Info : LogLevel.Error, text);
+    text = text.slice(from);
+    if (text.length >= MAX_FD_WRITE_BYTES) {
+      if (this.admitLog(level, text.length)) this.guestLog(level, cutLogLine(text));
       text = '';
     }
     this.stdio[fd] = text;
@@ -653,12 +725,14 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     if (this.tickTimer) clearInterval(this.tickTimer);
     this.tickTimer = null;
     if (ms === 0 || this.stopped) return;
+    // Node runs a timer of more than 2^31-1 ms after 1 ms (TimeoutOverflowWarning): clamp both ends.
+    const period = Math.min(Math.max(ms, MIN_TICK_PERIOD_MS), MAX_TICK_PERIOD_MS);
     const gen = this.generation;
     this.tickTimer = setInterval(() => {
       const f = this.exports.proxy_on_tick;
       if (f === undefined || gen !== this.generation || !this.healthy) return;
       this.guard(this.root, Phase.Tick, 'proxy_on_tick', () => f(this.root.id));
-    }, Math.max(ms, 1));
+    }, period);
     this.tickTimer.unref();
   }
 
@@ -811,19 +885,38 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
       this.denied('http_call', 'proxy_http_call', cluster.slice(0, 100));
       return null;
     }
-    if (this.pendingCalls.size >= MAX_PENDING_CALLS) {
-      this.settings.logger.log(LogLevel.Warn, this.name, `adapter ${this.name} has ${MAX_PENDING_CALLS} HTTP call-outs in flight; refusing more`, { code: 'CAPABILITY_DENIED' });
+    if (this.pendingCalls.size >= MAX_PENDING_CALLOUTS || this.calloutBytes + body.length > MAX_CALLOUT_BYTES) {
+      this.metrics.counter('wasm_mixer_adapter_host_limit_total', 'Guest requests refused at a host-memory bound, by kind.', { adapter: this.name, kind: 'callouts' })();
+      if (!this.deniedLogged.has('callout-limit')) {
+        this.deniedLogged.add('callout-limit');
+        this.settings.logger.log(LogLevel.Warn, this.name, `adapter ${this.name} has ${this.pendingCalls.size} HTTP call-outs (${this.calloutBytes} bytes) in flight, the most a VM may (${MAX_PENDING_CALLOUTS} calls, ${MAX_CALLOUT_BYTES} bytes); refusing more`, { code: 'VM_HOST_LIMIT' });
+      }
       return null;
     }
     const token = this.nextCallToken++;
     const ac = new AbortController();
     this.pendingCalls.set(token, ac);
+    this.calloutBytes += body.length;
+    if (this.calloutBytes > this.calloutHighWater) this.calloutHighWater = this.calloutBytes;
     const gen = this.generation;
     const transport = this.settings.httpTransport ?? performHttpCall;
-    transport({ cluster, baseUrl: base, headers, body, timeoutMs, signal: ac.signal }).then(
-      (res) => this.deliverCallResponse(token, gen, res),
-      () => this.deliverCallResponse(token, gen, null),
-    );
+    let held = body.length;
+    // Response bytes count against the same bound as they arrive; past it the call is aborted (answered as failed).
+    const account = (n: number): boolean => {
+      if (this.calloutBytes + n > MAX_CALLOUT_BYTES) {
+        this.metrics.counter('wasm_mixer_adapter_host_limit_total', 'Guest requests refused at a host-memory bound, by kind.', { adapter: this.name, kind: 'callout_response' })();
+        return false;
+      }
+      this.calloutBytes += n;
+      held += n;
+      if (this.calloutBytes > this.calloutHighWater) this.calloutHighWater = this.calloutBytes;
+      return true;
+    };
+    const settle = (res: HttpCallResult | null) => {
+      this.calloutBytes -= held;
+      this.deliverCallResponse(token, gen, res);
+    };
+    transport({ cluster, baseUrl: base, headers, body, timeoutMs, signal: ac.signal, account }).then(settle, () => settle(null));
     return token;
   }
 
@@ -856,8 +949,6 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     return this.memory.byteLength;
   }
 }
-
-const MAX_PENDING_CALLS = 1024;
 
 const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie', 'x-api-key', 'api-key', 'x-auth-token']);
 

@@ -12,6 +12,8 @@ export interface PluginFacts {
   readonly name: string;
   readonly rootId: string;
   readonly vmId: string;
+  /** Set in a worker of a multi-worker proxy (host/src/workers). */
+  readonly workerQuotaCluster?: string;
 }
 
 /** Strings are returned as strings (the ABI layer writes them to guest memory without an extra copy). */
@@ -86,10 +88,13 @@ export const PROPERTIES: Record<string, [string, Getter]> = {
   'connection.tls_version': ['string', (s) => (s && s.info.tls ? str('TLSv1.3') : null)],
   'upstream.address': ['string', (s) => (s && s.info.upstreamAddress !== '' ? str(s.info.upstreamAddress) : null)],
   'route_name': ['string', (s) => (s ? str(s.info.routeName) : null)],
-  'cluster_name': ['string', (s) => (s ? str(s.info.clusterName) : null)],
+  // Set when the proxy forwards to the route's upstream; absent for a request answered locally.
+  'cluster_name': ['string', (s) => (s && s.info.clusterName !== '' ? str(s.info.clusterName) : null)],
   'plugin_name': ['string', (_s, p) => str(p.name)],
   'plugin_root_id': ['string', (_s, p) => str(p.rootId)],
   'plugin_vm_id': ['string', (_s, p) => str(p.vmId)],
+  // wasm-mixer's own: in a worker of a multi-worker proxy, the cluster whose leases keep local quota limits exact across workers.
+  'wasm_mixer.worker_quota_cluster': ['string', (_s, p) => str(p.workerQuotaCluster)],
 };
 
 const BY_NUL_PATH = new Map<string, Getter>();

@@ -27,9 +27,10 @@
 
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import type { HeaderPair } from '../abi/pairs.js';
 import type { HttpCallRequest, HttpCallResult } from '../plugin/http-call.js';
+import { parseRedisUrl } from './redis-url.js';
 import { leaseDeadline } from './deadline.js';
 
 export const LEASE_PATH = '/quota/v1/lease';
@@ -211,11 +212,13 @@ export function parseLease(body: Uint8Array): LeaseRequest {
 
 // ---- Redis -----------------------------------------------------------------------------------
 
-type LeaseRedis = Redis & {
+type LeaseCommands = {
   wmQuotaFixed(key: string, limit: number, want: number, ttl: number): Promise<[number, number]>;
   wmQuotaSliding(key: string, limit: number, want: number, bucket: number, buckets: number, ttl: number, need: number): Promise<[number, number, number]>;
   wmQuotaToken(key: string, burst: number, rate: string, want: number, need: number, ttl: number): Promise<[number, string, number]>;
 };
+/** One Redis node or Sentinel-managed master (Redis), or a Redis Cluster (Cluster). */
+type LeaseRedis = (Redis | Cluster) & LeaseCommands;
 
 /** Extra seconds on top of a window before Redis expires its key (as envoyproxy/ratelimit's jitter, but fixed). */
 const EXPIRY_SLACK_MS = 1000;
@@ -226,19 +229,22 @@ const EXPIRY_SLACK_MS = 1000;
  * token bucket `KEY:tb` (hash tokens, ts); each expires when it no longer matters.
  */
 export async function leaseOnRedis(client: LeaseRedis, l: LeaseRequest): Promise<LeaseResponse> {
+  // Redis Cluster: the key is a hash tag, so every key of one limit and dimension values (all its
+  // windows) lives in one slot, on one master. Each script touches one key either way.
+  const base = client instanceof Cluster ? `{${l.key.replace(/[{}]/g, '_')}}` : l.key;
   if (l.algorithm === 'fixed_window') {
-    const key = `${l.key}:${l.window_start}`;
+    const key = `${base}:${l.window_start}`;
     const [granted, used] = await client.wmQuotaFixed(key, l.limit, l.want, l.window_ms + EXPIRY_SLACK_MS);
     return { granted: Number(granted), used: Number(used), remaining: Math.max(0, l.limit - Number(used)), retry_ms: 0, retry_buckets: 0 };
   }
   if (l.algorithm === 'sliding_window') {
     const ttl = l.window_ms + l.bucket_ms! + EXPIRY_SLACK_MS;
-    const [granted, used, retry] = await client.wmQuotaSliding(`${l.key}:sw`, l.limit, l.want, l.bucket!, l.buckets!, ttl, l.need);
+    const [granted, used, retry] = await client.wmQuotaSliding(`${base}:sw`, l.limit, l.want, l.bucket!, l.buckets!, ttl, l.need);
     return { granted: Number(granted), used: Number(used), remaining: Math.max(0, l.limit - Number(used)), retry_ms: 0, retry_buckets: Number(retry) };
   }
   const rate = l.rate_per_ms!;
   const ttl = Math.ceil(l.burst! / rate) + EXPIRY_SLACK_MS;
-  const [granted, left, retry] = await client.wmQuotaToken(`${l.key}:tb`, l.burst!, String(rate), l.want, l.need, Math.min(ttl, 2 ** 31 - 1));
+  const [granted, left, retry] = await client.wmQuotaToken(`${base}:tb`, l.burst!, String(rate), l.want, l.need, Math.min(ttl, 2 ** 31 - 1));
   const tokens = Number(left);
   return { granted: Number(granted), used: Math.max(0, Math.round(l.burst! - tokens)), remaining: Math.floor(tokens + 1e-9), retry_ms: Number(retry), retry_buckets: 0 };
 }
@@ -260,22 +266,65 @@ const clients = new Map<string, LeaseRedis>();
 export function redisClient(url: string, opts: RedisClientOptions = {}): LeaseRedis {
   let c = clients.get(url);
   if (c !== undefined) return c;
-  c = new Redis(url, {
+  const backoff = (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000);
+  const node = {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     enableAutoPipelining: true,
     connectTimeout: opts.connectTimeoutMs ?? 1000,
-    retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+    retryStrategy: backoff,
     lazyConnect: false,
-  }) as LeaseRedis;
+  };
+  const target = parseRedisUrl(url);
+  const unrefSocket = (r: Redis) => (r as unknown as { stream?: { unref?: () => void } }).stream?.unref?.();
+  if (target.kind === 'cluster') {
+    // Redis Cluster (redis+cluster://seed,seed): MOVED/ASK are followed and the slot map refreshed
+    // by ioredis; while a master fails over, leases fail fast and the limit's on_error applies.
+    const { enableOfflineQueue: _single, ...nodeOptions } = node;
+    const cl = new Cluster(target.nodes, {
+      // Leases queue while the cluster (re)discovers its slots — at start, during a failover — instead
+      // of failing at once: the lease's deadline (timeout_ms, and the transport's timer) bounds the
+      // wait, and the adapter's cap on call-outs in flight bounds the queue.
+      enableOfflineQueue: true,
+      enableAutoPipelining: true,
+      scaleReads: 'master',
+      maxRedirections: 16,
+      retryDelayOnFailover: 100,
+      retryDelayOnClusterDown: 100,
+      retryDelayOnTryAgain: 100,
+      slotsRefreshTimeout: opts.connectTimeoutMs ?? 1000,
+      clusterRetryStrategy: backoff,
+      redisOptions: { ...nodeOptions, username: target.username, password: target.password, tls: target.tls ? {} : undefined },
+    });
+    cl.on('+node', (n: Redis) => n.on('connect', () => unrefSocket(n)));
+    c = cl as LeaseRedis;
+  } else if (target.kind === 'sentinel') {
+    // Sentinel (redis+sentinel://s1,s2/master): the client asks the sentinels for the master,
+    // and again after a failover (failoverDetector also listens for +switch-master).
+    c = new Redis({
+      ...node,
+      sentinels: target.sentinels,
+      name: target.name,
+      db: target.db,
+      username: target.username,
+      password: target.password,
+      tls: target.tls ? {} : undefined,
+      failoverDetector: true,
+      sentinelRetryStrategy: backoff,
+    }) as LeaseRedis;
+  } else {
+    c = new Redis(url, node) as LeaseRedis;
+  }
   c.defineCommand('wmQuotaFixed', { numberOfKeys: 1, lua: FIXED_WINDOW_LUA });
   c.defineCommand('wmQuotaSliding', { numberOfKeys: 1, lua: SLIDING_WINDOW_LUA });
   c.defineCommand('wmQuotaToken', { numberOfKeys: 1, lua: TOKEN_BUCKET_LUA });
   c.on('error', () => {
     // Reported per lease (the adapter counts and logs errors); an unhandled 'error' would crash the process.
   });
-  const unref = (client: LeaseRedis) => (client as unknown as { stream?: { unref?: () => void } }).stream?.unref?.();
-  c.on('connect', () => unref(c!));
+  if (c instanceof Redis) {
+    const r = c;
+    r.on('connect', () => unrefSocket(r));
+  }
   clients.set(url, c);
   return c;
 }
@@ -377,7 +426,7 @@ function settleConnection(client: LeaseRedis, maxMs: number): Promise<void> {
 
 /** True for a cluster url the Redis lease transport serves. */
 export function isRedisUrl(url: string): boolean {
-  return url.startsWith('redis://') || url.startsWith('rediss://');
+  return /^rediss?(\+cluster|\+sentinel)?:\/\//.test(url);
 }
 
 export interface LeaseServer {

@@ -55,7 +55,28 @@ export function reloadHost(host: WasmHost, config: MixerConfig | (() => Promise<
   return run;
 }
 
+/** A reload whose new VMs are built and configured but not in service yet (steps 1-2). */
+export interface PreparedReload {
+  /** Steps 3-4: the swap, synchronous; returns what changed. */
+  commit(): ReloadResult;
+  /** Throws the new VMs away; the running adapters were never touched. */
+  abort(): void;
+}
+
+/**
+ * Steps 1-2 only, for a reload that must succeed everywhere or nowhere: the primary of
+ * a multi-worker proxy (host/src/workers) prepares it in every worker, then commits it
+ * in all of them or aborts it in all of them. Rejects with RELOAD_FAILED.
+ */
+export function prepareReload(host: WasmHost, config: MixerConfig, opts: ReloadOptions = {}): Promise<PreparedReload> {
+  return prepare(host, config, opts);
+}
+
 async function doReload(host: WasmHost, source: MixerConfig | (() => Promise<MixerConfig>), opts: ReloadOptions): Promise<ReloadResult> {
+  return (await prepare(host, source, opts)).commit();
+}
+
+async function prepare(host: WasmHost, source: MixerConfig | (() => Promise<MixerConfig>), opts: ReloadOptions): Promise<PreparedReload> {
   const t0 = performance.now();
   const reason = opts.reason ?? 'requested';
   const old = new Map(host.plugins.map((p) => [p.config.name, p]));
@@ -94,6 +115,17 @@ async function doReload(host: WasmHost, source: MixerConfig | (() => Promise<Mix
     host.logger.log(LogLevel.Error, 'host', e.message, { code: 'RELOAD_FAILED', cause: cause?.code });
     throw e;
   }
+  return {
+    abort: () => {
+      for (const lp of created) lp.vm.stop();
+      count('failed');
+    },
+    commit: () => swap(host, config, ordered, next, loaded, kept, t0, reason, opts),
+  };
+}
+
+function swap(host: WasmHost, config: MixerConfig, ordered: PluginConfig[], next: LoadedPlugin[], loaded: string[], kept: string[], t0: number, reason: string, opts: ReloadOptions): ReloadResult {
+  const count = (result: string) => host.metrics.counter('wasm_mixer_reloads_total', 'Adapter reloads, by result (ok, failed).', { result })();
   // The swap: synchronous, so no request sees a half-updated chain.
   const retired = host.plugins.filter((p) => !next.includes(p));
   host.plugins.splice(0, host.plugins.length, ...next);

@@ -1,6 +1,19 @@
 // Process-wide shared data and shared queues, keyed by vm_id as in proxy-wasm-cpp-host.
 // Node runs all VMs on one thread, so compare-and-swap needs no lock: a get/set pair
 // from one adapter callback is never interleaved with another's.
+//
+// Host memory is bounded and accounted per vm_id (docs/operating.md "Limits"):
+// shared-data keys and bytes (keys + values + a per-entry overhead), and the
+// bytes of the queues a vm_id registered (the oldest items are dropped to make room).
+
+import {
+  DEFAULT_QUEUE_MAX_BYTES,
+  DEFAULT_QUEUE_MAX_ITEMS,
+  DEFAULT_SHARED_DATA_MAX_BYTES,
+  DEFAULT_SHARED_DATA_MAX_KEYS,
+  DEFAULT_SHARED_DATA_MAX_VALUE_BYTES,
+  SHARED_ENTRY_OVERHEAD,
+} from '../limits.js';
 
 export interface SharedEntry {
   readonly value: Uint8Array;
@@ -21,39 +34,127 @@ interface Queue {
 export interface SharedStoreLimits {
   maxKeysPerVm: number;
   maxValueBytes: number;
+  /** Items per queue. */
   maxQueueItems: number;
+  /** Shared-data bytes per vm_id (keys + values + SHARED_ENTRY_OVERHEAD per entry). */
+  maxBytesPerVm?: number;
+  /** Bytes held by the queues one vm_id registered. */
+  maxQueueBytesPerVm?: number;
 }
 
-const DEFAULT_LIMITS: SharedStoreLimits = { maxKeysPerVm: 1_000_000, maxValueBytes: 1024 * 1024, maxQueueItems: 100_000 };
+/** Per-vm_id overrides (a plugin's limits.maxSharedDataMb / maxQueueMb). */
+export interface VmStoreLimits {
+  maxBytes?: number;
+  maxQueueBytes?: number;
+}
+
+/** What one vm_id holds in the store, for /adapters and /metrics. */
+export interface SharedUsage {
+  sharedDataKeys: number;
+  sharedDataBytes: number;
+  sharedDataLimitBytes: number;
+  queueItems: number;
+  queueBytes: number;
+  queueLimitBytes: number;
+  /** Writes refused at a bound, queue items dropped to make room (since start). */
+  refusedWrites: number;
+  droppedQueueItems: number;
+}
+
+interface VmAccount {
+  dataBytes: number;
+  queueItems: number;
+  queueBytes: number;
+  maxBytes: number;
+  maxQueueBytes: number;
+  refusedWrites: number;
+  droppedQueueItems: number;
+}
+
+const DEFAULT_LIMITS: SharedStoreLimits = {
+  maxKeysPerVm: DEFAULT_SHARED_DATA_MAX_KEYS,
+  maxValueBytes: DEFAULT_SHARED_DATA_MAX_VALUE_BYTES,
+  maxQueueItems: DEFAULT_QUEUE_MAX_ITEMS,
+};
+
+const entryCost = (key: string, value: Uint8Array) => key.length + value.length + SHARED_ENTRY_OVERHEAD;
 
 export class SharedStore {
   private readonly data = new Map<string, Map<string, SharedEntry>>();
   private readonly queues = new Map<number, Queue>();
   private readonly queueIds = new Map<string, number>();
+  private readonly accounts = new Map<string, VmAccount>();
   private nextCas = 1;
   private nextQueueId = 1;
+  readonly limits: Required<SharedStoreLimits>;
 
-  constructor(private readonly limits: SharedStoreLimits = DEFAULT_LIMITS) {}
+  constructor(limits: SharedStoreLimits = DEFAULT_LIMITS) {
+    this.limits = { maxBytesPerVm: DEFAULT_SHARED_DATA_MAX_BYTES, maxQueueBytesPerVm: DEFAULT_QUEUE_MAX_BYTES, ...limits };
+  }
 
-  /** The view one VM gets: its own key space and queues. */
-  forVm(vmId: string): SharedDataView {
+  /** The view one VM gets: its own key space and queues. `limits` (the plugin's) apply to the whole vm_id. */
+  forVm(vmId: string, limits: VmStoreLimits = {}): SharedDataView {
     let map = this.data.get(vmId);
     if (map === undefined) {
       map = new Map();
       this.data.set(vmId, map);
     }
+    const a = this.account(vmId);
+    if (limits.maxBytes !== undefined) a.maxBytes = limits.maxBytes;
+    if (limits.maxQueueBytes !== undefined) a.maxQueueBytes = limits.maxQueueBytes;
     return new SharedDataView(this, vmId, map);
   }
 
-  /** @internal */ setEntry(map: Map<string, SharedEntry>, key: string, value: Uint8Array, cas: number): boolean {
+  private account(vmId: string): VmAccount {
+    let a = this.accounts.get(vmId);
+    if (a === undefined) {
+      a = { dataBytes: 0, queueItems: 0, queueBytes: 0, maxBytes: this.limits.maxBytesPerVm, maxQueueBytes: this.limits.maxQueueBytesPerVm, refusedWrites: 0, droppedQueueItems: 0 };
+      this.accounts.set(vmId, a);
+    }
+    return a;
+  }
+
+  /** @internal */ setEntry(vmId: string, map: Map<string, SharedEntry>, key: string, value: Uint8Array, cas: number): boolean {
     const cur = map.get(key);
     if (cas !== 0 && cur !== undefined && cur.cas !== cas) return false;
-    if (value.length > this.limits.maxValueBytes) return false;
-    if (cur === undefined && map.size >= this.limits.maxKeysPerVm) return false;
+    const a = this.account(vmId);
+    const delta = entryCost(key, value) - (cur === undefined ? 0 : entryCost(key, cur.value));
+    if (value.length > this.limits.maxValueBytes || (cur === undefined && map.size >= this.limits.maxKeysPerVm) || (delta > 0 && a.dataBytes + delta > a.maxBytes)) {
+      a.refusedWrites++;
+      return false;
+    }
     const next = this.nextCas;
     this.nextCas = next >= 0xffffffff ? 1 : next + 1;
     map.set(key, { value, cas: next });
+    a.dataBytes += delta;
     return true;
+  }
+
+  /** Whether a value of `size` bytes under `key` would fit the bounds (checked before the host copies it out of the guest). */
+  admits(vmId: string, map: Map<string, SharedEntry>, key: string, size: number): boolean {
+    const a = this.account(vmId);
+    const cur = map.get(key);
+    const delta = key.length + size + SHARED_ENTRY_OVERHEAD - (cur === undefined ? 0 : entryCost(key, cur.value));
+    if (size > this.limits.maxValueBytes || (cur === undefined && map.size >= this.limits.maxKeysPerVm) || (delta > 0 && a.dataBytes + delta > a.maxBytes)) {
+      a.refusedWrites++;
+      return false;
+    }
+    return true;
+  }
+
+  /** Host memory one vm_id holds here. */
+  usage(vmId: string): SharedUsage {
+    const a = this.account(vmId);
+    return {
+      sharedDataKeys: this.data.get(vmId)?.size ?? 0,
+      sharedDataBytes: a.dataBytes,
+      sharedDataLimitBytes: a.maxBytes,
+      queueItems: a.queueItems,
+      queueBytes: a.queueBytes,
+      queueLimitBytes: a.maxQueueBytes,
+      refusedWrites: a.refusedWrites,
+      droppedQueueItems: a.droppedQueueItems,
+    };
   }
 
   registerQueue(vmId: string, name: string, listener: QueueListener): number {
@@ -76,8 +177,27 @@ export class SharedStore {
   enqueue(id: number, value: Uint8Array): boolean {
     const q = this.queues.get(id);
     if (q === undefined) return false;
-    if (q.items.length >= this.limits.maxQueueItems) q.items.shift();
+    // The queue's owner (the vm_id that registered it) pays for what waits in it.
+    const a = this.account(q.vmId);
+    const cost = value.length + SHARED_ENTRY_OVERHEAD;
+    if (value.length > this.limits.maxValueBytes || cost > a.maxQueueBytes) {
+      a.refusedWrites++;
+      return false;
+    }
+    while (q.items.length > 0 && (q.items.length >= this.limits.maxQueueItems || a.queueBytes + cost > a.maxQueueBytes)) {
+      const dropped = q.items.shift()!;
+      a.queueBytes -= dropped.length + SHARED_ENTRY_OVERHEAD;
+      a.queueItems--;
+      a.droppedQueueItems++;
+    }
+    if (a.queueBytes + cost > a.maxQueueBytes) {
+      // Other queues of this vm_id hold the bytes: refuse rather than drop from them.
+      a.refusedWrites++;
+      return false;
+    }
     q.items.push(value);
+    a.queueBytes += cost;
+    a.queueItems++;
     if (q.listener !== null && !q.notifyPending) {
       q.notifyPending = true;
       setImmediate(() => {
@@ -92,7 +212,12 @@ export class SharedStore {
   dequeue(id: number): Uint8Array | null | undefined {
     const q = this.queues.get(id);
     if (q === undefined) return undefined;
-    return q.items.shift() ?? null;
+    const v = q.items.shift();
+    if (v === undefined) return null;
+    const a = this.account(q.vmId);
+    a.queueBytes -= v.length + SHARED_ENTRY_OVERHEAD;
+    a.queueItems--;
+    return v;
   }
 
   /** Detaches a VM's listener (on VM shutdown) so a dead VM is never called. */
@@ -117,7 +242,17 @@ export class SharedDataView {
   }
 
   set(key: string, value: Uint8Array, cas: number): boolean {
-    return this.store.setEntry(this.map, key, value, cas);
+    return this.store.setEntry(this.vmId, this.map, key, value, cas);
+  }
+
+  /** False when set(key, <size bytes>) would be refused at a bound (counted as a refused write). */
+  admits(key: string, size: number): boolean {
+    return this.store.admits(this.vmId, this.map, key, size);
+  }
+
+  /** The largest value (shared data or queue item) the store takes. */
+  get maxValueBytes(): number {
+    return this.store.limits.maxValueBytes;
   }
 
   resolveQueue(vmId: string, name: string): number | undefined {

@@ -17,6 +17,15 @@
 //     it goes negative the guest traps, and the host, seeing $fuel < 0, reports
 //     VM_BUDGET_EXCEEDED instead of a plain trap.
 //
+//     Bulk memory and table operations (memory.fill/copy/init,
+//     table.fill/copy/init) do work proportional to their length operand,
+//     so each is also preceded by a charge of its length times BULK_FUEL_PER_BYTE
+//     (memory) or TABLE_FUEL_PER_ELEMENT (tables)
+//     (the length is parked in a scratch global while it is charged).
+//
+//   * Table cap. Each table's maximum is lowered to the adapter's limit, so
+//     table.grow past it returns -1 instead of growing the host process.
+//
 //   * Memory cap. The memory section's maximum is lowered to the adapter's
 //     limit, so memory.grow past it returns -1 inside the guest (which then
 //     typically aborts = traps) instead of growing the host process. Every
@@ -24,7 +33,7 @@
 //     exported global GROW_REFUSED_EXPORT, so the host can tell a crash at the
 //     cap (VM_MEMORY_LIMIT) from any other trap.
 //
-// Only the code, memory, global and export sections change; every other
+// Only the code, table, memory, global and export sections change; every other
 // section (names included, so trap stack traces keep function names) is
 // copied byte for byte. No function is added, so no index shifts. The new
 // global is appended after all existing ones, so no global index shifts either.
@@ -36,6 +45,7 @@
 // than guess; such a module can still be loaded with limits.metering: false.
 
 import { HostError } from '../errors.js';
+import { BULK_FUEL_PER_BYTE, TABLE_FUEL_PER_ELEMENT } from '../limits.js';
 
 /** The exported mutable i32 global that holds the remaining budget. */
 export const FUEL_EXPORT = '__wasm_mixer_fuel';
@@ -47,6 +57,8 @@ export interface RewriteOptions {
   fuel: boolean;
   /** Cap the memory at this many 64 KiB pages (undefined: leave as declared). */
   maxMemoryPages?: number;
+  /** Cap every table at this many elements (undefined: leave as declared). */
+  maxTableElements?: number;
   /** For error messages. */
   source: string;
 }
@@ -257,6 +269,36 @@ interface Globals {
   fuel: number | null;
   /** [scratch, refused counter] when memory.grow is watched. */
   grow: [number, number] | null;
+  /** Scratch for the length operand of bulk memory/table operations (with fuel). */
+  bulk: number | null;
+}
+
+/** memory.init, memory.copy, memory.fill: the 0xfc sub-opcodes whose top operand is a byte count. */
+const MEMORY_BULK_OPS: ReadonlySet<number> = new Set([8, 10, 11]);
+/**
+ * table.init, table.copy, table.fill: the same with an element count (each element costs
+ * far more than a byte). table.grow is bounded by the table cap instead: a refused grow
+ * does no work.
+ */
+const TABLE_BULK_OPS: ReadonlySet<number> = new Set([12, 14, 17]);
+
+/**
+ * (stack: ..., len) -> (stack: ..., len), charging perUnit x len fuel first, computed in
+ * i64 so that no length can wrap the charge around:
+ *   scratch = len
+ *   if (i64(fuel) - i64(scratch) * perUnit < 0) { fuel = -1; unreachable }
+ *   fuel -= scratch * perUnit; push scratch
+ */
+function bulkCharge(fuel: number, scratch: number, perUnit: number): number[] {
+  const f = u32leb(fuel);
+  const s = u32leb(scratch);
+  return [
+    0x24, ...s,
+    0x23, ...f, 0xac, 0x23, ...s, 0xad, 0x42, ...s32leb(perUnit), 0x7e, 0x7d, 0x42, 0x00, 0x53,
+    0x04, 0x40, 0x41, 0x7f, 0x24, ...f, 0x00, 0x0b,
+    0x23, ...f, 0x23, ...s, 0x41, ...s32leb(perUnit), 0x6c, 0x6b, 0x24, ...f,
+    0x23, ...s,
+  ];
 }
 
 /** Rewrites one function body (without its size prefix). */
@@ -291,6 +333,11 @@ function meterBody(body: Uint8Array, globals: Globals, source: string, funcIndex
           'rebuild the adapter without that proposal (e.g. GC), or set limits.metering: false for this plugin to load it without a work budget',
         { file: source, opcode: op, offset: at },
       );
+    }
+    if (op === 0xfc && globals.fuel !== null && globals.bulk !== null) {
+      const sub = new Reader(body, at + 1).u32();
+      const perUnit = MEMORY_BULK_OPS.has(sub) ? BULK_FUEL_PER_BYTE : TABLE_BULK_OPS.has(sub) ? TABLE_FUEL_PER_ELEMENT : 0;
+      if (perUnit > 0) charges.push({ at, cost: 0, bytes: bulkCharge(globals.fuel, globals.bulk, perUnit) });
     }
     if (op === 0x40 && globals.grow !== null) {
       const [tmp, refused] = globals.grow.map(u32leb) as [number[], number[]];
@@ -385,7 +432,7 @@ export function rewriteModule(bytes: Uint8Array, opts: RewriteOptions): RewriteR
   const added: Uint8Array[] = [];
   const exportsAdded: Uint8Array[] = [];
   let next = importedGlobals + definedGlobals;
-  const globals: Globals = { fuel: null, grow: null };
+  const globals: Globals = { fuel: null, grow: null, bulk: null };
   if (opts.fuel) {
     globals.fuel = next++;
     added.push(MUT_I32_GLOBAL);
@@ -397,11 +444,17 @@ export function rewriteModule(bytes: Uint8Array, opts: RewriteOptions): RewriteR
     added.push(MUT_I32_GLOBAL, MUT_I32_GLOBAL);
     exportsAdded.push(globalExport(GROW_REFUSED_EXPORT, globals.grow[1]));
   }
+  if (opts.fuel) {
+    globals.bulk = next++;
+    added.push(MUT_I32_GLOBAL);
+  }
   const rewriteCode = opts.fuel || watchGrow;
 
   const out: Array<{ id: number; content: Uint8Array }> = [];
   for (const s of sections) {
-    if (s.id === 5 && opts.maxMemoryPages !== undefined) {
+    if (s.id === 4 && opts.maxTableElements !== undefined) {
+      out.push({ id: 4, content: capTables(s.content, opts.maxTableElements, opts.source) });
+    } else if (s.id === 5 && opts.maxMemoryPages !== undefined) {
       const sr = new Reader(s.content);
       const n = sr.u32();
       const mems: number[][] = [];
@@ -462,6 +515,46 @@ export function rewriteModule(bytes: Uint8Array, opts: RewriteOptions): RewriteR
   if (exportsAdded.length > 0 && !out.some((s) => s.id === 7)) insertSection(out, { id: 7, content: concat([[exportsAdded.length], ...exportsAdded]) });
   const result = concat([bytes.subarray(0, 8), ...out.map((s) => section(s.id, s.content))]);
   return { bytes: result, functions, loops, memory };
+}
+
+/**
+ * The table section with every table's maximum lowered to `cap` elements.
+ * A table whose initial size is above the cap refuses the module (VM_TABLE_LIMIT).
+ */
+function capTables(content: Uint8Array, cap: number, source: string): Uint8Array {
+  const sr = new Reader(content);
+  const n = sr.u32();
+  const parts: Array<Uint8Array | number[]> = [u32leb(n)];
+  for (let i = 0; i < n; i++) {
+    let from = sr.pos;
+    const withInit = sr.b[sr.pos] === 0x40; // function-references: 0x40 0x00 tabletype expr
+    if (withInit) sr.skip(2);
+    skipValType(sr);
+    parts.push(content.subarray(from, sr.pos));
+    const flags = sr.byte();
+    if (flags & 0x04) throw new HostError('WASM_METERING_UNSUPPORTED', `${source}: 64-bit tables are not supported`, { file: source });
+    const initial = sr.u32();
+    const declaredMax = flags & 1 ? sr.u32() : null;
+    if (initial > cap) {
+      throw new HostError(
+        'VM_TABLE_LIMIT',
+        `${source}: table ${i} starts with ${initial} elements, above the adapter's limit of ${cap}; raise limits.maxTableElements for this plugin`,
+        { file: source, initial, maxElements: cap },
+      );
+    }
+    const max = declaredMax === null ? cap : Math.min(declaredMax, cap);
+    parts.push([(flags | 1) & 0xff, ...u32leb(initial), ...u32leb(max)]);
+    if (withInit) {
+      from = sr.pos;
+      for (;;) {
+        const op = sr.byte();
+        if (op === 0x0b) break;
+        if (!skipImmediates(op, sr)) sr.fail(`unknown opcode 0x${op.toString(16)} in a table initializer`);
+      }
+      parts.push(content.subarray(from, sr.pos));
+    }
+  }
+  return concat(parts);
 }
 
 /** (global (mut i32) (i32.const 0)) */

@@ -54,6 +54,23 @@ export function printableUrl(url: string): string {
   }
 }
 
+/**
+ * Reads a local module file. A missing file is WASM_NOT_FOUND, naming the path looked up and
+ * what it was resolved from (`lookedUp`); any other read error is WASM_MALFORMED.
+ */
+export async function readLocalModule(path: string, lookedUp: string, plugin?: string): Promise<Uint8Array> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const detail = { adapter: plugin, file: path, field: 'url' };
+    if (e.code === 'ENOENT' || e.code === 'ENOTDIR') {
+      throw new HostError('WASM_NOT_FOUND', `wasm module not found: looked up ${path} (${lookedUp}); build it (npm run build, or wasm-mixer build DIR) or fix the path`, detail, { cause: err });
+    }
+    throw new HostError('WASM_MALFORMED', `cannot read wasm module ${path}: ${e.message}`, detail, { cause: err });
+  }
+}
+
 const sha256hex = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 /** Reads a module's bytes from wherever `url` points. Remote URLs need `sha256`. */
@@ -64,11 +81,8 @@ export async function readModuleBytes(url: string, sha256: string | undefined, o
       throw new HostError('CONFIG_INVALID', `${who}url ${printableUrl(url)}: only local paths, file:// and http(s):// URLs are supported`, { adapter: opts.plugin, field: 'url' });
     }
     const path = url.startsWith('file://') ? fileURLToPath(url) : isAbsolute(url) ? url : resolve(opts.baseDir, url);
-    try {
-      return { bytes: await readFile(path), source: path };
-    } catch (err) {
-      throw new HostError('WASM_MALFORMED', `${who}cannot read wasm module ${path}: ${(err as Error).message}`, { adapter: opts.plugin, file: path, field: 'url' }, { cause: err });
-    }
+    const lookedUp = url.startsWith('file://') || isAbsolute(url) ? `url "${url}"` : `url "${url}" relative to ${opts.baseDir}`;
+    return { bytes: await readLocalModule(path, lookedUp, opts.plugin), source: path };
   }
   const source = printableUrl(url);
   if (sha256 === undefined) {

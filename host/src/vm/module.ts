@@ -7,15 +7,18 @@ import { ABI_MARKERS } from '../abi/constants.js';
 import { IMPLEMENTED_IMPORTS, KNOWN_UNIMPLEMENTED_IMPORTS, WASI_MODULES } from '../abi/host-functions.js';
 import { HostError } from '../errors.js';
 import { rewriteModule } from './metering.js';
+import { DEFAULT_MAX_MEMORY_MB, DEFAULT_MAX_TABLE_ELEMENTS } from '../limits.js';
 
-/** Defaults for the isolation limits (docs/operating.md "Limits"). */
-export const DEFAULT_MAX_MEMORY_MB = 128;
+/** Defaults for the isolation limits (docs/operating.md "Limits", host/src/limits.ts). */
+export { DEFAULT_MAX_MEMORY_MB } from '../limits.js';
 
 export interface ModuleLimits {
   /** Instrument the module with a work budget (default true). */
   metering?: boolean;
   /** Cap linear memory (MiB, default DEFAULT_MAX_MEMORY_MB; 0 = leave the module's own maximum). */
   maxMemoryMb?: number;
+  /** Cap every table (elements, default DEFAULT_MAX_TABLE_ELEMENTS); table.grow past it returns -1. */
+  maxTableElements?: number;
 }
 
 export interface CompiledModule {
@@ -32,6 +35,8 @@ export interface CompiledModule {
   readonly metered: boolean;
   /** Linear memory limits after the cap, in 64 KiB pages. */
   readonly memoryPages: { initial: number; maximum: number | null } | null;
+  /** The cap on table elements (null: tables left as declared, the module is not rewritten). */
+  readonly maxTableElements: number | null;
 }
 
 export async function loadModuleFile(path: string, expectedSha256?: string, limits?: ModuleLimits): Promise<CompiledModule> {
@@ -110,8 +115,10 @@ export function compileModule(bytes: Uint8Array, source = '<bytes>', expectedSha
   const metering = limits.metering ?? true;
   const maxMemoryMb = limits.maxMemoryMb ?? DEFAULT_MAX_MEMORY_MB;
   let memoryPages: CompiledModule['memoryPages'] = null;
+  let maxTableElements: number | null = null;
   if (metering || maxMemoryMb > 0) {
-    const rw = rewriteModule(bytes, { fuel: metering, maxMemoryPages: maxMemoryMb > 0 ? Math.max(1, Math.floor((maxMemoryMb * 1024 * 1024) / 65536)) : undefined, source });
+    maxTableElements = limits.maxTableElements ?? DEFAULT_MAX_TABLE_ELEMENTS;
+    const rw = rewriteModule(bytes, { fuel: metering, maxMemoryPages: maxMemoryMb > 0 ? Math.max(1, Math.floor((maxMemoryMb * 1024 * 1024) / 65536)) : undefined, maxTableElements, source });
     memoryPages = rw.memory;
     try {
       module = new WebAssembly.Module(rw.bytes as Uint8Array<ArrayBuffer>);
@@ -124,6 +131,7 @@ export function compileModule(bytes: Uint8Array, source = '<bytes>', expectedSha
     source,
     metered: metering,
     memoryPages,
+    maxTableElements,
     sha256,
     abiVersion: marker === 'proxy_abi_version_0_2_1' ? '0.2.1' : '0.2.0',
     exports: exportNames,

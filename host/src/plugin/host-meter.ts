@@ -1,0 +1,62 @@
+// Host functions pay for the work they do on a guest's behalf (issue 11): a
+// fixed cost per call plus one unit per byte read from or written to guest
+// memory, taken from the same fuel counter the metered module spends. Without
+// this a loop of cheap wasm instructions calling an expensive host function
+// would run for seconds on a budget meant for milliseconds.
+//
+// The charge is collected in a plain number and applied to the guest's fuel
+// global in batches (HOST_CHARGE_BATCH), because reading and writing a
+// WebAssembly.Global from JS costs more than the small calls being charged.
+
+import { HOST_CALL_FUEL, HOST_CHARGE_BATCH } from '../limits.js';
+
+/** Thrown from a host function when its charge exhausted the work budget: unwinds the guest call (VM_BUDGET_EXCEEDED). */
+export class HostBudgetExceeded extends Error {
+  constructor() {
+    super('the work budget ran out in a host call');
+    this.name = 'HostBudgetExceeded';
+  }
+}
+
+export class HostMeter {
+  /** Units charged and not yet taken from the fuel global. */
+  pending = 0;
+  /** The metered module's fuel global; null for an unmetered module (nothing is charged). */
+  fuel: WebAssembly.Global | null = null;
+
+  /** Charges one host call (after it ran, so its bytes are included); may throw HostBudgetExceeded. */
+  call(): void {
+    if ((this.pending += HOST_CALL_FUEL) >= HOST_CHARGE_BATCH) this.flush();
+  }
+
+  /** Applies the pending charge to the fuel global; throws HostBudgetExceeded when the budget is gone. */
+  flush(): void {
+    const f = this.fuel;
+    const p = this.pending;
+    this.pending = 0;
+    if (f === null || p === 0) return;
+    // Clamp: the i32 global must not wrap around to a large positive budget.
+    const v = Math.max((f.value as number) - p, -1);
+    f.value = v;
+    if (v < 0) throw new HostBudgetExceeded();
+  }
+
+  /** Takes the pending charge without applying it (at the end of a callback, for the high-water mark). */
+  take(): number {
+    const p = this.pending;
+    this.pending = 0;
+    return p;
+  }
+}
+
+/** Wraps each import so that every call is charged (HOST_CALL_FUEL plus the bytes it touched). */
+export function meterImports(fns: Record<string, (...args: never[]) => unknown>, meter: HostMeter): void {
+  for (const name of Object.keys(fns)) {
+    const fn = fns[name]! as (...args: unknown[]) => unknown;
+    fns[name] = ((...args: unknown[]) => {
+      const r = fn(...args);
+      meter.call();
+      return r;
+    }) as never;
+  }
+}
