@@ -84,6 +84,8 @@ async function measure(label, adapters, workers, upstream) {
       proxyCpuUsPerRequest: Math.round(((proxyCpuMs * 1000) / r.requests) * 100) / 100,
       proxyCores: Math.round((proxyCpuMs / 1000 / w.seconds) * 100) / 100,
       processes: w.processes,
+      // wrk exits at the end of the window: its CPU time is in this process's reaped children.
+      wrkCores: Math.round((w.exitedChildrenCpuMs / 1000 / w.seconds) * 100) / 100,
       otherProgramsCores: w.otherProgramsCores,
       loadavg: loadavg().map((x) => Math.round(x * 100) / 100),
     };
@@ -128,7 +130,7 @@ for (const label of [...new Set(runs.map((r) => r.label))]) {
     proxyCpuUsPerRequest: median(rs.map((r) => r.proxyCpuUsPerRequest)),
     proxyCores: median(rs.map((r) => r.proxyCores)),
     upstreamCores: median(rs.map((r) => r.processes.upstream?.cores)),
-    wrkCores: median(rs.map((r) => r.processes.wrk?.cores)),
+    wrkCores: median(rs.map((r) => r.wrkCores)),
     otherProgramsCores: median(rs.map((r) => r.otherProgramsCores)),
     p50Us: median(rs.map((r) => r.latencyUs.p50)),
     p99Us: median(rs.map((r) => r.latencyUs.p99)),
@@ -144,6 +146,8 @@ writeFileSync(
     `# Workers: 1 vs 2 processes (\`${command}\`)`,
     '',
     `${new Date().toISOString()}, ${machine.cpus} vCPU ${machine.model}, Node ${machine.node}. Median of ${reps} interleaved runs of ${seconds} s at saturation (wrk, ${connections} connections, closed loop).`,
+    '',
+    'Other programs ran on the machine during the runs (other sessions\' builds and tests): their share is in the "other programs" column, and the proxy got only what was left. Read CPU per request, not req/s; see docs/benchmark.md "Workers".',
     '',
     '| scenario | req/s (min–max) | proxy CPU per request (primary + workers) | proxy cores used | upstream + wrk cores | other programs (cores) | p50 / p99 |',
     '|---|---|---|---|---|---|---|',
