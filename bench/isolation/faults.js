@@ -21,6 +21,11 @@ const root = resolve(here, '..', '..');
 const args = process.argv.slice(2);
 const opt = (name, def) => (args.includes(name) ? args[args.indexOf(name) + 1] : def);
 const OUT = resolve(root, opt('--out', 'bench/results/isolation-faults.json'));
+// --only 'a,b': run only the faults whose names start with these; --dist DIR: the build to measure (default ./dist).
+const ONLY = opt('--only', '').split(',').filter(Boolean);
+const DIST = resolve(root, opt('--dist', 'dist'));
+// --baseline FILE: a results file from a run against the build before the change (--dist), merged in as beforeMeasured.
+const BASELINE = opt('--baseline', null);
 const MB = 1024 * 1024;
 
 const FAULTS = {
@@ -41,12 +46,20 @@ else await parent();
 async function parent() {
   const results = [];
   for (const name of Object.keys(FAULTS)) {
-    const r = await runChild(name);
+    if (ONLY.length > 0 && !ONLY.some((o) => name.startsWith(o))) continue;
+    const r = await runChild(name).catch((err) => ({ error: String(err.message).slice(0, 300), stallMs: null, rssGrowthMb: null, rssHighMb: null, summary: 'failed' }));
     console.log(`${name}: stall ${r.stallMs} ms, RSS +${r.rssGrowthMb} MiB (high-water ${r.rssHighMb} MiB), ${r.summary}`);
     results.push({ fault: name, before: FAULTS[name].before, after: r });
   }
+  if (BASELINE) {
+    const base = JSON.parse(await readFile(resolve(root, BASELINE), 'utf8'));
+    for (const r of results) {
+      const b = base.results.find((x) => x.fault === r.fault);
+      if (b) r.beforeMeasured = { command: base.command, ...b.after };
+    }
+  }
   const out = {
-    command: 'node bench/isolation/faults.js',
+    command: `node bench/isolation/faults.js${args.filter((a) => a !== '--out' && a !== opt('--out')).map((a) => ` ${a}`).join('')}`,
     date: new Date().toISOString(),
     node: process.version,
     cpus: os.cpus().length,
@@ -61,7 +74,7 @@ async function parent() {
 
 function runChild(name) {
   return new Promise((resolvePromise, reject) => {
-    const p = spawn(process.execPath, [fileURLToPath(import.meta.url), '--child', name], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const p = spawn(process.execPath, [fileURLToPath(import.meta.url), '--child', name, '--dist', DIST], { stdio: ['ignore', 'pipe', 'inherit'], timeout: 60_000, killSignal: 'SIGKILL' });
     let out = '';
     p.stdout.on('data', (c) => (out += c));
     p.on('exit', (code) => (code === 0 ? resolvePromise(JSON.parse(out)) : reject(new Error(`${name}: child exited ${code}: ${out}`))));
@@ -82,8 +95,8 @@ function get(port, path) {
 
 async function child(name) {
   const f = FAULTS[name];
-  const { startProxy } = await import('../../dist/host/src/index.js');
-  const { createLogger } = await import('../../dist/host/src/log/logger.js');
+  const { startProxy } = await import(resolve(DIST, 'host/src/index.js'));
+  const { createLogger } = await import(resolve(DIST, 'host/src/log/logger.js'));
   const wabt = await (await import('wabt')).default();
   const text = await readFile(resolve(root, 'test/fixtures/guests', `${f.fixture}.wat`), 'utf8');
   const m = wabt.parseWat(`${f.fixture}.wat`, text, { mutable_globals: true, bulk_memory: true, reference_types: true, sign_extension: true, sat_float_to_int: true, multi_value: true });
@@ -147,7 +160,7 @@ async function child(name) {
   clearInterval(probe);
   const by = await Promise.all(bystanders);
   const adapters = JSON.parse((await get(proxy.adminPort, '/adapters')).body);
-  const hm = adapters[0].hostMemory;
+  const hm = adapters[0].hostMemory ?? {}; // absent before issue 11
   const result = {
     stallMs: Math.round(stall),
     durationMs: Math.round(ms),

@@ -3,10 +3,11 @@
 
 import { LogLevel } from './abi/constants.js';
 import type { HeaderPair } from './abi/pairs.js';
-import { HostStream, type ChainEntry } from './chain/chain.js';
+import { DEFAULT_MAX_BUFFERED_BODY_BYTES, HostStream, type ChainEntry } from './chain/chain.js';
 import type { MixerConfig, PathMatch, Phase, PluginConfig, PluginMatch } from './config/schema.js';
 import { describeError, HostError } from './errors.js';
 import { createLogger, parseLogLevel, type HostLogger } from './log/logger.js';
+import { rateLimitedLogger, type RateLimitedLogger } from './log/rate-limit.js';
 import { MetricsRegistry } from './metrics/registry.js';
 import type { AccessLogSink } from './log/access-log.js';
 import { Telemetry } from './telemetry/index.js';
@@ -66,6 +67,8 @@ export interface StreamInit {
   headers: HeaderPair[];
   /** Route name, for plugin matching. */
   route?: string;
+  /** The route's cap on body bytes any adapter may buffer (routes[].maxBufferedBodyBytes). */
+  maxBufferedBodyBytes?: number;
   info?: Partial<StreamInfo>;
 }
 
@@ -79,6 +82,8 @@ export class WasmHost {
   private readonly countRequests: (d?: number) => void;
   /** Masks secrets from the config (and credentials) in log records; learns a reloaded config's secrets. */
   readonly scrubber: SecretScrubber;
+  /** Repeated warnings: one per key per interval, then a count of the suppressed ones (config logRateLimit). */
+  private readonly rateLimiter: RateLimitedLogger;
 
   private constructor(
     /** The config in force; replaced by a successful reload (host/src/reload). */
@@ -88,7 +93,8 @@ export class WasmHost {
     this.scrubber = new SecretScrubber(config);
     this.metrics = options.metrics ?? new MetricsRegistry({ buckets: config.metrics?.histogramBuckets, maxSeriesPerMetric: config.metrics?.maxSeriesPerMetric });
     // Every host log line goes through the scrubber: config secrets and credential-shaped text never reach a sink.
-    this.logger = scrubbingLogger(options.logger ?? createLogger(parseLogLevel(config.logLevel ?? 'info')), this.scrubber);
+    this.rateLimiter = rateLimitedLogger(options.logger ?? createLogger(parseLogLevel(config.logLevel ?? 'info')), config.logRateLimit);
+    this.logger = scrubbingLogger(this.rateLimiter, this.scrubber);
     this.telemetry = new Telemetry(config, this.metrics, this.logger, { baseDir: options.baseDir, accessLogSinks: options.accessLogSinks });
     this.shared = options.shared ?? new SharedStore();
     this.countRequests = this.metrics.counter('wasm_mixer_host_streams_total', 'Requests run through the adapter chain.');
@@ -139,7 +145,7 @@ export class WasmHost {
       const { createRemoteAdapter } = await import('./oop/remote-adapter.js');
       const adapter = createRemoteAdapter(this, p, compiled, config);
       this.logger.log(LogLevel.Info, p.name, `adapter runs out of process, in the adapter server at ${adapter.address}`);
-      const entry: ChainEntry = { name: p.name, adapter, failStrategy: p.failStrategy ?? 'FAIL_CLOSE', pauseTimeoutMs: p.timeoutMs ?? 10_000 };
+      const entry: ChainEntry = { name: p.name, adapter, failStrategy: p.failStrategy ?? 'FAIL_CLOSE', pauseTimeoutMs: p.timeoutMs ?? 10_000, maxBufferedBodyBytes: p.limits?.maxBufferedBodyBytes ?? DEFAULT_MAX_BUFFERED_BODY_BYTES };
       return { config: p, vm: adapter as unknown as PluginVm, entry, module: compiled, loadMs: performance.now() - t0 };
     }
     // HTTP call-outs only to the clusters the plugin lists (none by default).
@@ -183,7 +189,7 @@ export class WasmHost {
     const loadMs = performance.now() - t0;
     this.logger.log(LogLevel.Info, p.name, `adapter loaded from ${compiled.source} (ABI ${compiled.abiVersion}, ${compiled.bytes} bytes, ${loadMs.toFixed(1)} ms)`);
     this.metrics.counter('wasm_mixer_vm_restarts_total', 'VM restarts after an adapter crash.', { adapter: p.name }); // exposed at 0 from the start
-    const entry: ChainEntry = { name: p.name, adapter: vm, failStrategy: p.failStrategy ?? 'FAIL_CLOSE', pauseTimeoutMs: p.timeoutMs ?? 10_000 };
+    const entry: ChainEntry = { name: p.name, adapter: vm, failStrategy: p.failStrategy ?? 'FAIL_CLOSE', pauseTimeoutMs: p.timeoutMs ?? 10_000, maxBufferedBodyBytes: p.limits?.maxBufferedBodyBytes ?? DEFAULT_MAX_BUFFERED_BODY_BYTES };
     return { config: p, vm, entry, module: compiled, loadMs };
   }
 
@@ -200,7 +206,7 @@ export class WasmHost {
     const info = init.info ?? {};
     info.routeName = init.route ?? '';
     const stream = new HttpStream(headers, info);
-    return new HostStream(stream, this.chainFor(init));
+    return new HostStream(stream, this.chainFor(init), init.maxBufferedBodyBytes);
   }
 
   /** The previous chain, reused while the plugin list is unchanged and no plugin has a `match`. */
@@ -271,6 +277,7 @@ export class WasmHost {
   /** Stops every VM at once; the promise settles when access logs are flushed and the last OTLP export is done. */
   close(): Promise<void> {
     for (const p of this.plugins) p.vm.stop();
+    this.rateLimiter.flush();
     return this.telemetry.close();
   }
 }

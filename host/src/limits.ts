@@ -9,11 +9,23 @@ export const MIB = 1024 * 1024;
 // --- guest work ("fuel", one unit is about one wasm instruction) ---------------
 
 /**
- * Bulk memory operations (memory.fill/copy/init) pay this many units per byte. Measured: with 1,
- * the default budget let a memory.fill loop run for 295 ms on the loaded CI machine (fresh pages
- * fault in); with 2 it is 65-200 ms.
+ * Default work budget per callback (plugin `limits.fuelPerCallback`). Measured
+ * (bench/results/isolation.json): 500M units is about 25-60 ms of dense compute and
+ * 100-160 ms of an empty spin loop on a quiet machine, far above any sane proxy
+ * callback: the longest a runaway callback can stall the event loop.
  */
-export const BULK_FUEL_PER_BYTE = 2;
+export const DEFAULT_FUEL_PER_CALLBACK = 500_000_000;
+/** Module initialisation, proxy_on_vm_start and proxy_on_configure get this many times the per-callback budget. */
+export const START_FUEL_FACTOR = 10;
+/** The most any budget can be (the fuel counter is an i32). */
+export const MAX_FUEL = 2_000_000_000;
+
+/**
+ * Bulk memory operations (memory.fill/copy/init) pay this many units per byte. Measured on the
+ * loaded 2-core CI machine, a memory.fill loop over 64 MiB under the default budget stalled the
+ * loop 295 ms with 1 unit per byte (fresh pages fault in) and 65-190 ms with 2; 4 leaves margin.
+ */
+export const BULK_FUEL_PER_BYTE = 4;
 /**
  * Bulk table operations (table.fill/copy/init) pay this many units per element: V8 takes about
  * 36 ns per funcref element (write barriers), so the default budget covers about 70 ms of them.
@@ -26,7 +38,10 @@ export const HOST_BYTE_FUEL = 1;
 /** Host charges are applied to the guest's fuel counter in batches of at least this many units (cheap hot path). */
 export const HOST_CHARGE_BATCH = 100_000;
 
-// --- tables -------------------------------------------------------------------
+// --- memory and tables ------------------------------------------------------------
+
+/** Default cap on linear memory, MiB (plugin `limits.maxMemoryMb`); memory.grow past it returns -1. */
+export const DEFAULT_MAX_MEMORY_MB = 128;
 
 /** Default cap on a module's table size, in elements (plugin `limits.maxTableElements`); table.grow past it returns -1. */
 export const DEFAULT_MAX_TABLE_ELEMENTS = 100_000;
@@ -68,10 +83,16 @@ export const DEFAULT_QUEUE_MAX_ITEMS = 10_000;
 /** Shared queues: bytes held by all queues a vm_id registered; the oldest items are dropped to make room. */
 export const DEFAULT_QUEUE_MAX_BYTES = 16 * MIB;
 
+/** HTTP call-outs: one response body (the transport aborts past it), and the longest timeout a guest may ask for. */
+export const MAX_CALLOUT_RESPONSE_BYTES = 16 * MIB;
+export const MAX_CALLOUT_TIMEOUT_MS = 60_000;
+/** WASI random_get: bytes per call. */
+export const RANDOM_GET_MAX = 64 * 1024;
+
 /** HTTP call-outs in flight per VM. */
 export const MAX_PENDING_CALLOUTS = 256;
-/** HTTP call-outs: bytes of request bodies in flight per VM. */
-export const MAX_CALLOUT_REQUEST_BYTES = 16 * MIB;
+/** HTTP call-outs: bytes in flight per VM (request bodies, and response bytes received so far); a call-out whose response would pass it is aborted. */
+export const MAX_CALLOUT_BYTES = 32 * MIB;
 
 // --- crash containment (plugin `restart`) ------------------------------------------
 

@@ -27,7 +27,7 @@ export function startCli(args: string[]): CliProcess {
     child,
     stderr: () => err,
     exited,
-    waitFor(re, timeoutMs = 20_000) {
+    waitFor(re, timeoutMs = 60_000) {
       return new Promise<void>((resolve, reject) => {
         const check = () => {
           if (re.test(err)) return done(resolve);

@@ -35,7 +35,7 @@ t.test('out-of-process quick start (examples/remote.yaml) on other ports: serve 
   await p.waitFor(/wasm-mixer proxy listening/);
   // The proxy connects to the server in the background: poll until the adapter answers.
   let denied = { status: 0, body: '' };
-  for (let i = 0; i < 100 && denied.status !== 403; i++) {
+  for (const until = Date.now() + 30_000; Date.now() < until && denied.status !== 403; ) {
     denied = await get(proxy!, '/hello');
     if (denied.status !== 403) await new Promise((r) => setTimeout(r, 100));
   }

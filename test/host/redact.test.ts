@@ -32,3 +32,9 @@ t.test('descriptive fields under a secret key stay readable; everything else is 
   const scrub = new SecretScrubber(config);
   t.equal(scrub.scrub('key billing-svc (tenant acme) hmac super-secret-hmac'), 'key billing-svc (tenant acme) hmac [redacted]');
 });
+
+t.test('log scrubbing learns secrets from JSON-text configs and JWK key material', async (t) => {
+  const k = 'c2VjcmV0LXNpZ25pbmcta2V5LWZvci1ocy0yNTY';
+  const scrub = new SecretScrubber({ plugins: [{ name: 'auth', pluginConfig: JSON.stringify({ jwt: { providers: [{ local_jwks: JSON.stringify({ kty: 'oct', kid: 'k1', k }) }] } }) }] });
+  t.equal(scrub.scrub(`loaded key k1 = ${k}`), 'loaded key k1 = [redacted]');
+});

@@ -26,7 +26,7 @@ t.test('a blocked event loop past watchdog.hardLimitMs: a critical EVENT_LOOP_BL
       listen: { port: 0 },
       routes: [{ name: 'r', upstream: `http://127.0.0.1:${up.port}` }],
       plugins: [{ name: 'spin', url: 'runaway.wasm', limits: { metering: false } }],
-      watchdog: { hardLimitMs: 1000 },
+      watchdog: { hardLimitMs: 3000 }, // well above what start-up blocks on a loaded machine
       workers: 1, // the process itself is killed; with workers, the primary would replace the worker (test/workers)
     }),
   );
@@ -36,7 +36,7 @@ t.test('a blocked event loop past watchdog.hardLimitMs: a critical EVENT_LOOP_BL
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const exit = new Promise<{ code: number | null; signal: string | null; at: number }>((r) => child.on('exit', (code, signal) => r({ code, signal, at: performance.now() })));
   const port = await new Promise<number>((resolvePort, reject) => {
-    const timer = setTimeout(() => reject(new Error(`proxy did not start: ${stderr}`)), 15_000);
+    const timer = setTimeout(() => reject(new Error(`proxy did not start: ${stderr}`)), 60_000);
     child.stderr.on('data', () => {
       const m = /listening on http:\/\/[^:]+:(\d+)/.exec(stderr);
       if (m) {
@@ -51,7 +51,7 @@ t.test('a blocked event loop past watchdog.hardLimitMs: a critical EVENT_LOOP_BL
       req.on('error', rej);
     });
   t.equal(await get('/ok'), 200, 'serving');
-  await new Promise((r) => setTimeout(r, 1500));
+  await new Promise((r) => setTimeout(r, 3500));
   t.equal(await get('/ok'), 200, 'a healthy loop is not mistaken for a blocked one');
   const t0 = performance.now();
   const hung = get('/loop').then(
@@ -60,11 +60,11 @@ t.test('a blocked event loop past watchdog.hardLimitMs: a critical EVENT_LOOP_BL
   );
   const { signal, at } = await exit;
   t.equal(signal, 'SIGKILL', 'the process was killed');
-  t.ok(at - t0 < 10_000, `within ${(at - t0).toFixed(0)} ms of the hang (hard limit 1000 ms)`);
+  t.ok(at - t0 < 30_000, `within ${(at - t0).toFixed(0)} ms of the hang (hard limit 3000 ms)`);
   t.equal(await hung, 'ECONNRESET', 'the request in flight is reset, not left hanging');
   const line = stderr.split('\n').find((l) => l.includes('EVENT_LOOP_BLOCKED'));
   t.ok(line, 'one critical log line says why');
   const rec = JSON.parse(line!) as Record<string, unknown>;
   t.match(rec, { level: 'critical', source: 'watchdog', code: 'EVENT_LOOP_BLOCKED', adapter: 'spin' });
-  t.ok((rec.blockedMs as number) > 1000);
+  t.ok((rec.blockedMs as number) > 3000);
 });

@@ -29,6 +29,12 @@ const POOL_SLOTS = 9;
 const CIRCUIT_SLOTS = 2;
 
 const LEASE_PATH = "/quota/v1/lease";
+/** Filter state set by Envoy's rate limit filter and by the adapter server (ShouldRateLimit, quota allocation). */
+const HITS_ADDEND: string[] = ["envoy.ratelimit.hits_addend"];
+/** Filter state the adapter server sets to the RateLimitRequest's domain. */
+const RLS_DOMAIN: string[] = ["ratelimit.domain"];
+/** Hits per request are capped so cost x hits stays far from overflowing. */
+const MAX_HITS: i64 = 1000000000;
 /** Startup probe of a lease cluster (host/src/quota/lease.ts answers it). */
 const PROBE_PATH = "/quota/v1/ready";
 const PROBE_TIMEOUT_MS: u32 = 5000;
@@ -135,10 +141,25 @@ class Quota extends Adapter {
   plan(req: Request): Slot[] {
     let out: Slot[] = [];
     let limits = this.spec.limits;
+    let hits: i64 = -1; // read once, when the first limit applies
+    let ns = this.spec.domain;
     for (let i = 0, n = limits.length; i < n; i++) {
       let l = unchecked(limits[i]);
       if (!this.matches(l, req)) continue;
-      let key = this.spec.domain + ":" + l.name;
+      if (hits < 0) {
+        hits = 1;
+        // Envoy's rate limit service (and the adapter server's quota allocation) sets the request's
+        // hits as filter state envoy.ratelimit.hits_addend: charge cost x hits (0: check only).
+        let h = getStringProperty(HITS_ADDEND);
+        if (h !== null) {
+          let v = parseNonNegative(h);
+          if (v >= 0) hits = min<i64>(v, MAX_HITS);
+          // An Envoy rate limit domain has its own counters (envoyproxy/ratelimit keys by domain too).
+          let d = getStringProperty(RLS_DOMAIN);
+          if (d !== null && d.length > 0) ns = this.spec.domain + "@" + keyPart(d);
+        }
+      }
+      let key = ns + ":" + l.name;
       let values: string[] = [];
       let skip = false;
       for (let j = 0, d = l.dims.length; j < d; j++) {
@@ -163,7 +184,9 @@ class Quota extends Adapter {
       if (params.unlimited) continue;
       let cost = costOf(l, req);
       if (cost <= 0) continue;
-      out.push(new Slot(l, params, key, cost));
+      // Weighted hits, saturated (a cost above the limit is denied anyway).
+      let charged = hits <= 1 || cost <= MAX_HITS / hits ? cost * hits : MAX_HITS;
+      out.push(new Slot(l, params, key, charged));
     }
     return out;
   }
@@ -466,10 +489,12 @@ class Quota extends Adapter {
       }
     }
     if (best !== null && this.spec.headersOnAllowed) {
-      // Limit, Remaining and Reset (the policy is only repeated on a 429).
+      // Limit, Remaining, Reset and the policy (window and name: Envoy's rate limit service reports
+      // them as current_limit on every answer, and X-RateLimit-Limit carries them too).
       let style = this.spec.headerStyle;
       if (style == HeaderStyle.Draft) {
         req.setResponseHeader("ratelimit-limit", this.limitStr(best));
+        req.setResponseHeader("ratelimit-policy", this.policyStr(best));
         req.setResponseHeader("ratelimit-remaining", max<i64>(0, best.remaining).toString());
         req.setResponseHeader("ratelimit-reset", headerSeconds(best.resetMs));
       } else if (style == HeaderStyle.XRateLimit) {

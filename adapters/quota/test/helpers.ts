@@ -109,7 +109,7 @@ export async function startProxyProcess(config: unknown, dir: string, name: stri
   let exited = false;
   proc.once('exit', () => (exited = true));
   const ports = await new Promise<[number, number]>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`proxy ${name} did not start: ${err}`)), 15_000);
+    const timer = setTimeout(() => reject(new Error(`proxy ${name} did not start within 30 s: ${err}`)), 30_000);
     proc.stderr!.on('data', (d: Buffer) => {
       err += d.toString();
       const m = /listening on http:\/\/[^:]+:(\d+) \(admin http:\/\/127\.0\.0\.1:(\d+)\)/.exec(err);
@@ -161,7 +161,12 @@ export function request(
       },
     );
     req.on('timeout', () => req.destroy(new Error(`request to :${port}${path} timed out`)));
-    req.on('error', reject);
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      // A kept-alive socket the server closed as idle just as this request went out (the race
+      // Node's docs describe for req.reusedSocket): the server never saw it, so send it again.
+      if (req.reusedSocket && err.code === 'ECONNRESET') request(port, path, opts).then(resolve, reject);
+      else reject(err);
+    });
     req.end(opts.body);
   });
 }

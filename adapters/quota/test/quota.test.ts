@@ -26,7 +26,7 @@ t.test('fixed window: exactly N admitted, then 429 with Retry-After, RateLimit-*
   t.equal(first.status, 200);
   t.equal(first.headers['ratelimit-limit'], '3');
   t.equal(first.headers['ratelimit-remaining'], '2');
-  t.notOk('ratelimit-policy' in first.headers, 'the policy is only repeated on a 429');
+  t.equal(first.headers['ratelimit-policy'], '3;w=86400;name="per_ip"', 'the policy (window, name) on allowed responses too, for current_limit in Envoy\'s RLS');
   const reset = Number(first.headers['ratelimit-reset']);
   t.ok(reset >= 1 && reset <= 86400, 'reset is the time to the end of the window, in seconds');
   t.same(await statuses(h, 2, { sourceAddress: '10.0.0.1' }), [200, 200]);

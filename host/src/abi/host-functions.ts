@@ -7,7 +7,7 @@ import { randomFillSync } from 'node:crypto';
 import type { PluginVm } from '../plugin/plugin-vm.js';
 import { BufferType, Errno, LogLevel, MapType, MetricType, Status, StreamType } from './constants.js';
 import { deserializePairs, headerBytes, serializePairs } from './pairs.js';
-import { MAX_FD_WRITE_BYTES, MAX_FD_WRITE_IOVECS, MAX_LOG_MESSAGE_BYTES } from '../limits.js';
+import { MAX_CALLOUT_TIMEOUT_MS, MAX_FD_WRITE_BYTES, MAX_FD_WRITE_IOVECS, MAX_LOG_MESSAGE_BYTES, RANDOM_GET_MAX } from '../limits.js';
 
 export const WASI_MODULES: ReadonlySet<string> = new Set(['wasi_snapshot_preview1', 'wasi_unstable']);
 
@@ -19,8 +19,6 @@ export class ProcExit extends Error {
   }
 }
 
-const RANDOM_GET_MAX = 64 * 1024;
-const MAX_CALLOUT_TIMEOUT_MS = 60_000;
 
 type Fn = (...args: never[]) => number | bigint | void;
 

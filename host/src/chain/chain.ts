@@ -11,6 +11,7 @@ import { HostError, type HostErrorCode } from '../errors.js';
 import { EMPTY, type HttpStream } from '../plugin/http-stream.js';
 import { CallResult, type Direction, type StreamContext } from '../plugin/stream-context.js';
 import type { AdapterRuntime } from './adapter.js';
+import { BodyAccumulator } from './body-accumulator.js';
 
 export interface ChainEntry {
   readonly name: string;
@@ -18,7 +19,12 @@ export interface ChainEntry {
   readonly failStrategy: 'FAIL_CLOSE' | 'FAIL_OPEN';
   /** How long a paused adapter may hold a request before its fail strategy applies. */
   readonly pauseTimeoutMs: number;
+  /** Most body bytes this adapter may make the proxy hold (StopIterationAndBuffer), per request and direction. */
+  readonly maxBufferedBodyBytes: number;
 }
+
+/** limits.maxBufferedBodyBytes when a plugin does not set it. */
+export const DEFAULT_MAX_BUFFERED_BODY_BYTES = 4 * 1024 * 1024;
 
 export interface LocalReply {
   status: number;
@@ -45,7 +51,7 @@ const isPromise = <T>(v: Maybe<T>): v is Promise<T> => v instanceof Promise;
 export class HostStream {
   private readonly ctx: Array<StreamContext | null>;
   private readonly skip: boolean[];
-  private readonly held: Record<Direction, Array<Uint8Array | null>>;
+  private readonly held: Record<Direction, Array<BodyAccumulator | null>>;
   private readonly hasBody: Record<Direction, boolean[]>;
   private readonly hasTrailers: Record<Direction, boolean[]>;
   private failure: Decision | null = null;
@@ -58,6 +64,8 @@ export class HostStream {
   constructor(
     readonly stream: HttpStream,
     private readonly entries: readonly ChainEntry[],
+    /** The route's cap on buffered body bytes (routes[].maxBufferedBodyBytes); the lower of it and the adapter's applies. */
+    private readonly routeMaxBufferedBodyBytes = Infinity,
   ) {
     const n = entries.length;
     this.ctx = new Array(n);
@@ -201,7 +209,7 @@ export class HostStream {
     if (held === null || held === undefined || held.length === 0) return out;
     this.held[dir][i] = null;
     // With end_of_stream false no adapter waits, so this is synchronous.
-    const r = this.bodyFrom(dir, k + 1, held, false);
+    const r = this.bodyFrom(dir, k + 1, held.view(), false);
     if (isPromise(r)) throw new Error('unreachable: body callbacks do not wait before end of stream');
     return r instanceof Uint8Array ? concat(out, r) : r;
   }
@@ -214,7 +222,11 @@ export class HostStream {
       const i = this.index(dir, k);
       if (this.skip[i] || !this.hasBody[dir][i]) continue;
       const prev = held[i];
-      buffer.bytes = prev ? concat(prev, data) : data;
+      if (prev) {
+        const limit = Math.min(this.entries[i]!.maxBufferedBodyBytes, this.routeMaxBufferedBodyBytes);
+        if (prev.length + data.length > limit) return this.bodyTooLarge(i, dir, limit);
+      }
+      buffer.bytes = prev ? prev.append(data) : data;
       buffer.endOfStream = eos;
       const r = this.entries[i]!.adapter.onBody(this.ctx[i]!, dir, buffer.bytes.length, eos);
       const d = this.settle(i, r);
@@ -224,16 +236,41 @@ export class HostStream {
         data = buffer.bytes;
         continue;
       }
-      held[i] = buffer.bytes;
+      // Keep appending to the same buffer, unless the adapter replaced it (proxy_set_buffer_bytes).
+      if (prev === null || prev === undefined || buffer.bytes !== prev.view()) held[i] = new BodyAccumulator(buffer.bytes);
       if (!eos) return EMPTY;
       const next = k + 1;
       return this.waitThen(i, dir, () => {
-        const buffered = held[i] ?? EMPTY;
+        const buffered = held[i]?.view() ?? EMPTY;
         held[i] = null;
         return this.bodyFrom(dir, next, buffered, eos);
       });
     }
     return data;
+  }
+
+  /**
+   * An adapter buffered more than its limit: 413 for a request body (the proxy's JSON error);
+   * for a response body the headers are already sent, so the proxy resets the stream.
+   */
+  private bodyTooLarge(i: number, dir: Direction, limit: number): Decision {
+    const e = this.entries[i]!;
+    this.held[dir][i] = null;
+    this.skip[i] = true;
+    e.adapter.logger.log(LogLevel.Warn, e.name, `the ${dir} body buffered for adapter ${e.name} passed its limit of ${limit} bytes (limits.maxBufferedBodyBytes / the route's maxBufferedBodyBytes); ${dir === 'request' ? 'answering 413' : 'resetting the stream'}`, { code: 'BODY_TOO_LARGE' });
+    e.adapter.metrics.counter('wasm_mixer_body_too_large_total', 'Requests stopped because an adapter buffered more body than its limit, by direction.', { adapter: e.name, direction: dir })();
+    const request = dir === 'request';
+    const body = Buffer.from(JSON.stringify({ error: 'BODY_TOO_LARGE', adapter: e.name, limit, message: `the ${dir} body is larger than the ${limit} bytes adapter ${e.name} may buffer` }));
+    return this.respondWith({
+      action: 'respond',
+      reply: {
+        status: request ? 413 : 502,
+        headers: [['content-type', 'application/json'], ['x-wasm-mixer-error', 'body_too_large']],
+        body,
+        details: `BODY_TOO_LARGE:${e.name}`,
+        adapter: '',
+      },
+    });
   }
 
   /** After a callback: a local reply, a reset, or a failed adapter may end the chain. */

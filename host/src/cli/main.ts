@@ -229,7 +229,7 @@ export function quickConfig(args: string[]): { config: MixerConfig; configFile: 
 /** Applies command-line overrides to a config read from a file; the result is validated again. */
 export function applyOverrides(config: MixerConfig, o: ProxyOverrides, file: string): MixerConfig {
   const out: MixerConfig = { ...config };
-  if (o.listen) out.listen = { ...o.listen };
+  if (o.listen) out.listen = { ...out.listen, ...o.listen };
   if (o.port !== undefined) out.listen = { ...(out.listen ?? { address: '127.0.0.1' }), port: o.port };
   if (o.admin !== undefined) out.admin = { ...(out.admin ?? { address: '127.0.0.1' }), port: o.admin };
   if (o.logLevel !== undefined) out.logLevel = o.logLevel;
@@ -290,10 +290,13 @@ async function serveCommand(args: string[]): Promise<number> {
   if (logLevel !== undefined) config.logLevel = logLevel;
   const { startAdapterServer } = await import('../oop/server.js');
   const server = await startAdapterServer(config, { baseDir, listen: v.listen, adminPort });
+  // The adapter server runs VMs too: the same last line as the proxy.
+  const watchdog = config.watchdog?.enabled === false ? null : startWatchdog({ hardLimitMs: config.watchdog?.hardLimitMs });
   console.error(`wasm-mixer adapter server listening on ${server.address}${server.adminPort !== null ? ` (admin http://127.0.0.1:${server.adminPort})` : ''}`);
   await waitForSignal();
   console.error('wasm-mixer: shutting down the adapter server, draining in-flight calls');
   await server.close();
+  await watchdog?.stop();
   return 0;
 }
 

@@ -3,6 +3,7 @@
 // Plugin fields mirror Istio's WasmPlugin (url, sha256, phase, priority,
 // failStrategy, pluginConfig, vmConfig) so operators recognise them.
 
+import { MAX_TABLE_ELEMENTS_LIMIT } from '../limits.js';
 import { PLUGIN_REMOTE_SCHEMA, REMOTE_SCHEMA, type PluginRemoteSettings, type RemoteSettings } from '../oop/config.js';
 
 export type Phase = 'AUTHN' | 'AUTHZ' | 'STATS' | 'UNSPECIFIED_PHASE';
@@ -39,7 +40,7 @@ export interface PluginConfig {
   /** Clusters this adapter may call with proxy_http_call (none when absent). */
   clusters?: string[];
   /** Isolation limits (docs/operating.md "Limits"). */
-  limits?: { metering?: boolean; fuelPerCallback?: number; maxMemoryMb?: number; maxTableElements?: number; maxSharedDataMb?: number; maxQueueMb?: number };
+  limits?: { metering?: boolean; fuelPerCallback?: number; maxMemoryMb?: number; maxTableElements?: number; maxSharedDataMb?: number; maxQueueMb?: number; maxBufferedBodyBytes?: number };
   /** Crash-rate limit and backoff for VM restarts. */
   restart?: { maxRestarts?: number; windowMs?: number; initialBackoffMs?: number; maxBackoffMs?: number };
   /** Host capabilities granted; all when absent (HTTP call-outs are granted by `clusters`). */
@@ -54,6 +55,8 @@ export interface RouteConfig {
   /** Base URL of the upstream, e.g. http://127.0.0.1:3000 */
   upstream: string;
   timeoutMs?: number;
+  /** Caps the body bytes any adapter may buffer on this route (the lower of this and the plugin's limits.maxBufferedBodyBytes). */
+  maxBufferedBodyBytes?: number;
 }
 
 export interface ClusterConfig {
@@ -63,6 +66,18 @@ export interface ClusterConfig {
 export interface ListenConfig {
   address?: string;
   port: number;
+}
+
+/** The proxy port: also its limits against slow and oversized requests (docs/operating.md "Proxy port limits"). */
+export interface ProxyListenConfig extends ListenConfig {
+  /** A request's line and headers must arrive within this (default 10 000 ms); else 408 and the connection closes. */
+  headersTimeoutMs?: number;
+  /** The whole request, body included, must arrive within this (default 120 000 ms); else 408. */
+  requestTimeoutMs?: number;
+  /** An idle keep-alive connection is closed after this (default 5 000 ms). */
+  keepAliveTimeoutMs?: number;
+  /** Largest request line + headers (default 16 384 bytes); larger ones get 431. */
+  maxHeaderBytes?: number;
 }
 
 export interface AdminConfig extends ListenConfig {
@@ -105,9 +120,11 @@ export interface OtlpConfig {
 }
 
 export interface MixerConfig {
-  listen?: ListenConfig;
+  listen?: ProxyListenConfig;
   admin?: AdminConfig;
   logLevel?: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'critical';
+  /** Repeated warn/error lines: `burst` per key per `intervalMs` (default 1 per 5000 ms), then a count of the suppressed ones. */
+  logRateLimit?: { intervalMs?: number; burst?: number };
   routes?: RouteConfig[];
   plugins?: PluginConfig[];
   clusters?: Record<string, ClusterConfig>;
@@ -146,9 +163,23 @@ export const CONFIG_SCHEMA = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    listen,
+    listen: {
+      ...listen,
+      properties: {
+        ...listen.properties,
+        headersTimeoutMs: { type: 'integer', minimum: 100, maximum: 3600000 },
+        requestTimeoutMs: { type: 'integer', minimum: 100, maximum: 86400000 },
+        keepAliveTimeoutMs: { type: 'integer', minimum: 0, maximum: 3600000 },
+        maxHeaderBytes: { type: 'integer', minimum: 1024, maximum: 1048576 },
+      },
+    },
     admin: { ...listen, properties: { ...listen.properties, allowRemoteReload: { type: 'boolean' } } },
     logLevel,
+    logRateLimit: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { intervalMs: { type: 'integer', minimum: 0, maximum: 3600000 }, burst: { type: 'integer', minimum: 1, maximum: 100000 } },
+    },
     workers: { anyOf: [{ type: 'integer', minimum: 1, maximum: 256 }, { const: 'auto' }] },
     workerRestart: {
       type: 'object',
@@ -175,6 +206,7 @@ export const CONFIG_SCHEMA = {
           },
           upstream: { type: 'string', pattern: '^https?://' },
           timeoutMs: { type: 'integer', minimum: 1 },
+          maxBufferedBodyBytes: { type: 'integer', minimum: 1024, maximum: 1073741824 },
         },
       },
     },
@@ -232,9 +264,10 @@ export const CONFIG_SCHEMA = {
               metering: { type: 'boolean' },
               fuelPerCallback: { type: 'integer', minimum: 1000, maximum: 2000000000 },
               maxMemoryMb: { type: 'integer', minimum: 0, maximum: 4096 },
-              maxTableElements: { type: 'integer', minimum: 1, maximum: 10000000 },
+              maxTableElements: { type: 'integer', minimum: 1, maximum: MAX_TABLE_ELEMENTS_LIMIT },
               maxSharedDataMb: { type: 'integer', minimum: 1, maximum: 4096 },
               maxQueueMb: { type: 'integer', minimum: 1, maximum: 4096 },
+              maxBufferedBodyBytes: { type: 'integer', minimum: 1024, maximum: 1073741824 },
             },
           },
           restart: {

@@ -44,7 +44,13 @@ export interface RemoteServerSettings {
   /** Plugins that answer envoy.service.auth.v3.Authorization/Check, in chain order (default: every plugin whose phase is not STATS). */
   extAuthz?: { plugins?: string[] };
   /** Plugins that answer envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit (default: plugins marked remote.prefetch, else every plugin whose phase is not STATS). */
-  rateLimit?: { plugins?: string[] };
+  rateLimit?: {
+    plugins?: string[];
+    /** RateLimitRequest.domain -> the plugins that serve it (each domain also keeps its own counters in the quota adapter). */
+    domains?: Record<string, { plugins: string[] }>;
+    /** A domain not in `domains`: `default` (served by `plugins`; the default without `domains`), `ok` (no limits; the default with `domains`), `error` (NOT_FOUND). */
+    unknownDomain?: 'default' | 'ok' | 'error';
+  };
 }
 
 export type CacheMode = 'auto' | 'always' | 'off';
@@ -97,6 +103,8 @@ export interface ResolvedRemote {
     maxSessions: number;
     extAuthz: string[] | null;
     rateLimit: string[] | null;
+    rateLimitDomains: Record<string, string[]> | null;
+    rateLimitUnknownDomain: 'default' | 'ok' | 'error';
   };
 }
 
@@ -128,6 +136,8 @@ export function resolveRemote(config: MixerConfig): ResolvedRemote {
       maxSessions: r.server?.maxSessions ?? 100_000,
       extAuthz: r.server?.extAuthz?.plugins ?? null,
       rateLimit: r.server?.rateLimit?.plugins ?? null,
+      rateLimitDomains: r.server?.rateLimit?.domains ? Object.fromEntries(Object.entries(r.server.rateLimit.domains).map(([d, v]) => [d, v.plugins])) : null,
+      rateLimitUnknownDomain: r.server?.rateLimit?.unknownDomain ?? (r.server?.rateLimit?.domains ? 'ok' : 'default'),
     },
   };
 }
@@ -220,7 +230,23 @@ export const REMOTE_SCHEMA = {
         sessionTtlMs: ms,
         maxSessions: ms,
         extAuthz: { type: 'object', additionalProperties: false, properties: { plugins: { type: 'array', items: { type: 'string', minLength: 1 } } } },
-        rateLimit: { type: 'object', additionalProperties: false, properties: { plugins: { type: 'array', items: { type: 'string', minLength: 1 } } } },
+        rateLimit: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            plugins: { type: 'array', items: { type: 'string', minLength: 1 } },
+            domains: {
+              type: 'object',
+              additionalProperties: {
+                type: 'object',
+                additionalProperties: false,
+                required: ['plugins'],
+                properties: { plugins: { type: 'array', items: { type: 'string', minLength: 1 } } },
+              },
+            },
+            unknownDomain: { enum: ['default', 'ok', 'error'] },
+          },
+        },
       },
     },
   },
@@ -259,6 +285,11 @@ export function checkRemoteConfig(config: MixerConfig): string[] {
   for (const key of ['extAuthz', 'rateLimit'] as const) {
     for (const n of r?.server?.[key]?.plugins ?? []) {
       if (!names.has(n)) problems.push(`/remote/server/${key}/plugins names "${n}", which is not a plugin in this config`);
+    }
+  }
+  for (const [domain, v] of Object.entries(r?.server?.rateLimit?.domains ?? {})) {
+    for (const n of v.plugins ?? []) {
+      if (!names.has(n)) problems.push(`/remote/server/rateLimit/domains/${domain}/plugins names "${n}", which is not a plugin in this config`);
     }
   }
   if (r?.reconnect && (r.reconnect.initialBackoffMs ?? 100) > (r.reconnect.maxBackoffMs ?? 1000)) {

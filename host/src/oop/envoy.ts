@@ -10,9 +10,11 @@
 //     is no Report in this API), so put report-only adapters elsewhere.
 //
 //   envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit
+//     the domain selects the plugins (remote.server.rateLimit.domains; unknownDomain);
 //     each descriptor -> a request: entries become headers (key: value), except
 //     remote_address (-> source.ip), path/:path, method/:method, authority/host/:authority;
-//     filter state envoy.ratelimit.hits_addend = the hits (as Envoy sets it),
+//     filter state envoy.ratelimit.hits_addend = the descriptor's hits (its own hits_addend,
+//     else the request's, 0 meaning 1), which the quota adapter charges as weighted hits,
 //     ratelimit.domain, ratelimit.descriptor.<key>. The rate-limit plugins run
 //     once per descriptor, in order; the first denial makes the request OVER_LIMIT
 //     and the remaining descriptors are not charged (status UNKNOWN). Limits and
@@ -74,7 +76,11 @@ export interface AuthzCheckRequest {
 interface HeaderValueOption {
   header: HeaderValue;
   append?: { value: boolean };
+  append_action?: number;
 }
+/** HeaderValueOption.HeaderAppendAction (envoy/config/core/v3/base.proto). */
+const APPEND_IF_EXISTS_OR_ADD = 0;
+const OVERWRITE_IF_EXISTS_OR_ADD = 2;
 export interface AuthzCheckResponse {
   status: PbStatus;
   denied_response?: { status: { code: number }; headers: HeaderValueOption[]; body: string };
@@ -114,8 +120,9 @@ function peer(bag: Bag, p: Peer | undefined, prefix: 'source' | 'destination'): 
   if (sa?.port_value) put(bag, `${prefix}.port`, 'int64', sa.port_value);
 }
 
+/** Both the deprecated `append` (older Envoys) and `append_action` (current ones), saying the same. */
 function option(k: string, v: string, append: boolean): HeaderValueOption {
-  return { header: { key: k, value: v }, append: { value: append } };
+  return { header: { key: k, value: v }, append: { value: append }, append_action: append ? APPEND_IF_EXISTS_OR_ADD : OVERWRITE_IF_EXISTS_OR_ADD };
 }
 
 /** Header pairs as options: repeated names are appended after the first. */
@@ -170,6 +177,15 @@ export function limitsFromHeaders(h: readonly HeaderPair[]): Omit<DescriptorStat
   return out;
 }
 
+/**
+ * The hits a descriptor costs, as envoyproxy/ratelimit counts them: the descriptor's own
+ * hits_addend when set (0 = check without charging), else the request's, where 0 (unset) means 1.
+ */
+function hitsOf(req: RateLimitRequest, d: NonNullable<RateLimitRequest['descriptors']>[number]): number {
+  if (d.hits_addend !== undefined && d.hits_addend !== null) return Number(d.hits_addend.value ?? 0);
+  return Math.max(1, Number(req.hits_addend ?? 0));
+}
+
 // --- the services ------------------------------------------------------------------------------------
 
 export class EnvoyServices {
@@ -196,10 +212,22 @@ export class EnvoyServices {
     return this.pick(this.settings.server.extAuthz, (p) => p.config.phase !== 'STATS');
   }
 
-  /** Rate-limit plugins: remote.server.rateLimit.plugins, else the quota adapters (remote.prefetch), else every non-STATS plugin. */
-  rateLimitPlugins(): LoadedPlugin[] {
+  /**
+   * The plugins that serve a RateLimitRequest's domain: remote.server.rateLimit.domains[domain].plugins;
+   * for a domain not listed there, what rateLimit.unknownDomain says: `default` (rateLimit.plugins, else
+   * the quota adapters (remote.prefetch), else every non-STATS plugin), `ok` (null: no limits), or
+   * `error` (the call fails with NOT_FOUND).
+   */
+  rateLimitPlugins(domain = ''): LoadedPlugin[] | null {
+    const rl = this.settings.server;
+    const mapped = rl.rateLimitDomains !== null && Object.hasOwn(rl.rateLimitDomains, domain) ? rl.rateLimitDomains[domain]! : undefined;
+    if (mapped !== undefined) return this.pick(mapped, () => false);
+    if (rl.rateLimitUnknownDomain === 'ok') return null;
+    if (rl.rateLimitUnknownDomain === 'error') {
+      throw serviceError(grpc.status.NOT_FOUND, `rate limit domain "${domain.slice(0, 100)}" is not configured (remote.server.rateLimit.domains)`);
+    }
     const quota = this.host.plugins.filter((p) => pluginRemote(this.config, p.config).prefetch);
-    return this.pick(this.settings.server.rateLimit, (p) => (quota.length > 0 ? quota.includes(p) : p.config.phase !== 'STATS'));
+    return this.pick(rl.rateLimit, (p) => (quota.length > 0 ? quota.includes(p) : p.config.phase !== 'STATS'));
   }
 
   private failure(x: Execution, api: string): grpc.ServiceError | null {
@@ -272,8 +300,13 @@ export class EnvoyServices {
     const descriptors = req.descriptors ?? [];
     if (descriptors.length === 0) throw serviceError(grpc.status.INVALID_ARGUMENT, 'rate limit descriptor list must not be empty');
     const domain = req.domain ?? '';
-    const plugins = this.rateLimitPlugins();
+    const plugins = this.rateLimitPlugins(domain);
     const res: RateLimitResponse = { overall_code: RL_OK, statuses: [], response_headers_to_add: [], request_headers_to_add: [] };
+    if (plugins === null) {
+      // A domain with no configured limits: OK for every descriptor, nothing counted (as envoyproxy/ratelimit).
+      for (let i = 0; i < descriptors.length; i++) res.statuses.push({ code: RL_OK });
+      return res;
+    }
     for (const d of descriptors) {
       if (res.overall_code === RL_OVER_LIMIT) {
         res.statuses.push({ code: RL_UNKNOWN });
@@ -287,7 +320,7 @@ export class EnvoyServices {
         [':scheme', 'http'],
       ];
       const state: Array<[string, string]> = [
-        [HITS_ADDEND, String(d.hits_addend?.value || req.hits_addend || 1)],
+        [HITS_ADDEND, String(hitsOf(req, d))],
         ['ratelimit.domain', domain],
       ];
       const setPseudo = (name: string, v: string) => {

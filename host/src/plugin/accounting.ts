@@ -4,12 +4,13 @@
 // Shown on /adapters (`hostMemory`) and /metrics (wasm_mixer_vm_host_memory_bytes).
 
 import type { SharedUsage } from '../shared/shared-store.js';
-import { MAX_CALLOUT_REQUEST_BYTES, MAX_FD_WRITE_BYTES } from '../limits.js';
+import { MAX_CALLOUT_BYTES, MAX_FD_WRITE_BYTES } from '../limits.js';
 
 export interface HostMemoryUsage extends SharedUsage {
   pendingCallouts: number;
-  /** Request bodies of call-outs in flight. */
+  /** Call-outs in flight: request bodies plus response bytes received so far; and the most it has been. */
   calloutBytes: number;
+  calloutBytesHighWater: number;
   /** Partial stdout/stderr lines waiting for their newline. */
   logBufferBytes: number;
   /** Everything above, in bytes, and the most it can be under the configured bounds. */
@@ -17,11 +18,11 @@ export interface HostMemoryUsage extends SharedUsage {
   limitBytes: number;
 }
 
-export function hostMemoryUsage(shared: SharedUsage, vm: { pendingCallouts: number; calloutBytes: number; logBufferBytes: number }): HostMemoryUsage {
+export function hostMemoryUsage(shared: SharedUsage, vm: { pendingCallouts: number; calloutBytes: number; calloutBytesHighWater: number; logBufferBytes: number }): HostMemoryUsage {
   return {
     ...shared,
     ...vm,
     totalBytes: shared.sharedDataBytes + shared.queueBytes + vm.calloutBytes + vm.logBufferBytes,
-    limitBytes: shared.sharedDataLimitBytes + shared.queueLimitBytes + MAX_CALLOUT_REQUEST_BYTES + 2 * MAX_FD_WRITE_BYTES,
+    limitBytes: shared.sharedDataLimitBytes + shared.queueLimitBytes + MAX_CALLOUT_BYTES + 2 * MAX_FD_WRITE_BYTES,
   };
 }

@@ -4,6 +4,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { HeaderPair } from '../abi/pairs.js';
+import { MAX_CALLOUT_RESPONSE_BYTES } from '../limits.js';
 
 export interface HttpCallRequest {
   cluster: string;
@@ -13,6 +14,11 @@ export interface HttpCallRequest {
   body: Uint8Array;
   timeoutMs: number;
   signal: AbortSignal;
+  /**
+   * Called with the size of each response chunk as it arrives; false aborts the call
+   * (the VM's bound on call-out bytes in flight, host/src/limits.ts).
+   */
+  account?: (bytes: number) => boolean;
 }
 
 export interface HttpCallResult {
@@ -24,7 +30,7 @@ export interface HttpCallResult {
 
 export type HttpCallTransport = (req: HttpCallRequest) => Promise<HttpCallResult>;
 
-const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
+const MAX_RESPONSE_BYTES = MAX_CALLOUT_RESPONSE_BYTES;
 const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
 const tlsAgent = new https.Agent({ keepAlive: true, maxSockets: 16 });
 
@@ -63,6 +69,10 @@ const performHttp: HttpCallTransport = (req) =>
           size += c.length;
           if (size > MAX_RESPONSE_BYTES) {
             res.destroy(new Error(`call-out response over ${MAX_RESPONSE_BYTES} bytes`));
+            return;
+          }
+          if (req.account !== undefined && !req.account(c.length)) {
+            res.destroy(new Error('the adapter has more call-out bytes in flight than its bound'));
             return;
           }
           chunks.push(c);

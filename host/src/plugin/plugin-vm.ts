@@ -8,8 +8,12 @@
 //     at load by vm/metering.ts); running past it traps with VM_BUDGET_EXCEEDED;
 //   * linear memory is capped at load; a trap at the cap is VM_MEMORY_LIMIT;
 //   * a trap marks the VM failed, is logged and counted with the adapter's name
-//     and the reason, and the VM is re-created from the compiled module under a
-//     crash-rate limit with exponential backoff;
+//     and the reason, and the VM is re-created from the compiled module at once;
+//     only a module crashing on most of its requests is held down, with
+//     exponential backoff (plugin/restart-policy.ts);
+//   * host functions charge the work budget for what they do, and logging and
+//     host memory (shared data, queues, call-outs) are bounded per VM
+//     (plugin/host-meter.ts, plugin/guest-log-budget.ts, plugin/accounting.ts, limits.ts);
 //   * requests in flight that did not cause the crash carry on: their next
 //     callback runs on a fresh context in the replacement VM ("migration");
 //     only the request whose callback trapped, and requests paused inside the
@@ -28,8 +32,6 @@ import type { SharedDataView, SharedStore } from '../shared/shared-store.js';
 import type { CompiledModule } from '../vm/module.js';
 import type { AdapterRuntime, OptionalCallback } from '../chain/adapter.js';
 import { GuestMemory } from '../vm/guest-memory.js';
-import { cutLogLine } from './guest-log-budget.js';
-import { MAX_FD_WRITE_BYTES } from '../limits.js';
 import { BodyBuffer, EMPTY, type HttpStream } from './http-stream.js';
 import { getProperty, type PluginFacts, type PropertyValue } from './properties.js';
 import { CallResult, StreamContext, type Direction } from './stream-context.js';
@@ -37,10 +39,10 @@ import { performHttpCall, type HttpCallResult, type HttpCallTransport } from './
 import { defaultForeignFunctions, type ForeignCaller, type ForeignFunctionRegistry } from './foreign-functions.js';
 import { RestartTracker, type RestartPolicy, type RestartState } from './restart-policy.js';
 import { HostBudgetExceeded, HostMeter, meterImports } from './host-meter.js';
-import { GuestLogBudget } from './guest-log-budget.js';
+import { cutLogLine, GuestLogBudget } from './guest-log-budget.js';
 import { runningAdapter, watchdogId } from '../watchdog.js';
 import { hostMemoryUsage, type HostMemoryUsage } from './accounting.js';
-import { MAX_PENDING_CALLOUTS, MAX_CALLOUT_REQUEST_BYTES, MAX_TICK_PERIOD_MS, MIN_TICK_PERIOD_MS } from '../limits.js';
+import { DEFAULT_FUEL_PER_CALLBACK, MAX_CALLOUT_BYTES, MAX_FD_WRITE_BYTES, MAX_FUEL, MAX_PENDING_CALLOUTS, MAX_TICK_PERIOD_MS, MIN_TICK_PERIOD_MS, START_FUEL_FACTOR } from '../limits.js';
 
 export type FailStrategy = 'FAIL_CLOSE' | 'FAIL_OPEN';
 
@@ -64,16 +66,8 @@ export const CAPABILITIES = Object.keys(CAPABILITY_GROUPS) as Capability[];
 
 export type { RestartPolicy } from './restart-policy.js';
 
-/**
- * Default work budget per callback, in fuel units (one unit per wasm instruction,
- * an upper bound). Measured (bench/results/isolation.json): 500M units is about
- * 25-60 ms of CPU, far above any sane proxy callback, and the longest a runaway
- * callback can stall the event loop.
- */
-export const DEFAULT_FUEL_PER_CALLBACK = 500_000_000;
-/** Module initialisation, proxy_on_vm_start and proxy_on_configure get this many times the per-callback budget. */
-export const START_FUEL_FACTOR = 10;
-const MAX_FUEL = 2_000_000_000;
+// The work-budget defaults live with the other bounds in host/src/limits.ts.
+export { DEFAULT_FUEL_PER_CALLBACK, START_FUEL_FACTOR } from '../limits.js';
 
 export interface PluginVmSettings {
   /** The adapter's name in logs, metrics and errors. */
@@ -91,7 +85,7 @@ export interface PluginVmSettings {
   metrics: MetricsRegistry;
   shared: SharedStore;
   httpTransport?: HttpCallTransport;
-  /** Crash-rate limit: at most this many restarts per `restartWindowMs` (or see `restart`). */
+  /** Crash-loop rule: crashes tolerated per `restartWindowMs` before it applies (or see `restart`). */
   maxRestarts?: number;
   restartWindowMs?: number;
   restart?: RestartPolicy;
@@ -208,13 +202,14 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
   private readonly migrated = new WeakMap<StreamContext, StreamContext>();
   private readonly poisoned = new WeakSet<StreamContext>();
   private readonly deniedLogged = new Set<string>();
-  private restartPolicy!: RestartTracker;
+  private readonly restartPolicy: RestartTracker;
   private restartTimer: NodeJS.Timeout | null = null;
   /** Host functions' charges against the work budget (plugin/host-meter.ts). */
   readonly hostMeter = new HostMeter();
   /** The per-callback log bounds (plugin/guest-log-budget.ts). */
   readonly logBudget = new GuestLogBudget();
   private calloutBytes = 0;
+  private calloutHighWater = 0;
   /** This adapter's id for the watchdog's "running" slot. */
   private readonly watchdogId: number;
   private lastLogDropWarn = 0;
@@ -653,6 +648,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     return hostMemoryUsage(this.settings.shared.usage(this.vmId), {
       pendingCallouts: this.pendingCalls.size,
       calloutBytes: this.calloutBytes,
+      calloutBytesHighWater: this.calloutHighWater,
       logBufferBytes: (this.stdio[1]?.length ?? 0) + (this.stdio[2]?.length ?? 0),
     });
   }
@@ -666,7 +662,6 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     if (now - this.lastLogDropWarn < 60_000) return;
     this.lastLogDropWarn = now;
     this.settings.logger.log(LogLevel.Warn, this.name, `adapter ${this.name} logged more than the per-callback bounds (lines, bytes) allow: ${b.droppedLines} lines and ${b.droppedBytes} bytes dropped or cut in one callback (counted in wasm_mixer_adapter_log_dropped_total; this warning repeats at most once a minute)`, { code: 'VM_HOST_LIMIT' });
-    b.begin();
   }
 
   private context(): Context | null {
@@ -890,11 +885,11 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
       this.denied('http_call', 'proxy_http_call', cluster.slice(0, 100));
       return null;
     }
-    if (this.pendingCalls.size >= MAX_PENDING_CALLOUTS || this.calloutBytes + body.length > MAX_CALLOUT_REQUEST_BYTES) {
+    if (this.pendingCalls.size >= MAX_PENDING_CALLOUTS || this.calloutBytes + body.length > MAX_CALLOUT_BYTES) {
       this.metrics.counter('wasm_mixer_adapter_host_limit_total', 'Guest requests refused at a host-memory bound, by kind.', { adapter: this.name, kind: 'callouts' })();
       if (!this.deniedLogged.has('callout-limit')) {
         this.deniedLogged.add('callout-limit');
-        this.settings.logger.log(LogLevel.Warn, this.name, `adapter ${this.name} has ${this.pendingCalls.size} HTTP call-outs (${this.calloutBytes} request bytes) in flight, the most a VM may (${MAX_PENDING_CALLOUTS} calls, ${MAX_CALLOUT_REQUEST_BYTES} bytes); refusing more`, { code: 'VM_HOST_LIMIT' });
+        this.settings.logger.log(LogLevel.Warn, this.name, `adapter ${this.name} has ${this.pendingCalls.size} HTTP call-outs (${this.calloutBytes} bytes) in flight, the most a VM may (${MAX_PENDING_CALLOUTS} calls, ${MAX_CALLOUT_BYTES} bytes); refusing more`, { code: 'VM_HOST_LIMIT' });
       }
       return null;
     }
@@ -902,13 +897,26 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     const ac = new AbortController();
     this.pendingCalls.set(token, ac);
     this.calloutBytes += body.length;
+    if (this.calloutBytes > this.calloutHighWater) this.calloutHighWater = this.calloutBytes;
     const gen = this.generation;
     const transport = this.settings.httpTransport ?? performHttpCall;
+    let held = body.length;
+    // Response bytes count against the same bound as they arrive; past it the call is aborted (answered as failed).
+    const account = (n: number): boolean => {
+      if (this.calloutBytes + n > MAX_CALLOUT_BYTES) {
+        this.metrics.counter('wasm_mixer_adapter_host_limit_total', 'Guest requests refused at a host-memory bound, by kind.', { adapter: this.name, kind: 'callout_response' })();
+        return false;
+      }
+      this.calloutBytes += n;
+      held += n;
+      if (this.calloutBytes > this.calloutHighWater) this.calloutHighWater = this.calloutBytes;
+      return true;
+    };
     const settle = (res: HttpCallResult | null) => {
-      this.calloutBytes -= body.length;
+      this.calloutBytes -= held;
       this.deliverCallResponse(token, gen, res);
     };
-    transport({ cluster, baseUrl: base, headers, body, timeoutMs, signal: ac.signal }).then(settle, () => settle(null));
+    transport({ cluster, baseUrl: base, headers, body, timeoutMs, signal: ac.signal, account }).then(settle, () => settle(null));
     return token;
   }
 
@@ -941,7 +949,6 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     return this.memory.byteLength;
   }
 }
-
 
 const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie', 'x-api-key', 'api-key', 'x-auth-token']);
 

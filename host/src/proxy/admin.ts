@@ -5,7 +5,8 @@
 // POST /reload (the one endpoint that changes state) is accepted from loopback
 // peers only, unless admin.allowRemoteReload is set too. A request that carries
 // an Origin header (a browser page) or a non-IP, non-localhost Host header (DNS
-// rebinding) cannot reload either.
+// rebinding) cannot reload either, and every other endpoint refuses a Host header
+// that is not an IP address, localhost or admin.address (403 ADMIN_FORBIDDEN).
 
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -58,6 +59,10 @@ export async function startAdminFor(
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://admin');
     if (url.pathname === '/reload') return void handleReload(req, res, opts.allowRemoteReload ?? false, reload);
+    if (!isAdminHost(req.headers.host, opts.address)) {
+      // DNS rebinding: a web page on evil.example whose name now resolves to this port sends Host: evil.example.
+      return forbidden(res, `the Host header "${String(req.headers.host).slice(0, 100)}" is not the admin address; the admin port answers requests addressed to an IP address, localhost or admin.address (${opts.address}) only — use http://${opts.address.includes(':') ? `[${opts.address}]` : opts.address}:${(server.address() as AddressInfo).port}${url.pathname}`);
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
       return;
@@ -115,6 +120,13 @@ function isSafeHostHeader(host: string | undefined): boolean {
   if (host === undefined) return true;
   const h = host.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1').toLowerCase();
   return h === 'localhost' || /^[0-9.]+$/.test(h) || h.includes(':');
+}
+
+/** The admin address itself, an IP literal or localhost: names a DNS-rebinding page cannot make a browser send. */
+function isAdminHost(host: string | undefined, adminAddress: string): boolean {
+  if (isSafeHostHeader(host)) return true;
+  const h = host!.replace(/:\d+$/, '').toLowerCase();
+  return h === adminAddress.toLowerCase();
 }
 
 function forbidden(res: http.ServerResponse, message: string): void {

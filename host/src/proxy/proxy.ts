@@ -83,24 +83,79 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
   let draining = false;
   let drained: (() => void) | null = null;
 
-  const server = http.createServer({ keepAlive: true }, (req, res) => {
+  const limits = serverLimits(config);
+  const server = http.createServer({
+    keepAlive: true,
+    maxHeaderSize: limits.maxHeaderBytes,
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    // How often Node looks for connections past headersTimeout/requestTimeout (default 30 s, which would stretch the bounds).
+    connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs, limits.requestTimeoutMs),
+  }, (req, res) => {
     inFlight++;
     res.on('close', () => {
       inFlight--;
       if (draining && inFlight === 0) drained?.();
     });
     if (draining) res.setHeader('connection', 'close');
+    current.set(req.socket, { req, res });
     handle(req, res);
   });
+  /** The latest request on each connection: a timeout while its body is still arriving is answered through it. */
+  const current = new WeakMap<Socket, { req: IncomingMessage; res: ServerResponse }>();
+  server.keepAliveTimeout = limits.keepAliveTimeoutMs; // not a createServer option on Node 20
   server.on('connection', (s: Socket & { wmConnId?: number }) => {
     s.wmConnId = ++connectionIds;
   });
-  server.on('clientError', (err, socket) => {
-    // Malformed request lines, oversized headers, invalid chunking: answer 400 and keep serving.
-    host.logger.log(LogLevel.Debug, 'proxy', `malformed request from client: ${(err as Error).message}`, { code: 'BAD_REQUEST' });
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: 12\r\nconnection: close\r\n\r\nbad request\n');
-    else socket.destroy();
+  server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket & { _httpMessage?: ServerResponse | null }) => {
+    // Oversized headers (431), a slow client past headersTimeout/requestTimeout (408), malformed
+    // HTTP (400): answer with the proxy's JSON error, count it, run the log phase, keep serving.
+    if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || !socket.writable || socket._httpMessage?.headersSent) return void socket.destroy();
+    const e = clientErrorReply(err.code, limits);
+    host.logger.log(LogLevel.Debug, 'proxy', `${e.message} (from ${socket.remoteAddress ?? '?'}: ${err.message})`, { code: e.error });
+    const body = JSON.stringify({ error: e.error, message: e.message });
+    const cur = current.get(socket);
+    if (cur !== undefined && !cur.req.complete) {
+      // The body of a request already in the chain is too slow: answer through its response (one access-log
+      // entry, from its log phase), or just close if a response already went out (e.g. an early 413).
+      if (cur.res.headersSent) return void socket.destroy();
+      cur.res.once('finish', () => socket.destroy());
+      cur.res.writeHead(e.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
+      return;
+    }
+    socket.end(`HTTP/1.1 ${e.status} ${http.STATUS_CODES[e.status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    responses('', e.status);
+    logClientError(socket, err.rawPacket, e.status, e.details, Buffer.byteLength(body));
   });
+
+  /** Telemetry for a request Node's parser refused: the log phase runs (access log, istio metrics) with what is known. */
+  function logClientError(sock: Socket & { wmConnId?: number }, raw: Buffer | undefined, status: number, details: string, bodyBytes: number): void {
+    const line = raw !== undefined ? /^([A-Z]{1,20}) (\S{1,2048}) HTTP\/1\.[01]\r?\n/.exec(raw.subarray(0, 2100).toString('latin1')) : null;
+    try {
+      const stream = host.newStream({
+        method: line?.[1] ?? '',
+        path: line?.[2] ?? '',
+        authority: '',
+        headers: [],
+        info: {
+          sourceAddress: sock.remoteAddress ?? '',
+          sourcePort: sock.remotePort ?? 0,
+          destinationAddress: sock.localAddress ?? '',
+          destinationPort: sock.localPort ?? 0,
+          connectionId: sock.wmConnId ?? 0,
+        },
+      });
+      const info = stream.stream.info;
+      stream.stream.responseHeaders = [[':status', String(status)], ['content-type', 'application/json']];
+      info.responseCode = status;
+      info.responseCodeDetails = details;
+      info.responseBytes = bodyBytes;
+      info.endMono = process.hrtime.bigint();
+      stream.finish();
+    } catch (err) {
+      host.logger.log(LogLevel.Error, 'proxy', `log phase for a refused request failed: ${describeError(err)}`, { code: 'INTERNAL' });
+    }
+  }
 
   function pickRoute(authority: string, path: string): Route | null {
     const h = authority.replace(/:\d+$/, '').toLowerCase();
@@ -121,10 +176,11 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
     let hasRequestId = false;
     // Bytes of the request head as received: request line, "name: value\r\n" lines, blank line.
     let headerBytes = (req.method?.length ?? 0) + path.length + 13;
+    const named = connectionTokens(req.headers.connection);
     for (let i = 0; i < raw.length; i += 2) {
       headerBytes += raw[i]!.length + raw[i + 1]!.length + 4;
       const k = raw[i]!.toLowerCase();
-      if (k === 'host' || HOP_BY_HOP.has(k)) continue;
+      if (k === 'host' || HOP_BY_HOP.has(k) || named?.has(k)) continue;
       if (k === 'x-request-id') hasRequestId = true;
       headers.push([k, raw[i + 1]!]);
     }
@@ -137,6 +193,7 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
       scheme: 'http',
       headers,
       route: route?.config.name,
+      maxBufferedBodyBytes: route?.config.maxBufferedBodyBytes,
       info: {
         sourceAddress: sock.remoteAddress ?? '',
         sourcePort: sock.remotePort ?? 0,
@@ -145,8 +202,8 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
         connectionId: sock.wmConnId ?? 0,
         protocol: `HTTP/${req.httpVersion}`,
         requestHeaderBytes: headerBytes,
-        clusterName: route?.config.name ?? '',
-        upstreamAddress: route ? route.url.host : '',
+        // clusterName and upstreamAddress are set in forward(): a request answered
+        // locally (an adapter's 401/403/429, a 404) never had an upstream.
       },
     });
     const info = stream.stream.info;
@@ -211,6 +268,8 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
   ): void {
     const s = stream.stream;
     const info = s.info;
+    info.clusterName = route.config.name;
+    info.upstreamAddress = route.url.host;
     const outHeaders: Record<string, string | string[]> = {};
     let method = 'GET';
     let path = '/';
@@ -245,7 +304,9 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
       info.responseFlags = 'UT';
       up.destroy(new Error(`upstream timed out after ${timeoutMs} ms`));
     });
+    let abandoned = false; // the chain answered while the request body streamed: destroying `up` is not an upstream failure
     up.on('error', (err) => {
+      if (abandoned) return;
       if (info.responseFlags === '') info.responseFlags = 'UF';
       host.logger.log(LogLevel.Warn, 'proxy', `upstream ${route.url.host} failed: ${err.message}`, { code: 'UPSTREAM_UNAVAILABLE' });
       if (res.headersSent) return void res.destroy();
@@ -285,7 +346,12 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
           if (data.length > 0) up.write(data);
           if (eos) endRequest();
         },
-        (d) => (d.action === 'respond' ? (up.destroy(), reply(d.reply)) : (up.destroy(), reset())),
+        (d) => {
+          abandoned = true;
+          up.destroy();
+          if (d.action === 'respond') reply(d.reply);
+          else reset();
+        },
         fail,
       );
       req.resume(); // paused in handle(); pipe() resumes by itself
@@ -295,9 +361,10 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
       info.upstreamFirstByteMono = process.hrtime.bigint();
       if (info.responseCodeDetails === '') info.responseCodeDetails = 'via_upstream'; // as Envoy reports it
       const headers: HeaderPair[] = [];
+      const named = connectionTokens(ures.headers.connection);
       for (let i = 0; i < ures.rawHeaders.length; i += 2) {
         const k = ures.rawHeaders[i]!.toLowerCase();
-        if (HOP_BY_HOP.has(k)) continue;
+        if (HOP_BY_HOP.has(k) || named?.has(k)) continue;
         headers.push([k, ures.rawHeaders[i + 1]!]);
       }
       const cl = ures.headers['content-length'];
@@ -427,6 +494,47 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
       await host.close(); // flushes access logs, last OTLP export
     },
   };
+}
+
+/** Proxy-port limits against slow or oversized requests (docs/operating.md "Proxy port limits"). */
+export const DEFAULT_SERVER_LIMITS = { headersTimeoutMs: 10_000, requestTimeoutMs: 120_000, keepAliveTimeoutMs: 5_000, maxHeaderBytes: 16_384 } as const;
+type ServerLimits = { -readonly [K in keyof typeof DEFAULT_SERVER_LIMITS]: number };
+
+function serverLimits(config: MixerConfig): ServerLimits {
+  const l = config.listen ?? { port: 8080 };
+  const headersTimeoutMs = l.headersTimeoutMs ?? DEFAULT_SERVER_LIMITS.headersTimeoutMs;
+  return {
+    headersTimeoutMs,
+    // Node requires requestTimeout >= headersTimeout (0 disables it).
+    requestTimeoutMs: Math.max(l.requestTimeoutMs ?? DEFAULT_SERVER_LIMITS.requestTimeoutMs, headersTimeoutMs),
+    keepAliveTimeoutMs: l.keepAliveTimeoutMs ?? DEFAULT_SERVER_LIMITS.keepAliveTimeoutMs,
+    maxHeaderBytes: l.maxHeaderBytes ?? DEFAULT_SERVER_LIMITS.maxHeaderBytes,
+  };
+}
+
+/** The proxy's own answer to a request Node's HTTP parser refused. */
+function clientErrorReply(code: string | undefined, limits: ServerLimits): { status: number; error: string; message: string; details: string } {
+  if (code === 'HPE_HEADER_OVERFLOW') {
+    return { status: 431, error: 'HEADERS_TOO_LARGE', message: `the request line and headers are larger than ${limits.maxHeaderBytes} bytes (listen.maxHeaderBytes)`, details: 'http1.headers_too_large' };
+  }
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    return { status: 408, error: 'REQUEST_TIMEOUT', message: `the request was not received in time (headers within ${limits.headersTimeoutMs} ms, the whole request within ${limits.requestTimeoutMs} ms)`, details: 'request_timeout' };
+  }
+  return { status: 400, error: 'BAD_REQUEST', message: 'malformed HTTP/1.1 request', details: 'http1.codec_error' };
+}
+
+/**
+ * The field names listed in a Connection header (RFC 9110 §7.6.1): connection-specific,
+ * so a proxy removes them along with the fixed hop-by-hop set. Null when there are none.
+ */
+function connectionTokens(v: string | undefined): Set<string> | null {
+  if (v === undefined || v === '') return null;
+  const out = new Set<string>();
+  for (const t of v.split(',')) {
+    const name = t.trim().toLowerCase();
+    if (name !== '' && name !== 'close' && name !== 'keep-alive') out.add(name);
+  }
+  return out.size > 0 ? out : null;
 }
 
 /** Runs `k` on a value now, or when its promise settles. */

@@ -11,6 +11,9 @@
 //
 //   200 {"granted":10,"used":40,"remaining":60,"retry_ms":0,"retry_buckets":0}
 //
+//   GET /quota/v1/ready             200 {"ready":true} once Redis answers (scripts loaded), else 503;
+//                                   the adapter calls it once per cluster when its config loads
+//
 // `granted` tokens (0..want) were taken from the shared budget and are now the
 // caller's to spend; `used` is the budget consumed after the grant (fixed and
 // sliding windows) and `remaining` what is left; `retry_ms` (token bucket) and
@@ -28,6 +31,7 @@ import { Cluster, Redis } from 'ioredis';
 import type { HeaderPair } from '../abi/pairs.js';
 import type { HttpCallRequest, HttpCallResult } from '../plugin/http-call.js';
 import { parseRedisUrl } from './redis-url.js';
+import { leaseDeadline } from './deadline.js';
 
 export const LEASE_PATH = '/quota/v1/lease';
 /** GET: 200 once Redis answers and the scripts are loaded (the adapter's startup probe, which also warms the connection). */
@@ -382,23 +386,12 @@ export function redisLeaseCall(req: HttpCallRequest): Promise<HttpCallResult> {
     const finish = (fn: () => void) => {
       if (settled) return;
       settled = true;
-      clearImmediate(arm);
-      clearTimeout(timer);
+      cancelDeadline();
       req.signal.removeEventListener('abort', onAbort);
       fn();
     };
-    // The deadline is how long Redis may take, not how busy this process is. So it starts
-    // when the command goes out (ioredis writes auto-pipelined commands in setImmediate, after
-    // the rest of this event-loop turn, which under load can take longer than the deadline),
-    // and when it fires it is enforced one turn later: a busy event loop runs expired timers
-    // before it reads its sockets, and an answer that is already there must be read first.
-    let timer: NodeJS.Timeout | undefined;
-    const arm = setImmediate(() => {
-      timer = setTimeout(
-        () => setImmediate(() => finish(() => reject(new Error(`quota lease timed out after ${req.timeoutMs} ms`)))),
-        Math.max(1, req.timeoutMs),
-      );
-    });
+    // The deadline measures Redis, not how busy this process is (deadline.ts).
+    const cancelDeadline = leaseDeadline(req.timeoutMs, () => finish(() => reject(new Error(`quota lease timed out after ${req.timeoutMs} ms`))));
     const onAbort = () => finish(() => reject(new Error('quota lease aborted')));
     req.signal.addEventListener('abort', onAbort);
     answerLease(client, pseudo(':method'), pseudo(':path'), req.body).then(

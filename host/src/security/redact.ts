@@ -16,13 +16,50 @@ export const REDACTED = '[redacted]';
  */
 const DESCRIPTIVE_KEY = /^(name|tenant|principal|description|paths?|methods?|routes?|hosts?|header|prefix|query|sources|forward|enabled|type|alg|kid|kty|use|crv|issuer|audiences?|claims?)$/i;
 
-/** A deep copy of `value` with secret-looking fields, environment values and URL credentials replaced. */
+/**
+ * JWK members that hold key material (RFC 7518 §6.2.2 EC and OKP `d`, §6.3.2 RSA `d` `p` `q`
+ * `dp` `dq` `qi` `oth`, §6.4.1 symmetric `k`): secret whatever key the JWK sits under.
+ */
+const JWK_PRIVATE = new Set(['k', 'd', 'p', 'q', 'dp', 'dq', 'qi', 'oth']);
+
+/** A JSON Web Key (RFC 7517 §4: `kty` is required). */
+function isJwk(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && typeof (v as Record<string, unknown>).kty === 'string';
+}
+
+/** A JWK with its private and symmetric members replaced; the public ones (kty, kid, n, e, x, y, …) stay. */
+function redactJwk(jwk: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(jwk)) out[k] = JWK_PRIVATE.has(k) && v !== undefined && v !== null ? REDACTED : v;
+  return out;
+}
+
+/**
+ * The object or array a string holds as JSON text (a `pluginConfig` or `local_jwks` given as a
+ * string), else undefined: such text is redacted as the structure it encodes.
+ */
+function parseJsonText(s: string): object | undefined {
+  const c = s.trimStart()[0];
+  if (c !== '{' && c !== '[') return undefined;
+  try {
+    const v: unknown = JSON.parse(s);
+    return v !== null && typeof v === 'object' ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A deep copy of `value` with secret-looking fields, JWK key material, environment values and URL credentials replaced. */
 export function redactConfig(value: unknown, key = '', underSecret = false): unknown {
+  if (isJwk(value)) return redactJwk(value);
   if (key !== '' && SECRET_KEY.test(key) && value !== null && typeof value === 'object') return redactSecretContainer(value);
   if ((key !== '' && SECRET_KEY.test(key)) || (underSecret && !DESCRIPTIVE_KEY.test(key))) {
     return value === undefined || value === null || value === '' || typeof value === 'boolean' ? value : REDACTED;
   }
-  if (typeof value === 'string') return redactUrl(value);
+  if (typeof value === 'string') {
+    const parsed = parseJsonText(value);
+    return parsed !== undefined ? JSON.stringify(redactConfig(parsed, key)) : redactUrl(value);
+  }
   if (Array.isArray(value)) return value.map((v) => redactConfig(v));
   if (value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {};
@@ -38,6 +75,7 @@ export function redactConfig(value: unknown, key = '', underSecret = false): unk
 
 /** An object or array under a secret-looking key: descriptive fields stay, the rest is redacted. */
 function redactSecretContainer(value: object): unknown {
+  if (isJwk(value)) return redactJwk(value);
   if (Array.isArray(value)) return value.map((v) => (v !== null && typeof v === 'object' ? redactSecretContainer(v) : typeof v === 'string' && v !== '' ? REDACTED : v));
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
@@ -69,7 +107,15 @@ export function collectSecrets(value: unknown, key = '', out: Set<string> = new 
   // Under a secret-looking key everything is secret except descriptive fields (DESCRIPTIVE_KEY).
   const secret = (key !== '' && SECRET_KEY.test(key)) || (underSecret && !DESCRIPTIVE_KEY.test(key));
   if (typeof value === 'string') {
+    const parsed = parseJsonText(value);
+    if (parsed !== undefined) collectSecrets(parsed, key, out, underSecret);
     if (secret && value.length >= 6) out.add(value);
+    return out;
+  }
+  if (isJwk(value)) {
+    for (const [k, v] of Object.entries(value)) {
+      if (JWK_PRIVATE.has(k)) collectAll(v, out);
+    }
     return out;
   }
   if (Array.isArray(value)) {
@@ -84,6 +130,13 @@ export function collectSecrets(value: unknown, key = '', out: Set<string> = new 
     }
   }
   return out;
+}
+
+/** Every string of length >= 6 in a value (JWK key material such as `oth`). */
+function collectAll(value: unknown, out: Set<string>): void {
+  if (typeof value === 'string') {
+    if (value.length >= 6) out.add(value);
+  } else if (value !== null && typeof value === 'object') for (const v of Object.values(value)) collectAll(v, out);
 }
 
 const CREDENTIAL_PATTERNS: Array<[RegExp, string]> = [

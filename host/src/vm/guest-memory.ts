@@ -1,6 +1,8 @@
 // Bounds-checked access to a guest's linear memory. Views are rebuilt whenever
 // memory.grow has detached the old ArrayBuffer (baseline.md pitfall 5).
 
+import { HOST_BYTE_FUEL } from '../limits.js';
+
 const decoder = new TextDecoder('utf-8');
 
 /** A direct-mapped cache of short decoded strings, shared by all VMs (collisions just overwrite). */
@@ -14,7 +16,7 @@ export class GuestMemory {
   private buf: Buffer;
 
   /**
-   * `meter.pending` is charged one unit per byte read (view, copy, string) or
+   * `meter.pending` is charged HOST_BYTE_FUEL units per byte read (view, copy, string) or
    * written (write), so host functions pay for the bytes they move (plugin/host-meter.ts).
    */
   constructor(
@@ -54,7 +56,7 @@ export class GuestMemory {
     ptr >>>= 0;
     len >>>= 0;
     if (ptr + len > this.u8.length) return null;
-    this.meter.pending += len;
+    this.meter.pending += len * HOST_BYTE_FUEL;
     return this.u8.subarray(ptr, ptr + len);
   }
 
@@ -119,7 +121,7 @@ export class GuestMemory {
     this.refresh();
     ptr >>>= 0;
     if (ptr + s.length > this.u8.length) return false;
-    this.meter.pending += s.length;
+    this.meter.pending += s.length * HOST_BYTE_FUEL;
     const u8 = this.u8;
     for (let i = 0; i < s.length; i++) u8[ptr + i] = s.charCodeAt(i);
     return true;
@@ -152,7 +154,7 @@ export class GuestMemory {
     this.refresh();
     ptr >>>= 0;
     if (ptr + data.length > this.u8.length) return false;
-    this.meter.pending += data.length;
+    this.meter.pending += data.length * HOST_BYTE_FUEL;
     this.u8.set(data, ptr);
     return true;
   }

@@ -7,10 +7,10 @@ import { ABI_MARKERS } from '../abi/constants.js';
 import { IMPLEMENTED_IMPORTS, KNOWN_UNIMPLEMENTED_IMPORTS, WASI_MODULES } from '../abi/host-functions.js';
 import { HostError } from '../errors.js';
 import { rewriteModule } from './metering.js';
-import { DEFAULT_MAX_TABLE_ELEMENTS } from '../limits.js';
+import { DEFAULT_MAX_MEMORY_MB, DEFAULT_MAX_TABLE_ELEMENTS } from '../limits.js';
 
-/** Defaults for the isolation limits (docs/operating.md "Limits"). */
-export const DEFAULT_MAX_MEMORY_MB = 128;
+/** Defaults for the isolation limits (docs/operating.md "Limits", host/src/limits.ts). */
+export { DEFAULT_MAX_MEMORY_MB } from '../limits.js';
 
 export interface ModuleLimits {
   /** Instrument the module with a work budget (default true). */
