@@ -154,7 +154,8 @@ export class WasmHost {
     const clusters: Record<string, string> = {};
     for (const c of p.clusters ?? []) if (config.clusters?.[c]) clusters[c] = config.clusters[c].url;
     const wq = this.options.workerQuota;
-    if (wq !== undefined) clusters[wq.cluster] = wq.url;
+    // Per VM id, as shared data is: plugins with different vm ids never share (or touch) each other's counters.
+    if (wq !== undefined) clusters[wq.cluster] = `${wq.url}/${encodeURIComponent(p.vmConfig?.vmId ?? p.name)}`;
     const vm = new PluginVm(compiled, {
       name: p.name,
       rootId: p.rootId ?? '',
