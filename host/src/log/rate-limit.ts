@@ -3,7 +3,8 @@
 // source, code and the message with its numbers masked — the first `burst` lines of each
 // interval are written; the rest are counted, and one line per interval says how many
 // similar lines were suppressed (same level, source and code, with `suppressed: N`).
-// Lines below warn are not limited. Memory: at most `maxKeys` keys per interval.
+// Only warn and error lines are limited (critical ones are rare state changes). Memory: at most
+// `MAX_KEYS` keys per interval.
 
 import { LogLevel } from '../abi/constants.js';
 import type { HostLogger } from './logger.js';
@@ -64,7 +65,8 @@ export function rateLimitedLogger(inner: HostLogger, opts: LogRateLimit = {}): R
     },
     log(level, source, message, extra) {
       if (level < inner.level) return;
-      if (level < LogLevel.Warn || intervalMs <= 0) return inner.log(level, source, message, extra);
+      // Critical lines are rare state changes (an adapter declared crash-looping, the watchdog): never held back.
+      if (level < LogLevel.Warn || level >= LogLevel.Critical || intervalMs <= 0) return inner.log(level, source, message, extra);
       const code = typeof extra?.code === 'string' ? extra.code : undefined;
       let key = `${level}\0${source}\0${code ?? ''}\0${message.slice(0, 300).replace(/\d+/g, '#')}`;
       const now = Date.now();
