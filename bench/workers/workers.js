@@ -27,8 +27,16 @@ const { values: opt } = parseArgs({
     reps: { type: 'string', default: '3' },
     connections: { type: 'string', default: '64' },
     out: { type: 'string', default: join(ROOT, 'bench/results/workers') },
+    // Re-render the .md of an earlier run's .json (no measurement).
+    from: { type: 'string' },
   },
 });
+if (opt.from) {
+  const { readFileSync } = await import('node:fs');
+  const prev = JSON.parse(readFileSync(opt.from, 'utf8'));
+  writeMarkdown(prev.command, prev.date, prev.machine, prev.settings, prev.summary);
+  process.exit(0);
+}
 const seconds = Number(opt.seconds);
 const reps = Number(opt.reps);
 const connections = Number(opt.connections);
@@ -68,7 +76,7 @@ async function measure(label, adapters, workers, upstream) {
   try {
     const pids = { primary: proxy.child.pid };
     if (workers > 1) for (const w of (await getJson(proxy.adminPort, '/adapters')).workers) pids[`worker${w.worker}`] = w.pid;
-    await runWrk({ port: proxy.port, connections, seconds: 2, script }); // warm-up: JIT, pools, leases
+    await runWrk({ port: proxy.port, connections, seconds: 5, script }); // warm-up: JIT (in every worker), pools, lease sizes
     let win;
     const r = await runWrk({ port: proxy.port, connections, seconds, script, onStart: (pid) => (win = window({ ...pids, upstream: upstream.pid, wrk: pid })) });
     const w = win.end(r.requests);
@@ -84,6 +92,8 @@ async function measure(label, adapters, workers, upstream) {
       proxyCpuUsPerRequest: Math.round(((proxyCpuMs * 1000) / r.requests) * 100) / 100,
       proxyCores: Math.round((proxyCpuMs / 1000 / w.seconds) * 100) / 100,
       processes: w.processes,
+      // wrk exits at the end of the window: its CPU time is in this process's reaped children.
+      wrkCores: Math.round((w.exitedChildrenCpuMs / 1000 / w.seconds) * 100) / 100,
       otherProgramsCores: w.otherProgramsCores,
       loadavg: loadavg().map((x) => Math.round(x * 100) / 100),
     };
@@ -128,7 +138,7 @@ for (const label of [...new Set(runs.map((r) => r.label))]) {
     proxyCpuUsPerRequest: median(rs.map((r) => r.proxyCpuUsPerRequest)),
     proxyCores: median(rs.map((r) => r.proxyCores)),
     upstreamCores: median(rs.map((r) => r.processes.upstream?.cores)),
-    wrkCores: median(rs.map((r) => r.processes.wrk?.cores)),
+    wrkCores: median(rs.map((r) => r.wrkCores)),
     otherProgramsCores: median(rs.map((r) => r.otherProgramsCores)),
     p50Us: median(rs.map((r) => r.latencyUs.p50)),
     p99Us: median(rs.map((r) => r.latencyUs.p99)),
@@ -136,14 +146,23 @@ for (const label of [...new Set(runs.map((r) => r.label))]) {
 }
 const command = `node bench/workers/workers.js --seconds ${seconds} --reps ${reps} --connections ${connections}`;
 const machine = { cpus: availableParallelism(), model: cpus()[0]?.model, node: process.version };
-writeFileSync(`${opt.out}.json`, JSON.stringify({ command, date: new Date().toISOString(), machine, settings: { seconds, reps, connections }, summary, runs }, null, 2) + '\n');
-const row = (s) => `| ${s.label} | ${Math.round(s.rps)} (${Math.round(s.rpsRange[0])}–${Math.round(s.rpsRange[1])}) | ${s.proxyCpuUsPerRequest} µs | ${s.proxyCores} | ${s.upstreamCores} + ${s.wrkCores} | ${s.otherProgramsCores} | ${s.p50Us} / ${s.p99Us} µs |`;
+const date = new Date().toISOString();
+writeFileSync(`${opt.out}.json`, JSON.stringify({ command, date, machine, settings: { seconds, reps, connections }, summary, runs }, null, 2) + '\n');
+writeMarkdown(command, date, machine, { seconds, reps, connections }, summary);
+console.error(`wrote ${opt.out}.json and ${opt.out}.md`);
+
+function writeMarkdown(command, date, machine, { seconds, reps, connections }, summary) {
+const r1 = (x) => (x === null || x === undefined ? '–' : Math.round(x * 10) / 10);
+const ms = (us) => (us === null || us === undefined ? '–' : `${Math.round(us / 100) / 10} ms`);
+const row = (s) => `| ${s.label} | ${Math.round(s.rps)} (${Math.round(s.rpsRange[0])}–${Math.round(s.rpsRange[1])}) | ${Math.round(s.proxyCpuUsPerRequest)} µs | ${r1(s.proxyCores)} | ${r1(s.upstreamCores)} + ${r1(s.wrkCores)} | ${r1(s.otherProgramsCores)} | ${ms(s.p50Us)} / ${ms(s.p99Us)} |`;
 writeFileSync(
   `${opt.out}.md`,
   [
     `# Workers: 1 vs 2 processes (\`${command}\`)`,
     '',
-    `${new Date().toISOString()}, ${machine.cpus} vCPU ${machine.model}, Node ${machine.node}. Median of ${reps} interleaved runs of ${seconds} s at saturation (wrk, ${connections} connections, closed loop).`,
+    `${date}, ${machine.cpus} vCPU ${machine.model}, Node ${machine.node}. Median of ${reps} interleaved runs of ${seconds} s at saturation (wrk, ${connections} connections, closed loop).`,
+    '',
+    'Other programs ran on the machine during the runs (other sessions\' builds and tests): their share is in the "other programs" column, and the proxy got only what was left. Read CPU per request, not req/s; see docs/benchmark.md "Workers".',
     '',
     '| scenario | req/s (min–max) | proxy CPU per request (primary + workers) | proxy cores used | upstream + wrk cores | other programs (cores) | p50 / p99 |',
     '|---|---|---|---|---|---|---|',
@@ -151,4 +170,4 @@ writeFileSync(
     '',
   ].join('\n'),
 );
-console.error(`wrote ${opt.out}.json and ${opt.out}.md`);
+}

@@ -37,6 +37,8 @@ export async function primaryLeaseCall(req: HttpCallRequest): Promise<HttpCallRe
   } catch (err) {
     return reply(400, { error: (err as Error).message });
   }
+  // The budget is keyed per VM id (the cluster url's path), as shared data is per vm_id.
+  lease.key = `${decodeURIComponent(new URL(req.baseUrl).pathname.slice(1))}\u0000${lease.key}`;
   const rpc = channel;
   if (rpc === null) throw new Error('no primary: this process is not a wasm-mixer worker');
   if (req.signal.aborted) throw new Error('quota lease aborted');

@@ -127,7 +127,15 @@ export async function startPrimary(initial: MixerConfig, opts: PrimaryOptions): 
     slot.generation = generation;
     const died = new Promise<never>((_, reject) => w.once('exit', (code) => reject(new Error(`exited (code ${code}) before it was ready`))));
     died.catch(() => {});
-    const started = Promise.race([listening, died]).then(() => rpc.call<{ port: number }>('init', init, startTimeoutMs));
+    let helloTimer: NodeJS.Timeout | undefined;
+    const silent = new Promise<never>((_, reject) => {
+      helloTimer = setTimeout(() => reject(new Error(`no word from the worker process in ${startTimeoutMs} ms`)), startTimeoutMs);
+      helloTimer.unref();
+    });
+    silent.catch(() => {});
+    const started = Promise.race([listening, died, silent])
+      .finally(() => clearTimeout(helloTimer))
+      .then(() => rpc.call<{ port: number }>('init', init, startTimeoutMs));
     return started.then(
       () => {
         slot.ready = true;
