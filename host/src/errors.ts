@@ -18,6 +18,7 @@ export type HostErrorCode =
   | 'CONFIG_READ_FAILED'
   | 'BUILD_FAILED'
   | 'UPSTREAM_UNAVAILABLE'
+  | 'BODY_LENGTH_CHANGED'
   | 'ADAPTER_TIMEOUT'
   // isolation, resilience and security (docs/operating.md)
   | 'WASM_METERING_UNSUPPORTED'

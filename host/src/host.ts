@@ -14,7 +14,7 @@ import { Telemetry } from './telemetry/index.js';
 import { HttpStream, type StreamInfo } from './plugin/http-stream.js';
 import { isRemotePlugin } from './oop/config.js';
 import type { HttpCallTransport } from './plugin/http-call.js';
-import { DEFAULT_FUEL_PER_CALLBACK, PluginVm } from './plugin/plugin-vm.js';
+import { DEFAULT_FUEL_PER_CALLBACK, PluginVm, START_FUEL_FACTOR } from './plugin/plugin-vm.js';
 import { scrubbingLogger, SecretScrubber } from './security/redact.js';
 import { SharedStore } from './shared/shared-store.js';
 import { compileModule, type CompiledModule } from './vm/module.js';
@@ -93,8 +93,9 @@ export class WasmHost {
     this.scrubber = new SecretScrubber(config);
     this.metrics = options.metrics ?? new MetricsRegistry({ buckets: config.metrics?.histogramBuckets, maxSeriesPerMetric: config.metrics?.maxSeriesPerMetric });
     // Every host log line goes through the scrubber: config secrets and credential-shaped text never reach a sink.
-    this.rateLimiter = rateLimitedLogger(options.logger ?? createLogger(parseLogLevel(config.logLevel ?? 'info')), config.logRateLimit);
-    this.logger = scrubbingLogger(this.rateLimiter, this.scrubber);
+    // Rate limiting outside the scrubber, so its "N similar lines suppressed, like: …" lines are scrubbed too.
+    this.rateLimiter = rateLimitedLogger(scrubbingLogger(options.logger ?? createLogger(parseLogLevel(config.logLevel ?? 'info')), this.scrubber), config.logRateLimit);
+    this.logger = this.rateLimiter;
     this.telemetry = new Telemetry(config, this.metrics, this.logger, { baseDir: options.baseDir, accessLogSinks: options.accessLogSinks });
     this.shared = options.shared ?? new SharedStore();
     this.countRequests = this.metrics.counter('wasm_mixer_host_streams_total', 'Requests run through the adapter chain.');
@@ -124,7 +125,8 @@ export class WasmHost {
     const t0 = performance.now();
     const pre = this.options.modules?.[p.url];
     let compiled: CompiledModule;
-    const limits = { metering: p.limits?.metering, maxMemoryMb: p.limits?.maxMemoryMb, maxTableElements: p.limits?.maxTableElements };
+    const fuel = p.limits?.fuelPerCallback;
+    const limits = { metering: p.limits?.metering, maxMemoryMb: p.limits?.maxMemoryMb, maxTableElements: p.limits?.maxTableElements, startFuel: fuel === undefined ? undefined : fuel * START_FUEL_FACTOR };
     try {
       if (pre instanceof Uint8Array) compiled = compileModule(pre, p.url, p.sha256, limits);
       else if (pre !== undefined) compiled = pre;
@@ -156,7 +158,7 @@ export class WasmHost {
     if (wq !== undefined) clusters[wq.cluster] = `${wq.url}/${encodeURIComponent(p.vmConfig?.vmId ?? p.name)}`;
     const vm = new PluginVm(compiled, {
       name: p.name,
-      rootId: p.name,
+      rootId: p.rootId ?? '',
       vmId: p.vmConfig?.vmId ?? p.name,
       pluginConfig: toBytes(p.pluginConfig),
       vmConfig: toBytes(p.vmConfig?.configuration),

@@ -93,6 +93,10 @@ export const RANDOM_GET_MAX = 64 * 1024;
 export const MAX_PENDING_CALLOUTS = 256;
 /** HTTP call-outs: bytes in flight per VM (request bodies, and response bytes received so far); a call-out whose response would pass it is aborted. */
 export const MAX_CALLOUT_BYTES = 32 * MIB;
+/** gRPC call-outs: calls and streams open per VM (plugin/grpc-call.ts). */
+export const MAX_GRPC_CALLOUTS = 1024;
+/** gRPC call-outs: one message, each way (grpc-js refuses larger ones with RESOURCE_EXHAUSTED). */
+export const MAX_GRPC_MESSAGE_BYTES = 4 * MIB;
 
 // --- crash containment (plugin `restart`) ------------------------------------------
 

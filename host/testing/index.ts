@@ -40,6 +40,8 @@ export interface AdapterSpec {
   /** Path to the .wasm, or its bytes. */
   wasm: string | Uint8Array;
   name?: string;
+  /** The plugin's root id (property plugin_root_id; default ""). */
+  rootId?: string;
   /** The adapter's pluginConfig (objects are passed as JSON). */
   config?: unknown;
   failStrategy?: 'FAIL_CLOSE' | 'FAIL_OPEN';
@@ -124,6 +126,7 @@ export class AdapterHarness {
       plugins.push({
         name: a.name ?? (typeof a.wasm === 'string' ? a.wasm.replace(/^.*\//, '').replace(/\.wasm$/, '') : `adapter-${i}`),
         url: key,
+        rootId: a.rootId,
         pluginConfig: a.config,
         failStrategy: a.failStrategy,
         vmConfig: a.vmConfig,

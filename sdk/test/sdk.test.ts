@@ -60,7 +60,7 @@ t.test('report(): full attribute set after the response', async (t) => {
 });
 
 t.test('plugin_root_id selects among registered adapters, "" is the default', async (t) => {
-  const second = await loadAdapter(wasm, { name: 'second-root' });
+  const second = await loadAdapter(wasm, { name: 'second', rootId: 'second-root' });
   t.teardown(() => second.close());
   t.equal((await second.run({ path: '/deny' })).upstream?.headers['x-second'], '1');
   const dflt = await loadAdapter(wasm, { name: 'anything-else' });

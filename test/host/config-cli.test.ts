@@ -40,7 +40,7 @@ t.test('quick form builds the same config a file would', async (t) => {
   t.same(q.config.routes, [{ name: 'default', upstream: 'http://127.0.0.1:3000' }]);
   t.same(q.config.plugins?.map((p) => [p.name, p.pluginConfig, p.failStrategy]), [['a', { k: 1 }, 'FAIL_OPEN'], ['a-2', undefined, 'FAIL_OPEN']]);
   t.throws(() => quickConfig(['--adapter-config', '{}']), { code: 'USAGE', message: /must follow the --adapter/ });
-  t.throws(() => quickConfig(['--to', 'http://x', '--adapter', 'a.wasm', '--adapter-config', '{bad']), { code: 'USAGE', message: /not valid JSON/ });
+  t.throws(() => quickConfig(['--to', 'http://x', '--adapter', 'a.wasm', '--adapter-config', '{bad']), { code: 'USAGE', message: /looks like JSON but does not parse/ });
   t.throws(() => quickConfig([]), { code: 'USAGE', message: /needs --config FILE, or --to URL/ });
 });
 

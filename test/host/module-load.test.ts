@@ -16,9 +16,12 @@ t.test('a module without the ABI marker is refused', async (t) => {
   t.throws(() => compileModule(wasm, 'm.wasm'), { code: 'WASM_ABI_MISSING', message: /exports no proxy_abi_version_\* marker/ });
 });
 
-t.test('ABI 0.1.0 is refused with a clear error', async (t) => {
+t.test('ABI 0.1.0 loads; an unknown ABI version is refused with a clear error', async (t) => {
   const wasm = await compileGuest('abi-v010');
-  t.throws(() => compileModule(wasm, 'old.wasm'), { code: 'WASM_ABI_UNSUPPORTED', message: /proxy_abi_version_0_1_0/ });
+  t.equal(compileModule(wasm, 'old.wasm').abiVersion, '0.1.0');
+  const future = Buffer.from(wasm);
+  future.write('proxy_abi_version_9_9_9', future.indexOf('proxy_abi_version_0_1_0'), 'latin1');
+  t.throws(() => compileModule(new Uint8Array(future), 'future.wasm'), { code: 'WASM_ABI_UNSUPPORTED', message: /proxy_abi_version_9_9_9/ });
 });
 
 t.test('imports outside the ABI are named at load time', async (t) => {
@@ -33,15 +36,15 @@ t.test('a pinned sha256 that does not match is refused', async (t) => {
   t.throws(() => compileModule(new Uint8Array(0), 'x.wasm', '0'.repeat(64)), { code: 'WASM_SHA256_MISMATCH' });
 });
 
-t.test('ABI functions the host does not implement link, warn, and return UNIMPLEMENTED', async (t) => {
+t.test('gRPC call-outs link; a call to an upstream the plugin may not call is PARSE_FAILURE (spec)', async (t) => {
   const wasm = await compileGuest('unimplemented-import');
   const m = compileModule(wasm, 'grpc.wasm');
-  t.same(m.unimplementedImports, ['env.proxy_grpc_call']);
+  t.same(m.unimplementedImports, [], 'proxy_grpc_call is implemented (test/portability/grpc-callout.test.ts)');
   const h = await AdapterHarness.create([{ wasm, name: 'grpc' }]);
   t.teardown(() => h.close());
-  t.ok(h.logs.some((r) => r.level === 'warn' && r.code === 'ABI_UNIMPLEMENTED' && /proxy_grpc_call/.test(r.message)), 'the load warns and names the function');
+  t.notOk(h.logs.some((r) => r.code === 'ABI_UNIMPLEMENTED'), 'no warning at load');
   const r = await h.run({ path: '/' });
-  t.equal(r.upstream?.headers['x-grpc-status'], '12', 'the call returned UNIMPLEMENTED');
+  t.equal(r.upstream?.headers['x-grpc-status'], '4', 'the call to an ungranted upstream returned PARSE_FAILURE');
 });
 
 t.test('an allocator that returns bad pointers gets INVALID_MEMORY_ACCESS, nothing is written out of bounds', async (t) => {

@@ -68,3 +68,51 @@ t.test('a blocked event loop past watchdog.hardLimitMs: a critical EVENT_LOOP_BL
   t.match(rec, { level: 'critical', source: 'watchdog', code: 'EVENT_LOOP_BLOCKED', adapter: 'spin' });
   t.ok((rec.blockedMs as number) > 3000);
 });
+
+t.test('with workers: the blocked worker is killed and replaced by the primary; the proxy keeps serving', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'wm-watchdog-w-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const up = await echoUpstream();
+  t.teardown(() => up.close());
+  await writeFile(join(dir, 'runaway.wasm'), await compileGuest('runaway'));
+  await writeFile(
+    join(dir, 'config.json'),
+    JSON.stringify({
+      listen: { port: 0 },
+      routes: [{ name: 'r', upstream: `http://127.0.0.1:${up.port}` }],
+      plugins: [{ name: 'spin', url: 'runaway.wasm', limits: { metering: false } }],
+      watchdog: { hardLimitMs: 3000 },
+      workers: 2,
+    }),
+  );
+  const child = spawn(process.execPath, [CLI, 'proxy', '--config', join(dir, 'config.json')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  t.teardown(() => void child.kill('SIGKILL'));
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const port = await new Promise<number>((resolvePort, reject) => {
+    const timer = setTimeout(() => reject(new Error(`proxy did not start: ${stderr}`)), 90_000);
+    child.stderr.on('data', () => {
+      const m = /listening on http:\/\/[^:]+:(\d+)/.exec(stderr);
+      if (m) {
+        clearTimeout(timer);
+        resolvePort(Number(m[1]));
+      }
+    });
+  });
+  const get = (path: string) =>
+    new Promise<number>((res) => {
+      const req = http.get({ host: '127.0.0.1', port, path, agent: false }, (r) => (r.resume(), res(r.statusCode ?? 0)));
+      req.setTimeout(20_000, () => req.destroy());
+      req.on('error', () => res(0));
+    });
+  t.equal(await get('/ok'), 200, 'serving');
+  void get('/loop'); // hangs one worker
+  for (let i = 0; i < 600 && !stderr.includes('EVENT_LOOP_BLOCKED'); i++) await new Promise((r) => setTimeout(r, 100));
+  t.match(stderr, /EVENT_LOOP_BLOCKED/, 'the blocked worker said why');
+  for (let i = 0; i < 600 && !/WORKER_EXITED/.test(stderr); i++) await new Promise((r) => setTimeout(r, 100));
+  t.match(stderr, /exited \(signal SIGKILL\); replacing it in [^\n]*WORKER_EXITED/, 'the primary replaces it');
+  t.equal(child.exitCode, null, 'the proxy itself is still running');
+  const statuses: number[] = [];
+  for (let i = 0; i < 6; i++) statuses.push(await get(`/ok/${i}`));
+  t.same(statuses, [200, 200, 200, 200, 200, 200], 'and answering');
+});

@@ -99,6 +99,7 @@ class Logging extends Adapter {
   iTime: i32 = -1;
   iCode: i32 = -1;
   iFlags: i32 = -1;
+  iUpstream: i32 = -1;
   /** With sampling or exclusions: the few attributes the keep-or-skip decision needs, fetched first. */
   decide: PropertySet | null = null;
   dCode: i32 = -1;
@@ -193,6 +194,7 @@ class Logging extends Adapter {
     this.iTime = ps.add(["request", "time"]);
     this.iCode = ps.add(["response", "code"]);
     this.iFlags = ps.add(["response", "flags"]);
+    this.iUpstream = ps.add(["upstream", "address"]);
     this.decide = null;
     if (this.sampleRatio < 1 || this.excludeExact.length > 0 || this.excludePrefix.length > 0) {
       // a request that is skipped should cost one small read, not the whole entry's
@@ -567,11 +569,15 @@ class Entry {
         w.int(d / 1_000_000);
         return true;
       }
+      case Op.UpstreamCluster:
+        // As Envoy's %UPSTREAM_CLUSTER%: only once an upstream was chosen. cluster_name alone is
+        // the route's cluster, known for local replies too (401, 403, 429), which reached none.
+        if (ps.empty(this.cfg.iUpstream)) return false;
+        return this.putValue(w, seg.idx, json, seg.maxLen);
       case Op.ResponseCodeDetails:
       case Op.ResponseFlags:
       case Op.Protocol:
       case Op.UpstreamHost:
-      case Op.UpstreamCluster:
       case Op.DownstreamRemoteAddress:
       case Op.DownstreamLocalAddress:
       case Op.RouteName:

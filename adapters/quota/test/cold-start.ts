@@ -6,11 +6,23 @@
 // Redis answers in microseconds; the proxies are busy. A busy proxy is not Redis being down:
 // nothing may be admitted without a lease (on_error "open"), and nothing refused with a 503
 // (on_error "closed").
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { startDemoUpstream } from '../../../host/src/index.js';
-import { blast, buildQuota, count, metricValue, request, sleep, startProxyProcess, startRedis, type ProxyProcess, type Res } from './helpers.js';
+import { blast, buildQuota, count, metricValue, repoRoot, request, sleep, startProxyProcess, startRedis, type ProxyProcess, type Res } from './helpers.js';
 
-const { wasm, dir, cleanup } = await buildQuota();
+async function tempDir(): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'quota-cold-'));
+  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+// The module `npm run build` made (CI builds before testing), else a fresh build: compiling takes
+// longer than the scenario itself on a loaded machine.
+const built = join(repoRoot, 'wasm', 'quota.wasm');
+const { wasm, dir, cleanup } = existsSync(built) ? { wasm: built, ...(await tempDir()) } : await buildQuota();
 t.teardown(cleanup);
 const upstream = await startDemoUpstream(0);
 t.teardown(() => upstream.close());
@@ -66,9 +78,13 @@ async function burst(t: Test, ps: ProxyProcess[]) {
 /** Starts a fresh fleet with `on_error` and fires the burst at it; checks the bound and the policy's side. */
 export async function coldStart(onError: 'open' | 'closed'): Promise<void> {
   await t.test(`cold start, 3 proxies x 1,500 requests at once, on_error ${onError}: at most ${LIMIT} admitted`, async (t) => {
+    const t0 = performance.now();
     const ps = await fleet(t, `cold-${onError}`, onError === 'open' ? {} : { on_error: 'closed' });
+    const t1 = performance.now();
     await freshWindow();
+    const t2 = performance.now();
     const r = await burst(t, ps);
+    t.comment(`start ${(t1 - t0).toFixed(0)} ms, window wait ${(t2 - t1).toFixed(0)} ms, burst ${(performance.now() - t2).toFixed(0)} ms`);
     const failedOpen = await metric(ps, 'quota_requests_total{limit="api",result="failed_open"}');
     const failedLeases = await metric(ps, 'quota_leases_total{limit="api",result="failed"}');
     t.comment(`on_error ${onError}: admitted ${r.admitted}, 429 ${r.denied}, 503 ${r.unavailable}, failed open ${failedOpen}, failed leases ${failedLeases}`);

@@ -94,5 +94,6 @@ export const enum Errno {
   Notcapable = 76,
 }
 
-/** ABI version markers a module may export; the host accepts these. */
-export const ABI_MARKERS = ['proxy_abi_version_0_2_1', 'proxy_abi_version_0_2_0'] as const;
+/** ABI version markers a module may export; the host accepts these (as proxy-wasm-cpp-host does). */
+export const ABI_MARKERS = ['proxy_abi_version_0_2_1', 'proxy_abi_version_0_2_0', 'proxy_abi_version_0_1_0'] as const;
+export type AbiVersion = '0.2.1' | '0.2.0' | '0.1.0';

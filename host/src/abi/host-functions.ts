@@ -7,6 +7,7 @@ import { randomFillSync } from 'node:crypto';
 import type { PluginVm } from '../plugin/plugin-vm.js';
 import { BufferType, Errno, LogLevel, MapType, MetricType, Status, StreamType } from './constants.js';
 import { deserializePairs, headerBytes, serializePairs } from './pairs.js';
+import type { GrpcRequest } from '../plugin/grpc-call.js';
 import { MAX_CALLOUT_TIMEOUT_MS, MAX_FD_WRITE_BYTES, MAX_FD_WRITE_IOVECS, MAX_LOG_MESSAGE_BYTES, RANDOM_GET_MAX } from '../limits.js';
 
 export const WASI_MODULES: ReadonlySet<string> = new Set(['wasi_snapshot_preview1', 'wasi_unstable']);
@@ -23,7 +24,7 @@ export class ProcExit extends Error {
 type Fn = (...args: never[]) => number | bigint | void;
 
 /** ABI functions this host does not support yet: they link, log a warning at load, and return UNIMPLEMENTED. */
-const UNIMPLEMENTED_ENV = ['proxy_grpc_call', 'proxy_grpc_stream', 'proxy_grpc_send', 'proxy_grpc_cancel', 'proxy_grpc_close'];
+const UNIMPLEMENTED_ENV: string[] = [];
 /** WASI functions Envoy registers that make no sense for a filter: they return ENOSYS. */
 const UNIMPLEMENTED_WASI = [
   'fd_read', 'fd_close', 'fd_seek', 'fd_fdstat_get', 'fd_fdstat_set_flags', 'fd_prestat_get', 'fd_prestat_dir_name',
@@ -34,6 +35,7 @@ const UNIMPLEMENTED_WASI = [
 
 export function createImports(vm: PluginVm): WebAssembly.Imports {
   const mem = () => vm.memory;
+  const v010 = vm.compiled.abiVersion === '0.1.0';
 
   /** Copies `data` into a fresh guest allocation and writes its pointer and size. */
   const copyOut = (data: Uint8Array, retPtr: number, retSize: number): Status => {
@@ -107,6 +109,20 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
       if (streamType !== StreamType.HttpRequest && streamType !== StreamType.HttpResponse) return Status.BadArgument;
       return vm.continueStream(streamType) ? Status.Ok : Status.BadArgument;
     },
+    // ABI 0.1.0 (abi-versions/v0.1.0): configuration through one call, per-direction continue.
+    proxy_get_configuration(retPtr: number, retSize: number): number {
+      return copyOut(vm.configuration(), retPtr, retSize);
+    },
+    proxy_continue_request(): number {
+      return vm.continueStream(StreamType.HttpRequest) ? Status.Ok : Status.NotFound;
+    },
+    proxy_continue_response(): number {
+      return vm.continueStream(StreamType.HttpResponse) ? Status.Ok : Status.NotFound;
+    },
+    proxy_clear_route_cache(): number {
+      // Routes are matched once per request, before the chain runs: nothing is cached to clear.
+      return Status.Ok;
+    },
     proxy_close_stream(streamType: number): number {
       if (streamType < StreamType.HttpRequest || streamType > StreamType.Upstream) return Status.BadArgument;
       return vm.closeStream() ? Status.Ok : Status.BadArgument;
@@ -161,7 +177,8 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
       for (let i = 0; i < map.length; i++) {
         if (map[i]![0] === k) return copyOutString(map[i]![1], retPtr, retSize);
       }
-      return Status.NotFound;
+      // ABI 0.1.0 answered a missing key with OK and an empty value.
+      return v010 ? copyOut(EMPTY_BYTES, retPtr, retSize) : Status.NotFound;
     },
     proxy_add_header_map_value(mapType: number, keyPtr: number, keySize: number, valuePtr: number, valueSize: number): number {
       const key = mem().latin1(keyPtr, keySize);
@@ -351,6 +368,46 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
       m.setU32(retToken, token);
       return Status.Ok;
     },
+
+    // --- gRPC call-outs (plugin/grpc-call.ts) -------------------------------------------
+    proxy_grpc_call(
+      upstreamPtr: number, upstreamSize: number, servicePtr: number, serviceSize: number, methodPtr: number, methodSize: number,
+      metadataPtr: number, metadataSize: number, messagePtr: number, messageSize: number, timeoutMs: number, retToken: number,
+    ): number {
+      const req = grpcRequest(upstreamPtr, upstreamSize, servicePtr, serviceSize, methodPtr, methodSize, metadataPtr, metadataSize, 'proxy_grpc_call');
+      const message = mem().copy(messagePtr, messageSize);
+      if (typeof req === 'number') return req;
+      if (message === null || !mem().inBounds(retToken, 4)) return Status.InvalidMemoryAccess;
+      if (req === null) return Status.ParseFailure;
+      const token = vm.grpcCall(req, message, Math.min(timeoutMs >>> 0 || MAX_CALLOUT_TIMEOUT_MS, MAX_CALLOUT_TIMEOUT_MS));
+      if (token === null) return Status.InternalFailure;
+      mem().setU32(retToken, token);
+      return Status.Ok;
+    },
+    proxy_grpc_stream(
+      upstreamPtr: number, upstreamSize: number, servicePtr: number, serviceSize: number, methodPtr: number, methodSize: number,
+      metadataPtr: number, metadataSize: number, retToken: number,
+    ): number {
+      const req = grpcRequest(upstreamPtr, upstreamSize, servicePtr, serviceSize, methodPtr, methodSize, metadataPtr, metadataSize, 'proxy_grpc_stream');
+      if (typeof req === 'number') return req;
+      if (!mem().inBounds(retToken, 4)) return Status.InvalidMemoryAccess;
+      if (req === null) return Status.ParseFailure;
+      const token = vm.grpcStream(req);
+      if (token === null) return Status.InternalFailure;
+      mem().setU32(retToken, token);
+      return Status.Ok;
+    },
+    proxy_grpc_send(token: number, messagePtr: number, messageSize: number, endStream: number): number {
+      const message = mem().copy(messagePtr, messageSize);
+      if (message === null) return Status.InvalidMemoryAccess;
+      return vm.grpcCallouts().send(token >>> 0, message, endStream !== 0) ? Status.Ok : Status.NotFound;
+    },
+    proxy_grpc_cancel(token: number): number {
+      return vm.grpcCallouts().cancel(token >>> 0) ? Status.Ok : Status.NotFound;
+    },
+    proxy_grpc_close(token: number): number {
+      return vm.grpcCallouts().close(token >>> 0) ? Status.Ok : Status.NotFound;
+    },
     proxy_get_status(retCode: number, retMsgPtr: number, retMsgSize: number): number {
       const m = mem();
       if (!m.inBounds(retCode, 4)) return Status.InvalidMemoryAccess;
@@ -366,9 +423,34 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
       if (typeof result === 'number') return result;
       return copyOut(result, retPtr, retSize);
     },
+
+    // --- what proxy-wasm-cpp-host gives every module (Emscripten builds import these) ---
+    emscripten_notify_memory_growth(_memoryIndex: number): void {
+      // Memory views are re-read on every access (vm/guest-memory.ts): nothing to refresh.
+    },
+    pthread_equal(left: number, right: number): number {
+      return left === right ? 1 : 0;
+    },
   };
 
   for (const name of UNIMPLEMENTED_ENV) env[name] = () => Status.Unimplemented;
+
+  /** The arguments proxy_grpc_call and proxy_grpc_stream share; a status, or null for an upstream the plugin may not call. */
+  function grpcRequest(
+    upstreamPtr: number, upstreamSize: number, servicePtr: number, serviceSize: number, methodPtr: number, methodSize: number,
+    metadataPtr: number, metadataSize: number, fn: string,
+  ): GrpcRequest | null | Status {
+    const m = mem();
+    const upstream = m.string(upstreamPtr, upstreamSize);
+    const service = m.string(servicePtr, serviceSize);
+    const method = m.string(methodPtr, methodSize);
+    const rawMetadata = m.view(metadataPtr, metadataSize);
+    if (upstream === null || service === null || method === null || rawMetadata === null) return Status.InvalidMemoryAccess;
+    const metadata = deserializePairs(rawMetadata);
+    if (metadata === null || !metadata.every(([k, v]) => validHeader(k, v))) return Status.BadArgument;
+    const target = vm.grpcTarget(upstream, fn);
+    return target === null ? null : { target, service, method, metadata };
+  }
 
   const wasi: Record<string, Fn> = {
     fd_write(fd: number, iovs: number, iovsLen: number, retWritten: number): number {
@@ -449,6 +531,7 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
 }
 
 const textEncoder = new TextEncoder();
+const EMPTY_BYTES = new Uint8Array(0);
 const NUL = new Uint8Array([0]);
 
 // RFC 9110 field names are tokens (pseudo-headers start with ':'); values must not
@@ -482,7 +565,13 @@ export function wallClockNs(): bigint {
   return timeOriginNs + (process.hrtime.bigint() - hrOrigin);
 }
 
+/** ABI 0.1.0's functions, replaced in 0.2.0 (cpp-host links them for 0.1.0 modules only). */
+export const ABI_0_1_0_ONLY: ReadonlySet<string> = new Set(['proxy_get_configuration', 'proxy_continue_request', 'proxy_continue_response', 'proxy_clear_route_cache']);
+/** ABI 0.2.x's stream functions (cpp-host links them for 0.2.x modules only). */
+export const ABI_0_2_ONLY: ReadonlySet<string> = new Set(['proxy_continue_stream', 'proxy_close_stream']);
+
 const ENV_FUNCTIONS = [
+  ...ABI_0_1_0_ONLY,
   'proxy_log', 'proxy_get_log_level', 'proxy_get_current_time_nanoseconds', 'proxy_set_tick_period_milliseconds',
   'proxy_set_effective_context', 'proxy_done', 'proxy_continue_stream', 'proxy_close_stream', 'proxy_send_local_response',
   'proxy_get_header_map_size', 'proxy_get_header_map_pairs', 'proxy_set_header_map_pairs', 'proxy_get_header_map_value',
@@ -491,6 +580,8 @@ const ENV_FUNCTIONS = [
   'proxy_set_shared_data', 'proxy_register_shared_queue', 'proxy_resolve_shared_queue', 'proxy_enqueue_shared_queue',
   'proxy_dequeue_shared_queue', 'proxy_define_metric', 'proxy_increment_metric', 'proxy_record_metric', 'proxy_get_metric',
   'proxy_http_call', 'proxy_get_status', 'proxy_call_foreign_function',
+  'proxy_grpc_call', 'proxy_grpc_stream', 'proxy_grpc_send', 'proxy_grpc_cancel', 'proxy_grpc_close',
+  'emscripten_notify_memory_growth', 'pthread_equal',
 ];
 const WASI_FUNCTIONS = [
   'fd_write', 'proc_exit', 'clock_time_get', 'random_get', 'environ_sizes_get', 'environ_get', 'args_sizes_get', 'args_get', 'sched_yield',

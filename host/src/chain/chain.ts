@@ -120,6 +120,7 @@ export class HostStream {
   // --- response path -------------------------------------------------------------
 
   responseHeaders(status: number, headers: HeaderPair[], endOfStream: boolean): Maybe<Decision> {
+    this.inResponse = true;
     this.stream.responseHeaders = [[':status', String(status)], ...headers];
     this.stream.info.responseCode = status;
     this.stream.responseBody.endOfStream = endOfStream;
@@ -274,8 +275,8 @@ export class HostStream {
   }
 
   /** After a callback: a local reply, a reset, or a failed adapter may end the chain. */
-  private settle(i: number, r: CallResult): Decision | null {
-    if (this.stream.localResponse !== null) return this.localReply();
+  private settle(i: number, r: CallResult): Maybe<Decision> | null {
+    if (this.stream.localResponse !== null) return this.localReply(i);
     if (this.stream.reset) return RESET;
     if (r === CallResult.Failed) {
       const e = this.entries[i]!;
@@ -345,13 +346,51 @@ export class HostStream {
     });
   }
 
-  private localReply(): Decision {
+  /**
+   * An adapter's local reply (proxy_send_local_response). As in Envoy, it runs through
+   * the response callbacks of the adapter that sent it and of the adapters before it
+   * in the chain (those that saw the request; reverse order), which may change its
+   * status, headers and body. A local reply sent during that pass, or from a response
+   * callback, is sent as it is.
+   */
+  private localReply(sender: number): Maybe<Decision> {
     const lr = this.stream.localResponse!;
     const headers = lr.headers.filter(([k]) => !k.startsWith(':'));
-    return this.respondWith({
-      action: 'respond',
-      reply: { status: lr.status, headers, body: lr.body, details: `adapter:${lr.adapter}:${lr.details}`, adapter: lr.adapter },
-    });
+    const reply: LocalReply = { status: lr.status, headers, body: lr.body, details: `adapter:${lr.adapter}:${lr.details}`, adapter: lr.adapter };
+    if (this.replying || this.stream.responseHeadersSent || this.inResponse) return this.respondWith({ action: 'respond', reply });
+    return this.replyPass(sender, reply);
+  }
+  private replying = false;
+  /** True once the response path started (a reply from a response callback skips the pass). */
+  private inResponse = false;
+
+  /** localReply's pass: response callbacks from `sender` back to the first adapter. */
+  private replyPass(sender: number, reply: LocalReply): Maybe<Decision> {
+    const s = this.stream;
+    const sent = s.localResponse;
+    this.replying = true;
+    s.localResponse = null; // so a paused response callback waits for proxy_continue_stream, not for the reply
+    s.responseHeaders = [[':status', String(reply.status)], ...reply.headers];
+    s.info.responseCode = reply.status;
+    const from = this.entries.length - 1 - sender;
+    const body = reply.body;
+    const done = (d: Decision | Uint8Array, bodyOut: Uint8Array): Maybe<Decision> => {
+      this.replying = false;
+      if (s.localResponse === null) s.localResponse = sent;
+      if (!(d instanceof Uint8Array) && d.action !== 'continue') return d;
+      const hs = s.responseHeaders ?? [];
+      const status = Number(hs.find(([k]) => k === ':status')?.[1]) || reply.status;
+      return this.respondWith({ action: 'respond', reply: { ...reply, status, headers: hs.filter(([k]) => !k.startsWith(':')), body: bodyOut } });
+    };
+    const afterHeaders = (d: Decision): Maybe<Decision> => {
+      if (d.action !== 'continue') return done(d, body);
+      const bodyRun = this.needsBody.response && body.length > 0;
+      if (!bodyRun) return done(d, body);
+      const b = this.bodyFrom('response', from, body, true);
+      return isPromise(b) ? b.then((x) => done(x, x instanceof Uint8Array ? x : body)) : done(b, b instanceof Uint8Array ? b : body);
+    };
+    const h = this.headersFrom('response', from, body.length === 0);
+    return isPromise(h) ? h.then(afterHeaders) : afterHeaders(h);
   }
 
   /** Records a reply as the response, so log-phase adapters see its status and headers. */

@@ -9,6 +9,7 @@ import { startDemoUpstream } from '../proxy/demo-upstream.js';
 import { startProxy, type RunningProxy } from '../proxy/proxy.js';
 import { startWatchdog } from '../watchdog.js';
 import { compileModule } from '../vm/module.js';
+import { trialLoad } from '../plugin/trial-load.js';
 import { readLocalModule } from '../vm/module-source.js';
 
 const USAGE: Record<string, string> = {
@@ -32,7 +33,7 @@ proxy, quick form (like caddy reverse-proxy --from --to):
   --listen [ADDR:]PORT  port to listen on (127.0.0.1 unless ADDRESS: is given; default 8080)
   --to URL            upstream base URL, e.g. http://127.0.0.1:3000
   --adapter FILE      an adapter .wasm; repeat for a chain, in order
-  --adapter-config J  JSON config for the --adapter just before it
+  --adapter-config C  config for the --adapter just before it: JSON, or any other text as a plain string
   --admin N           admin port (/ready, /metrics, /adapters) on 127.0.0.1
   --fail-open         adapters that fail are skipped instead of failing the request
   --log-level LEVEL   trace|debug|info|warn|error|critical (default info)
@@ -54,7 +55,8 @@ envoy.service.ratelimit.v3.RateLimitService and grpc.health.v1.Health.`,
   wasm-mixer build DIR...   compile AssemblyScript adapter folders to wasm/NAME.wasm
   wasm-mixer build --all    every folder under adapters/ (also the default with no argument)`,
   check: `Usage:
-  wasm-mixer check FILE.wasm...   validate modules: ABI marker, allocator, imports (exit 1 if one fails)`,
+  wasm-mixer check FILE.wasm...   validate modules (ABI marker, allocator, imports) and trial-load them as the proxy
+                                  would under the default limits (exit 1 if one would not load)`,
   'demo-upstream': `Usage:
   wasm-mixer demo-upstream [--port N]   a JSON echo server to put behind the proxy (default port 3000)`,
 };
@@ -67,7 +69,7 @@ Commands:
   wasm-mixer serve --config FILE [--listen ADDRESS] [--admin PORT]
                                         the adapter server: the same adapters, out of process, over gRPC
   wasm-mixer build DIR | --all          compile an AssemblyScript adapter folder to wasm/NAME.wasm
-  wasm-mixer check FILE.wasm            validate a module: ABI marker, allocator, imports
+  wasm-mixer check FILE.wasm            validate a module (ABI marker, allocator, imports) and trial-load it under the default limits
   wasm-mixer demo-upstream [--port N]   a JSON echo server to put behind the proxy
   wasm-mixer help [COMMAND]             this text, or a command's options (also: COMMAND --help)
 
@@ -199,10 +201,14 @@ export function quickConfig(args: string[]): { config: MixerConfig; configFile: 
     } else if (tok.name === 'adapter-config') {
       const last = plugins[plugins.length - 1];
       if (last === undefined) throw new HostError('USAGE', '--adapter-config must follow the --adapter it configures');
+      // Plugin configuration is bytes: JSON is passed as JSON, anything else as the plain string.
+      // Only text that looks like a JSON object or array must parse (a typo there is an error, not a string).
+      const v = tok.value!;
       try {
-        last.pluginConfig = JSON.parse(tok.value!);
+        last.pluginConfig = JSON.parse(v);
       } catch (err) {
-        throw new HostError('USAGE', `--adapter-config for ${last.name} is not valid JSON: ${(err as Error).message}`);
+        if (/^\s*[[{]/.test(v)) throw new HostError('USAGE', `--adapter-config for ${last.name} looks like JSON but does not parse: ${(err as Error).message}; quote a plain string so it does not start with { or [`);
+        last.pluginConfig = v;
       }
     }
   }
@@ -323,7 +329,11 @@ async function checkCommand(args: string[]): Promise<number> {
   for (const file of positionals) {
     try {
       const m = compileModule(await readLocalModule(resolve(file), `the command line's "${file}", relative to ${process.cwd()}`), file);
-      console.log(`${file}: ok — Proxy-Wasm ABI ${m.abiVersion}, ${m.bytes} bytes, sha256 ${m.sha256}`);
+      // "ok" must mean the proxy loads it under the default limits: instantiate it (its start function runs under the start budget).
+      const trial = trialLoad(m);
+      if (!trial.loads) throw new HostError(trial.code, `${trial.reason}; it would not load in the proxy under the default limits`);
+      console.log(`${file}: ok — Proxy-Wasm ABI ${m.abiVersion}, ${m.bytes} bytes, sha256 ${m.sha256}${m.hasStart ? ', start function ran under the start budget' : ''}`);
+      if (trial.configureNote !== null) console.log(`  note: it refused ${trial.configureNote}; give it the pluginConfig (and rootId) it expects`);
       if (m.unimplementedImports.length > 0) console.log(`  imports not implemented by this host (calls return UNIMPLEMENTED): ${m.unimplementedImports.join(', ')}`);
     } catch (err) {
       failed++;

@@ -24,6 +24,12 @@ export interface PluginMatch {
 
 export interface PluginConfig {
   name: string;
+  /**
+   * The root id the module's root context is created under (Envoy `root_id`, Istio
+   * WasmPlugin `pluginName`; property `plugin_root_id`). Default "" (the C++ SDK's
+   * default root). Several plugins may share one module's root id.
+   */
+  rootId?: string;
   /** A file path (relative to the config file), or a file:// URL. */
   url: string;
   sha256?: string;
@@ -218,6 +224,7 @@ export const CONFIG_SCHEMA = {
         required: ['name', 'url'],
         properties: {
           name: { type: 'string', pattern: '^[A-Za-z0-9_.-]+$' },
+          rootId: { type: 'string', maxLength: 256 },
           url: { type: 'string', minLength: 1 },
           sha256: { type: 'string', pattern: '^[0-9a-fA-F]{64}$' },
           phase: { enum: ['AUTHN', 'AUTHZ', 'STATS', 'UNSPECIFIED_PHASE'] },

@@ -41,7 +41,7 @@ const MAX_REPORTS_IN_FLIGHT = 8;
 /** sha256 of what configures an adapter, compared between proxy and server. */
 export function configDigest(p: PluginConfig): string {
   return createHash('sha256')
-    .update(JSON.stringify({ pluginConfig: p.pluginConfig ?? null, vmConfig: p.vmConfig ?? null }))
+    .update(JSON.stringify({ pluginConfig: p.pluginConfig ?? null, vmConfig: p.vmConfig ?? null, ...(p.rootId !== undefined ? { rootId: p.rootId } : {}) }))
     .digest('hex');
 }
 

@@ -37,6 +37,7 @@ import { getProperty, type PluginFacts, type PropertyValue } from './properties.
 import { CallResult, StreamContext, type Direction } from './stream-context.js';
 import { performHttpCall, type HttpCallResult, type HttpCallTransport } from './http-call.js';
 import { defaultForeignFunctions, type ForeignCaller, type ForeignFunctionRegistry } from './foreign-functions.js';
+import { GrpcCallouts, type GrpcEvent, type GrpcRequest, type GrpcTarget } from './grpc-call.js';
 import { RestartTracker, type RestartPolicy, type RestartState } from './restart-policy.js';
 import { HostBudgetExceeded, HostMeter, meterImports } from './host-meter.js';
 import { cutLogLine, GuestLogBudget } from './guest-log-budget.js';
@@ -141,6 +142,7 @@ const enum Phase {
   Tick,
   Queue,
   HttpCallResponse,
+  GrpcCallback,
 }
 
 interface RootContext {
@@ -242,7 +244,8 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     try {
       instance = new WebAssembly.Instance(this.compiled.module, this.metered(this.restrict(createImports(this))));
     } catch (err) {
-      throw new HostError('VM_START_FAILED', `adapter ${this.name} (${this.compiled.source}) failed to instantiate: ${describeError(err)}`, { adapter: this.name, file: this.compiled.source }, { cause: err });
+      const where = this.compiled.hasStart ? ' (in its wasm start function, which runs under the start budget: 10x limits.fuelPerCallback)' : '';
+      throw new HostError('VM_START_FAILED', `adapter ${this.name} (${this.compiled.source}) failed to instantiate${where}: ${describeError(err)}`, { adapter: this.name, file: this.compiled.source, stage: 'instantiate' }, { cause: err });
     }
     this.exports = instance.exports as unknown as Exports;
     this.optionalCallbacks = null;
@@ -262,7 +265,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
       const c = this.classify(err);
       const code: HostErrorCode = c.code === 'VM_TRAP' ? 'VM_START_FAILED' : c.code;
       const hint = c.code === 'VM_BUDGET_EXCEEDED' ? '; raise limits.fuelPerCallback (start gets 10x) if the work is legitimate' : c.code === 'VM_MEMORY_LIMIT' ? '; raise limits.maxMemoryMb' : '';
-      return new HostError(code, `adapter ${this.name} (${this.compiled.source}): ${what} trapped: ${c.reason}${hint}`, { adapter: this.name, file: this.compiled.source }, { cause: err });
+      return new HostError(code, `adapter ${this.name} (${this.compiled.source}): ${what} trapped: ${c.reason}${hint}`, { adapter: this.name, file: this.compiled.source, stage: what === 'module initialisation' ? 'initialise' : 'configure' }, { cause: err });
     };
     try {
       this.withContext(this.root, Phase.None, () => {
@@ -337,8 +340,8 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     this.metrics.counter('wasm_mixer_capability_denied_total', 'ABI calls refused because the adapter was not granted the capability.', { adapter: this.name, capability })();
     if (this.deniedLogged.has(fn + detail)) return;
     this.deniedLogged.add(fn + detail);
-    const what = capability === 'http_call'
-      ? `called proxy_http_call to cluster "${detail}", which is not in its clusters grant; add it to plugins[].clusters for ${this.name} if intended`
+    const what = capability === 'http_call' || capability === 'grpc_call'
+      ? `called ${fn} to cluster "${detail}", which is not in its clusters grant; add it to plugins[].clusters for ${this.name} if intended`
       : `called ${fn}, but capability "${capability}" is not granted; add "${capability}" to plugins[].capabilities for ${this.name} if intended`;
     this.settings.logger.log(LogLevel.Warn, this.name, `adapter ${what} (further denials are counted in wasm_mixer_capability_denied_total)`, { code: 'CAPABILITY_DENIED', capability });
   }
@@ -351,6 +354,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     if (this.restartTimer) clearTimeout(this.restartTimer);
     for (const c of this.pendingCalls.values()) c.abort();
     this.pendingCalls.clear();
+    this.closeGrpc();
     this.settings.shared.unlisten(this.queueListener);
   }
 
@@ -436,7 +440,8 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     const sc = this.live(origin);
     if (sc === null) return CallResult.Failed;
     const f = this.exports[name]!;
-    const r = this.guard(sc, phase, name, () => f(sc.id, n, eos ? 1 : 0));
+    // ABI 0.1.0 header callbacks take (context_id, num_headers): no end_of_stream.
+    const r = this.compiled.abiVersion === '0.1.0' ? this.guard(sc, phase, name, () => f(sc.id, n)) : this.guard(sc, phase, name, () => f(sc.id, n, eos ? 1 : 0));
     if (r === null) return CallResult.Failed;
     // Continue and ContinueAndEndStream continue; every stop code (and any
     // unknown value, as cpp-host does) stops until the adapter resumes.
@@ -592,6 +597,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     this.streams.clear();
     for (const c of this.pendingCalls.values()) c.abort();
     this.pendingCalls.clear();
+    this.closeGrpc();
     if (this.tickTimer) clearInterval(this.tickTimer);
     this.tickTimer = null;
     for (const l of this.onFailure) l(this.failed);
@@ -793,6 +799,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
       if (this.phase !== Phase.HttpCallResponse || this.callResponse === null || write) return null;
       return type === MapType.HttpCallResponseHeaders ? this.callResponse.headers : this.callResponse.trailers;
     }
+    if (type === MapType.GrpcReceiveInitialMetadata || type === MapType.GrpcReceiveTrailingMetadata) return this.grpcMetadata(type, write);
     const sc = this.streamContext();
     if (sc === null) return null;
     const s = sc.stream;
@@ -832,6 +839,8 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
       }
       case BufferType.HttpCallResponseBody:
         return this.phase === Phase.HttpCallResponse && this.callResponse !== null ? this.callResponse.body : null;
+      case BufferType.GrpcReceiveBuffer:
+        return this.grpcMessage();
       case BufferType.VmConfiguration:
         return this.phase === Phase.VmStart ? readOnlyBuffer(this.settings.vmConfig) : null;
       case BufferType.PluginConfiguration:
@@ -839,6 +848,13 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
       default:
         return null;
     }
+  }
+
+  /** ABI 0.1.0 proxy_get_configuration: the VM configuration in proxy_on_vm_start, the plugin's in proxy_on_configure. */
+  configuration(): Uint8Array {
+    if (this.phase === Phase.VmStart) return this.settings.vmConfig;
+    if (this.phase === Phase.Configure) return this.settings.pluginConfig;
+    return EMPTY;
   }
 
   replaceBuffer(type: BufferType, bytes: Uint8Array): void {
@@ -939,6 +955,73 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     }
   }
 
+  // --- gRPC call-outs (plugin/grpc-call.ts) ---------------------------------------
+
+  private grpc: GrpcCallouts | null = null;
+  private grpcEvent: GrpcEvent | null = null;
+
+  /** The granted cluster's gRPC address, or null (logged and counted) when the plugin may not call it. */
+  grpcTarget(cluster: string, fn: string): GrpcTarget | null {
+    const base = Object.hasOwn(this.settings.clusters, cluster) ? this.settings.clusters[cluster] : undefined;
+    if (base === undefined) {
+      this.denied('grpc_call', fn, cluster.slice(0, 100));
+      return null;
+    }
+    const url = new URL(base);
+    return { address: url.host, tls: url.protocol === 'https:' };
+  }
+
+  /** The VM's call-outs (created on first use, per VM generation). */
+  grpcCallouts(): GrpcCallouts {
+    if (this.grpc === null) {
+      const gen = this.generation;
+      this.grpc = new GrpcCallouts((e) => this.deliverGrpc(gen, e), () => this.nextCallToken++);
+    }
+    return this.grpc;
+  }
+
+  grpcCall(req: GrpcRequest, message: Uint8Array, timeoutMs: number): number | null {
+    return this.grpcCallouts().call(req, message, timeoutMs);
+  }
+
+  grpcStream(req: GrpcRequest): number | null {
+    return this.grpcCallouts().stream(req);
+  }
+
+  private closeGrpc(): void {
+    this.grpc?.closeAll();
+    this.grpc = null;
+  }
+
+  private grpcMetadata(type: MapType, write: boolean): HeaderPair[] | null {
+    const e = this.grpcEvent;
+    if (write || e === null || this.phase !== Phase.GrpcCallback) return null;
+    if (type === MapType.GrpcReceiveInitialMetadata && e.kind === 'initial_metadata') return e.metadata;
+    if (type === MapType.GrpcReceiveTrailingMetadata && e.kind === 'trailing_metadata') return e.metadata;
+    return null;
+  }
+
+  private grpcMessage(): BodyBuffer | null {
+    const e = this.grpcEvent;
+    return e !== null && e.kind === 'message' && this.phase === Phase.GrpcCallback ? readOnlyBuffer(e.message) : null;
+  }
+
+  /** Calls the module's proxy_on_grpc_* callback for an event, on the root context (as cpp-host does). */
+  private deliverGrpc(gen: number, e: GrpcEvent): void {
+    if (gen !== this.generation || !this.healthy) return;
+    const name = GRPC_CALLBACKS[e.kind];
+    const f = this.exports[name];
+    if (f === undefined) return;
+    const arg = e.kind === 'message' ? e.message.length : e.kind === 'close' ? e.status : e.metadata.length;
+    this.grpcEvent = e;
+    this.lastCallStatus = e.kind === 'close' ? { code: e.status, message: e.message } : { code: 0, message: '' };
+    try {
+      this.guard(this.root, Phase.GrpcCallback, name, () => f(this.root.id, e.token, arg));
+    } finally {
+      this.grpcEvent = null;
+    }
+  }
+
   private lastMemoryBytes = 0;
 
   get liveStreams(): number {
@@ -949,6 +1032,13 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     return this.memory.byteLength;
   }
 }
+
+const GRPC_CALLBACKS: Record<GrpcEvent['kind'], string> = {
+  initial_metadata: 'proxy_on_grpc_receive_initial_metadata',
+  message: 'proxy_on_grpc_receive',
+  trailing_metadata: 'proxy_on_grpc_receive_trailing_metadata',
+  close: 'proxy_on_grpc_close',
+};
 
 const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie', 'x-api-key', 'api-key', 'x-auth-token']);
 

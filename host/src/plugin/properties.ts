@@ -88,8 +88,7 @@ export const PROPERTIES: Record<string, [string, Getter]> = {
   'connection.tls_version': ['string', (s) => (s && s.info.tls ? str('TLSv1.3') : null)],
   'upstream.address': ['string', (s) => (s && s.info.upstreamAddress !== '' ? str(s.info.upstreamAddress) : null)],
   'route_name': ['string', (s) => (s ? str(s.info.routeName) : null)],
-  // Set when the proxy forwards to the route's upstream; absent for a request answered locally.
-  'cluster_name': ['string', (s) => (s && s.info.clusterName !== '' ? str(s.info.clusterName) : null)],
+  'cluster_name': ['string', (s) => (s ? str(s.info.clusterName) : null)],
   'plugin_name': ['string', (_s, p) => str(p.name)],
   'plugin_root_id': ['string', (_s, p) => str(p.rootId)],
   'plugin_vm_id': ['string', (_s, p) => str(p.vmId)],

@@ -8,6 +8,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { LogLevel } from '../abi/constants.js';
 import type { HeaderPair } from '../abi/pairs.js';
+import { RequestFraming } from './request-framing.js';
 import { isPromise, type Decision, type HostStream, type LocalReply, type Maybe } from '../chain/chain.js';
 import type { MixerConfig, RouteConfig } from '../config/schema.js';
 import { describeError } from '../errors.js';
@@ -202,8 +203,10 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
         connectionId: sock.wmConnId ?? 0,
         protocol: `HTTP/${req.httpVersion}`,
         requestHeaderBytes: headerBytes,
-        // clusterName and upstreamAddress are set in forward(): a request answered
-        // locally (an adapter's 401/403/429, a 404) never had an upstream.
+        // The route's cluster, as Envoy's cluster_name (known once the route is; Istio's
+        // destination_service). upstreamAddress is set in forward(): a request answered
+        // locally (an adapter's 401/403/429, a 404) never had an upstream host.
+        clusterName: route?.config.name ?? '',
       },
     });
     const info = stream.stream.info;
@@ -232,7 +235,9 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
       stream.stream.responseHeadersSent = true;
       if (info.responseCodeDetails === '') info.responseCodeDetails = r.details; // proxy-made replies (adapter replies set it in the chain)
       const hs: Record<string, string | string[]> = {};
-      for (const [k, v] of r.headers) addHeader(hs, k, v);
+      // The reply is framed here: framing and hop-by-hop headers an adapter passed on (say, from a
+      // call-out's answer) are dropped, never sent next to our Content-Length (RFC 9112 §6.1).
+      for (const [k, v] of r.headers) if (!HOP_BY_HOP.has(k) && k !== 'content-length') addHeader(hs, k, v);
       hs['content-length'] = String(r.body.length);
       info.responseBytes = r.body.length;
       info.responseHeaderBytes = headBytes(hs);
@@ -268,7 +273,6 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
   ): void {
     const s = stream.stream;
     const info = s.info;
-    info.clusterName = route.config.name;
     info.upstreamAddress = route.url.host;
     const outHeaders: Record<string, string | string[]> = {};
     let method = 'GET';
@@ -282,8 +286,10 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
     const xff = req.headers['x-forwarded-for'];
     outHeaders['x-forwarded-for'] = xff ? `${xff}, ${info.sourceAddress}` : info.sourceAddress;
     outHeaders['x-forwarded-proto'] = 'http';
+    // Adapters that see the body keep the Content-Length the request headers still carry (RequestFraming).
+    const keepLength = stream.needsBody.request && !endOfStream && outHeaders['content-length'] !== undefined && !Array.isArray(outHeaders['content-length']);
     if (req.headers['content-length'] !== undefined && !stream.needsBody.request) outHeaders['content-length'] = req.headers['content-length'];
-    else if (!endOfStream) {
+    else if (!endOfStream && !keepLength) {
       // Body adapters may change the length: send it chunked, never with the client's content-length too.
       delete outHeaders['content-length'];
       outHeaders['transfer-encoding'] = 'chunked';
@@ -304,7 +310,13 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
       info.responseFlags = 'UT';
       up.destroy(new Error(`upstream timed out after ${timeoutMs} ms`));
     });
-    let abandoned = false; // the chain answered while the request body streamed: destroying `up` is not an upstream failure
+    // Set when the proxy itself ends the upstream request (a local reply, a reset, the client left):
+    // the resulting "socket hang up" is not an upstream failure.
+    let abandoned = false;
+    const abandon = () => {
+      abandoned = true;
+      up.destroy();
+    };
     up.on('error', (err) => {
       if (abandoned) return;
       if (info.responseFlags === '') info.responseFlags = 'UF';
@@ -320,7 +332,7 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
       });
     });
     res.on('close', () => {
-      if (!res.writableFinished) up.destroy();
+      if (!res.writableFinished) abandon();
     });
 
     // Request body, then trailers (forwarded; adapters see them if they ask).
@@ -338,20 +350,26 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
         endRequest();
       });
     } else {
+      const framing = keepLength ? RequestFraming.forRequest(up, s.requestHeaders) : null;
       pumpBody(
         req,
-        (chunk, eos) => stream.requestBody(chunk, eos),
+        (chunk, eos) => {
+          framing?.input(chunk.length);
+          return stream.requestBody(chunk, eos);
+        },
         (trailers) => stream.requestTrailers(trailers),
         (data, eos) => {
+          if (abandoned) return;
+          if (framing !== null && !framing.output(data.length, eos)) {
+            host.logger.log(LogLevel.Error, 'proxy', 'an adapter changed the length of a request body after its Content-Length was sent upstream; remove content-length in on_request_headers to rewrite a streamed body', { code: 'BODY_LENGTH_CHANGED' });
+            abandon();
+            info.responseFlags = 'UAEX';
+            return reply({ status: 502, headers: [['content-type', 'text/plain']], body: Buffer.from('request body changed length in flight\n'), details: 'body_length_changed', adapter: '' });
+          }
           if (data.length > 0) up.write(data);
           if (eos) endRequest();
         },
-        (d) => {
-          abandoned = true;
-          up.destroy();
-          if (d.action === 'respond') reply(d.reply);
-          else reset();
-        },
+        (d) => (d.action === 'respond' ? (abandon(), reply(d.reply)) : (abandon(), reset())),
         fail,
       );
       req.resume(); // paused in handle(); pipe() resumes by itself

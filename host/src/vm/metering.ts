@@ -55,6 +55,11 @@ export const GROW_REFUSED_EXPORT = '__wasm_mixer_grow_refused';
 export interface RewriteOptions {
   /** Insert the fuel counter (default true). */
   fuel: boolean;
+  /**
+   * The fuel counter's initial value: the budget of the wasm start function, which
+   * runs inside `new WebAssembly.Instance`, before the host can set the counter.
+   */
+  initialFuel?: number;
   /** Cap the memory at this many 64 KiB pages (undefined: leave as declared). */
   maxMemoryPages?: number;
   /** Cap every table at this many elements (undefined: leave as declared). */
@@ -435,7 +440,7 @@ export function rewriteModule(bytes: Uint8Array, opts: RewriteOptions): RewriteR
   const globals: Globals = { fuel: null, grow: null, bulk: null };
   if (opts.fuel) {
     globals.fuel = next++;
-    added.push(MUT_I32_GLOBAL);
+    added.push(mutI32Global(opts.initialFuel ?? 0));
     exportsAdded.push(globalExport(FUEL_EXPORT, globals.fuel));
   }
   if (watchGrow) {
@@ -559,6 +564,11 @@ function capTables(content: Uint8Array, cap: number, source: string): Uint8Array
 
 /** (global (mut i32) (i32.const 0)) */
 const MUT_I32_GLOBAL = new Uint8Array([0x7f, 0x01, 0x41, 0x00, 0x0b]);
+
+/** (global (mut i32) (i32.const value)) */
+function mutI32Global(value: number): Uint8Array {
+  return new Uint8Array([0x7f, 0x01, 0x41, ...s32leb(value), 0x0b]);
+}
 
 function globalExport(exportName: string, idx: number): Uint8Array {
   const name = new TextEncoder().encode(exportName);

@@ -3,11 +3,11 @@
 
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { ABI_MARKERS } from '../abi/constants.js';
-import { IMPLEMENTED_IMPORTS, KNOWN_UNIMPLEMENTED_IMPORTS, WASI_MODULES } from '../abi/host-functions.js';
+import { ABI_MARKERS, type AbiVersion } from '../abi/constants.js';
+import { ABI_0_1_0_ONLY, ABI_0_2_ONLY, IMPLEMENTED_IMPORTS, KNOWN_UNIMPLEMENTED_IMPORTS, WASI_MODULES } from '../abi/host-functions.js';
 import { HostError } from '../errors.js';
 import { rewriteModule } from './metering.js';
-import { DEFAULT_MAX_MEMORY_MB, DEFAULT_MAX_TABLE_ELEMENTS } from '../limits.js';
+import { DEFAULT_FUEL_PER_CALLBACK, DEFAULT_MAX_MEMORY_MB, DEFAULT_MAX_TABLE_ELEMENTS, MAX_FUEL, START_FUEL_FACTOR } from '../limits.js';
 
 /** Defaults for the isolation limits (docs/operating.md "Limits", host/src/limits.ts). */
 export { DEFAULT_MAX_MEMORY_MB } from '../limits.js';
@@ -17,22 +17,32 @@ export interface ModuleLimits {
   metering?: boolean;
   /** Cap linear memory (MiB, default DEFAULT_MAX_MEMORY_MB; 0 = leave the module's own maximum). */
   maxMemoryMb?: number;
+  /** Work budget of the wasm start function (default DEFAULT_START_FUEL; the host passes START_FUEL_FACTOR x limits.fuelPerCallback). */
+  startFuel?: number;
   /** Cap every table (elements, default DEFAULT_MAX_TABLE_ELEMENTS); table.grow past it returns -1. */
   maxTableElements?: number;
 }
+
+/**
+ * Budget of a wasm start function under the default limits: the same budget
+ * _initialize, proxy_on_vm_start and proxy_on_configure get.
+ */
+export const DEFAULT_START_FUEL = Math.min(DEFAULT_FUEL_PER_CALLBACK * START_FUEL_FACTOR, MAX_FUEL);
 
 export interface CompiledModule {
   readonly module: WebAssembly.Module;
   /** Where it came from (a file path, or `<bytes>`), for error messages. */
   readonly source: string;
   readonly sha256: string;
-  readonly abiVersion: '0.2.1' | '0.2.0';
+  readonly abiVersion: AbiVersion;
   readonly exports: ReadonlySet<string>;
   /** ABI or WASI imports the module declares that this host links to stubs. */
   readonly unimplementedImports: readonly string[];
   readonly bytes: number;
   /** True when the module was instrumented with a work budget (vm/metering.ts). */
   readonly metered: boolean;
+  /** True when the module has a wasm start function (it runs inside instantiation, under the start budget). */
+  readonly hasStart: boolean;
   /** Linear memory limits after the cap, in 64 KiB pages. */
   readonly memoryPages: { initial: number; maximum: number | null } | null;
   /** The cap on table elements (null: tables left as declared, the module is not rewritten). */
@@ -71,7 +81,7 @@ export function compileModule(bytes: Uint8Array, source = '<bytes>', expectedSha
     if (other !== undefined) {
       throw new HostError(
         'WASM_ABI_UNSUPPORTED',
-        `${source} declares ${other}; this host speaks Proxy-Wasm ABI 0.2.1 and 0.2.0 — rebuild it with an SDK for ABI 0.2.x`,
+        `${source} declares ${other}; this host speaks Proxy-Wasm ABI 0.2.1, 0.2.0 and 0.1.0 — rebuild it with an SDK for one of those`,
         { file: source, marker: other },
       );
     }
@@ -91,12 +101,19 @@ export function compileModule(bytes: Uint8Array, source = '<bytes>', expectedSha
   if (!exportNames.has('memory')) {
     throw new HostError('WASM_MALFORMED', `${source} does not export its memory`, { file: source });
   }
+  const abiVersion: AbiVersion = marker === 'proxy_abi_version_0_2_1' ? '0.2.1' : marker === 'proxy_abi_version_0_2_0' ? '0.2.0' : '0.1.0';
+  // As cpp-host links them: 0.1.0's stream functions only for 0.1.0 modules, 0.2.x's only for 0.2.x ones.
+  const otherAbi = abiVersion === '0.1.0' ? ABI_0_2_ONLY : ABI_0_1_0_ONLY;
   const unknown: string[] = [];
   const unimplemented: string[] = [];
   for (const imp of WebAssembly.Module.imports(module)) {
     const name = `${imp.module}.${imp.name}`;
     const known = imp.kind === 'function' && (imp.module === 'env' || WASI_MODULES.has(imp.module));
     const key = imp.module === 'env' ? imp.name : `wasi.${imp.name}`;
+    if (known && imp.module === 'env' && otherAbi.has(key)) {
+      unknown.push(`${name} (ABI ${abiVersion === '0.1.0' ? '0.2.x' : '0.1.0'} only; the module declares ${abiVersion})`);
+      continue;
+    }
     if (known && IMPLEMENTED_IMPORTS.has(key)) continue;
     if (known && KNOWN_UNIMPLEMENTED_IMPORTS.has(key)) {
       unimplemented.push(name);
@@ -118,7 +135,8 @@ export function compileModule(bytes: Uint8Array, source = '<bytes>', expectedSha
   let maxTableElements: number | null = null;
   if (metering || maxMemoryMb > 0) {
     maxTableElements = limits.maxTableElements ?? DEFAULT_MAX_TABLE_ELEMENTS;
-    const rw = rewriteModule(bytes, { fuel: metering, maxMemoryPages: maxMemoryMb > 0 ? Math.max(1, Math.floor((maxMemoryMb * 1024 * 1024) / 65536)) : undefined, maxTableElements, source });
+    const initialFuel = Math.min(limits.startFuel ?? DEFAULT_START_FUEL, MAX_FUEL);
+    const rw = rewriteModule(bytes, { fuel: metering, initialFuel, maxMemoryPages: maxMemoryMb > 0 ? Math.max(1, Math.floor((maxMemoryMb * 1024 * 1024) / 65536)) : undefined, maxTableElements, source });
     memoryPages = rw.memory;
     try {
       module = new WebAssembly.Module(rw.bytes as Uint8Array<ArrayBuffer>);
@@ -130,12 +148,32 @@ export function compileModule(bytes: Uint8Array, source = '<bytes>', expectedSha
     module,
     source,
     metered: metering,
+    hasStart: hasStartSection(bytes),
     memoryPages,
     maxTableElements,
     sha256,
-    abiVersion: marker === 'proxy_abi_version_0_2_1' ? '0.2.1' : '0.2.0',
+    abiVersion,
     exports: exportNames,
     unimplementedImports: unimplemented,
     bytes: bytes.length,
   };
+}
+
+/** Whether a (valid) module has a start section (id 8). */
+function hasStartSection(bytes: Uint8Array): boolean {
+  let pos = 8;
+  while (pos < bytes.length) {
+    const id = bytes[pos++]!;
+    let size = 0;
+    let shift = 0;
+    for (;;) {
+      const b = bytes[pos++]!;
+      size |= (b & 0x7f) << shift;
+      shift += 7;
+      if ((b & 0x80) === 0) break;
+    }
+    if (id === 8) return true;
+    pos += size >>> 0;
+  }
+  return false;
 }

@@ -1,0 +1,86 @@
+// Shared helpers of the portability tests: WAT modules written from the spec,
+// compiled with wabt; a real upstream; HTTP requests (and raw ones, to see the
+// bytes on the wire); log capture.
+
+import http from 'node:http';
+import net from 'node:net';
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import wabtInit from 'wabt';
+import { LogLevel } from '../../host/src/abi/constants.js';
+import { createLogger, type LogRecord } from '../../host/src/log/logger.js';
+
+const WAT_DIR = join(dirname(fileURLToPath(import.meta.url)), 'wat');
+let wabt: ReturnType<typeof wabtInit> | undefined;
+
+/** Compiles test/portability/wat/NAME.wat. */
+export async function compileWat(name: string): Promise<Uint8Array<ArrayBuffer>> {
+  const w = await (wabt ??= wabtInit());
+  const m = w.parseWat(`${name}.wat`, await readFile(join(WAT_DIR, `${name}.wat`), 'utf8'), { bulk_memory: true, mutable_globals: true, sign_extension: true });
+  try {
+    m.resolveNames();
+    m.validate();
+    return m.toBinary({ write_debug_names: true }).buffer.slice();
+  } finally {
+    m.destroy();
+  }
+}
+
+export interface Res {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+export function request(port: number, path: string, opts: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method: opts.method ?? 'GET', headers: opts.headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+    });
+    req.setTimeout(10_000, () => req.destroy(new Error(`request ${path} timed out`)));
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+/** Sends a raw HTTP/1.1 request (Connection: close) and returns the response head as text, exactly as sent. */
+export function rawHead(port: number, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => s.write(`GET ${path} HTTP/1.1\r\nhost: example.com\r\nconnection: close\r\n\r\n`));
+    const chunks: Buffer[] = [];
+    s.setTimeout(10_000, () => s.destroy(new Error('raw request timed out')));
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.on('end', () => resolve(Buffer.concat(chunks).toString('latin1')));
+    s.on('error', reject);
+  });
+}
+
+/** A logger that keeps records (and keeps them off stderr). */
+export function capture(): { logs: LogRecord[]; logger: ReturnType<typeof createLogger> } {
+  const logs: LogRecord[] = [];
+  return { logs, logger: createLogger(LogLevel.Trace, (r) => logs.push(r)) };
+}
+
+/** An upstream that echoes what it received as JSON: method, url, headers, body length. */
+export async function startEcho(): Promise<{ port: number; close(): Promise<void> }> {
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () => new Promise<void>((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+    }),
+  };
+}

@@ -1,0 +1,100 @@
+// Conformance: filters written against other projects' AssemblyScript SDKs, from
+// npm (sdk-build.ts: @solo-io/proxy-runtime 0.1.8, the newest release, and
+// @gcoredev/proxy-wasm-sdk-as 1.2.3), built at test time with the AssemblyScript
+// each needs, load under the default limits and behave as in Envoy through the real
+// proxy: proxy-runtime's wasm start section runs under metering and it finds its
+// root context by root id; gcore's WASI command entry (_start), its WASI logging and
+// environment; plain-string configuration; local replies through the sender's
+// response callbacks; Content-Length kept by their no-op body callbacks.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { main } from '../../host/src/cli/main.js';
+import { startProxy } from '../../host/src/index.js';
+import { buildSdkFilter, SDK_BUILDS } from './sdk-build.js';
+import { capture, request, startEcho } from './helpers.js';
+
+const [prBuild, gcBuild] = SDK_BUILDS as [(typeof SDK_BUILDS)[0], (typeof SDK_BUILDS)[0]];
+const dir = await mkdtemp(join(tmpdir(), 'wm-sdk-'));
+const [pr, gc] = await Promise.all([buildSdkFilter(prBuild), buildSdkFilter(gcBuild)]);
+await writeFile(join(dir, 'proxy-runtime.wasm'), pr);
+await writeFile(join(dir, 'gcore.wasm'), gc);
+
+const up = await startEcho();
+const log = capture();
+const proxy = await startProxy(
+  {
+    listen: { port: 0 },
+    admin: { port: 0 },
+    routes: [{ name: 'default', upstream: `http://127.0.0.1:${up.port}` }],
+    plugins: [
+      { name: 'pr', url: 'proxy-runtime.wasm', rootId: 'conformance', pluginConfig: 'pr-config' },
+      { name: 'gc', url: 'gcore.wasm', pluginConfig: 'gc-config', vmConfig: { env: { SDK_ENV: 'from-vm-config' } } },
+    ],
+  },
+  { baseDir: dir, logger: log.logger },
+);
+t.teardown(async () => {
+  await proxy.close();
+  await up.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const echoed = (body: string) => JSON.parse(body) as { headers: Record<string, string>; body: string };
+
+t.test(`they load under the default limits: ${SDK_BUILDS.map((b) => b.label).join('; ')}`, async (t) => {
+  const [a, b] = proxy.host.plugins;
+  t.equal(a!.module.metered, true);
+  t.equal(a!.module.hasStart, true, 'proxy-runtime 0.1.8 has a wasm start section, and it ran under metering');
+  t.equal(a!.module.abiVersion, '0.2.0');
+  t.equal(b!.module.abiVersion, '0.2.1');
+  t.ok(b!.module.exports.has('_start'), 'gcore (wasi-shim) is a WASI command: _start');
+});
+
+t.test('request and response headers, configuration as a plain string, WASI environment', async (t) => {
+  const r = await request(proxy.port, '/x');
+  t.equal(r.status, 200);
+  const h = echoed(r.body).headers;
+  t.equal(h['x-sdk-config'], 'pr-config, gc-config', 'each filter got its plain-string configuration, in chain order');
+  t.equal(h['x-sdk-env'], 'from-vm-config', 'gcore reads vmConfig.env through WASI environ_get');
+  t.equal(r.headers['x-sdk'], 'gcore, proxy-runtime', 'response callbacks in reverse chain order');
+});
+
+t.test('a local reply runs the sender\'s response callbacks (Envoy); later filters do not see it', async (t) => {
+  const r = await request(proxy.port, '/deny');
+  t.equal(r.status, 403);
+  t.equal(r.body, 'denied by proxy-runtime');
+  t.equal(r.headers['x-sdk'], 'denied, proxy-runtime', 'its own on_response_headers added to its reply');
+});
+
+t.test('a body passes with its Content-Length (their body callbacks do not change it)', async (t) => {
+  const r = await request(proxy.port, '/post', { method: 'POST', body: 'x'.repeat(5000) });
+  const e = echoed(r.body);
+  t.equal(e.headers['content-length'], '5000');
+  t.equal(e.headers['transfer-encoding'], undefined);
+  t.equal(e.body.length, 5000);
+});
+
+t.test('metrics and WASI logging', async (t) => {
+  const deadline = Date.now() + 5000;
+  const text = async () => (await request(proxy.adminPort!, '/metrics')).body;
+  let m = await text();
+  while (!/sdk_gcore_requests_total\S* [1-9]/.test(m) && Date.now() < deadline) m = await text();
+  t.match(m, /sdk_proxy_runtime_requests_total\S* [1-9]/);
+  t.match(m, /sdk_gcore_requests_total\S* [1-9]/);
+  t.ok(log.logs.some((l) => l.source === 'gc' && /gcore conformance log/.test(l.message)), 'gcore logs through WASI fd_write');
+});
+
+t.test('wasm-mixer check says ok for both', async (t) => {
+  const out: string[] = [];
+  const orig = console.log;
+  console.log = (...a: unknown[]) => void out.push(a.join(' '));
+  try {
+    t.equal(await main(['check', join(dir, 'proxy-runtime.wasm'), join(dir, 'gcore.wasm')]), 0);
+  } finally {
+    console.log = orig;
+  }
+  t.match(out.join('\n'), /proxy-runtime\.wasm: ok .*ABI 0\.2\.0/);
+  t.match(out.join('\n'), /gcore\.wasm: ok .*ABI 0\.2\.1/);
+});
