@@ -32,10 +32,21 @@ t.test('busy process, healthy Redis: the answer is read although the deadline pa
   await lease(1000); // connect and load the script first
   for (let i = 0; i < 3; i++) {
     const p = lease(50);
-    setImmediate(() => busy(300)); // after the command went out: Redis answers in microseconds, this process reads it 300 ms later
+    // Two turns later, after the command went out: Redis answers in microseconds, and this
+    // process, busy for 6 x the deadline, reads the answer only afterwards.
+    setImmediate(() => setImmediate(() => busy(300)));
     const r = await p;
     t.equal(r.headers[0]![1], '200', `lease ${i} answered`);
     t.equal(JSON.parse(Buffer.from(r.body).toString()).granted, 1);
+  }
+});
+
+t.test('busy before the command went out: Redis gets another timeout (within MAX_DEADLINE_FACTOR x)', async (t) => {
+  for (let i = 0; i < 3; i++) {
+    const p = lease(100);
+    setImmediate(() => busy(200)); // runs before ioredis writes the command: the timer fires 100 ms late
+    const r = await p;
+    t.equal(r.headers[0]![1], '200', `lease ${i} answered`);
   }
 });
 

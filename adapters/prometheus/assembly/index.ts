@@ -76,7 +76,6 @@ class Plan {
   grpcStatus: i32 = 0;
   principal: i32 = 0;
   cluster: i32 = 0;
-  route: i32 = 0;
   mtls: i32 = 0;
   duration: i32 = 0;
   requestSize: i32 = 0;
@@ -129,12 +128,8 @@ class Values {
       }
       case Src.Principal:
         return this.orUnknown(plan.principal);
-      case Src.Cluster: {
-        // A request answered locally (an auth 403, a quota 429) had no upstream, so no cluster_name;
-        // it was still destined for its route's service, which Istio reports as destination_service.
-        let c = ps.str(plan.cluster);
-        return c !== null && c.length > 0 ? c : this.orUnknown(plan.route);
-      }
+      case Src.Cluster:
+        return this.orUnknown(plan.cluster);
       case Src.SecurityPolicy:
         return ps.len(plan.mtls) >= 1 && load<u8>(ps.ptr(plan.mtls)) != 0 ? "mutual_tls" : "none";
       default:
@@ -472,7 +467,6 @@ class Prometheus extends Adapter {
     plan.grpcStatus = ps.add(["response", "headers", "grpc-status"]);
     plan.principal = ps.add(["mixer", "principal"]);
     plan.cluster = ps.add(["cluster_name"]);
-    plan.route = ps.add(["route_name"]);
     plan.mtls = ps.add(["connection", "mtls"]);
     plan.duration = ps.add(["request", "duration"]);
     plan.requestSize = ps.add(["request", "size"]);

@@ -87,7 +87,7 @@ t.test('fixed window through Sentinel, across SENTINEL FAILOVER', async (t) => {
   let promoted = false;
   for (let i = 0; i < 400 && !promoted; i++) {
     results.push(...(await blast(proxy.port, 8, 8)));
-    promoted = (await cli(replica, 'ROLE')).startsWith('master');
+    promoted = (await cli(replica, 'ROLE').catch(() => '')).startsWith('master'); // the switch closes client connections
   }
   t.ok(promoted, 'the replica was promoted');
   // Until the client follows the switch, leases may fail (on_error: closed denies them).

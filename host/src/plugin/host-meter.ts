@@ -58,7 +58,7 @@ type AnyFn = (...args: unknown[]) => unknown;
 
 /**
  * A wrapper with the same number of parameters as `fn` (host functions take up to
- * ten): a fixed-arity closure is cheaper for V8 to call than a rest/spread one,
+ * ten, but proxy_grpc_call's twelve): a fixed-arity closure is cheaper for V8 to call than a rest/spread one,
  * and this sits on every host call.
  */
 function metered(fn: AnyFn, meter: HostMeter): AnyFn {
@@ -71,6 +71,8 @@ function metered(fn: AnyFn, meter: HostMeter): AnyFn {
     case 4: return (a, b, c, d) => { const r = f(a, b, c, d); meter.call(); return r; };
     case 5: return (a, b, c, d, e) => { const r = f(a, b, c, d, e); meter.call(); return r; };
     default:
+      // proxy_grpc_call takes twelve: those past ten keep every argument.
+      if (fn.length > 10) return (...args: unknown[]) => { const r = fn(...args); meter.call(); return r; };
       return (a, b, c, d, e, g, h, i, j, k) => { const r = f(a, b, c, d, e, g, h, i, j, k); meter.call(); return r; };
   }
 }

@@ -3,9 +3,13 @@
 // take a late-read answer for a Redis outage: that marks the cluster down and applies
 // on_error (fail open past the limit, or 503s) while Redis is healthy.
 
+import { performance } from 'node:perf_hooks';
+
 /** How late a timer may fire before the process counts as busy: max(LAG_FLOOR_MS, timeout / LAG_FRACTION). */
 const LAG_FLOOR_MS = 10;
 const LAG_FRACTION = 10;
+/** Event-loop utilization over the wait above which the process counts as busy too (every turn short, but back to back). */
+const BUSY_UTILIZATION = 0.9;
 /** However busy the process, a lease fails after this many times its timeout. */
 export const MAX_DEADLINE_FACTOR = 4;
 
@@ -17,7 +21,8 @@ export const MAX_DEADLINE_FACTOR = 4;
  * - on expiry, the verdict waits one more turn, so an answer already waiting in the socket
  *   is read first (Node runs expired timers before it reads sockets);
  * - if the timer fired late (the event loop was busy for longer than a tenth of the
- *   timeout), Redis gets another `timeoutMs`, up to MAX_DEADLINE_FACTOR x `timeoutMs` in all.
+ *   timeout) or the event loop was busy over 90% of the wait, Redis gets another
+ *   `timeoutMs`, up to MAX_DEADLINE_FACTOR x `timeoutMs` in all.
  * A responsive process whose Redis does not answer (paused, partitioned) still fails at
  * about `timeoutMs`.
  */
@@ -31,7 +36,8 @@ export function leaseDeadline(timeoutMs: number, expire: () => void): () => void
   const fire = () => {
     verdict = setImmediate(() => {
       const now = performance.now();
-      if (now - due > tolerance && now + timeout - start <= MAX_DEADLINE_FACTOR * timeout) {
+      const busy = now - due > tolerance || performance.eventLoopUtilization(elu).utilization > BUSY_UTILIZATION;
+      if (busy && now + timeout - start <= MAX_DEADLINE_FACTOR * timeout) {
         due = now + timeout;
         timer = setTimeout(fire, timeout);
         return;
@@ -39,7 +45,9 @@ export function leaseDeadline(timeoutMs: number, expire: () => void): () => void
       expire();
     });
   };
+  let elu = performance.eventLoopUtilization();
   const arm = setImmediate(() => {
+    elu = performance.eventLoopUtilization();
     start = performance.now();
     due = start + timeout;
     timer = setTimeout(fire, timeout);
