@@ -162,7 +162,9 @@ writeFileSync(
     '',
     `${date}, ${machine.cpus} vCPU ${machine.model}, Node ${machine.node}. Median of ${reps} interleaved runs of ${seconds} s at saturation (wrk, ${connections} connections, closed loop).`,
     '',
-    'Other programs ran on the machine during the runs (other sessions\' builds and tests): their share is in the "other programs" column, and the proxy got only what was left. Read CPU per request, not req/s; see docs/benchmark.md "Workers".',
+    summary.some((s) => s.otherProgramsCores > 0.2)
+      ? 'Other programs ran on the machine during the runs: their share is in the "other programs" column, and the proxy got only what was left. Read CPU per request, not req/s; see docs/benchmark.md "Workers".'
+      : 'The machine was otherwise quiet ("other programs" column). On 2 cores the upstream and wrk share the cores with the proxy, so 2 workers cannot double throughput here; see docs/benchmark.md "Workers".',
     '',
     '| scenario | req/s (min–max) | proxy CPU per request (primary + workers) | proxy cores used | upstream + wrk cores | other programs (cores) | p50 / p99 |',
     '|---|---|---|---|---|---|---|',
