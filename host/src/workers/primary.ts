@@ -65,7 +65,6 @@ interface Slot {
   generation: number;
   lastMetrics: FamilySnapshot[];
   restartTimer: NodeJS.Timeout | null;
-  readonly limiter: RestartLimiter;
 }
 
 const RPC_TIMEOUT_MS = 10_000;
@@ -100,8 +99,10 @@ export async function startPrimary(initial: MixerConfig, opts: PrimaryOptions): 
     generation: 0,
     lastMetrics: [],
     restartTimer: null,
-    limiter: new RestartLimiter(config.workerRestart),
   }));
+  // One crash-rate limit for the whole proxy, not one per slot: workers die of the same causes
+  // (a module that crashes the process, a bad host), so N slots must not allow N times the rate.
+  const restarts = new RestartLimiter(config.workerRestart);
 
   /** Reloads and worker (re)starts take turns, so a worker never misses a reload. */
   let turn: Promise<unknown> = Promise.resolve();
@@ -159,7 +160,7 @@ export async function startPrimary(initial: MixerConfig, opts: PrimaryOptions): 
     slot.ready = false;
     if (closing) return;
     exits(signal !== null ? 'signal' : 'crash')();
-    const wait = slot.limiter.next();
+    const wait = restarts.next();
     const how = signal !== null ? `signal ${signal}` : `code ${code}`;
     if (!Number.isFinite(wait)) {
       logger.log(LogLevel.Error, 'primary', `worker ${slot.id} (pid ${w.process.pid}) exited (${how}); workerRestart.maxRestarts is 0, it stays down`, { code: 'WORKER_EXITED' });
