@@ -3,25 +3,10 @@
 
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { request, startCli, until, workersOf } from './helpers.js';
-
-/** An upstream that answers /slow after `slowMs`, everything else at once. */
-async function upstream(slowMs: number): Promise<{ port: number; close(): Promise<void> }> {
-  const server = http.createServer((req, res) => {
-    const send = () => res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
-    if (req.url?.startsWith('/slow')) setTimeout(send, slowMs);
-    else send();
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))),
-  };
-}
+import { request, slowUpstream as upstream, startCli, until, workersOf } from './helpers.js';
 
 t.test('SIGTERM drains in-flight requests in every worker, then exits 0', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'wm-workers-drain-'));

@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { ROOT } from '../oop/helpers.js';
 
@@ -94,4 +95,18 @@ export async function until(what: string, fn: () => Promise<boolean> | boolean, 
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** An upstream that answers /slow after `slowMs`, everything else at once. */
+export async function slowUpstream(slowMs: number): Promise<{ port: number; close(): Promise<void> }> {
+  const server = http.createServer((req, res) => {
+    const send = () => res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+    if (req.url?.startsWith('/slow')) setTimeout(send, slowMs);
+    else send();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))),
+  };
 }

@@ -23,8 +23,6 @@ export class ProcExit extends Error {
 
 type Fn = (...args: never[]) => number | bigint | void;
 
-/** ABI functions this host does not support yet: they link, log a warning at load, and return UNIMPLEMENTED. */
-const UNIMPLEMENTED_ENV: string[] = [];
 /** WASI functions Envoy registers that make no sense for a filter: they return ENOSYS. */
 const UNIMPLEMENTED_WASI = [
   'fd_read', 'fd_close', 'fd_seek', 'fd_fdstat_get', 'fd_fdstat_set_flags', 'fd_prestat_get', 'fd_prestat_dir_name',
@@ -433,8 +431,6 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
     },
   };
 
-  for (const name of UNIMPLEMENTED_ENV) env[name] = () => Status.Unimplemented;
-
   /** The arguments proxy_grpc_call and proxy_grpc_stream share; a status, or null for an upstream the plugin may not call. */
   function grpcRequest(
     upstreamPtr: number, upstreamSize: number, servicePtr: number, serviceSize: number, methodPtr: number, methodSize: number,
@@ -589,5 +585,5 @@ const WASI_FUNCTIONS = [
 
 /** Import names the host implements: `proxy_*` for env, `wasi.<name>` for either WASI module. */
 export const IMPLEMENTED_IMPORTS: ReadonlySet<string> = new Set([...ENV_FUNCTIONS, ...WASI_FUNCTIONS.map((n) => `wasi.${n}`)]);
-/** Import names that link to stubs returning UNIMPLEMENTED / ENOSYS; loading logs a warning naming them. */
-export const KNOWN_UNIMPLEMENTED_IMPORTS: ReadonlySet<string> = new Set([...UNIMPLEMENTED_ENV, ...UNIMPLEMENTED_WASI.map((n) => `wasi.${n}`)]);
+/** Import names that link to stubs returning ENOSYS (every proxy_* function is implemented); loading logs a warning naming them. */
+export const KNOWN_UNIMPLEMENTED_IMPORTS: ReadonlySet<string> = new Set(UNIMPLEMENTED_WASI.map((n) => `wasi.${n}`));

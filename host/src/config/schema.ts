@@ -156,6 +156,17 @@ export interface MixerConfig {
   workerRestart?: { maxRestarts?: number; windowMs?: number; initialBackoffMs?: number; maxBackoffMs?: number };
 }
 
+/** A crash-restart policy: a plugin's VM restarts (plugins[].restart) and the workers' (workerRestart). */
+const restartPolicy = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    maxRestarts: { type: 'integer', minimum: 0 },
+    windowMs: { type: 'integer', minimum: 1 },
+    initialBackoffMs: { type: 'integer', minimum: 0 },
+    maxBackoffMs: { type: 'integer', minimum: 0 },
+  },
+} as const;
 const logLevel = { enum: ['trace', 'debug', 'info', 'warn', 'error', 'critical'] };
 const listen = {
   type: 'object',
@@ -187,16 +198,7 @@ export const CONFIG_SCHEMA = {
       properties: { intervalMs: { type: 'integer', minimum: 0, maximum: 3600000 }, burst: { type: 'integer', minimum: 1, maximum: 100000 } },
     },
     workers: { anyOf: [{ type: 'integer', minimum: 1, maximum: 256 }, { const: 'auto' }] },
-    workerRestart: {
-      type: 'object',
-      additionalProperties: false,
-      properties: {
-        maxRestarts: { type: 'integer', minimum: 0 },
-        windowMs: { type: 'integer', minimum: 1 },
-        initialBackoffMs: { type: 'integer', minimum: 0 },
-        maxBackoffMs: { type: 'integer', minimum: 0 },
-      },
-    },
+    workerRestart: restartPolicy,
     routes: {
       type: 'array',
       items: {
@@ -277,16 +279,7 @@ export const CONFIG_SCHEMA = {
               maxBufferedBodyBytes: { type: 'integer', minimum: 1024, maximum: 1073741824 },
             },
           },
-          restart: {
-            type: 'object',
-            additionalProperties: false,
-            properties: {
-              maxRestarts: { type: 'integer', minimum: 0 },
-              windowMs: { type: 'integer', minimum: 1 },
-              initialBackoffMs: { type: 'integer', minimum: 0 },
-              maxBackoffMs: { type: 'integer', minimum: 0 },
-            },
-          },
+          restart: restartPolicy,
           capabilities: {
             type: 'array',
             uniqueItems: true,
