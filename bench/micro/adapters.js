@@ -1,0 +1,146 @@
+// Issue 14's measurement: CPU time per request of the benchmark's adapters in process,
+// driven through WasmHost the way the proxy drives them (request headers, response
+// headers, log phase) with one API-key request, sequentially. Variants, interleaved,
+// each against the no-adapter host measured in the same run:
+//   none             WasmHost with no plugins (the baseline)
+//   auth, quota, logging, prometheus   each adapter alone with its benchmark config
+//   chain4           the four together (bench/e2e/configs.js, unchanged)
+//   chain4 unmetered the same with limits.metering: false (what the work budget costs)
+//   header-check     the SDK's example adapter
+//
+//   node bench/micro/adapters.js [--runs 5] [--requests 20000] [--json] [--out FILE]
+//
+// Needs `npm run build`. CPU is process.cpuUsage() (all threads: the access log's file
+// writes included); the loop yields to the event loop every 64 requests so those writes
+// happen inside the measurement. Figures are medians of --runs interleaved runs.
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { WasmHost } from '../../dist/host/src/index.js';
+import { validateConfig } from '../../dist/host/src/config/load.js';
+import { benchConfig, chainPlugins, makeCredentials } from '../e2e/configs.js';
+import { median, spread, round } from '../core/stats.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, '../..');
+const { values: opt } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '5' },
+    requests: { type: 'string', default: '20000' },
+    json: { type: 'boolean', default: false },
+    out: { type: 'string' },
+    only: { type: 'string' },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (opt.help) {
+  process.stdout.write('node bench/micro/adapters.js [--runs 5] [--requests 20000] [--only v1,v2] [--json] [--out FILE]\n');
+  process.exit(0);
+}
+const RUNS = Number(opt.runs);
+const REQUESTS = Number(opt.requests);
+
+const tmp = await mkdtemp(join(os.tmpdir(), 'wm-bench-adapters-'));
+const creds = await makeCredentials();
+const wasmDir = resolve(root, 'wasm');
+const quiet = { level: 5, log() {} };
+const all = chainPlugins(4, creds, wasmDir);
+const byName = Object.fromEntries(all.map((p) => [p.name, p]));
+
+async function host(plugins, limits) {
+  const c = benchConfig({ mode: 'inproc', n: 4, creds, wasmDir, upstreamPort: 9, logDir: tmp });
+  c.plugins = plugins.map((p) => ({ ...structuredClone(p), ...(limits ? { limits } : {}) }));
+  return WasmHost.create(validateConfig(c, 'bench adapters'), { logger: quiet, baseDir: tmp });
+}
+
+const variants = {
+  none: await host([]),
+  auth: await host([byName.auth]),
+  quota: await host([byName.quota]),
+  logging: await host([byName.logging]),
+  prometheus: await host([byName.prometheus]),
+  chain4: await host(all),
+  'chain4 unmetered': await host(all, { metering: false }),
+  'header-check': await host([{ name: 'header-check', url: resolve(wasmDir, 'header-check.wasm'), pluginConfig: { header: 'x-api-key' } }]),
+};
+const names = Object.keys(variants).filter((n) => !opt.only || n === 'none' || opt.only.split(',').includes(n));
+
+const respHeaders = [['content-type', 'application/octet-stream'], ['content-length', '1024']];
+let conn = 0;
+let denied = 0;
+function oneRequest(h) {
+  const c = conn++ % 16;
+  const s = h.newStream({
+    method: 'POST',
+    path: '/api/v1/orders?page=2',
+    authority: 'orders.bench.local',
+    headers: [
+      ['user-agent', 'wasm-mixer-bench/1'],
+      ['accept', '*/*'],
+      ['content-type', 'application/octet-stream'],
+      ['content-length', '1024'],
+      ['x-api-key', creds.apiKey],
+      ['x-request-id', randomUUID()],
+    ],
+    route: 'orders',
+    info: { sourceAddress: '127.0.0.1', sourcePort: 40000 + c, destinationAddress: '127.0.0.1', destinationPort: 8080, connectionId: c + 1, protocol: 'HTTP/1.1', clusterName: 'orders', upstreamAddress: '127.0.0.1:9' },
+  });
+  const d = s.requestHeaders(false);
+  if (d instanceof Promise) throw new Error('in-process chain returned a promise');
+  if (d.action !== 'continue') {
+    denied++;
+    s.finish();
+    return;
+  }
+  s.stream.requestHeadersSent = true;
+  s.stream.info.requestBytes = 1024;
+  s.responseHeaders(200, respHeaders.slice(), false);
+  s.stream.responseHeadersSent = true;
+  s.stream.info.responseBytes = 1024;
+  s.finish();
+}
+
+async function measure(h, n) {
+  const c0 = process.cpuUsage();
+  for (let i = 0; i < n; i++) {
+    oneRequest(h);
+    if ((i & 63) === 63) await new Promise(setImmediate);
+  }
+  await new Promise(setImmediate);
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / n;
+}
+
+const progress = (s) => process.stderr.write(`  adapters: ${s}\n`);
+for (const n of names) {
+  progress(`warm-up ${n}`);
+  await measure(variants[n], Math.min(REQUESTS, 5000));
+}
+if (denied) throw new Error(`${denied} requests denied during warm-up: the bench config is broken`);
+const samples = Object.fromEntries(names.map((n) => [n, []]));
+for (let r = 0; r < RUNS; r++) {
+  progress(`run ${r + 1}/${RUNS}`);
+  for (const n of r % 2 ? [...names].reverse() : names) samples[n].push(await measure(variants[n], REQUESTS));
+}
+const base = median(samples.none);
+const rows = names.map((n) => {
+  const us = median(samples[n]);
+  return { variant: n, cpuUsPerRequest: round(us, 2), overBaselineUs: round(us - base, 2), spread: spread(samples[n]) };
+});
+const result = {
+  command: `node bench/micro/adapters.js --runs ${RUNS} --requests ${REQUESTS}`,
+  machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, loadavg: os.loadavg().map((x) => round(x, 2)) },
+  date: new Date().toISOString(),
+  rows,
+};
+if (opt.out) await writeFile(opt.out, JSON.stringify(result, null, 2) + '\n');
+if (opt.json) process.stdout.write(JSON.stringify(result) + '\n');
+else {
+  process.stdout.write(`| variant | CPU µs/request | over no-adapter host | spread |\n|---|---|---|---|\n`);
+  for (const r of rows) process.stdout.write(`| ${r.variant} | ${r.cpuUsPerRequest} | ${r.overBaselineUs} | ${JSON.stringify(r.spread)} |\n`);
+}
+for (const h of Object.values(variants)) await h.close?.();
+process.exit(0);
