@@ -13,10 +13,9 @@
 // See README.md for the config.
 
 import {
-  Adapter, Config, Counter, Histogram, Metric, Report, callForeignFunction, escapeLabelValue, log, parseJSON, quoteJSON, register,
+  Adapter, Attr, AttrSource, AttrType, Config, Counter, Histogram, Metric, PathFilter, PropertySet, Report, attrError, attrString,
+  callForeignFunction, escapeLabelValue, log, parseAttr, parseJSON, quoteJSON, register,
 } from "wasm-mixer/sdk";
-import { Attr, AttrSource, AttrType, attrError, attrString, parseAttr } from "../../logging/assembly/attributes";
-import { PropertySet } from "../../logging/assembly/propset";
 export * from "wasm-mixer/sdk/exports";
 
 const DESCRIBE_FUNCTION = "wasm_mixer.describe_metric";
@@ -298,8 +297,7 @@ class Prometheus extends Adapter {
   metrics: MetricDef[] = [];
   sets: LabelSet[] = [];
   cap: i32 = 1000;
-  excludeExact: string[] = [];
-  excludePrefix: string[] = [];
+  exclude: PathFilter = new PathFilter();
   stamp: i32 = 0;
 
   configure(c: Config): string | null {
@@ -447,15 +445,7 @@ class Prometheus extends Adapter {
       }
     }
 
-    let ex = c.getStrings("exclude_paths");
-    this.excludeExact = [];
-    this.excludePrefix = [];
-    for (let i = 0; i < ex.length; i++) {
-      let p = ex[i];
-      if (!p.startsWith("/")) c.fail("exclude_paths[" + i.toString() + "]", "must start with /");
-      if (p.endsWith("*")) this.excludePrefix.push(p.substring(0, p.length - 1));
-      else this.excludeExact.push(p);
-    }
+    this.exclude = PathFilter.fromConfig(c, "exclude_paths");
     if (c.error !== null) return c.error;
 
     // every attribute a request reads, fetched in one host call per request
@@ -504,21 +494,13 @@ class Prometheus extends Adapter {
     return c.error;
   }
 
-  private excluded(path: string): bool {
-    let q = path.indexOf("?");
-    let p = q < 0 ? path : path.substring(0, q);
-    if (this.excludeExact.includes(p)) return true;
-    for (let i = 0; i < this.excludePrefix.length; i++) if (p.startsWith(this.excludePrefix[i])) return true;
-    return false;
-  }
-
   report(r: Report): void {
     let ps = this.props;
     let plan = this.plan;
     ps.reset();
-    if (this.excludeExact.length > 0 || this.excludePrefix.length > 0) {
-      let path = ps.str(plan.path);
-      if (path !== null && this.excluded(path)) return;
+    if (!this.exclude.isEmpty) {
+      let n = ps.len(plan.path);
+      if (n >= 0 && this.exclude.matchesBytes(ps.ptr(plan.path), n)) return;
     }
     let v = this.values;
     v.reset();
