@@ -28,10 +28,12 @@ export class ByteBuffer {
   }
 
   /** Makes room for n more bytes. */
-  reserve(n: i32): void {
-    let need = this.len + n;
+  @inline reserve(n: i32): void {
+    if (this.len + n > this.buf.byteLength) this.grow(this.len + n);
+  }
+
+  private grow(need: i32): void {
     let cap = this.buf.byteLength;
-    if (need <= cap) return;
     while (cap < need) cap <<= 1;
     let nb = new ArrayBuffer(cap);
     memory.copy(changetype<usize>(nb), this.ptr, <usize>this.len);

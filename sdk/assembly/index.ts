@@ -18,6 +18,7 @@ export { LogLevel, MapType, BufferType, StreamType, MetricType, Status, statusNa
 export { HostStatus, BufferStatus, ForeignCallResult } from "./hostcalls";
 export { ByteBuffer, bytesEqual, bytesStartWith } from "./bytes";
 export { PropertySet } from "./propset";
+export { BytesMap, hashBytes } from "./bytesmap";
 export { PathFilter } from "./paths";
 export { Attr, AttrSource, AttrType, parseAttr, attrError, attrString, attrInt, isoTime, strftime } from "./attributes";
 
