@@ -211,9 +211,10 @@ export class ByteBuffer {
 // ensure n >= s.length. ASCII strings are compared without encoding them.
 function matchPrefix(p: usize, n: i32, s: string, whole: bool): bool {
   let m = s.length;
+  let sp = changetype<usize>(s);
   let i = 0;
   for (; i < m; i++) {
-    let c = s.charCodeAt(i);
+    let c = <i32>load<u16>(sp + (<usize>i << 1));
     if (c >= 0x80) break;
     if (<i32>load<u8>(p + <usize>i) != c) return false;
   }

@@ -60,6 +60,15 @@ export function nameUtf8(s: string): ArrayBuffer {
 }
 
 /**
+ * utf8(s) for a header value: literals (strings in the module's data segment, which live
+ * forever) go through the name cache; values built at run time are encoded each time, so
+ * per-request values neither evict names nor stay alive in the cache.
+ */
+export function valueUtf8(s: string): ArrayBuffer {
+  return changetype<usize>(s) < __heap_base ? nameUtf8(s) : String.UTF8.encode(s);
+}
+
+/**
  * After a hostcall that returned bytes through RET_PTR/RET_SIZE with `out` lent: the bytes
  * are in `out` (in place, or in the host's fresh buffer, which `out` then keeps).
  */
@@ -217,13 +226,13 @@ export function hasHeaderMapValue(map: MapType, key: string): bool {
 
 export function addHeaderMapValue(map: MapType, key: string, value: string): void {
   let k = nameUtf8(key);
-  let v = utf8(value);
+  let v = valueUtf8(value);
   check("proxy_add_header_map_value", abi.proxy_add_header_map_value(<u32>map, ptr(k), len(k), ptr(v), len(v)));
 }
 
 export function replaceHeaderMapValue(map: MapType, key: string, value: string): void {
   let k = nameUtf8(key);
-  let v = utf8(value);
+  let v = valueUtf8(value);
   check(
     "proxy_replace_header_map_value",
     abi.proxy_replace_header_map_value(<u32>map, ptr(k), len(k), ptr(v), len(v)),
