@@ -54,10 +54,18 @@ const DEFAULT_REDACT_HEADERS = ["authorization", "proxy-authorization", "cookie"
 const DEFAULT_REDACT_QUERY = ["api_key", "apikey", "access_token", "id_token", "token", "password", "secret"];
 
 class Field {
-  /** `"key":` as UTF-8, written before the value. */
+  /** `,"key":` (and `"` when the value is a JSON string) as UTF-8: the comma is skipped for the first field written. */
   prefix: ArrayBuffer;
+  /** The one operator of a single-operator format (typed: a number or null), else null. */
+  single: Segment | null;
+  /** The value is a JSON string (so the prefix ends with its opening quote). */
+  quoted: bool;
   constructor(public key: string, public format: Format) {
-    this.prefix = String.UTF8.encode(quoteJSON(key) + ":");
+    let single = format.single;
+    let quoted = single === null || single.kind != Kind.Number;
+    this.prefix = String.UTF8.encode("," + quoteJSON(key) + ":" + (quoted ? "\"" : ""));
+    this.single = single;
+    this.quoted = quoted;
   }
 }
 
@@ -270,21 +278,16 @@ class Logging extends Adapter {
     for (let i = 0, n = fields.length; i < n; i++) {
       let f = unchecked(fields[i]);
       let mark = w.len;
-      if (!first) w.byte(0x2c);
-      w.bytes(f.prefix);
-      let valueAt = w.len;
-      let single = f.format.single;
+      let pre = f.prefix;
+      if (first) w.raw(changetype<usize>(pre) + 1, pre.byteLength - 1);
+      else w.bytes(pre);
+      let valueAt = f.quoted ? w.len - 1 : w.len;
+      let single = f.single;
       let present = true;
       if (single !== null) {
-        if (single.kind == Kind.Number) {
-          present = e.write(single, w, true);
-        } else {
-          w.byte(0x22);
-          present = e.write(single, w, true);
-          if (present) w.byte(0x22);
-        }
+        present = e.write(single, w, true);
+        if (present && f.quoted) w.byte(0x22);
       } else {
-        w.byte(0x22);
         let segs = f.format.segments;
         for (let k = 0, m = segs.length; k < m; k++) if (!e.write(unchecked(segs[k]), w, true)) w.byte(0x2d);
         w.byte(0x22);
