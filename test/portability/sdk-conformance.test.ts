@@ -43,7 +43,7 @@ t.teardown(async () => {
 
 const echoed = (body: string) => JSON.parse(body) as { headers: Record<string, string>; body: string };
 
-t.test(`they load under the default limits: ${SDK_BUILDS.map((b) => b.label).join('; ')}`, async (t) => {
+t.test(`they load under the default limits: ${[prBuild, gcBuild].map((b) => b.label).join('; ')}`, async (t) => {
   const [a, b] = proxy.host.plugins;
   t.equal(a!.module.metered, true);
   t.equal(a!.module.hasStart, true, 'proxy-runtime 0.1.8 has a wasm start section, and it ran under metering');
