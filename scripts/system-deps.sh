@@ -5,6 +5,8 @@
 #   redis-tools   (redis-cli: `redis-cli --cluster create` joins the test cluster)
 #   prometheus    (promtool check metrics, and a real scrape in the telemetry tests)
 #   wrk           (constant-rate latency runs in the benchmark)
+#   clang, lld    (the portability suite compiles a C filter for wasm32 with clang and
+#                 wasm-ld at test time: test/portability/c-build.ts)
 # Nothing is started here and nothing is installed when all are present.
 set -euo pipefail
 need=()
@@ -12,8 +14,10 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v clang >/dev/null 2>&1 || need+=(clang)
+command -v wasm-ld >/dev/null 2>&1 || need+=(lld)
 if [ ${#need[@]} -eq 0 ]; then
-  echo "system-deps: redis-server, redis-cli, promtool and wrk are installed"
+  echo "system-deps: redis-server, redis-cli, promtool, wrk, clang and wasm-ld are installed"
   exit 0
 fi
 SUDO=""
