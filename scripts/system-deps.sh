@@ -7,6 +7,8 @@
 #   wrk           (constant-rate latency runs in the benchmark)
 #   clang, lld    (the portability suite compiles a C filter for wasm32 with clang and
 #                 wasm-ld at test time: test/portability/c-build.ts)
+#   libc++-dev-wasm32, libclang-rt-dev-wasm32 (and wasi-libc, which they pull in)
+#                 (and a C++ filter for wasm32-wasi with libc++ and wasi-libc)
 # Nothing is started here and nothing is installed when all are present.
 set -euo pipefail
 need=()
@@ -16,8 +18,10 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v clang >/dev/null 2>&1 || need+=(clang)
 command -v wasm-ld >/dev/null 2>&1 || need+=(lld)
+[ -f /usr/lib/wasm32-wasi/libc++.a ] || need+=(libc++-dev-wasm32)
+compgen -G '/usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a' >/dev/null || need+=(libclang-rt-dev-wasm32)
 if [ ${#need[@]} -eq 0 ]; then
-  echo "system-deps: redis-server, redis-cli, promtool, wrk, clang and wasm-ld are installed"
+  echo "system-deps: redis-server, redis-cli, promtool, wrk, clang, wasm-ld and the wasm32 libc/libc++ are installed"
   exit 0
 fi
 SUDO=""

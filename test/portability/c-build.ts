@@ -1,11 +1,16 @@
-// Builds the C conformance filter (test/portability/c-filter/: filter.c against
-// proxy_wasm.h, both written for this suite from the Proxy-Wasm spec) with the
-// system's clang and wasm-ld for wasm32, no libc: the third toolchain kind of the
-// conformance suite, next to AssemblyScript SDK builds and hand-written WAT.
+// Builds the native conformance filters in test/portability/native-filters/, written
+// for this suite from the Proxy-Wasm spec, with Debian's LLVM toolchain:
+//   C    filter.c against proxy_wasm.h: clang + wasm-ld for wasm32, no libc;
+//   C++  filter.cc + context.cc (a small C++ layer over proxy_wasm.h): clang++ with
+//        libc++ and wasi-libc for wasm32-wasi, a WASI reactor, the toolchain shape
+//        of a C++ SDK build.
+// The other toolchain kinds of the conformance suite are AssemblyScript SDK builds
+// (sdk-build.ts) and hand-written WAT.
 //
-// clang and lld come from Debian (scripts/system-deps.sh, `npm run system-deps`).
-// When they are missing the test fails and says so; it is never skipped. Builds are
-// cached under the OS temp dir, keyed by the compiler version, flags and sources.
+// The compilers and the wasm32 libraries come from Debian (scripts/system-deps.sh,
+// `npm run system-deps`). When they are missing the test fails and says so; it is
+// never skipped. Builds are cached under the OS temp dir, keyed by the compiler
+// version, the flags and the sources.
 
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -15,50 +20,75 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const SRC = join(dirname(fileURLToPath(import.meta.url)), 'c-filter');
+const SRC = join(dirname(fileURLToPath(import.meta.url)), 'native-filters');
 const CACHE = join(tmpdir(), 'wasm-mixer-c-conformance');
-const TIMEOUT_MS = 60_000;
+const TIMEOUT_MS = 120_000;
+const SYSTEM_DEPS = 'run `npm run system-deps` (installs Debian\'s clang, lld, libc++-dev-wasm32 and libclang-rt-dev-wasm32)';
 
-/** What the test reports as the toolchain. */
-export const C_TOOLCHAIN = 'C, clang + wasm-ld (Debian lld), --target=wasm32 -nostdlib, ABI 0.2.1';
+export interface NativeBuild {
+  readonly name: string;
+  /** What a test calls it. */
+  readonly label: string;
+  readonly compiler: 'clang' | 'clang++';
+  readonly args: readonly string[];
+}
 
-// Freestanding wasm32: no libc, so no memcpy/memset calls may be synthesised
-// (-fno-builtin); memory is exported by wasm-ld; there is no _start (--no-entry),
-// the filter exports _initialize itself, as an Emscripten reactor does.
-const FLAGS = ['--target=wasm32', '-O2', '-nostdlib', '-ffreestanding', '-fno-builtin', '-Wall', '-Wextra', '-Werror', '-Wno-unused-parameter', '-Wl,--no-entry', '-Wl,--strip-debug'];
+const WARNINGS = ['-Wall', '-Wextra', '-Werror', '-Wno-unused-parameter'];
 
-function run(cmd: string, args: string[], cwd: string): Promise<string> {
+export const C_BUILD: NativeBuild = {
+  name: 'c',
+  label: 'C, clang + wasm-ld (Debian lld), --target=wasm32 -nostdlib, ABI 0.2.1',
+  compiler: 'clang',
+  // Freestanding: no memcpy/memset calls may be synthesised (-fno-builtin); wasm-ld
+  // exports memory; no _start (--no-entry): the filter exports _initialize itself.
+  args: ['--target=wasm32', '-O2', '-nostdlib', '-ffreestanding', '-fno-builtin', ...WARNINGS, '-Wl,--no-entry', '-Wl,--strip-debug', 'filter.c'],
+};
+
+export const CXX_BUILD: NativeBuild = {
+  name: 'cxx',
+  label: 'C++17, clang++ + libc++ + wasi-libc (Debian), --target=wasm32-wasi reactor, ABI 0.2.1',
+  compiler: 'clang++',
+  // -mexec-model=reactor: wasi-libc's crt1-reactor exports _initialize, which runs the
+  // static constructors (the registrations); malloc is exported as C++ SDK builds do.
+  args: ['--target=wasm32-wasi', '--sysroot=/usr', '-mexec-model=reactor', '-O2', '-std=c++17', '-fno-exceptions', ...WARNINGS, '-Wl,--export=malloc', '-Wl,--strip-debug', 'context.cc', 'filter.cc'],
+};
+
+function run(cmd: string, args: readonly string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { cwd, timeout: TIMEOUT_MS }, (err, out, stderr) => {
+    execFile(cmd, args, { cwd: SRC, timeout: TIMEOUT_MS }, (err, out, stderr) => {
       if (err === null) return resolve(String(out));
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') {
-        return reject(new Error(`${cmd} is not installed: the C conformance filter is compiled with clang and wasm-ld (lld) at test time; run \`npm run system-deps\` (installs Debian's clang and lld)`));
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        return reject(new Error(`${cmd} is not installed: the native conformance filters are compiled at test time; ${SYSTEM_DEPS}`));
       }
-      reject(new Error(`${cmd} ${args.join(' ')} failed:\n${String(stderr).trim() || err.message}`));
+      reject(new Error(`${cmd} ${args.join(' ')} failed${err.killed ? ` (killed after ${TIMEOUT_MS} ms)` : ''}:\n${String(stderr).trim() || err.message}\n(if a header or library for wasm32 is missing: ${SYSTEM_DEPS})`));
     });
   });
 }
 
-let pending: Promise<Uint8Array> | undefined;
+const pending = new Map<string, Promise<Uint8Array>>();
 
-/** The compiled C filter's wasm bytes (from the cache, or compiled now). */
-export function buildCFilter(): Promise<Uint8Array> {
-  return (pending ??= build());
+/** The built filter's wasm bytes (from the cache, or compiled now). */
+export function buildNativeFilter(b: NativeBuild): Promise<Uint8Array> {
+  let p = pending.get(b.name);
+  if (p === undefined) {
+    p = build(b);
+    pending.set(b.name, p);
+  }
+  return p;
 }
 
-async function build(): Promise<Uint8Array> {
-  const version = await run('clang', ['--version'], SRC);
+async function build(b: NativeBuild): Promise<Uint8Array> {
+  const version = await run(b.compiler, ['--version']);
   // clang finds wasm-ld by name; say which one is missing before clang's own message does.
-  await run('wasm-ld', ['--version'], SRC);
-  const h = createHash('sha256').update(JSON.stringify({ version, FLAGS }));
+  await run('wasm-ld', ['--version']);
+  const h = createHash('sha256').update(JSON.stringify({ version, b }));
   for (const f of (await readdir(SRC)).sort()) h.update(f).update(await readFile(join(SRC, f)));
-  const wasm = join(CACHE, `filter-${h.digest('hex').slice(0, 16)}.wasm`);
+  const wasm = join(CACHE, `${b.name}-${h.digest('hex').slice(0, 16)}.wasm`);
   if (existsSync(wasm)) return new Uint8Array(await readFile(wasm));
   await mkdir(CACHE, { recursive: true });
   const tmp = `${wasm}.tmp-${process.pid}-${Date.now()}`;
   try {
-    await run('clang', [...FLAGS, '-o', tmp, 'filter.c'], SRC);
+    await run(b.compiler, [...b.args, '-o', tmp]);
     const bytes = new Uint8Array(await readFile(tmp));
     await rename(tmp, wasm); // atomic publish; a concurrent run writes the same bytes
     return bytes;

@@ -1,4 +1,4 @@
-// Conformance, a third toolchain kind: a filter in C (test/portability/c-filter/),
+// Conformance, a third toolchain kind: a filter in C (test/portability/native-filters/),
 // compiled at test time by clang + wasm-ld for wasm32 against a header written from
 // the spec (c-build.ts), shaped like what the C++ SDK emits: ABI 0.2.1, malloc and
 // proxy_on_memory_allocate, an _initialize that runs static constructors, and a
@@ -15,11 +15,11 @@ import { join } from 'node:path';
 import t from 'tap';
 import { main } from '../../host/src/cli/main.js';
 import { startProxy } from '../../host/src/index.js';
-import { buildCFilter, C_TOOLCHAIN } from './c-build.js';
+import { buildNativeFilter, C_BUILD } from './c-build.js';
 import { capture, request, startEcho } from './helpers.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'wm-c-'));
-await writeFile(join(dir, 'c-filter.wasm'), await buildCFilter());
+await writeFile(join(dir, 'c-filter.wasm'), await buildNativeFilter(C_BUILD));
 
 const up = await startEcho();
 const log = capture();
@@ -44,7 +44,7 @@ t.teardown(async () => {
 
 const echoed = (body: string) => JSON.parse(body) as { headers: Record<string, string>; body: string };
 
-t.test(`it loads under the default limits: ${C_TOOLCHAIN}`, async (t) => {
+t.test(`it loads under the default limits: ${C_BUILD.label}`, async (t) => {
   const [c, other] = proxy.host.plugins;
   t.equal(c!.module.abiVersion, '0.2.1');
   t.equal(c!.module.metered, true);

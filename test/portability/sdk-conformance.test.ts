@@ -13,6 +13,8 @@
 //   @gcoredev/proxy-wasm-sdk-as      1.2.3    0.28.20 + wasi-shim  0.2.1  asc, from npm        this file
 //   @solo-io/proxy-runtime           0.1.1    0.9.4                0.1.0  asc, from npm        sdk-conformance-abi010.test.ts
 //   none: C against a spec header    -        -                    0.2.1  clang 14 + wasm-ld   c-filter.test.ts
+//   none: C++ over a spec header     -        -                    0.2.1  clang++ 14, libc++,  cxx-filter.test.ts
+//                                                                         wasi-libc (reactor)
 // All load under the default limits and behave as in Envoy. Only these two other-SDK
 // projects are reachable from this machine's registries (npm, Debian):
 // @kong/proxy-wasm-sdk and @nobodyiam/proxy-runtime are 404 on npm, and the Rust, Go
