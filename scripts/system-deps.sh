@@ -6,7 +6,7 @@
 #   prometheus    (promtool check metrics, and a real scrape in the telemetry tests)
 #   wrk           (constant-rate latency runs in the benchmark)
 #   clang, lld    (the portability suite compiles a C filter for wasm32 with clang and
-#                 wasm-ld at test time: test/portability/c-build.ts)
+#                 wasm-ld at test time: test/portability/native-build.ts)
 #   libc++-dev-wasm32, libclang-rt-dev-wasm32 (and wasi-libc, which they pull in)
 #                 (and a C++ filter for wasm32-wasi with libc++ and wasi-libc)
 # Nothing is started here and nothing is installed when all are present.

@@ -1,6 +1,6 @@
 // Conformance, a third toolchain kind: a filter in C (test/portability/native-filters/),
 // compiled at test time by clang + wasm-ld for wasm32 against a header written from
-// the spec (c-build.ts), shaped like what the C++ SDK emits: ABI 0.2.1, malloc and
+// the spec (native-build.ts), shaped like what the C++ SDK emits: ABI 0.2.1, malloc and
 // proxy_on_memory_allocate, an _initialize that runs static constructors, and a
 // registration under the empty root id. It loads under the default limits and
 // behaves as in Envoy through the real proxy: VM and plugin configuration through
@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { main } from '../../host/src/cli/main.js';
 import { startProxy } from '../../host/src/index.js';
-import { buildNativeFilter, C_BUILD } from './c-build.js';
+import { buildNativeFilter, C_BUILD } from './native-build.js';
 import { capture, request, startEcho } from './helpers.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'wm-c-'));

@@ -1,7 +1,7 @@
 // Conformance, the C++ toolchain: a filter in C++17 (test/portability/native-filters/
 // filter.cc over context.cc, a small C++ layer written from the spec), compiled at
 // test time by clang++ with libc++ and wasi-libc for wasm32-wasi as a WASI reactor
-// (c-build.ts): the shape of a C++ SDK build (virtual context classes, factories
+// (native-build.ts): the shape of a C++ SDK build (virtual context classes, factories
 // registered by root id from static objects, std::unordered_map, libc malloc
 // exported, printf through WASI fd_write). Two plugins share the module under two
 // registered root ids, a third root id has no registration; through the real proxy
@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { main } from '../../host/src/cli/main.js';
 import { startProxy } from '../../host/src/index.js';
-import { buildNativeFilter, CXX_BUILD } from './c-build.js';
+import { buildNativeFilter, CXX_BUILD } from './native-build.js';
 import { capture, request, startEcho } from './helpers.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'wm-cxx-'));

@@ -2,7 +2,7 @@
 // Proxy-Wasm spec, in the shape C++ SDK filters have: a RootContext per plugin and a
 // Context per stream, virtual callbacks, factories registered by root id from static
 // objects (run by the WASI reactor's _initialize), contexts kept in
-// std::unordered_map. Built with libc++ and wasi-libc for wasm32-wasi (c-build.ts).
+// std::unordered_map. Built with libc++ and wasi-libc for wasm32-wasi (native-build.ts).
 #pragma once
 
 #include <cstdint>

@@ -4,7 +4,7 @@
  * memory, a WASI-reactor _initialize that runs static constructors (where the C++
  * SDK's RegisterContextFactory objects register), root contexts looked up by the
  * plugin_root_id property, with the empty root id as the registered one. Compiled
- * at test time by clang + wasm-ld for wasm32 (test/portability/c-build.ts) against
+ * at test time by clang + wasm-ld for wasm32 (test/portability/native-build.ts) against
  * proxy_wasm.h, written from the spec; no libc.
  *
  *   on_vm_start:  keeps the VM configuration     on_configure: keeps the plugin configuration;

@@ -1,5 +1,5 @@
 // A Proxy-Wasm filter in C++ (context.hpp), built with clang++, libc++ and wasi-libc
-// for wasm32-wasi as a WASI reactor (c-build.ts): the toolchain shape of a C++ SDK
+// for wasm32-wasi as a WASI reactor (native-build.ts): the toolchain shape of a C++ SDK
 // build. Two registrations in one module, as C++ SDK filters often have:
 //   root id ""          request: x-cxx-config: <plugin configuration>,
 //                                x-cxx-path: <property request.path (NUL-separated)>;
