@@ -13,10 +13,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { main } from '../../host/src/cli/main.js';
 import { startProxy } from '../../host/src/index.js';
 import { buildNativeFilter, C_BUILD } from './native-build.js';
-import { capture, request, startEcho } from './helpers.js';
+import { capture, metricsUntil, request, runCheck, startEcho } from './helpers.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'wm-c-'));
 await writeFile(join(dir, 'c-filter.wasm'), await buildNativeFilter(C_BUILD));
@@ -81,10 +80,7 @@ t.test('a body passes with its Content-Length (its body callback does not change
 });
 
 t.test('its counter, incremented in on_log, is exported', async (t) => {
-  const deadline = Date.now() + 5000;
-  const text = async () => (await request(proxy.adminPort!, '/metrics')).body;
-  let m = await text();
-  while (!/c_filter_requests_total\S* 3\n/.test(m) && Date.now() < deadline) m = await text();
+  const m = await metricsUntil(proxy.adminPort!, /c_filter_requests_total\S* 3\n/);
   t.match(m, /c_filter_requests_total\S* 3\n/, 'one per request so far (3), the local reply included');
 });
 
@@ -96,13 +92,7 @@ t.test('on_configure returning false refuses the plugin, as Envoy rejects its co
 });
 
 t.test('wasm-mixer check says ok, ABI 0.2.1', async (t) => {
-  const out: string[] = [];
-  const orig = console.log;
-  console.log = (...a: unknown[]) => void out.push(a.join(' '));
-  try {
-    t.equal(await main(['check', join(dir, 'c-filter.wasm')]), 0);
-  } finally {
-    console.log = orig;
-  }
-  t.match(out.join('\n'), /c-filter\.wasm: ok .*ABI 0\.2\.1/);
+  const { code, out } = await runCheck([join(dir, 'c-filter.wasm')]);
+  t.equal(code, 0);
+  t.match(out, /c-filter\.wasm: ok .*ABI 0\.2\.1/);
 });

@@ -12,10 +12,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { main } from '../../host/src/cli/main.js';
 import { startProxy } from '../../host/src/index.js';
 import { buildNativeFilter, CXX_BUILD } from './native-build.js';
-import { capture, request, startEcho } from './helpers.js';
+import { capture, metricsUntil, request, runCheck, startEcho } from './helpers.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'wm-cxx-'));
 await writeFile(join(dir, 'cxx-filter.wasm'), await buildNativeFilter(CXX_BUILD));
@@ -78,21 +77,12 @@ t.test('a body passes with its Content-Length (its body callback does not change
 });
 
 t.test('its counter, incremented in on_log, is exported', async (t) => {
-  const deadline = Date.now() + 5000;
-  const text = async () => (await request(proxy.adminPort!, '/metrics')).body;
-  let m = await text();
-  while (!/cxx_filter_requests_total\S* 3\n/.test(m) && Date.now() < deadline) m = await text();
+  const m = await metricsUntil(proxy.adminPort!, /cxx_filter_requests_total\S* 3\n/);
   t.match(m, /cxx_filter_requests_total\S* 3\n/, 'one per request so far (3), the local reply included');
 });
 
 t.test('wasm-mixer check says ok, ABI 0.2.1', async (t) => {
-  const out: string[] = [];
-  const orig = console.log;
-  console.log = (...a: unknown[]) => void out.push(a.join(' '));
-  try {
-    t.equal(await main(['check', join(dir, 'cxx-filter.wasm')]), 0);
-  } finally {
-    console.log = orig;
-  }
-  t.match(out.join('\n'), /cxx-filter\.wasm: ok .*ABI 0\.2\.1/);
+  const { code, out } = await runCheck([join(dir, 'cxx-filter.wasm')]);
+  t.equal(code, 0);
+  t.match(out, /cxx-filter\.wasm: ok .*ABI 0\.2\.1/);
 });

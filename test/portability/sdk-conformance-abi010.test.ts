@@ -10,10 +10,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { main } from '../../host/src/cli/main.js';
 import { startProxy } from '../../host/src/index.js';
 import { buildSdkFilter, SDK_BUILDS } from './sdk-build.js';
-import { capture, request, startEcho } from './helpers.js';
+import { capture, metricsUntil, request, runCheck, startEcho } from './helpers.js';
 
 const build = SDK_BUILDS.find((b) => b.filter === 'proxy-runtime-0.1.1');
 if (build === undefined) throw new Error('sdk-build.ts lists no proxy-runtime-0.1.1 build');
@@ -70,21 +69,12 @@ t.test('a body passes with its Content-Length (its body callback does not change
 });
 
 t.test('its counter, incremented in on_log, is exported', async (t) => {
-  const deadline = Date.now() + 5000;
-  const text = async () => (await request(proxy.adminPort!, '/metrics')).body;
-  let m = await text();
-  while (!/sdk_proxy_runtime_011_requests_total\S* [1-9]/.test(m) && Date.now() < deadline) m = await text();
+  const m = await metricsUntil(proxy.adminPort!, /sdk_proxy_runtime_011_requests_total\S* [1-9]/);
   t.match(m, /sdk_proxy_runtime_011_requests_total\S* [1-9]/);
 });
 
 t.test('wasm-mixer check says ok, ABI 0.1.0', async (t) => {
-  const out: string[] = [];
-  const orig = console.log;
-  console.log = (...a: unknown[]) => void out.push(a.join(' '));
-  try {
-    t.equal(await main(['check', join(dir, 'proxy-runtime-0.1.1.wasm')]), 0);
-  } finally {
-    console.log = orig;
-  }
-  t.match(out.join('\n'), /proxy-runtime-0\.1\.1\.wasm: ok .*ABI 0\.1\.0/);
+  const { code, out } = await runCheck([join(dir, 'proxy-runtime-0.1.1.wasm')]);
+  t.equal(code, 0);
+  t.match(out, /proxy-runtime-0\.1\.1\.wasm: ok .*ABI 0\.1\.0/);
 });
