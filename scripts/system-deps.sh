@@ -9,6 +9,8 @@
 #                 wasm-ld at test time: test/portability/native-build.ts)
 #   libc++-dev-wasm32, libclang-rt-dev-wasm32 (and wasi-libc, which they pull in)
 #                 (and a C++ filter for wasm32-wasi with libc++ and wasi-libc)
+#   rustc, libstd-rust-dev-wasm32 (and a Rust filter for wasm32-wasi; /usr/bin/rustc is
+#                 used by path, a rustup toolchain on PATH need not have the wasm32 std)
 # Nothing is started here and nothing is installed when all are present.
 set -euo pipefail
 need=()
@@ -20,8 +22,10 @@ command -v clang >/dev/null 2>&1 || need+=(clang)
 command -v wasm-ld >/dev/null 2>&1 || need+=(lld)
 [ -f /usr/lib/wasm32-wasi/libc++.a ] || need+=(libc++-dev-wasm32)
 compgen -G '/usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a' >/dev/null || need+=(libclang-rt-dev-wasm32)
+[ -x /usr/bin/rustc ] || need+=(rustc)
+[ -d /usr/lib/rustlib/wasm32-wasi ] || need+=(libstd-rust-dev-wasm32)
 if [ ${#need[@]} -eq 0 ]; then
-  echo "system-deps: redis-server, redis-cli, promtool, wrk, clang, wasm-ld and the wasm32 libc/libc++ are installed"
+  echo "system-deps: redis-server, redis-cli, promtool, wrk, clang, wasm-ld, rustc and the wasm32 libraries are installed"
   exit 0
 fi
 SUDO=""

@@ -3,7 +3,9 @@
 //   C    filter.c against proxy_wasm.h: clang + wasm-ld for wasm32, no libc;
 //   C++  filter.cc + context.cc (a small C++ layer over proxy_wasm.h): clang++ with
 //        libc++ and wasi-libc for wasm32-wasi, a WASI reactor, the toolchain shape
-//        of a C++ SDK build.
+//        of a C++ SDK build;
+//   Rust filter.rs, straight against the ABI: Debian's rustc for wasm32-wasi, a
+//        cdylib, the module shape of a Rust SDK build.
 // The other toolchain kinds of the conformance suite are AssemblyScript SDK builds
 // (sdk-build.ts) and hand-written WAT.
 //
@@ -23,15 +25,18 @@ import { fileURLToPath } from 'node:url';
 const SRC = join(dirname(fileURLToPath(import.meta.url)), 'native-filters');
 const CACHE = join(tmpdir(), 'wasm-mixer-c-conformance');
 const TIMEOUT_MS = 120_000;
-const SYSTEM_DEPS = 'run `npm run system-deps` (installs Debian\'s clang, lld, libc++-dev-wasm32 and libclang-rt-dev-wasm32)';
+const SYSTEM_DEPS = 'run `npm run system-deps` (installs Debian\'s clang, lld, libc++-dev-wasm32, libclang-rt-dev-wasm32, rustc and libstd-rust-dev-wasm32)';
 
 export interface NativeBuild {
   readonly name: string;
   /** What a test calls it. */
   readonly label: string;
-  readonly compiler: 'clang' | 'clang++';
+  readonly compiler: 'clang' | 'clang++' | typeof DEBIAN_RUSTC;
   readonly args: readonly string[];
 }
+
+// Debian's, by path: a rustup toolchain earlier on PATH usually has no wasm32 std.
+const DEBIAN_RUSTC = '/usr/bin/rustc';
 
 const WARNINGS = ['-Wall', '-Wextra', '-Werror', '-Wno-unused-parameter'];
 
@@ -51,6 +56,13 @@ export const CXX_BUILD: NativeBuild = {
   // -mexec-model=reactor: wasi-libc's crt1-reactor exports _initialize, which runs the
   // static constructors (the registrations); malloc is exported as C++ SDK builds do.
   args: ['--target=wasm32-wasi', '--sysroot=/usr', '-mexec-model=reactor', '-O2', '-std=c++17', '-fno-exceptions', ...WARNINGS, '-Wl,--export=malloc', '-Wl,--strip-debug', 'context.cc', 'filter.cc'],
+};
+
+export const RUST_BUILD: NativeBuild = {
+  name: 'rust',
+  label: 'Rust 2021, Debian rustc + libstd-rust-dev-wasm32, --target wasm32-wasi cdylib, ABI 0.2.1',
+  compiler: DEBIAN_RUSTC,
+  args: ['--edition', '2021', '--target', 'wasm32-wasi', '--crate-type', 'cdylib', '-C', 'opt-level=2', '-C', 'panic=abort', '-C', 'strip=debuginfo', '-D', 'warnings', 'filter.rs'],
 };
 
 function run(cmd: string, args: readonly string[]): Promise<string> {

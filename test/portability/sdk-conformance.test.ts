@@ -15,6 +15,8 @@
 //   none: C against a spec header    -        -                    0.2.1  clang 14 + wasm-ld   c-filter.test.ts
 //   none: C++ over a spec header     -        -                    0.2.1  clang++ 14, libc++,  cxx-filter.test.ts
 //                                                                         wasi-libc (reactor)
+//   none: Rust against the ABI       -        -                    0.2.1  rustc 1.63 (Debian)  rust-filter.test.ts
+//                                                                         wasm32-wasi cdylib
 // All load under the default limits and behave as in Envoy. Only these two other-SDK
 // projects are reachable from this machine's registries (npm, Debian):
 // @kong/proxy-wasm-sdk and @nobodyiam/proxy-runtime are 404 on npm, and the Rust, Go
