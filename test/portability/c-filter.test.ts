@@ -17,6 +17,8 @@ import { startProxy } from '../../host/src/index.js';
 import { buildNativeFilter, C_BUILD } from './native-build.js';
 import { capture, metricsUntil, request, runCheck, startEcho } from './helpers.js';
 
+// A cold compile (no cached build) on a busy 2-core machine can take a minute.
+t.setTimeout(240_000);
 const dir = await mkdtemp(join(tmpdir(), 'wm-c-'));
 await writeFile(join(dir, 'c-filter.wasm'), await buildNativeFilter(C_BUILD));
 

@@ -15,6 +15,8 @@ import { startProxy } from '../../host/src/index.js';
 import { buildNativeFilter, RUST_BUILD } from './native-build.js';
 import { capture, request, runCheck, startEcho } from './helpers.js';
 
+// A cold compile (no cached build) on a busy 2-core machine can take a minute.
+t.setTimeout(240_000);
 const dir = await mkdtemp(join(tmpdir(), 'wm-rust-'));
 await writeFile(join(dir, 'rust-filter.wasm'), await buildNativeFilter(RUST_BUILD));
 

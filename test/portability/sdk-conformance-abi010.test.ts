@@ -16,6 +16,8 @@ import { capture, metricsUntil, request, runCheck, startEcho } from './helpers.j
 
 const build = SDK_BUILDS.find((b) => b.filter === 'proxy-runtime-0.1.1');
 if (build === undefined) throw new Error('sdk-build.ts lists no proxy-runtime-0.1.1 build');
+// A cold build (npm install, then asc) on a busy 2-core machine can take a minute.
+t.setTimeout(240_000);
 const dir = await mkdtemp(join(tmpdir(), 'wm-sdk010-'));
 await writeFile(join(dir, 'proxy-runtime-0.1.1.wasm'), await buildSdkFilter(build));
 
