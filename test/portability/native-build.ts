@@ -17,7 +17,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +33,8 @@ export interface NativeBuild {
   readonly label: string;
   readonly compiler: 'clang' | 'clang++' | typeof DEBIAN_RUSTC;
   readonly args: readonly string[];
+  /** The files under native-filters/ it reads: the cache key. */
+  readonly inputs: readonly string[];
 }
 
 // Debian's, by path: a rustup toolchain earlier on PATH usually has no wasm32 std.
@@ -47,6 +49,7 @@ export const C_BUILD: NativeBuild = {
   // Freestanding: no memcpy/memset calls may be synthesised (-fno-builtin); wasm-ld
   // exports memory; no _start (--no-entry): the filter exports _initialize itself.
   args: ['--target=wasm32', '-O2', '-nostdlib', '-ffreestanding', '-fno-builtin', ...WARNINGS, '-Wl,--no-entry', '-Wl,--strip-debug', 'filter.c'],
+  inputs: ['filter.c', 'proxy_wasm.h'],
 };
 
 export const CXX_BUILD: NativeBuild = {
@@ -56,6 +59,7 @@ export const CXX_BUILD: NativeBuild = {
   // -mexec-model=reactor: wasi-libc's crt1-reactor exports _initialize, which runs the
   // static constructors (the registrations); malloc is exported as C++ SDK builds do.
   args: ['--target=wasm32-wasi', '--sysroot=/usr', '-mexec-model=reactor', '-O2', '-std=c++17', '-fno-exceptions', ...WARNINGS, '-Wl,--export=malloc', '-Wl,--strip-debug', 'context.cc', 'filter.cc'],
+  inputs: ['context.cc', 'context.hpp', 'filter.cc', 'proxy_wasm.h'],
 };
 
 export const RUST_BUILD: NativeBuild = {
@@ -63,6 +67,7 @@ export const RUST_BUILD: NativeBuild = {
   label: 'Rust 2021, Debian rustc + libstd-rust-dev-wasm32, --target wasm32-wasi cdylib, ABI 0.2.1',
   compiler: DEBIAN_RUSTC,
   args: ['--edition', '2021', '--target', 'wasm32-wasi', '--crate-type', 'cdylib', '-C', 'opt-level=2', '-C', 'panic=abort', '-C', 'strip=debuginfo', '-D', 'warnings', 'filter.rs'],
+  inputs: ['filter.rs'],
 };
 
 function run(cmd: string, args: readonly string[]): Promise<string> {
@@ -94,7 +99,7 @@ async function build(b: NativeBuild): Promise<Uint8Array> {
   // clang finds wasm-ld by name; say which one is missing before clang's own message does.
   await run('wasm-ld', ['--version']);
   const h = createHash('sha256').update(JSON.stringify({ version, b }));
-  for (const f of (await readdir(SRC)).sort()) h.update(f).update(await readFile(join(SRC, f)));
+  for (const f of b.inputs) h.update(f).update(await readFile(join(SRC, f)));
   const wasm = join(CACHE, `${b.name}-${h.digest('hex').slice(0, 16)}.wasm`);
   if (existsSync(wasm)) return new Uint8Array(await readFile(wasm));
   await mkdir(CACHE, { recursive: true });
