@@ -8,6 +8,8 @@ import type { PluginVm } from '../plugin/plugin-vm.js';
 import { BufferType, Errno, LogLevel, MapType, MetricType, Status, StreamType } from './constants.js';
 import { deserializePairs, headerBytes, serializePairs } from './pairs.js';
 import type { GrpcRequest } from '../plugin/grpc-call.js';
+import { fixedPropertySize, writeFixedProperty } from '../plugin/properties.js';
+import type { ForeignWriter } from '../plugin/foreign-functions.js';
 import { MAX_CALLOUT_TIMEOUT_MS, MAX_FD_WRITE_BYTES, MAX_FD_WRITE_IOVECS, MAX_LOG_MESSAGE_BYTES, RANDOM_GET_MAX } from '../limits.js';
 
 export const WASI_MODULES: ReadonlySet<string> = new Set(['wasi_snapshot_preview1', 'wasi_unstable']);
@@ -69,6 +71,38 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
     m.setU32(retPtr, p);
     m.setU32(retSize, s.length);
     return Status.Ok;
+  };
+
+  /** Writes a sized result (an int64 or boolean property, a foreign function's writer) straight into a guest allocation. */
+  const copyOutSized = (w: ForeignWriter, retPtr: number, retSize: number): Status => {
+    const size = w.size;
+    const m = mem();
+    if (!m.inBounds(retPtr, 4) || !m.inBounds(retSize, 4)) return Status.InvalidMemoryAccess;
+    if (size === 0) {
+      m.setU32(retPtr, 0);
+      m.setU32(retSize, 0);
+      return Status.Ok;
+    }
+    const p = vm.allocate(size);
+    const dst = p === 0 ? null : m.writable(p, size);
+    if (dst === null) return Status.InvalidMemoryAccess;
+    w.write(dst);
+    m.setU32(retPtr, p);
+    m.setU32(retSize, size);
+    return Status.Ok;
+  };
+  // One writer for every int64/boolean property: it is used up before the host function returns.
+  const fixed = {
+    value: 0 as number | bigint | boolean,
+    size: 0,
+    write(dst: Uint8Array): void {
+      writeFixedProperty(this.value, dst, 0);
+    },
+  };
+  const copyOutFixed = (v: number | bigint | boolean, retPtr: number, retSize: number): Status => {
+    fixed.value = v;
+    fixed.size = fixedPropertySize(v);
+    return copyOutSized(fixed, retPtr, retSize);
   };
 
   const env: Record<string, Fn> = {
@@ -259,7 +293,8 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
       if (path === null) return Status.InvalidMemoryAccess;
       const value = vm.getProperty(path);
       if (value === null) return Status.NotFound;
-      return typeof value === 'string' ? copyOutString(value, retPtr, retSize) : copyOut(value, retPtr, retSize);
+      if (typeof value === 'string') return copyOutString(value, retPtr, retSize);
+      return value instanceof Uint8Array ? copyOut(value, retPtr, retSize) : copyOutFixed(value, retPtr, retSize);
     },
     proxy_set_property(pathPtr: number, pathSize: number, valuePtr: number, valueSize: number): number {
       const path = mem().string(pathPtr, pathSize);
@@ -419,7 +454,8 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
       if (name === null || args === null) return Status.InvalidMemoryAccess;
       const result = vm.callForeign(name, args);
       if (typeof result === 'number') return result;
-      return copyOut(result, retPtr, retSize);
+      if (result instanceof Uint8Array) return copyOut(result, retPtr, retSize);
+      return copyOutSized(result, retPtr, retSize);
     },
 
     // --- what proxy-wasm-cpp-host gives every module (Emscripten builds import these) ---

@@ -33,10 +33,10 @@ import type { CompiledModule } from '../vm/module.js';
 import type { AdapterRuntime, OptionalCallback } from '../chain/adapter.js';
 import { GuestMemory } from '../vm/guest-memory.js';
 import { BodyBuffer, EMPTY, type HttpStream } from './http-stream.js';
-import { getProperty, type PluginFacts, type PropertyValue } from './properties.js';
+import { dottedPath, getProperty, type PluginFacts, type PropertyValue } from './properties.js';
 import { CallResult, StreamContext, type Direction } from './stream-context.js';
 import { performHttpCall, type HttpCallResult, type HttpCallTransport } from './http-call.js';
-import { defaultForeignFunctions, type ForeignCaller, type ForeignFunctionRegistry } from './foreign-functions.js';
+import { defaultForeignFunctions, type ForeignCaller, type ForeignFunctionRegistry, type ForeignResult } from './foreign-functions.js';
 import { GrpcCallouts, type GrpcEvent, type GrpcRequest, type GrpcTarget } from './grpc-call.js';
 import { RestartTracker, type RestartPolicy, type RestartState } from './restart-policy.js';
 import { HostBudgetExceeded, HostMeter, meterImports } from './host-meter.js';
@@ -869,7 +869,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
   setProperty(path: string, value: Uint8Array): boolean {
     const sc = this.streamContext();
     if (sc === null) return false;
-    sc.stream.filterState.set(path.replace(/\0/g, '.'), value);
+    sc.stream.filterState.set(dottedPath(path), value);
     return true;
   }
 
@@ -884,7 +884,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
   }
 
   /** proxy_call_foreign_function: bytes for OK, or the status to return (NOT_FOUND for unknown or ungranted names). */
-  callForeign(name: string, args: Uint8Array): Uint8Array | Status {
+  callForeign(name: string, args: Uint8Array): ForeignResult {
     const caller = (this.foreignCaller ??= {
       adapter: this.name,
       warn: (m) => this.settings.logger.log(LogLevel.Warn, this.name, m, { code: 'CAPABILITY_DENIED' }),

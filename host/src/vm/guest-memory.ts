@@ -150,6 +150,16 @@ export class GuestMemory {
     return this.dv.getUint32(ptr, true);
   }
 
+  /** A view of guest bytes for the host to fill (charged as written), or null when out of bounds. */
+  writable(ptr: number, len: number): Uint8Array | null {
+    this.refresh();
+    ptr >>>= 0;
+    len >>>= 0;
+    if (ptr + len > this.u8.length) return null;
+    this.meter.pending += len * HOST_BYTE_FUEL;
+    return this.u8.subarray(ptr, ptr + len);
+  }
+
   write(ptr: number, data: Uint8Array): boolean {
     this.refresh();
     ptr >>>= 0;
