@@ -106,3 +106,38 @@ t.test('runaway loops and recursion still trap on the budget', async (t) => {
   t.equal(mutual.result, null);
   t.ok(mutual.used > 100_000, 'mutual recursion traps on the budget');
 });
+
+t.test('host calls charged at their call sites', async (t) => {
+  const LOOP = wat(`(module
+    (import "env" "host" (func $host (param i32) (result i32)))
+    (func $twice (param i32) (result i32) (call $host (call $host (local.get 0))))
+    (func (export "once") (param i32) (result i32) (call $host (local.get 0)))
+    (func (export "nested") (param i32) (result i32) (call $twice (local.get 0)))
+    (func (export "spin") (loop $l (drop (call $host (i32.const 1))) (br $l))))`);
+  const rw = rewriteModule(LOOP, { fuel: true, hostCallFuel: 4000, source: 'h.wasm' });
+  t.equal(rw.hostCallsCharged, true);
+  let calls = 0;
+  const inst = new WebAssembly.Instance(new WebAssembly.Module(rw.bytes), { env: { host: (x: number) => (calls++, x) } });
+  const e = inst.exports as Record<string, unknown>;
+  const g = e[FUEL_EXPORT] as WebAssembly.Global;
+  const used = (name: string) => {
+    g.value = 1_000_000;
+    (e[name] as (x: number) => number)(1);
+    return 1_000_000 - (g.value as number);
+  };
+  const once = used('once');
+  t.ok(once >= 4000 && once < 4100, `one host call costs the host-call charge (${once})`);
+  const nested = used('nested');
+  t.ok(nested >= 8000 && nested < 8100, `two through a site-charged helper cost two charges (${nested})`);
+  g.value = 100_000;
+  calls = 0;
+  t.throws(() => (e.spin as () => void)(), 'a loop of host calls traps on the budget');
+  t.ok(g.value < 0 && calls <= 25, `within the budget's worth of host calls (${calls})`);
+
+  const TABLED = wat(`(module
+    (import "env" "host" (func $host (param i32) (result i32)))
+    (table 1 funcref) (elem (i32.const 0) $host)
+    (func (export "once") (param i32) (result i32) (call $host (local.get 0))))`);
+  t.equal(rewriteModule(TABLED, { fuel: true, hostCallFuel: 4000, source: 't.wasm' }).hostCallsCharged, false, 'an import a table can reach: the host charges its calls');
+  t.equal(rewriteModule(LOOP, { fuel: false, hostCallFuel: 4000, maxMemoryPages: 10, source: 'h.wasm' }).hostCallsCharged, false, 'no budget, no charge');
+});

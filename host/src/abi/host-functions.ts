@@ -298,7 +298,7 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
     },
     proxy_set_property(pathPtr: number, pathSize: number, valuePtr: number, valueSize: number): number {
       const path = mem().string(pathPtr, pathSize);
-      const value = mem().copy(valuePtr, valueSize);
+      const value = mem().copyShortLived(valuePtr, valueSize); // filter state lives as long as the request
       if (path === null || value === null) return Status.InvalidMemoryAccess;
       return vm.setProperty(path, value) ? Status.Ok : Status.NotFound;
     },
@@ -450,7 +450,7 @@ export function createImports(vm: PluginVm): WebAssembly.Imports {
     },
     proxy_call_foreign_function(namePtr: number, nameSize: number, argsPtr: number, argsSize: number, retPtr: number, retSize: number): number {
       const name = mem().string(namePtr, nameSize);
-      const args = mem().copy(argsPtr, argsSize);
+      const args = mem().copyShortLived(argsPtr, argsSize); // foreign functions keep their arguments briefly at most (an access-log line until its write)
       if (name === null || args === null) return Status.InvalidMemoryAccess;
       const result = vm.callForeign(name, args);
       if (typeof result === 'number') return result;

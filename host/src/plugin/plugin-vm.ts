@@ -324,8 +324,14 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     return imports;
   }
 
-  /** Every import (the capability stubs too) charges the work budget per call and per byte (plugin/host-meter.ts). */
+  /**
+   * Every import (the capability stubs too) charges the work budget per call and per byte
+   * (plugin/host-meter.ts). A module that charges its host calls at their call sites
+   * (vm/metering.ts hostCallsCharged), or has no budget, needs no wrapper: bytes are charged
+   * by GuestMemory.
+   */
   private metered(imports: WebAssembly.Imports): WebAssembly.Imports {
+    if (this.compiled.hostCallsCharged || !this.compiled.metered) return imports;
     const seen = new Set<object>();
     for (const ns of Object.values(imports)) {
       if (seen.has(ns)) continue; // both WASI module names share one object

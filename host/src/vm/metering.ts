@@ -30,6 +30,14 @@
 //     functions is broken by charging one of them at entry; a site cost above
 //     MAX_SITE_COST is charged at entry too.
 //
+//     With `hostCallFuel`, each call of an imported (host) function adds that
+//     fixed host-call charge to its block the same way, so the host need not
+//     wrap every import in a JS function that charges it (plugin/host-meter.ts
+//     keeps charging the bytes host functions move). This needs every import
+//     to be reachable only through direct calls: when one is in an element
+//     segment or exported, the result says hostCallsCharged: false and the host
+//     charges its calls itself.
+//
 //     Bulk memory and table operations (memory.fill/copy/init,
 //     table.fill/copy/init) do work proportional to their length operand,
 //     so each is also preceded by a charge of its length times BULK_FUEL_PER_BYTE
@@ -79,6 +87,8 @@ export interface RewriteOptions {
   maxTableElements?: number;
   /** Charge straight-line functions at their call sites (default true; false: every function at entry). */
   callSiteCharges?: boolean;
+  /** Charge this much fuel per call of an imported function, at its call site (with fuel; see hostCallsCharged). */
+  hostCallFuel?: number;
   /** For error messages. */
   source: string;
 }
@@ -88,6 +98,8 @@ export interface RewriteResult {
   /** Functions charged at entry, functions charged at their call sites, loops instrumented (0 when fuel is off). */
   functions: number;
   siteCharged: number;
+  /** True when every call of an imported function is charged opts.hostCallFuel in the module itself. */
+  hostCallsCharged: boolean;
   loops: number;
   /** The memory limits after the rewrite, in pages (max null = none declared and no cap). */
   memory: { initial: number; maximum: number | null } | null;
@@ -433,14 +445,16 @@ function pinnedFunctions(sections: ReadonlyArray<{ id: number; content: Uint8Arr
 }
 
 /**
- * The site cost of each defined function (indexed by function index), or -1 for those
- * charged at entry. Imported functions (below `imported`) cost nothing here: the host
- * charges its own calls (plugin/host-meter.ts).
+ * The site cost of each function (indexed by function index), or -1 for those charged at
+ * entry. Imported functions (below `imported`) cost `hostCallFuel`, or nothing (-1) when
+ * the host charges its own calls (plugin/host-meter.ts).
  */
-function siteCosts(scans: BodyScan[], imported: number, pinned: Set<number> | null): Int32Array {
+function siteCosts(scans: BodyScan[], imported: number, pinned: Set<number> | null, hostCallFuel: number, callSites: boolean): Int32Array {
   const total = imported + scans.length;
   const cost = new Int32Array(total).fill(-1);
-  if (pinned === null) return cost;
+  // An import's "site cost" is the host-call charge (0: the host charges it).
+  cost.fill(hostCallFuel > 0 ? hostCallFuel : -1, 0, imported);
+  if (pinned === null || !callSites) return cost;
   const UNVISITED = 0;
   const ACTIVE = 1;
   const DONE = 2;
@@ -448,7 +462,8 @@ function siteCosts(scans: BodyScan[], imported: number, pinned: Set<number> | nu
   // Depth-first over direct calls; an ACTIVE callee closes a cycle, and the caller that
   // finds it is charged at entry, which breaks the cycle.
   const visit = (f: number, depth: number): number => {
-    if (f < imported || f >= total) return -1;
+    if (f < imported) return cost[f]!;
+    if (f >= total) return -1;
     if (state[f] === DONE) return cost[f]!;
     if (state[f] === ACTIVE) return -2;
     const scan = scans[f - imported]!;
@@ -581,6 +596,7 @@ export function rewriteModule(bytes: Uint8Array, opts: RewriteOptions): RewriteR
   let memory: RewriteResult['memory'] = null;
   let functions = 0;
   let siteCharged = 0;
+  let hostCallsCharged = false;
   let loops = 0;
 
   for (const s of sections) {
@@ -693,12 +709,14 @@ export function rewriteModule(bytes: Uint8Array, opts: RewriteOptions): RewriteR
         sr.skip(size);
       }
       let site: Int32Array | null = null;
-      if (opts.fuel && opts.callSiteCharges !== false) {
+      if (opts.fuel) {
         const pinned = pinnedFunctions(sections);
-        if (pinned !== null) {
-          const scans = raw.map((b) => scanBody(b, pinned));
-          site = siteCosts(scans, importedFunctions, pinned);
-        }
+        const scans = pinned === null ? [] : raw.map((b) => scanBody(b, pinned));
+        let importsReachable = pinned === null;
+        for (let f = 0; f < importedFunctions && !importsReachable; f++) importsReachable = pinned!.has(f);
+        hostCallsCharged = (opts.hostCallFuel ?? 0) > 0 && !importsReachable;
+        const callSites = opts.callSiteCharges !== false && pinned !== null;
+        if (callSites || hostCallsCharged) site = siteCosts(scans, importedFunctions, pinned, hostCallsCharged ? opts.hostCallFuel! : 0, callSites);
       }
       const bodies: Uint8Array[] = [new Uint8Array(u32leb(n))];
       for (let i = 0; i < n; i++) {
@@ -718,7 +736,7 @@ export function rewriteModule(bytes: Uint8Array, opts: RewriteOptions): RewriteR
   if (added.length > 0 && !out.some((s) => s.id === 6)) insertSection(out, { id: 6, content: concat([[added.length], ...added]) });
   if (exportsAdded.length > 0 && !out.some((s) => s.id === 7)) insertSection(out, { id: 7, content: concat([[exportsAdded.length], ...exportsAdded]) });
   const result = concat([bytes.subarray(0, 8), ...out.map((s) => section(s.id, s.content))]);
-  return { bytes: result, functions, siteCharged, loops, memory };
+  return { bytes: result, functions, siteCharged, hostCallsCharged, loops, memory };
 }
 
 /**
