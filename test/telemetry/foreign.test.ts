@@ -62,9 +62,15 @@ t.test('access-log envelopes', async (t) => {
     Buffer.concat([Buffer.from([version, level, format, 0]), (() => { const b = Buffer.alloc(8); b.writeBigInt64LE(123n); return b; })(), (() => { const b = Buffer.alloc(2); b.writeUInt16LE(Buffer.byteLength(name)); return b; })(), Buffer.from(name), Buffer.from(line)]);
   t.same(call('wasm_mixer.access_log', env(LogLevel.Error, 1, 'audit', '{"a":1}')), new Uint8Array([0]));
   t.same(call('wasm_mixer.access_log', env(LogLevel.Info, 0, '', 'text line')), new Uint8Array([0]));
+  t.same(call('wasm_mixer.access_log', env(LogLevel.Info, 0, 'audit', 'again')), new Uint8Array([0]));
+  t.same(call('wasm_mixer.access_log', env(LogLevel.Info, 0, 'audiT', 'same length')), new Uint8Array([0]));
+  t.same(call('wasm_mixer.access_log', env(LogLevel.Info, 0, 'журнал', 'utf-8 name')), new Uint8Array([0]));
   t.same(sink.entries.map((e) => [e.level, e.format, e.logName, e.timeNs, Buffer.from(e.line).toString()]), [
     [LogLevel.Error, 'json', 'audit', 123n, '{"a":1}'],
     [LogLevel.Info, 'text', 'access', 123n, 'text line'],
+    [LogLevel.Info, 'text', 'audit', 123n, 'again'],
+    [LogLevel.Info, 'text', 'audiT', 123n, 'same length'],
+    [LogLevel.Info, 'text', 'журнал', 123n, 'utf-8 name'],
   ]);
   t.equal(call('wasm_mixer.access_log', env(2, 0, 'x', 'y', 2)), Status.BadArgument, 'unknown envelope version');
   t.equal(call('wasm_mixer.access_log', env(9, 0, 'x', 'y')), Status.BadArgument, 'bad level');

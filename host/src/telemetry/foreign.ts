@@ -52,6 +52,20 @@ const DROPPED = new Uint8Array([1]);
 const HEADER = 14;
 const decoder = new TextDecoder();
 
+/** The last log name decoded, kept with its bytes: an adapter sends the same one with every entry. */
+let lastNameBytes = new Uint8Array(0);
+let lastName = '';
+
+function logName(bytes: Uint8Array): string {
+  let same = bytes.length === lastNameBytes.length;
+  for (let i = 0; same && i < bytes.length; i++) same = bytes[i] === lastNameBytes[i];
+  if (!same) {
+    lastName = decoder.decode(bytes);
+    lastNameBytes = bytes.slice();
+  }
+  return lastName;
+}
+
 /** Decodes an access-log envelope, or null when malformed. */
 export function decodeAccessLogEnvelope(args: Uint8Array, adapter: string): AccessLogEntry | null {
   if (args.length < HEADER || args[0] !== 1) return null;
@@ -64,7 +78,7 @@ export function decodeAccessLogEnvelope(args: Uint8Array, adapter: string): Acce
   if (HEADER + nameLen > args.length) return null;
   return {
     adapter,
-    logName: nameLen === 0 ? 'access' : decoder.decode(args.subarray(HEADER, HEADER + nameLen)),
+    logName: nameLen === 0 ? 'access' : logName(args.subarray(HEADER, HEADER + nameLen)),
     level,
     format: format === 1 ? 'json' : 'text',
     timeNs,
