@@ -156,6 +156,8 @@ interface RootContext {
 }
 type Context = RootContext | StreamContext;
 
+/** A guest export called with i32 arguments; void callbacks return undefined. */
+type GuestExport = (...args: number[]) => number | undefined;
 type Exports = Record<string, ((...args: number[]) => number) | undefined> & { memory: WebAssembly.Memory };
 
 let nextContextId = 1;
@@ -412,7 +414,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     const sc = new StreamContext(newContextId(), stream, this.generation);
     this.streams.set(sc.id, sc);
     const f = this.exports.proxy_on_context_create;
-    if (f !== undefined && this.guard(sc, Phase.None, 'proxy_on_context_create', () => f(sc.id, this.root.id)) === null) return null;
+    if (f !== undefined && this.guard(sc, Phase.None, 'proxy_on_context_create', f, 2, sc.id, this.root.id) === null) return null;
     return sc;
   }
 
@@ -437,7 +439,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     this.migrated.set(sc, n);
     this.metrics.counter('wasm_mixer_vm_contexts_migrated_total', 'In-flight requests moved to a replacement VM after a crash caused by another request.', { adapter: this.name })();
     const f = this.exports.proxy_on_context_create;
-    if (f !== undefined && this.guard(n, Phase.None, 'proxy_on_context_create', () => f(n.id, this.root.id)) === null) return null;
+    if (f !== undefined && this.guard(n, Phase.None, 'proxy_on_context_create', f, 2, n.id, this.root.id) === null) return null;
     return n;
   }
 
@@ -455,7 +457,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     if (sc === null) return CallResult.Failed;
     const f = this.exports[name]!;
     // ABI 0.1.0 header callbacks take (context_id, num_headers): no end_of_stream.
-    const r = this.compiled.abiVersion === '0.1.0' ? this.guard(sc, phase, name, () => f(sc.id, n)) : this.guard(sc, phase, name, () => f(sc.id, n, eos ? 1 : 0));
+    const r = this.compiled.abiVersion === '0.1.0' ? this.guard(sc, phase, name, f, 2, sc.id, n) : this.guard(sc, phase, name, f, 3, sc.id, n, eos ? 1 : 0);
     if (r === null) return CallResult.Failed;
     // Continue and ContinueAndEndStream continue; every stop code (and any
     // unknown value, as cpp-host does) stops until the adapter resumes.
@@ -468,7 +470,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     const sc = this.live(origin);
     if (sc === null) return CallResult.Failed;
     const f = this.exports[name]!;
-    const r = this.guard(sc, direction === 'request' ? Phase.RequestBody : Phase.ResponseBody, name, () => f(sc.id, size, eos ? 1 : 0));
+    const r = this.guard(sc, direction === 'request' ? Phase.RequestBody : Phase.ResponseBody, name, f, 3, sc.id, size, eos ? 1 : 0);
     if (r === null) return CallResult.Failed;
     return r === 0 ? CallResult.Continue : CallResult.Stop;
   }
@@ -479,7 +481,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     const sc = this.live(origin);
     if (sc === null) return CallResult.Failed;
     const f = this.exports[name]!;
-    const r = this.guard(sc, direction === 'request' ? Phase.RequestTrailers : Phase.ResponseTrailers, name, () => f(sc.id, n));
+    const r = this.guard(sc, direction === 'request' ? Phase.RequestTrailers : Phase.ResponseTrailers, name, f, 2, sc.id, n);
     if (r === null) return CallResult.Failed;
     return r === 0 ? CallResult.Continue : CallResult.Stop;
   }
@@ -500,7 +502,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
       this.metrics.gauge('wasm_mixer_vm_memory_bytes', 'Linear memory of the adapter VM, in bytes.', { adapter: this.name })(this.lastMemoryBytes);
     }
     const done = this.exports.proxy_on_done;
-    const r = done === undefined ? 1 : this.guard(sc, Phase.Done, 'proxy_on_done', () => done(sc.id));
+    const r = done === undefined ? 1 : this.guard(sc, Phase.Done, 'proxy_on_done', done, 1, sc.id);
     if (r === 0) {
       sc.donePending = true;
       sc.onDone = () => this.logAndDelete(sc);
@@ -517,11 +519,11 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     sc.donePending = false;
     if (this.alive(sc)) {
       const log = this.exports.proxy_on_log;
-      if (log !== undefined) this.guard(sc, Phase.Log, 'proxy_on_log', () => log(sc.id));
+      if (log !== undefined) this.guard(sc, Phase.Log, 'proxy_on_log', log, 1, sc.id);
     }
     if (this.alive(sc)) {
       const del = this.exports.proxy_on_delete;
-      if (del !== undefined) this.guard(sc, Phase.None, 'proxy_on_delete', () => del(sc.id));
+      if (del !== undefined) this.guard(sc, Phase.None, 'proxy_on_delete', del, 1, sc.id);
     }
     this.streams.delete(sc.id);
   }
@@ -532,35 +534,46 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     const prevCurrent = this.current;
     const prevEffective = this.effective;
     const prevPhase = this.phase;
+    const fuel = this.fuel;
+    const outermost = this.enter(ctx, phase);
+    try {
+      return fn();
+    } finally {
+      this.leave(outermost, fuel, prevCurrent, prevEffective, prevPhase);
+    }
+  }
+
+  /** Sets the current context for a guest call; true for an outermost call (which gets a fresh budget). */
+  private enter(ctx: Context, phase: Phase): boolean {
     this.current = ctx;
     this.effective = null;
     this.phase = phase;
-    const fuel = this.fuel;
     const outermost = this.depth === 0;
     if (outermost) {
       runningAdapter[0] = this.watchdogId;
-      if (fuel !== null) fuel.value = this.budget;
+      if (this.fuel !== null) this.fuel.value = this.budget;
       this.hostMeter.pending = 0;
       this.logBudget.begin();
     }
     this.depth++;
-    try {
-      return fn();
-    } finally {
-      this.depth--;
-      if (outermost) {
-        runningAdapter[0] = 0;
-        const charged = this.hostMeter.take();
-        if (fuel !== null) {
-          const used = this.budget - (fuel.value as number) + charged;
-          if (used > this.fuelHighWater) this.fuelHighWater = used;
-        }
-        if (this.logBudget.droppedLines > 0 || this.logBudget.droppedBytes > 0) this.reportDroppedLogs();
+    return outermost;
+  }
+
+  /** Undoes enter (the caller kept what it replaced), after the call returned or threw. */
+  private leave(outermost: boolean, fuel: WebAssembly.Global | null, prevCurrent: Context | null, prevEffective: Context | null, prevPhase: Phase): void {
+    this.depth--;
+    if (outermost) {
+      runningAdapter[0] = 0;
+      const charged = this.hostMeter.take();
+      if (fuel !== null) {
+        const used = this.budget - (fuel.value as number) + charged;
+        if (used > this.fuelHighWater) this.fuelHighWater = used;
       }
-      this.current = prevCurrent;
-      this.effective = prevEffective;
-      this.phase = prevPhase;
+      if (this.logBudget.droppedLines > 0 || this.logBudget.droppedBytes > 0) this.reportDroppedLogs();
     }
+    this.current = prevCurrent;
+    this.effective = prevEffective;
+    this.phase = prevPhase;
   }
 
   /** Names the reason for a trap: budget, memory cap, stack, proc_exit, or the engine's message. */
@@ -581,8 +594,11 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     return { code: 'VM_TRAP', reason: describeError(err) };
   }
 
-  /** Runs a guest callback; a trap fails the VM and returns null. */
-  private guard(ctx: Context, phase: Phase, callback: string, fn: () => number | undefined): number | null {
+  /**
+   * Runs guest callback `f` with `argc` i32 arguments (a, b, ...); a trap fails the VM and
+   * returns null. The arguments are passed, not closed over: no closure per guest call.
+   */
+  private guard(ctx: Context, phase: Phase, callback: string, f: GuestExport, argc: number, a: number, b = 0, c = 0, d = 0, e = 0): number | null {
     const observe = this.settings.onGuestCall;
     // Timing is sampled (two clock reads cost more than many callbacks): see onGuestCall.
     let t0 = -1;
@@ -592,7 +608,17 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
       t0 = performance.now();
     }
     try {
-      return this.withContext(ctx, phase, fn) ?? 0;
+      const prevCurrent = this.current;
+      const prevEffective = this.effective;
+      const prevPhase = this.phase;
+      const fuel = this.fuel;
+      const outermost = this.enter(ctx, phase);
+      try {
+        const r = argc === 1 ? f(a) : argc === 2 ? f(a, b) : argc === 3 ? f(a, b, c) : f(a, b, c, d, e);
+        return r ?? 0;
+      } finally {
+        this.leave(outermost, fuel, prevCurrent, prevEffective, prevPhase);
+      }
     } catch (err) {
       if (ctx instanceof StreamContext) this.poisoned.add(ctx instanceof MigratedContext ? ctx.origin : ctx);
       this.crash(callback, err);
@@ -763,7 +789,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     this.tickTimer = setInterval(() => {
       const f = this.exports.proxy_on_tick;
       if (f === undefined || gen !== this.generation || !this.healthy) return;
-      this.guard(this.root, Phase.Tick, 'proxy_on_tick', () => f(this.root.id));
+      this.guard(this.root, Phase.Tick, 'proxy_on_tick', f, 1, this.root.id);
     }, period);
     this.tickTimer.unref();
   }
@@ -906,7 +932,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
   private dispatchQueueReady(queueId: number): void {
     const f = this.exports.proxy_on_queue_ready;
     if (f === undefined || !this.healthy) return;
-    this.guard(this.root, Phase.Queue, 'proxy_on_queue_ready', () => f(this.root.id, queueId));
+    this.guard(this.root, Phase.Queue, 'proxy_on_queue_ready', f, 2, this.root.id, queueId);
   }
 
   /** proxy_call_foreign_function: bytes for OK, or the status to return (NOT_FOUND for unknown or ungranted names). */
@@ -973,9 +999,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     this.callResponse = res === null ? null : { headers: res.headers, trailers: res.trailers, body };
     this.lastCallStatus = res === null ? { code: 14, message: 'call-out failed' } : { code: 0, message: '' };
     try {
-      this.guard(this.root, Phase.HttpCallResponse, 'proxy_on_http_call_response', () =>
-        f(this.root.id, token, res === null ? 0 : res.headers.length, res === null ? 0 : res.body.length, res === null ? 0 : res.trailers.length),
-      );
+      this.guard(this.root, Phase.HttpCallResponse, 'proxy_on_http_call_response', f, 5, this.root.id, token, res === null ? 0 : res.headers.length, res === null ? 0 : res.body.length, res === null ? 0 : res.trailers.length);
     } finally {
       this.callResponse = null;
     }
@@ -1042,7 +1066,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     this.grpcEvent = e;
     this.lastCallStatus = e.kind === 'close' ? { code: e.status, message: e.message } : { code: 0, message: '' };
     try {
-      this.guard(this.root, Phase.GrpcCallback, name, () => f(this.root.id, e.token, arg));
+      this.guard(this.root, Phase.GrpcCallback, name, f, 3, this.root.id, e.token, arg);
     } finally {
       this.grpcEvent = null;
     }
