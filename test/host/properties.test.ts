@@ -2,7 +2,7 @@
 // values encoded where they are written, dynamic paths (one header, filter state), and the
 // remembered "ip:port" strings following a changed address.
 import t from 'tap';
-import { HttpStream } from '../../host/src/plugin/http-stream.js';
+import { HttpStream } from '../../host/src/stream/http-stream.js';
 import { dottedPath, getProperty, propertyBytes, writeFixedProperty } from '../../host/src/plugin/properties.js';
 
 const facts = { name: 'p', rootId: 'r', vmId: 'v' };

@@ -13,7 +13,7 @@ import { isPromise, type Decision, type HostStream, type LocalReply, type Maybe 
 import type { MixerConfig, RouteConfig } from '../config/schema.js';
 import { describeError } from '../errors.js';
 import { WasmHost, type HostOptions } from '../host.js';
-import { EMPTY } from '../plugin/http-stream.js';
+import { EMPTY } from '../stream/http-stream.js';
 import { startAdmin } from './admin.js';
 import { listenOn } from './listen.js';
 import { loadConfigFile } from '../config/load.js';
