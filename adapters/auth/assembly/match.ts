@@ -5,6 +5,46 @@
 import { Config, JSONValue, Request, getStringProperty, getIntProperty } from "wasm-mixer/sdk";
 import { Cidr, Ip, anyContains, parseCidr, parseIp } from "./ip";
 import { VerifiedToken, claimByPath } from "./jwt";
+import { Bytes, readProperty, viewLen, viewPtr } from "./hostbytes";
+import { ByteCache } from "./bytecache";
+
+const P_SOURCE_ADDRESS = Bytes.path("source", "address");
+const P_SOURCE_PORT = Bytes.path("source", "port");
+
+/** Parsed peer addresses by their text (a pure function: connections repeat a few peers). */
+const ipCache = new ByteCache<Ip>(0, 64);
+
+/** s upper-cased; s itself when it has nothing to change (the common case: methods arrive upper case). */
+function upper(s: string): string {
+  for (let i = 0, n = s.length; i < n; i++) {
+    let c = s.charCodeAt(i);
+    if ((c >= 0x61 && c <= 0x7a) || c >= 0x80) return s.toUpperCase();
+  }
+  return s;
+}
+
+/** The number of decimal digits of v >= 0. */
+function digits(v: i64): i32 {
+  let n = 1;
+  while (v >= 10) {
+    v /= 10;
+    n++;
+  }
+  return n;
+}
+
+/** Whether [p, p+n) ends with ":" and the decimal digits of port (>= 0). */
+function endsWithPort(p: usize, n: usize, port: i64): bool {
+  let d = <usize>digits(port);
+  if (n < d + 1) return false;
+  let q = p + n - 1;
+  let v = port;
+  for (let i: usize = 0; i < d; i++) {
+    if (<i64>load<u8>(q - i) != 0x30 + v % 10) return false;
+    v /= 10;
+  }
+  return load<u8>(q - d) == 0x3a;
+}
 
 // ---- request attributes ------------------------------------------------------------------------
 
@@ -23,6 +63,9 @@ export class Attrs {
   authenticated: bool = false;
   principal: string = "";
   tenant: string = "";
+  /** principal / tenant as UTF-8 when they came from configuration (an API key), else null. */
+  principalBytes: Bytes | null = null;
+  tenantBytes: Bytes | null = null;
   issuer: string = "";
   viaJwt: bool = false;
   viaApiKey: bool = false;
@@ -37,8 +80,18 @@ export class Attrs {
 
   get method(): string {
     let v = this._method;
-    if (v === null) this._method = v = this.req.method.toUpperCase();
+    if (v === null) this._method = v = upper(this.req.method);
     return v;
+  }
+
+  get principalUtf8(): Bytes {
+    let b = this.principalBytes;
+    return b !== null ? b : new Bytes(this.principal);
+  }
+
+  get tenantUtf8(): Bytes {
+    let b = this.tenantBytes;
+    return b !== null ? b : new Bytes(this.tenant);
   }
 
   /** The URL path without query, normalized (see normalizePath). */
@@ -68,17 +121,24 @@ export class Attrs {
   get sourceIp(): Ip | null {
     if (!this._sourceDone) {
       this._sourceDone = true;
-      let a = getStringProperty(["source", "address"]);
-      if (a !== null) {
+      if (readProperty(P_SOURCE_ADDRESS)) {
         // "ip:port", "[v6]:port", or (some hosts) "v6:port" unbracketed: strip the port we know.
-        let port = getIntProperty(["source", "port"], -1);
-        let s = a;
-        if (port >= 0) {
-          let suffix = ":" + port.toString();
-          if (s.endsWith(suffix)) s = s.substring(0, s.length - suffix.length);
+        // Done on the bytes the host wrote; the text is decoded only for an address not seen before.
+        let p = viewPtr;
+        let n = viewLen;
+        let port: i64 = -1;
+        if (readProperty(P_SOURCE_PORT) && viewLen == 8) port = load<i64>(viewPtr);
+        if (port >= 0 && endsWithPort(p, n, port)) n -= <usize>digits(port) + 1;
+        if (n >= 2 && load<u8>(p) == 0x5b && load<u8>(p + n - 1) == 0x5d) {
+          p++;
+          n -= 2;
         }
-        if (s.startsWith("[") && s.endsWith("]")) s = s.substring(1, s.length - 1);
-        this._source = parseIp(s);
+        let ip = ipCache.get(0, p, n);
+        if (ip === null) {
+          ip = parseIp(n == 0 ? "" : String.UTF8.decodeUnsafe(p, n));
+          if (ip !== null) ipCache.put(0, p, n, ip);
+        }
+        this._source = ip;
       }
     }
     return this._source;
