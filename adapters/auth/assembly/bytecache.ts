@@ -1,16 +1,17 @@
-// Verified API keys by the raw bytes the client sent, so a key seen before skips
-// the UTF-8 decode, SHA-256 and hex lookup on every request.
+// Values by the raw bytes they were computed from: verified API keys by the header
+// value the client sent (a key seen before skips the UTF-8 decode, SHA-256 and hex
+// lookup), parsed peer addresses by their text.
 //
-// Bounded: BYTE_CACHE_ENTRIES slots, direct-mapped by a hash of (source, bytes)
-// seeded per VM; a value over BYTE_CACHE_MAX_BYTES is never cached. A newly
-// verified key evicts whatever held its slot. Only keys that verified are
-// stored (an unknown key always pays the digest, so spraying random keys
-// cannot evict anything). The cache belongs to one configuration: the adapter
-// builds a new one in configure, and a changed configuration runs in a new VM,
-// so a revoked key is never answered from it.
+// Bounded: `entries` slots (default BYTE_CACHE_ENTRIES), direct-mapped by a hash of
+// (source, bytes) seeded per VM; bytes over `maxBytes` (default BYTE_CACHE_MAX_BYTES)
+// are never cached. A new entry evicts whatever held its slot. For API keys only keys
+// that verified are stored (an unknown key always pays the digest, so spraying random
+// keys cannot evict anything). The key cache belongs to one configuration: the adapter
+// builds a new one in configure, and a changed configuration runs in a new VM, so a
+// revoked key is never answered from it.
 //
-// The comparison is constant-time over the length: how long it takes does not
-// tell how many leading bytes of a cached key a guess got right.
+// The comparison is constant-time over the length: how long it takes does not tell
+// how many leading bytes of a cached key a guess got right.
 
 export const BYTE_CACHE_ENTRIES: i32 = 256;
 export const BYTE_CACHE_MAX_BYTES: i32 = 2048;
@@ -21,7 +22,7 @@ export class ByteCache<T> {
   private vals: StaticArray<T | null>;
   private count: i32 = 0;
 
-  constructor(private seed: u32, public readonly entries: i32 = BYTE_CACHE_ENTRIES) {
+  constructor(private seed: u32, public readonly entries: i32 = BYTE_CACHE_ENTRIES, public readonly maxBytes: i32 = BYTE_CACHE_MAX_BYTES) {
     this.srcs = new StaticArray<i32>(entries);
     this.keys = new StaticArray<ArrayBuffer | null>(entries);
     this.vals = new StaticArray<T | null>(entries);
@@ -44,7 +45,7 @@ export class ByteCache<T> {
 
   /** The value cached for these bytes from source `src`, or null. */
   get(src: i32, p: usize, n: usize): T | null {
-    if (n > <usize>BYTE_CACHE_MAX_BYTES) return null;
+    if (n > <usize>this.maxBytes) return null;
     let i = this.slot(src, p, n);
     let k = unchecked(this.keys[i]);
     if (k === null || unchecked(this.srcs[i]) != src || <usize>k.byteLength != n) return null;
@@ -56,7 +57,7 @@ export class ByteCache<T> {
 
   /** Remembers that these bytes from source `src` verified as `v` (evicting the slot's entry). */
   put(src: i32, p: usize, n: usize, v: T): void {
-    if (n > <usize>BYTE_CACHE_MAX_BYTES || this.entries == 0) return;
+    if (n > <usize>this.maxBytes || this.entries == 0) return;
     let i = this.slot(src, p, n);
     let copy = new ArrayBuffer(<i32>n);
     memory.copy(changetype<usize>(copy), p, n);

@@ -33,6 +33,34 @@ function digits(v: i64): i32 {
   return n;
 }
 
+/**
+ * The port written in "a.b.c.d:port" or "[v6]:port", or -1 for any other form. Envoy and
+ * this host write source.address from the same port as source.port, so for these forms
+ * the property need not be read.
+ */
+function textPort(p: usize, n: usize): i64 {
+  let colon: isize = -1;
+  let colons = 0;
+  for (let i: usize = 0; i < n; i++) {
+    if (load<u8>(p + i) == 0x3a) {
+      colons++;
+      colon = <isize>i;
+    }
+  }
+  if (colon < 0) return -1;
+  let bracketed = load<u8>(p) == 0x5b && colon > 0 && load<u8>(p + <usize>colon - 1) == 0x5d;
+  if (colons != 1 && !bracketed) return -1;
+  let d = n - <usize>colon - 1;
+  if (d == 0 || d > 5) return -1;
+  let v: i64 = 0;
+  for (let i = <usize>colon + 1; i < n; i++) {
+    let c = load<u8>(p + i);
+    if (c < 0x30 || c > 0x39) return -1;
+    v = v * 10 + <i64>(c - 0x30);
+  }
+  return v;
+}
+
 /** Whether [p, p+n) ends with ":" and the decimal digits of port (>= 0). */
 function endsWithPort(p: usize, n: usize, port: i64): bool {
   let d = <usize>digits(port);
@@ -126,8 +154,8 @@ export class Attrs {
         // Done on the bytes the host wrote; the text is decoded only for an address not seen before.
         let p = viewPtr;
         let n = viewLen;
-        let port: i64 = -1;
-        if (readProperty(P_SOURCE_PORT) && viewLen == 8) port = load<i64>(viewPtr);
+        let port = textPort(p, n);
+        if (port < 0 && readProperty(P_SOURCE_PORT) && viewLen == 8) port = load<i64>(viewPtr);
         if (port >= 0 && endsWithPort(p, n, port)) n -= <usize>digits(port) + 1;
         if (n >= 2 && load<u8>(p) == 0x5b && load<u8>(p + n - 1) == 0x5d) {
           p++;
