@@ -26,6 +26,7 @@ declare function abi_set_property(path: usize, pathSize: usize, value: usize, va
 const OK: u32 = 0;
 const NOT_FOUND: u32 = 1;
 const REQUEST_HEADERS: u32 = 0;
+const RESPONSE_HEADERS: u32 = 2;
 
 const RET_PTR: usize = memory.data(8, 8);
 const RET_SIZE: usize = memory.data(8, 8);
@@ -82,6 +83,12 @@ export function readProperty(path: Bytes): bool {
 
 export function setHeader(name: Bytes, value: Bytes): void {
   let s = abi_replace_header(REQUEST_HEADERS, name.ptr, name.len, value.ptr, value.len);
+  if (s != OK) unexpected("proxy_replace_header_map_value", s);
+}
+
+/** Sets a response header (replacing existing values) from [p, p+n). */
+export function setResponseHeader(name: Bytes, p: usize, n: usize): void {
+  let s = abi_replace_header(RESPONSE_HEADERS, name.ptr, name.len, p, n);
   if (s != OK) unexpected("proxy_replace_header_map_value", s);
 }
 

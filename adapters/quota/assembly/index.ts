@@ -13,6 +13,7 @@ import { Rec, headerSeconds, keyPart, pathSegments, stripPort, urlPath } from ".
 import { Bytes, readProperty, viewLen, viewPtr } from "./hostbytes";
 import * as hb from "./hostbytes";
 import { KeyCaches, KeyEntry, findKey, keepKey, readDimensionBytes } from "./keys";
+import { PendingMap } from "./ratelimit-headers";
 export * from "wasm-mixer/sdk/exports";
 
 // Pool record (global limits), one per key in shared data: tokens leased from
@@ -82,6 +83,8 @@ class Quota extends Adapter {
   spec: QuotaSpec = new QuotaSpec();
   /** Keys by dimension value bytes, one cache per limit (keys.ts); rebuilt by configure. */
   keyCaches: KeyCaches = new KeyCaches(0, 0);
+  /** RateLimit headers of admitted requests, until their response headers arrive. */
+  pendingHeaders: PendingMap = new PendingMap();
   leases: Map<u32, LeaseCtx> = new Map<u32, LeaseCtx>();
   /** Startup probes in flight (by call token): cluster name. */
   probes: Map<u32, string> = new Map<u32, string>();
@@ -140,6 +143,11 @@ class Quota extends Adapter {
   report(r: Report): void {
     // A request that ended (e.g. the client went away) while it waited for a lease.
     if (this.waiters.has(r.contextId)) this.waiters.delete(r.contextId);
+    this.pendingHeaders.drop(r.contextId);
+  }
+
+  onResponse(r: Report): void {
+    this.pendingHeaders.flush(r.contextId);
   }
 
   // ---- which limits apply, with which key, parameters and cost ---------------------------------
@@ -521,16 +529,19 @@ class Quota extends Adapter {
     if (best !== null && this.spec.headersOnAllowed) {
       // Limit, Remaining, Reset and the policy (window and name: Envoy's rate limit service reports
       // them as current_limit on every answer, and X-RateLimit-Limit carries them too).
+      // Written in the response phase (onResponse, ratelimit-headers.ts).
       let style = this.spec.headerStyle;
-      if (style == HeaderStyle.Draft) {
-        req.setResponseHeader("ratelimit-limit", this.limitStr(best));
-        req.setResponseHeader("ratelimit-policy", this.policyStr(best));
-        req.setResponseHeader("ratelimit-remaining", max<i64>(0, best.remaining).toString());
-        req.setResponseHeader("ratelimit-reset", headerSeconds(best.resetMs));
-      } else if (style == HeaderStyle.XRateLimit) {
-        req.setResponseHeader("x-ratelimit-limit", this.limitStr(best) + ", " + this.policyStr(best));
-        req.setResponseHeader("x-ratelimit-remaining", max<i64>(0, best.remaining).toString());
-        req.setResponseHeader("x-ratelimit-reset", headerSeconds(best.resetMs));
+      if (style == HeaderStyle.Draft || style == HeaderStyle.XRateLimit) {
+        let ph = this.pendingHeaders.take(req.contextId);
+        ph.style = style;
+        ph.remaining = best.remaining;
+        ph.resetMs = best.resetMs;
+        if (style == HeaderStyle.Draft) {
+          ph.limit = this.limitBytes(best);
+          ph.policy = this.policyBytes(best);
+        } else {
+          ph.limit = this.xLimitBytes(best);
+        }
       }
     }
     return Decision.allow();
@@ -541,6 +552,30 @@ class Quota extends Adapter {
     let p = s.params;
     let v = p.limitStr;
     if (v === null) p.limitStr = v = s.reportedLimit.toString();
+    return v;
+  }
+
+  limitBytes(s: Slot): Bytes {
+    if (s.viaFallback) return new Bytes(this.limitStr(s));
+    let p = s.params;
+    let v = p.limitBytes;
+    if (v === null) p.limitBytes = v = new Bytes(this.limitStr(s));
+    return v;
+  }
+
+  policyBytes(s: Slot): Bytes {
+    if (s.viaFallback) return new Bytes(this.policyStr(s));
+    let p = s.params;
+    let v = p.policyBytes;
+    if (v === null) p.policyBytes = v = new Bytes(this.policyStr(s));
+    return v;
+  }
+
+  xLimitBytes(s: Slot): Bytes {
+    if (s.viaFallback) return new Bytes(this.limitStr(s) + ", " + this.policyStr(s));
+    let p = s.params;
+    let v = p.xLimitBytes;
+    if (v === null) p.xLimitBytes = v = new Bytes(this.limitStr(s) + ", " + this.policyStr(s));
     return v;
   }
 

@@ -98,6 +98,10 @@ export class Params {
   // Header values that never change, built on first use.
   limitStr: string | null = null;
   policyStr: string | null = null;
+  // The same as UTF-8 (ratelimit-headers.ts); xLimit is "limit, policy" for X-RateLimit-Limit.
+  limitBytes: Bytes | null = null;
+  policyBytes: Bytes | null = null;
+  xLimitBytes: Bytes | null = null;
 }
 
 export class Override {
