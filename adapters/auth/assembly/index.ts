@@ -620,7 +620,6 @@ class AuthAdapter extends Adapter {
       req.header("access-control-request-method") !== null) {
       requires = REQ_NONE;
     }
-    let tokens = a.tokens;
     let apiKey: ApiKey | null = null;
 
     if (requires != REQ_NONE) {
@@ -642,8 +641,7 @@ class AuthAdapter extends Adapter {
           if (r.badKey) mErrors.with(["error", "verify_bad_key"]).inc();
           if (r.token !== null) {
             mCache.with(["result", r.cached ? "hit" : "miss"]).inc();
-            tokens.push(r.token!);
-            a.tokenSources.push(si);
+            a.addToken(r.token!, si);
             continue;
           }
           let p = r.provider;
@@ -710,6 +708,7 @@ class AuthAdapter extends Adapter {
     }
 
     // who it is
+    let tokens = a.tokens;
     if (tokens.length > 0) {
       let t = tokens[0];
       a.authenticated = true;

@@ -5,7 +5,7 @@
 import { Config, JSONValue, Request, getStringProperty, getIntProperty } from "wasm-mixer/sdk";
 import { Cidr, Ip, anyContains, parseCidr, parseIp } from "./ip";
 import { VerifiedToken, claimByPath } from "./jwt";
-import { Bytes, readProperty, viewLen, viewPtr } from "./hostbytes";
+import { Bytes, readProperty, sameBytes, viewLen, viewPtr } from "./hostbytes";
 import { ByteCache } from "./bytecache";
 
 const P_SOURCE_ADDRESS = Bytes.path("source", "address");
@@ -13,6 +13,41 @@ const P_SOURCE_PORT = Bytes.path("source", "port");
 
 /** Parsed peer addresses by their text (a pure function: connections repeat a few peers). */
 const ipCache = new ByteCache<Ip>(0, 64);
+
+const NO_TOKENS: VerifiedToken[] = [];
+const NO_SOURCES: i32[] = [];
+
+const P_REQUEST_METHOD = Bytes.path("request", "method");
+const P_REQUEST_PATH = Bytes.path("request", "path");
+
+// The usual methods, matched on the bytes the host wrote (no string made for them).
+const METHODS: string[] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE"];
+const METHOD_BYTES: ArrayBuffer[] = METHODS.map<ArrayBuffer>((m: string) => String.UTF8.encode(m));
+
+/** request.method upper-cased ("" when the host does not know it). */
+function readMethod(): string {
+  if (!readProperty(P_REQUEST_METHOD)) return "";
+  let p = viewPtr;
+  let n = viewLen;
+  for (let i = 0, k = METHODS.length; i < k; i++) if (sameBytes(p, n, unchecked(METHOD_BYTES[i]))) return unchecked(METHODS[i]);
+  return upper(n == 0 ? "" : String.UTF8.decodeUnsafe(p, n));
+}
+
+/** Normalized paths by the raw request.path (a pure function; clients repeat paths). */
+const pathCache = new ByteCache<string>(0, 64, 256);
+
+/** request.path normalized for matching ("" normalized when the host does not know it). */
+function readPath(): string {
+  if (!readProperty(P_REQUEST_PATH)) return normalizePath("");
+  let p = viewPtr;
+  let n = viewLen;
+  let v = pathCache.get(0, p, n);
+  if (v === null) {
+    v = normalizePath(n == 0 ? "" : String.UTF8.decodeUnsafe(p, n));
+    pathCache.put(0, p, n, v);
+  }
+  return v;
+}
 
 /** s upper-cased; s itself when it has nothing to change (the common case: methods arrive upper case). */
 function upper(s: string): string {
@@ -98,17 +133,26 @@ export class Attrs {
   viaJwt: bool = false;
   viaApiKey: bool = false;
   claims: JSONValue | null = null;
-  /** Verified tokens, and the source index each came from. */
-  tokens: VerifiedToken[] = [];
-  tokenSources: i32[] = [];
+  /** Verified tokens, and the source index each came from (shared empty lists until the first token). */
+  tokens: VerifiedToken[] = NO_TOKENS;
+  tokenSources: i32[] = NO_SOURCES;
   /** Index of the API-key source used, or -1. */
   apiKeySource: i32 = -1;
 
   constructor(public req: Request, public xffTrustedHops: i32) {}
 
+  addToken(t: VerifiedToken, source: i32): void {
+    if (this.tokens === NO_TOKENS) {
+      this.tokens = [];
+      this.tokenSources = [];
+    }
+    this.tokens.push(t);
+    this.tokenSources.push(source);
+  }
+
   get method(): string {
     let v = this._method;
-    if (v === null) this._method = v = upper(this.req.method);
+    if (v === null) this._method = v = readMethod();
     return v;
   }
 
@@ -125,7 +169,7 @@ export class Attrs {
   /** The URL path without query, normalized (see normalizePath). */
   get path(): string {
     let v = this._path;
-    if (v === null) this._path = v = normalizePath(this.req.path);
+    if (v === null) this._path = v = readPath();
     return v;
   }
 

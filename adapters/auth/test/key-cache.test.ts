@@ -37,8 +37,8 @@ async function makeHost(pluginConfig: unknown) {
   const config = { plugins: [{ name: 'auth', url: 'auth.wasm', pluginConfig }] } as MixerConfig;
   const host = await WasmHost.create(config, { modules: { 'auth.wasm': wasm }, logger: quiet });
   /** One request: its status and the identity headers the upstream would get. */
-  const send = async (headers: Array<[string, string]>) => {
-    const st = host.newStream({ method: 'GET', path: '/x', authority: 'api', headers: headers.slice() });
+  const send = async (headers: Array<[string, string]>, method = 'GET', path = '/x') => {
+    const st = host.newStream({ method, path, authority: 'api', headers: headers.slice() });
     let d = st.requestHeaders(true);
     if (d instanceof Promise) d = await d;
     const h = new Map(st.stream.requestHeaders);
@@ -82,4 +82,32 @@ t.test('a reload that revokes a key or changes its tenant is honoured at once', 
   t.ok(res, 'reloaded');
   t.equal((await send([['x-api-key', a.key]])).status, 401, 'the revoked key is refused');
   t.equal((await send([['x-api-key', b.key]])).tenant, 'initech', 'the changed tenant is forwarded');
+});
+
+t.test('paths and methods read as bytes (normalized paths cached by the raw path): rules decide as before', async (t) => {
+  const k = { key: keyOf(7), name: 'svc', tenant: 'acme' };
+  const { host, send } = await makeHost({
+    ...authConfig([k]),
+    rules: [
+      { name: 'no-admin', action: 'DENY', match: { paths: ['/api/admin/**'] } },
+      { name: 'api', action: 'ALLOW', match: { paths: ['/api/**'], methods: ['GET', 'PURGE'] } },
+    ],
+  });
+  t.teardown(() => host.close());
+  const h: Array<[string, string]> = [['x-api-key', k.key]];
+  const got: string[] = [];
+  // 100 distinct paths (the cache holds 64), each twice, some resolving into /api/admin
+  for (let round = 0; round < 2; round++) {
+    for (let i = 0; i < 100; i++) {
+      const path = i % 2 ? `/api/items/${i}?q=${i}` : `/api/items/../admin/${i}`;
+      const want = i % 2 ? 200 : 403;
+      const r = await send(h, 'GET', path);
+      if (r.status !== want) got.push(`${path}: ${r.status}`);
+    }
+  }
+  t.same(got, [], 'every path decided by its normalized form, first time and cached');
+  t.equal((await send(h, 'GET', '/api/%61dmin/x')).status, 403, 'percent-encoded unreserved characters decoded');
+  t.equal((await send(h, 'get', '/api/x')).status, 200, 'a lower-case method is upper-cased');
+  t.equal((await send(h, 'PURGE', '/api/x')).status, 200, 'a method outside the usual table');
+  t.equal((await send(h, 'POST', '/api/x')).status, 403, 'a method no rule allows');
 });
