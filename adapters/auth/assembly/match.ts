@@ -9,7 +9,6 @@ import { Bytes, readProperty, sameBytes, viewLen, viewPtr } from "./hostbytes";
 import { ByteCache } from "./bytecache";
 
 const P_SOURCE_ADDRESS = Bytes.path("source", "address");
-const P_SOURCE_PORT = Bytes.path("source", "port");
 
 /** Parsed peer addresses by their text (a pure function: connections repeat a few peers). */
 const ipCache = new ByteCache<Ip>(0, 64);
@@ -94,6 +93,18 @@ function textPort(p: usize, n: usize): i64 {
     v = v * 10 + <i64>(c - 0x30);
   }
   return v;
+}
+
+/** The peer address from its text when the port must come from source.port (unbracketed IPv6, no port). */
+function parseWithPort(a: string): Ip | null {
+  let port = getIntProperty(["source", "port"], -1);
+  let s = a;
+  if (port >= 0) {
+    let suffix = ":" + port.toString();
+    if (s.endsWith(suffix)) s = s.substring(0, s.length - suffix.length);
+  }
+  if (s.startsWith("[") && s.endsWith("]")) s = s.substring(1, s.length - 1);
+  return parseIp(s);
 }
 
 /** Whether [p, p+n) ends with ":" and the decimal digits of port (>= 0). */
@@ -199,8 +210,13 @@ export class Attrs {
         let p = viewPtr;
         let n = viewLen;
         let port = textPort(p, n);
-        if (port < 0 && readProperty(P_SOURCE_PORT) && viewLen == 8) port = load<i64>(viewPtr);
-        if (port >= 0 && endsWithPort(p, n, port)) n -= <usize>digits(port) + 1;
+        if (port < 0) {
+          // another form: source.port says what to strip (read after the text is decoded,
+          // so no view is held across a host call)
+          this._source = parseWithPort(n == 0 ? "" : String.UTF8.decodeUnsafe(p, n));
+          return this._source;
+        }
+        if (endsWithPort(p, n, port)) n -= <usize>digits(port) + 1;
         if (n >= 2 && load<u8>(p) == 0x5b && load<u8>(p + n - 1) == 0x5d) {
           p++;
           n -= 2;
