@@ -15,6 +15,9 @@ import {
   Source, TokenCache, VerifiedToken, Verifier, claimByPath,
 } from "./jwt";
 import { SHA256, digest, toHex } from "./sha2";
+import { ByteCache } from "./bytecache";
+import * as hb from "./hostbytes";
+import { Bytes, viewLen, viewPtr } from "./hostbytes";
 
 // ---- metrics -----------------------------------------------------------------------------------
 
@@ -26,6 +29,27 @@ const mErrors = new Counter("auth_errors_total");
 const mCache = new Counter("auth_jwt_cache_total");
 const mFetches = new Counter("auth_jwks_fetches_total");
 const mKeys = new Gauge("auth_jwks_keys");
+
+// Property paths and values written on every allowed request, encoded once.
+const P_PRINCIPAL = Bytes.path("mixer", "principal");
+const P_AUTH_METHOD = Bytes.path("mixer", "auth_method");
+const P_TENANT = Bytes.path("mixer", "tenant");
+const V_JWT = new Bytes("jwt");
+const V_API_KEY = new Bytes("api_key");
+const V_JWT_AND_API_KEY = new Bytes("jwt+api_key");
+
+// auth_allowed_total{method} by method index, looked up once.
+const ALLOWED_METHODS: string[] = ["jwt", "jwt_and_api_key", "api_key", "anonymous"];
+const allowedBy: Array<Counter | null> = [null, null, null, null];
+
+function allowedCounter(i: i32): Counter {
+  let c = unchecked(allowedBy[i]);
+  if (c === null) {
+    c = mAllowed.with(["method", unchecked(ALLOWED_METHODS[i])]);
+    unchecked((allowedBy[i] = c));
+  }
+  return c;
+}
 
 // ---- configuration pieces ----------------------------------------------------------------------
 
@@ -62,6 +86,9 @@ class RouteRequirement {
 class ApiKey {
   name: string = "";
   tenant: string = "";
+  /** name and tenant as UTF-8, for the headers and properties an allowed request gets. */
+  nameBytes: Bytes = new Bytes("");
+  tenantBytes: Bytes = new Bytes("");
   paths: PathMatcher[] = [];
   methods: string[] = [];
   routeNames: string[] = [];
@@ -161,6 +188,8 @@ class AuthAdapter extends Adapter {
   apiKeySources: Source[] = [];
   apiKeyForward: bool = true;
   keys: Map<string, ApiKey> = new Map<string, ApiKey>();
+  /** Keys that verified, by the raw header value (see bytecache.ts); rebuilt by configure. */
+  keyCache: ByteCache<ApiKey> = new ByteCache<ApiKey>(0);
 
   jwtOn: bool = false;
   verifier: Verifier = new Verifier();
@@ -173,6 +202,9 @@ class AuthAdapter extends Adapter {
 
   /** Headers this adapter sets upstream: removed from every incoming request first, so clients cannot forge them. */
   owned: string[] = [];
+  ownedBytes: Bytes[] = [];
+  principalHeaderBytes: Bytes = new Bytes("");
+  tenantHeaderBytes: Bytes = new Bytes("");
 
   // ---- configuration ----
 
@@ -244,6 +276,11 @@ class AuthAdapter extends Adapter {
       if (p.payloadHeader.length > 0) this.addOwned(p.payloadHeader);
     }
 
+    for (let i = 0; i < this.owned.length; i++) this.ownedBytes.push(new Bytes(this.owned[i]));
+    this.principalHeaderBytes = new Bytes(this.principalHeader);
+    this.tenantHeaderBytes = new Bytes(this.tenantHeader);
+    this.keyCache = new ByteCache<ApiKey>(<u32>now() ^ <u32>(now() >> 32));
+
     let err = c.error;
     if (err !== null) return err;
 
@@ -312,6 +349,8 @@ class AuthAdapter extends Adapter {
       let k = new ApiKey();
       k.name = kc.requireString("name");
       k.tenant = kc.getString("tenant", "");
+      k.nameBytes = new Bytes(k.name);
+      k.tenantBytes = new Bytes(k.tenant);
       let d = kc.requireString("sha256").toLowerCase();
       if (!isHex64(d)) kc.fail("sha256", "must be the SHA-256 of the key as 64 hex digits");
       else if (this.keys.has(d)) kc.fail("sha256", "the same key is listed twice");
@@ -562,7 +601,8 @@ class AuthAdapter extends Adapter {
   // ---- requests ----
 
   check(req: Request): Decision {
-    for (let i = 0; i < this.owned.length; i++) req.removeHeader(unchecked(this.owned[i]));
+    let owned = this.ownedBytes;
+    for (let i = 0, n = owned.length; i < n; i++) hb.removeHeader(unchecked(owned[i]));
     return this.decide(req);
   }
 
@@ -580,7 +620,6 @@ class AuthAdapter extends Adapter {
       req.header("access-control-request-method") !== null) {
       requires = REQ_NONE;
     }
-    let tokens = a.tokens;
     let apiKey: ApiKey | null = null;
 
     if (requires != REQ_NONE) {
@@ -588,19 +627,21 @@ class AuthAdapter extends Adapter {
       // JWTs: every token present must verify (Envoy: "if two tokens are present both must verify")
       if (this.jwtOn && requires != REQ_API_KEY) {
         let v = this.verifier;
-        let nowMs = <f64>now() / 1e6;
-        let seen: string[] = [];
+        let nowMs: f64 = -1; // read when a token is present
+        let seen: string[] | null = null;
         for (let si = 0; si < v.sources.length; si++) {
           let tok = unchecked(v.sources[si]).read(req);
-          if (tok === null || seen.includes(tok)) continue;
+          if (tok === null) continue;
+          if (seen === null) seen = [];
+          else if (seen.includes(tok)) continue;
           seen.push(tok);
+          if (nowMs < 0) nowMs = <f64>now() / 1e6;
           sawCredential = true;
           let r = v.verify(tok, si, nowMs / 1000);
           if (r.badKey) mErrors.with(["error", "verify_bad_key"]).inc();
           if (r.token !== null) {
             mCache.with(["result", r.cached ? "hit" : "miss"]).inc();
-            tokens.push(r.token!);
-            a.tokenSources.push(si);
+            a.addToken(r.token!, si);
             continue;
           }
           let p = r.provider;
@@ -632,12 +673,33 @@ class AuthAdapter extends Adapter {
       if (this.apiKeysOn && requires != REQ_JWT) {
         let srcs = this.apiKeySources;
         for (let i = 0; i < srcs.length; i++) {
-          let key = unchecked(srcs[i]).read(req);
+          let src = unchecked(srcs[i]);
+          let key: string | null;
+          let rawPtr: usize = 0;
+          let rawLen: usize = 0;
+          if (src.kind == SRC_HEADER) {
+            if (!src.readRaw()) continue;
+            rawPtr = viewPtr;
+            rawLen = viewLen;
+            let hit = this.keyCache.get(i, rawPtr, rawLen);
+            if (hit !== null) {
+              sawCredential = true;
+              apiKey = hit;
+              a.apiKeySource = i;
+              break;
+            }
+            key = src.fromHeader(rawLen == 0 ? "" : String.UTF8.decodeUnsafe(rawPtr, rawLen));
+          } else {
+            key = src.read(req);
+          }
           if (key === null) continue;
           sawCredential = true;
           let d = key.length <= 1024 ? toHex(digest(SHA256, String.UTF8.encode(key))) : "";
           if (!this.keys.has(d)) return this.deny(a, 401, E_API_KEY, "unknown_api_key", false);
-          apiKey = this.keys.get(d);
+          let k = this.keys.get(d);
+          // the raw value stays readable until the callback returns (hostbytes.ts)
+          if (src.kind == SRC_HEADER) this.keyCache.put(i, rawPtr, rawLen, k);
+          apiKey = k;
           a.apiKeySource = i;
           break;
         }
@@ -646,6 +708,7 @@ class AuthAdapter extends Adapter {
     }
 
     // who it is
+    let tokens = a.tokens;
     if (tokens.length > 0) {
       let t = tokens[0];
       a.authenticated = true;
@@ -658,8 +721,14 @@ class AuthAdapter extends Adapter {
     if (apiKey !== null) {
       a.authenticated = true;
       a.viaApiKey = true;
-      if (!a.viaJwt) a.principal = apiKey.name;
-      if (apiKey.tenant.length > 0) a.tenant = apiKey.tenant;
+      if (!a.viaJwt) {
+        a.principal = apiKey.name;
+        a.principalBytes = apiKey.nameBytes;
+      }
+      if (apiKey.tenant.length > 0) {
+        a.tenant = apiKey.tenant;
+        a.tenantBytes = apiKey.tenantBytes;
+      }
       if (apiKey.restricted && !apiKey.allows(a)) return this.deny(a, 403, E_FORBIDDEN, "route_not_allowed", false);
     }
 
@@ -698,13 +767,15 @@ class AuthAdapter extends Adapter {
     let req = a.req;
     let tokens = a.tokens;
     // a value a header cannot carry (e.g. a claim with CR/LF) is left out, never forwarded mangled
-    if (a.principal.length > 0 && this.principalHeader.length > 0 && headerSafe(a.principal)) req.setHeader(this.principalHeader, a.principal);
-    if (a.tenant.length > 0 && this.tenantHeader.length > 0 && headerSafe(a.tenant)) req.setHeader(this.tenantHeader, a.tenant);
+    let principal = a.principal.length > 0 ? a.principalUtf8 : null;
+    let tenant = a.tenant.length > 0 ? a.tenantUtf8 : null;
+    if (principal !== null && this.principalHeader.length > 0 && headerSafe(a.principal)) hb.setHeader(this.principalHeaderBytes, principal);
+    if (tenant !== null && this.tenantHeader.length > 0 && headerSafe(a.tenant)) hb.setHeader(this.tenantHeaderBytes, tenant);
     if (a.authenticated) {
-      setProperty<string>(["mixer", "principal"], a.principal);
-      setProperty<string>(["mixer", "auth_method"], a.viaJwt ? (a.viaApiKey ? "jwt+api_key" : "jwt") : "api_key");
+      hb.setProperty(P_PRINCIPAL, a.principalUtf8);
+      hb.setProperty(P_AUTH_METHOD, a.viaJwt ? (a.viaApiKey ? V_JWT_AND_API_KEY : V_JWT) : V_API_KEY);
     }
-    if (a.tenant.length > 0) setProperty<string>(["mixer", "tenant"], a.tenant);
+    if (tenant !== null) hb.setProperty(P_TENANT, tenant);
     for (let i = 0; i < tokens.length; i++) {
       let t = unchecked(tokens[i]);
       let p = t.provider;
@@ -724,8 +795,7 @@ class AuthAdapter extends Adapter {
       if (!p.forward) unchecked(this.verifier.sources[a.tokenSources[i]]).strip(req);
     }
     if (a.apiKeySource >= 0 && !this.apiKeyForward) unchecked(this.apiKeySources[a.apiKeySource]).strip(req);
-    let method = a.viaJwt ? (a.viaApiKey ? "jwt_and_api_key" : "jwt") : a.viaApiKey ? "api_key" : "anonymous";
-    mAllowed.with(["method", method]).inc();
+    allowedCounter(a.viaJwt ? (a.viaApiKey ? 1 : 0) : a.viaApiKey ? 2 : 3).inc();
     if (log.enabled(LogLevel.Debug)) log.debug("allow " + this.describe(a));
     return Decision.allow();
   }

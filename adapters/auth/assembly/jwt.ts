@@ -7,6 +7,7 @@ import { curveSize, ecdsaToDer } from "./der";
 import { ALG_NONE, Jwk, algFromName, algHashName, hmacMinBytes, isEc, isHmac, isRsa } from "./jwks";
 import { constantTimeEqual } from "./sha2";
 import { VERIFY_BAD_KEY, VERIFY_OK, VERIFY_UNAVAILABLE, hostVerify } from "./verify";
+import { Bytes, readHeader, viewLen, viewPtr } from "./hostbytes";
 
 // ---- where credentials come from ---------------------------------------------------------------
 
@@ -73,22 +74,44 @@ export class Source {
     return "cookie " + this.name;
   }
 
+  private _nameBytes: Bytes | null = null;
+
+  /** The header name as UTF-8, encoded once. */
+  get nameBytes(): Bytes {
+    let b = this._nameBytes;
+    if (b === null) this._nameBytes = b = new Bytes(this.name);
+    return b;
+  }
+
+  /**
+   * A header source: reads the header into hostbytes' view (false when absent).
+   * The view is the raw value; fromHeader() turns it into the credential.
+   */
+  readRaw(): bool {
+    return readHeader(this.nameBytes);
+  }
+
   /** The credential in this source, or null. Header prefixes compare case-insensitively (RFC 7235 schemes). */
   read(req: Request): string | null {
     if (this.kind == SRC_HEADER) {
-      let v = req.header(this.name);
-      if (v === null) return null;
-      let p = this.prefix;
-      if (p.length > 0) {
-        if (v.length < p.length || v.substring(0, p.length).toLowerCase() != p.toLowerCase()) return null;
-        v = v.substring(p.length);
-      }
-      v = v.trim();
-      return v.length > 0 ? v : null;
+      if (!this.readRaw()) return null;
+      return this.fromHeader(viewLen == 0 ? "" : String.UTF8.decodeUnsafe(viewPtr, viewLen));
     }
     if (this.kind == SRC_QUERY) return queryParam(req.path, this.name);
     let cookie = req.header("cookie");
     return cookie === null ? null : cookieValue(cookie, this.name);
+  }
+
+  /** A header value as the credential: prefix checked and removed, trimmed; null when none. */
+  fromHeader(value: string): string | null {
+    let v = value;
+    let p = this.prefix;
+    if (p.length > 0) {
+      if (v.length < p.length || v.substring(0, p.length).toLowerCase() != p.toLowerCase()) return null;
+      v = v.substring(p.length);
+    }
+    v = v.trim();
+    return v.length > 0 ? v : null;
   }
 
   /** Removes this credential from the request sent upstream. */

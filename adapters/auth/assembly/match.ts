@@ -5,6 +5,120 @@
 import { Config, JSONValue, Request, getStringProperty, getIntProperty } from "wasm-mixer/sdk";
 import { Cidr, Ip, anyContains, parseCidr, parseIp } from "./ip";
 import { VerifiedToken, claimByPath } from "./jwt";
+import { Bytes, readProperty, sameBytes, viewLen, viewPtr } from "./hostbytes";
+import { ByteCache } from "./bytecache";
+
+const P_SOURCE_ADDRESS = Bytes.path("source", "address");
+
+/** Parsed peer addresses by their text (a pure function: connections repeat a few peers). */
+const ipCache = new ByteCache<Ip>(0, 64);
+
+const NO_TOKENS: VerifiedToken[] = [];
+const NO_SOURCES: i32[] = [];
+
+const P_REQUEST_METHOD = Bytes.path("request", "method");
+const P_REQUEST_PATH = Bytes.path("request", "path");
+
+// The usual methods, matched on the bytes the host wrote (no string made for them).
+const METHODS: string[] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE"];
+const METHOD_BYTES: ArrayBuffer[] = METHODS.map<ArrayBuffer>((m: string) => String.UTF8.encode(m));
+
+/** request.method upper-cased ("" when the host does not know it). */
+function readMethod(): string {
+  if (!readProperty(P_REQUEST_METHOD)) return "";
+  let p = viewPtr;
+  let n = viewLen;
+  for (let i = 0, k = METHODS.length; i < k; i++) if (sameBytes(p, n, unchecked(METHOD_BYTES[i]))) return unchecked(METHODS[i]);
+  return upper(n == 0 ? "" : String.UTF8.decodeUnsafe(p, n));
+}
+
+/** Normalized paths by the raw request.path (a pure function; clients repeat paths). */
+const pathCache = new ByteCache<string>(0, 64, 256);
+
+/** request.path normalized for matching ("" normalized when the host does not know it). */
+function readPath(): string {
+  if (!readProperty(P_REQUEST_PATH)) return normalizePath("");
+  let p = viewPtr;
+  let n = viewLen;
+  let v = pathCache.get(0, p, n);
+  if (v === null) {
+    v = normalizePath(n == 0 ? "" : String.UTF8.decodeUnsafe(p, n));
+    pathCache.put(0, p, n, v);
+  }
+  return v;
+}
+
+/** s upper-cased; s itself when it has nothing to change (the common case: methods arrive upper case). */
+function upper(s: string): string {
+  for (let i = 0, n = s.length; i < n; i++) {
+    let c = s.charCodeAt(i);
+    if ((c >= 0x61 && c <= 0x7a) || c >= 0x80) return s.toUpperCase();
+  }
+  return s;
+}
+
+/** The number of decimal digits of v >= 0. */
+function digits(v: i64): i32 {
+  let n = 1;
+  while (v >= 10) {
+    v /= 10;
+    n++;
+  }
+  return n;
+}
+
+/**
+ * The port written in "a.b.c.d:port" or "[v6]:port", or -1 for any other form. Envoy and
+ * this host write source.address from the same port as source.port, so for these forms
+ * the property need not be read.
+ */
+function textPort(p: usize, n: usize): i64 {
+  let colon: isize = -1;
+  let colons = 0;
+  for (let i: usize = 0; i < n; i++) {
+    if (load<u8>(p + i) == 0x3a) {
+      colons++;
+      colon = <isize>i;
+    }
+  }
+  if (colon < 0) return -1;
+  let bracketed = load<u8>(p) == 0x5b && colon > 0 && load<u8>(p + <usize>colon - 1) == 0x5d;
+  if (colons != 1 && !bracketed) return -1;
+  let d = n - <usize>colon - 1;
+  if (d == 0 || d > 5) return -1;
+  let v: i64 = 0;
+  for (let i = <usize>colon + 1; i < n; i++) {
+    let c = load<u8>(p + i);
+    if (c < 0x30 || c > 0x39) return -1;
+    v = v * 10 + <i64>(c - 0x30);
+  }
+  return v;
+}
+
+/** The peer address from its text when the port must come from source.port (unbracketed IPv6, no port). */
+function parseWithPort(a: string): Ip | null {
+  let port = getIntProperty(["source", "port"], -1);
+  let s = a;
+  if (port >= 0) {
+    let suffix = ":" + port.toString();
+    if (s.endsWith(suffix)) s = s.substring(0, s.length - suffix.length);
+  }
+  if (s.startsWith("[") && s.endsWith("]")) s = s.substring(1, s.length - 1);
+  return parseIp(s);
+}
+
+/** Whether [p, p+n) ends with ":" and the decimal digits of port (>= 0). */
+function endsWithPort(p: usize, n: usize, port: i64): bool {
+  let d = <usize>digits(port);
+  if (n < d + 1) return false;
+  let q = p + n - 1;
+  let v = port;
+  for (let i: usize = 0; i < d; i++) {
+    if (<i64>load<u8>(q - i) != 0x30 + v % 10) return false;
+    v /= 10;
+  }
+  return load<u8>(q - d) == 0x3a;
+}
 
 // ---- request attributes ------------------------------------------------------------------------
 
@@ -23,28 +137,50 @@ export class Attrs {
   authenticated: bool = false;
   principal: string = "";
   tenant: string = "";
+  /** principal / tenant as UTF-8 when they came from configuration (an API key), else null. */
+  principalBytes: Bytes | null = null;
+  tenantBytes: Bytes | null = null;
   issuer: string = "";
   viaJwt: bool = false;
   viaApiKey: bool = false;
   claims: JSONValue | null = null;
-  /** Verified tokens, and the source index each came from. */
-  tokens: VerifiedToken[] = [];
-  tokenSources: i32[] = [];
+  /** Verified tokens, and the source index each came from (shared empty lists until the first token). */
+  tokens: VerifiedToken[] = NO_TOKENS;
+  tokenSources: i32[] = NO_SOURCES;
   /** Index of the API-key source used, or -1. */
   apiKeySource: i32 = -1;
 
   constructor(public req: Request, public xffTrustedHops: i32) {}
 
+  addToken(t: VerifiedToken, source: i32): void {
+    if (this.tokens === NO_TOKENS) {
+      this.tokens = [];
+      this.tokenSources = [];
+    }
+    this.tokens.push(t);
+    this.tokenSources.push(source);
+  }
+
   get method(): string {
     let v = this._method;
-    if (v === null) this._method = v = this.req.method.toUpperCase();
+    if (v === null) this._method = v = readMethod();
     return v;
+  }
+
+  get principalUtf8(): Bytes {
+    let b = this.principalBytes;
+    return b !== null ? b : new Bytes(this.principal);
+  }
+
+  get tenantUtf8(): Bytes {
+    let b = this.tenantBytes;
+    return b !== null ? b : new Bytes(this.tenant);
   }
 
   /** The URL path without query, normalized (see normalizePath). */
   get path(): string {
     let v = this._path;
-    if (v === null) this._path = v = normalizePath(this.req.path);
+    if (v === null) this._path = v = readPath();
     return v;
   }
 
@@ -68,17 +204,29 @@ export class Attrs {
   get sourceIp(): Ip | null {
     if (!this._sourceDone) {
       this._sourceDone = true;
-      let a = getStringProperty(["source", "address"]);
-      if (a !== null) {
+      if (readProperty(P_SOURCE_ADDRESS)) {
         // "ip:port", "[v6]:port", or (some hosts) "v6:port" unbracketed: strip the port we know.
-        let port = getIntProperty(["source", "port"], -1);
-        let s = a;
-        if (port >= 0) {
-          let suffix = ":" + port.toString();
-          if (s.endsWith(suffix)) s = s.substring(0, s.length - suffix.length);
+        // Done on the bytes the host wrote; the text is decoded only for an address not seen before.
+        let p = viewPtr;
+        let n = viewLen;
+        let port = textPort(p, n);
+        if (port < 0) {
+          // another form: source.port says what to strip (read after the text is decoded,
+          // so no view is held across a host call)
+          this._source = parseWithPort(n == 0 ? "" : String.UTF8.decodeUnsafe(p, n));
+          return this._source;
         }
-        if (s.startsWith("[") && s.endsWith("]")) s = s.substring(1, s.length - 1);
-        this._source = parseIp(s);
+        if (endsWithPort(p, n, port)) n -= <usize>digits(port) + 1;
+        if (n >= 2 && load<u8>(p) == 0x5b && load<u8>(p + n - 1) == 0x5d) {
+          p++;
+          n -= 2;
+        }
+        let ip = ipCache.get(0, p, n);
+        if (ip === null) {
+          ip = parseIp(n == 0 ? "" : String.UTF8.decodeUnsafe(p, n));
+          if (ip !== null) ipCache.put(0, p, n, ip);
+        }
+        this._source = ip;
       }
     }
     return this._source;

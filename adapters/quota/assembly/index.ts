@@ -10,6 +10,10 @@ import {
 import { Algo, HeaderStyle, LimitSpec, OnError, Params, QuotaSpec, Source, Src, algoName, leaseLocalLimits, parseSpec } from "./spec";
 import { Out, Slot, commit, decideLocal, readRec, refund } from "./local";
 import { Rec, headerSeconds, keyPart, pathSegments, stripPort, urlPath } from "./util";
+import { Bytes, readProperty, viewLen, viewPtr } from "./hostbytes";
+import * as hb from "./hostbytes";
+import { KeyCaches, KeyEntry, findKey, keepKey, readDimensionBytes } from "./keys";
+import { PendingMap } from "./ratelimit-headers";
 export * from "wasm-mixer/sdk/exports";
 
 // Pool record (global limits), one per key in shared data: tokens leased from
@@ -30,7 +34,7 @@ const CIRCUIT_SLOTS = 2;
 
 const LEASE_PATH = "/quota/v1/lease";
 /** Filter state set by Envoy's rate limit filter and by the adapter server (ShouldRateLimit, quota allocation). */
-const HITS_ADDEND: string[] = ["envoy.ratelimit.hits_addend"];
+const P_HITS_ADDEND = new Bytes("envoy.ratelimit.hits_addend");
 /** Filter state the adapter server sets to the RateLimitRequest's domain. */
 const RLS_DOMAIN: string[] = ["ratelimit.domain"];
 /** Hits per request are capped so cost x hits stays far from overflowing. */
@@ -77,6 +81,10 @@ function onLease(a: Adapter, resp: HttpCallResponse): void {
 
 class Quota extends Adapter {
   spec: QuotaSpec = new QuotaSpec();
+  /** Keys by dimension value bytes, one cache per limit (keys.ts); rebuilt by configure. */
+  keyCaches: KeyCaches = new KeyCaches(0, 0);
+  /** RateLimit headers of admitted requests, until their response headers arrive. */
+  pendingHeaders: PendingMap = new PendingMap();
   leases: Map<u32, LeaseCtx> = new Map<u32, LeaseCtx>();
   /** Startup probes in flight (by call token): cluster name. */
   probes: Map<u32, string> = new Map<u32, string>();
@@ -89,6 +97,7 @@ class Quota extends Adapter {
 
   configure(c: Config): string | null {
     this.spec = parseSpec(c);
+    this.keyCaches = new KeyCaches(this.spec.limits.length, <u32>now());
     let err = c.error;
     if (err !== null) return err;
     // In a worker of a multi-worker proxy, local limits lease from the primary (spec.ts leaseLocalLimits).
@@ -134,6 +143,11 @@ class Quota extends Adapter {
   report(r: Report): void {
     // A request that ended (e.g. the client went away) while it waited for a lease.
     if (this.waiters.has(r.contextId)) this.waiters.delete(r.contextId);
+    this.pendingHeaders.drop(r.contextId);
+  }
+
+  onResponse(r: Report): void {
+    this.pendingHeaders.flush(r.contextId);
   }
 
   // ---- which limits apply, with which key, parameters and cost ---------------------------------
@@ -150,14 +164,29 @@ class Quota extends Adapter {
         hits = 1;
         // Envoy's rate limit service (and the adapter server's quota allocation) sets the request's
         // hits as filter state envoy.ratelimit.hits_addend: charge cost x hits (0: check only).
-        let h = getStringProperty(HITS_ADDEND);
-        if (h !== null) {
+        if (readProperty(P_HITS_ADDEND)) {
+          let h = viewLen == 0 ? "" : String.UTF8.decodeUnsafe(viewPtr, viewLen);
           let v = parseNonNegative(h);
           if (v >= 0) hits = min<i64>(v, MAX_HITS);
           // An Envoy rate limit domain has its own counters (envoyproxy/ratelimit keys by domain too).
           let d = getStringProperty(RLS_DOMAIN);
           if (d !== null && d.length > 0) ns = this.spec.domain + "@" + keyPart(d);
         }
+      }
+      // A value set seen before: its key, values and parameters from the cache (keys.ts).
+      let cache = unchecked(this.keyCaches.caches[i]);
+      let cacheable = ns == this.spec.domain && readDimensionBytes(l);
+      let entry: KeyEntry | null = cacheable ? findKey(cache) : null;
+      if (entry !== null) {
+        let e = entry;
+        if (e.params.unlimited) continue;
+        let cost = costOf(l, req);
+        if (cost <= 0) continue;
+        let charged = hits <= 1 || cost <= MAX_HITS / hits ? cost * hits : MAX_HITS;
+        let slot = new Slot(l, e.params, e.dimKey, charged);
+        slot.localKey = e.localKey;
+        out.push(slot);
+        continue;
       }
       let key = ns + ":" + l.name;
       let values: string[] = [];
@@ -181,12 +210,20 @@ class Quota extends Adapter {
         continue;
       }
       let params = effectiveParams(l, values);
+      let localKey: Bytes | null = null;
+      if (cacheable) {
+        // every value was non-empty (readDimensionBytes), as the string path just read them
+        localKey = new Bytes("l:" + key);
+        keepKey(cache, new KeyEntry(values, key, localKey, params));
+      }
       if (params.unlimited) continue;
       let cost = costOf(l, req);
       if (cost <= 0) continue;
       // Weighted hits, saturated (a cost above the limit is denied anyway).
       let charged = hits <= 1 || cost <= MAX_HITS / hits ? cost * hits : MAX_HITS;
-      out.push(new Slot(l, params, key, charged));
+      let slot = new Slot(l, params, key, charged);
+      slot.localKey = localKey;
+      out.push(slot);
     }
     return out;
   }
@@ -255,7 +292,7 @@ class Quota extends Adapter {
           }
         }
         this.forget(req, waiter);
-        markDecision("over_limit");
+        markDecision(D_OVER);
         return this.denyOver(denier);
       }
 
@@ -265,7 +302,7 @@ class Quota extends Adapter {
         if (s.out == Out.FailClosed && !s.spec.shadow) {
           s.spec.m.failedClosed.inc();
           this.forget(req, waiter);
-          markDecision("unavailable");
+          markDecision(D_UNAVAILABLE);
           let h = new Headers();
           h.add("content-type", "application/json");
           if (s.retryMs > 0) h.add("retry-after", headerSeconds(s.retryMs));
@@ -325,7 +362,7 @@ class Quota extends Adapter {
       this.forget(req, waiter);
       let shadowOver = false;
       for (let i = 0; i < slots.length; i++) if (unchecked(slots[i]).out == Out.Over) shadowOver = true;
-      markDecision(shadowOver ? "shadow_over_limit" : "ok");
+      markDecision(shadowOver ? D_SHADOW_OVER : D_OK);
       return this.admit(req, slots, t);
     }
     // Could not commit after several attempts: the store refuses writes (full) or
@@ -333,14 +370,15 @@ class Quota extends Adapter {
     for (let i = 0; i < slots.length; i++) unchecked(slots[i]).spec.m.errStore.inc();
     this.warn("quota: shared data refused the counter update " + MAX_COMMIT_ATTEMPTS.toString() + " times; request admitted");
     this.forget(req, waiter);
-    markDecision("ok");
+    markDecision(D_OK);
     return Decision.allow();
   }
 
   decide(s: Slot, t: i64, waiter: Waiter | null): void {
     let g = s.spec.global;
     if (g === null) {
-      decideLocal(s, "l:" + s.dimKey, s.params.limit, s.params.windowMs, s.params.burst, t);
+      let lk = s.localKey;
+      decideLocal(s, lk !== null ? lk : new Bytes("l:" + s.dimKey), s.params.limit, s.params.windowMs, s.params.burst, t);
       return;
     }
     let l = s.spec;
@@ -431,7 +469,7 @@ class Quota extends Adapter {
       s.viaFallback = true;
       let fl = g.fallbackLimit >= 0 ? g.fallbackLimit : s.params.limit;
       let fb = g.fallbackLimit >= 0 ? max<i64>(1, fl) : s.params.burst;
-      decideLocal(s, "f:" + s.dimKey, fl, s.params.windowMs, fb, t);
+      decideLocal(s, new Bytes("f:" + s.dimKey), fl, s.params.windowMs, fb, t);
     }
   }
 
@@ -491,16 +529,19 @@ class Quota extends Adapter {
     if (best !== null && this.spec.headersOnAllowed) {
       // Limit, Remaining, Reset and the policy (window and name: Envoy's rate limit service reports
       // them as current_limit on every answer, and X-RateLimit-Limit carries them too).
+      // Written in the response phase (onResponse, ratelimit-headers.ts).
       let style = this.spec.headerStyle;
-      if (style == HeaderStyle.Draft) {
-        req.setResponseHeader("ratelimit-limit", this.limitStr(best));
-        req.setResponseHeader("ratelimit-policy", this.policyStr(best));
-        req.setResponseHeader("ratelimit-remaining", max<i64>(0, best.remaining).toString());
-        req.setResponseHeader("ratelimit-reset", headerSeconds(best.resetMs));
-      } else if (style == HeaderStyle.XRateLimit) {
-        req.setResponseHeader("x-ratelimit-limit", this.limitStr(best) + ", " + this.policyStr(best));
-        req.setResponseHeader("x-ratelimit-remaining", max<i64>(0, best.remaining).toString());
-        req.setResponseHeader("x-ratelimit-reset", headerSeconds(best.resetMs));
+      if (style == HeaderStyle.Draft || style == HeaderStyle.XRateLimit) {
+        let ph = this.pendingHeaders.take(req.contextId);
+        ph.style = style;
+        ph.remaining = best.remaining;
+        ph.resetMs = best.resetMs;
+        if (style == HeaderStyle.Draft) {
+          ph.limit = this.limitBytes(best);
+          ph.policy = this.policyBytes(best);
+        } else {
+          ph.limit = this.xLimitBytes(best);
+        }
       }
     }
     return Decision.allow();
@@ -511,6 +552,30 @@ class Quota extends Adapter {
     let p = s.params;
     let v = p.limitStr;
     if (v === null) p.limitStr = v = s.reportedLimit.toString();
+    return v;
+  }
+
+  limitBytes(s: Slot): Bytes {
+    if (s.viaFallback) return new Bytes(this.limitStr(s));
+    let p = s.params;
+    let v = p.limitBytes;
+    if (v === null) p.limitBytes = v = new Bytes(this.limitStr(s));
+    return v;
+  }
+
+  policyBytes(s: Slot): Bytes {
+    if (s.viaFallback) return new Bytes(this.policyStr(s));
+    let p = s.params;
+    let v = p.policyBytes;
+    if (v === null) p.policyBytes = v = new Bytes(this.policyStr(s));
+    return v;
+  }
+
+  xLimitBytes(s: Slot): Bytes {
+    if (s.viaFallback) return new Bytes(this.limitStr(s) + ", " + this.policyStr(s));
+    let p = s.params;
+    let v = p.xLimitBytes;
+    if (v === null) p.xLimitBytes = v = new Bytes(this.limitStr(s) + ", " + this.policyStr(s));
     return v;
   }
 
@@ -934,6 +999,12 @@ register<Quota>();
  * The decision as the request attribute `mixer.quota` (ok, over_limit, shadow_over_limit,
  * unavailable), for later adapters and the access log.
  */
-function markDecision(v: string): void {
-  setProperty<string>(["mixer", "quota"], v);
+function markDecision(v: Bytes): void {
+  hb.setProperty(P_QUOTA, v);
 }
+
+const P_QUOTA = Bytes.path("mixer", "quota");
+const D_OK = new Bytes("ok");
+const D_OVER = new Bytes("over_limit");
+const D_SHADOW_OVER = new Bytes("shadow_over_limit");
+const D_UNAVAILABLE = new Bytes("unavailable");

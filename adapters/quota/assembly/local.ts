@@ -10,6 +10,7 @@
 import { SharedData } from "wasm-mixer/sdk";
 import { Algo, LimitSpec, Params } from "./spec";
 import { Rec } from "./util";
+import { Bytes, readShared, sharedCas, viewLen, viewPtr, writeShared } from "./hostbytes";
 
 export const enum Out {
   Ok = 0,
@@ -37,6 +38,10 @@ export class Slot {
 
   // what to write on commit
   sdKey: string = "";
+  /** The local counter's key as UTF-8 (local decisions); null: sdKey is a pool record's. */
+  sdKeyBytes: Bytes | null = null;
+  /** "l:" + dimKey encoded, when the key came from the key cache (keys.ts). */
+  localKey: Bytes | null = null;
   rec: Rec | null = null;
   cas: u32 = 0;
   /** Global: the pool record was read (its decision depends on the pool). */
@@ -64,6 +69,7 @@ export class Slot {
     this.prefetch = false;
     this.storeError = false;
     this.rec = null;
+    this.sdKeyBytes = null;
     this.cas = 0;
     this.pool = false;
     this.limitUsed = this.params.limit;
@@ -96,6 +102,17 @@ export function readRec(key: string, rec: Rec): u32 {
   return v.cas;
 }
 
+/** readRec for a key encoded once (the local counters on the request path). */
+export function readRecBytes(key: Bytes, rec: Rec): u32 {
+  if (!readShared(key) || sharedCas == 0) {
+    rec.clear();
+    writeShared(key, rec.buf, 0);
+    if (!readShared(key)) return 0;
+  }
+  if (!rec.copyFrom(viewPtr, viewLen)) rec.clear();
+  return sharedCas;
+}
+
 export function recSlots(algo: Algo, buckets: i64): i32 {
   return algo == Algo.Sliding ? 1 + <i32>buckets : 2;
 }
@@ -107,16 +124,17 @@ export function recSlots(algo: Algo, buckets: i64): i32 {
  * record under `key`. Fills s.out (Ok/Over), remaining, resetMs, retryMs, and on
  * Ok the record to write (s.rec, s.cas, s.sdKey).
  */
-export function decideLocal(s: Slot, key: string, limit: i64, windowMs: i64, burst: i64, now: i64): void {
+export function decideLocal(s: Slot, key: Bytes, limit: i64, windowMs: i64, burst: i64, now: i64): void {
   let algo = s.spec.algo;
   let rec = new Rec(recSlots(algo, s.spec.buckets));
-  let cas = readRec(key, rec);
+  let cas = readRecBytes(key, rec);
   if (cas == 0) {
     s.storeError = true;
     s.out = Out.Ok;
     return;
   }
-  s.sdKey = key;
+  s.sdKey = key.text;
+  s.sdKeyBytes = key;
   s.cas = cas;
   s.limitUsed = limit;
   s.burstUsed = burst;
@@ -214,6 +232,8 @@ export function decideLocal(s: Slot, key: string, limit: i64, windowMs: i64, bur
 export function commit(s: Slot): bool {
   let rec = s.rec;
   if (rec === null) return true;
+  let kb = s.sdKeyBytes;
+  if (kb !== null) return writeShared(kb, rec.buf, s.cas);
   return SharedData.set<ArrayBuffer>(s.sdKey, rec.buf, s.cas);
 }
 
@@ -223,7 +243,8 @@ export function refund(s: Slot): void {
   let algo = s.spec.algo;
   for (let attempt = 0; attempt < 8; attempt++) {
     let rec = new Rec(s.rec!.slots);
-    let cas = readRec(s.sdKey, rec);
+    let kb = s.sdKeyBytes;
+    let cas = kb !== null ? readRecBytes(kb, rec) : readRec(s.sdKey, rec);
     if (cas == 0) return;
     if (s.pool) {
       // pool record: slot 0 period, slot 1 tokens
@@ -242,6 +263,6 @@ export function refund(s: Slot): void {
       let cap = <f64>s.burstUsed;
       rec.setF(0, t > cap ? cap : t);
     }
-    if (SharedData.set<ArrayBuffer>(s.sdKey, rec.buf, cas)) return;
+    if (kb !== null ? writeShared(kb, rec.buf, cas) : SharedData.set<ArrayBuffer>(s.sdKey, rec.buf, cas)) return;
   }
 }

@@ -3,6 +3,7 @@
 
 import { Config, Counter } from "wasm-mixer/sdk";
 import { parseDurationMs, formatDurationMs, MAX_KEY_PART } from "./util";
+import { Bytes } from "./hostbytes";
 
 export const enum Algo {
   Fixed = 0,
@@ -28,7 +29,15 @@ export const enum Src {
 
 /** Where a dimension's value comes from. */
 export class Source {
+  private _nameBytes: Bytes | null = null;
   constructor(public kind: Src, public arg: string = "", public n: i32 = 0, public path: string[] = []) {}
+
+  /** A header dimension's name as UTF-8, encoded once. */
+  get nameBytes(): Bytes {
+    let b = this._nameBytes;
+    if (b === null) this._nameBytes = b = new Bytes(this.arg);
+    return b;
+  }
 }
 
 export const enum OnError {
@@ -89,6 +98,10 @@ export class Params {
   // Header values that never change, built on first use.
   limitStr: string | null = null;
   policyStr: string | null = null;
+  // The same as UTF-8 (ratelimit-headers.ts); xLimit is "limit, policy" for X-RateLimit-Limit.
+  limitBytes: Bytes | null = null;
+  policyBytes: Bytes | null = null;
+  xLimitBytes: Bytes | null = null;
 }
 
 export class Override {

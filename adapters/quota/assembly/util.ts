@@ -160,6 +160,13 @@ export class Rec {
     return true;
   }
 
+  /** Copies a stored value of the right size (false, record left as it was, otherwise). */
+  copyFrom(p: usize, n: usize): bool {
+    if (n != <usize>(this.slots << 3)) return false;
+    memory.copy(changetype<usize>(this.buf), p, n);
+    return true;
+  }
+
   clear(): void {
     memory.fill(changetype<usize>(this.buf), 0, <usize>(this.slots << 3));
   }
