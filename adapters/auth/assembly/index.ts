@@ -15,9 +15,9 @@ import {
   Source, TokenCache, VerifiedToken, Verifier, claimByPath,
 } from "./jwt";
 import { SHA256, digest, toHex } from "./sha2";
-import { ByteCache } from "./bytecache";
-import * as hb from "./hostbytes";
-import { Bytes, viewLen, viewPtr } from "./hostbytes";
+import { ByteCache } from "wasm-mixer/sdk/assembly/bytecache";
+import * as hb from "wasm-mixer/sdk/assembly/hostbytes";
+import { Bytes, viewLen, viewPtr } from "wasm-mixer/sdk/assembly/hostbytes";
 
 // ---- metrics -----------------------------------------------------------------------------------
 

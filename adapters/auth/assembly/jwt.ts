@@ -7,7 +7,7 @@ import { curveSize, ecdsaToDer } from "./der";
 import { ALG_NONE, Jwk, algFromName, algHashName, hmacMinBytes, isEc, isHmac, isRsa } from "./jwks";
 import { constantTimeEqual } from "./sha2";
 import { VERIFY_BAD_KEY, VERIFY_OK, VERIFY_UNAVAILABLE, hostVerify } from "./verify";
-import { Bytes, readHeader, viewLen, viewPtr } from "./hostbytes";
+import { Bytes, readHeader, viewLen, viewPtr } from "wasm-mixer/sdk/assembly/hostbytes";
 
 // ---- where credentials come from ---------------------------------------------------------------
 

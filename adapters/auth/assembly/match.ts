@@ -5,8 +5,8 @@
 import { Config, JSONValue, Request, getStringProperty, getIntProperty } from "wasm-mixer/sdk";
 import { Cidr, Ip, anyContains, parseCidr, parseIp } from "./ip";
 import { VerifiedToken, claimByPath } from "./jwt";
-import { Bytes, readProperty, sameBytes, viewLen, viewPtr } from "./hostbytes";
-import { ByteCache } from "./bytecache";
+import { Bytes, readProperty, sameBytes, viewLen, viewPtr } from "wasm-mixer/sdk/assembly/hostbytes";
+import { ByteCache } from "wasm-mixer/sdk/assembly/bytecache";
 
 const P_SOURCE_ADDRESS = Bytes.path("source", "address");
 

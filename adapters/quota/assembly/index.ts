@@ -10,8 +10,8 @@ import {
 import { Algo, HeaderStyle, LimitSpec, OnError, Params, QuotaSpec, Source, Src, algoName, leaseLocalLimits, parseSpec } from "./spec";
 import { Out, Slot, commit, decideLocal, readRec, refund } from "./local";
 import { Rec, headerSeconds, keyPart, pathSegments, stripPort, urlPath } from "./util";
-import { Bytes, readProperty, viewLen, viewPtr } from "./hostbytes";
-import * as hb from "./hostbytes";
+import { Bytes, readProperty, viewLen, viewPtr } from "wasm-mixer/sdk/assembly/hostbytes";
+import * as hb from "wasm-mixer/sdk/assembly/hostbytes";
 import { KeyCaches, KeyEntry, findKey, keepKey, readDimensionBytes } from "./keys";
 import { PendingMap } from "./ratelimit-headers";
 export * from "wasm-mixer/sdk/exports";

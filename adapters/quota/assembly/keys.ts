@@ -6,8 +6,8 @@
 // dimension, a missing or empty value, or values over KEY_BYTES_MAX takes the string
 // path in index.ts, as before.
 
-import { ByteCache } from "./bytecache";
-import { Bytes, readHeader, readProperty, viewLen, viewPtr } from "./hostbytes";
+import { ByteCache } from "wasm-mixer/sdk/assembly/bytecache";
+import { Bytes, readHeader, readProperty, viewLen, viewPtr } from "wasm-mixer/sdk/assembly/hostbytes";
 import { LimitSpec, Params, Src } from "./spec";
 
 /** Largest concatenation of a limit's value bytes (with their lengths) that is cached. */

@@ -10,7 +10,7 @@
 import { SharedData } from "wasm-mixer/sdk";
 import { Algo, LimitSpec, Params } from "./spec";
 import { Rec } from "./util";
-import { Bytes, readShared, sharedCas, viewLen, viewPtr, writeShared } from "./hostbytes";
+import { Bytes, readShared, sharedCas, viewLen, viewPtr, writeShared } from "wasm-mixer/sdk/assembly/hostbytes";
 
 export const enum Out {
   Ok = 0,

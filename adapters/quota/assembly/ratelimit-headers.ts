@@ -5,7 +5,7 @@
 // queue per request. Pending headers wait in a map by context id until the
 // response headers arrive, or are dropped when the request ends without them.
 
-import { Bytes, setResponseHeader } from "./hostbytes";
+import { Bytes, setResponseHeader } from "wasm-mixer/sdk/assembly/hostbytes";
 import { HeaderStyle } from "./spec";
 
 const H_LIMIT = new Bytes("ratelimit-limit");

@@ -3,7 +3,7 @@
 
 import { Config, Counter } from "wasm-mixer/sdk";
 import { parseDurationMs, formatDurationMs, MAX_KEY_PART } from "./util";
-import { Bytes } from "./hostbytes";
+import { Bytes } from "wasm-mixer/sdk/assembly/hostbytes";
 
 export const enum Algo {
   Fixed = 0,

@@ -87,11 +87,3 @@ t.test('a reload that changes a limit is honoured at once', async (t) => {
   const after = await send('vip', '10.1.0.3');
   t.equal(after.limit, '3', 'the override removed: the base limit applies to "vip"');
 });
-
-t.test('bytecache.ts is the same code as the auth adapter\'s (whose probe test checks its bound and eviction)', async (t) => {
-  const body = async (adapter: string) => {
-    const text = await readFile(new URL(`../../${adapter}/assembly/bytecache.ts`, import.meta.url), 'utf8');
-    return text.slice(text.indexOf('export const BYTE_CACHE_ENTRIES'));
-  };
-  t.equal(await body('quota'), await body('auth'));
-});

@@ -1,9 +1,9 @@
 // Hot-path host access in bytes: header and property reads as views of the
 // buffer the host wrote (no UTF-16 string made), writes from UTF-8 encoded once
 // at configure time. Statuses are treated as the SDK treats them (NOT_FOUND is
-// a value, anything else unexpected aborts). A candidate for the SDK; kept here
-// so the adapter depends only on the Proxy-Wasm ABI, not on SDK internals.
-// The same as adapters/auth/assembly/hostbytes.ts plus shared data by encoded key.
+// a value, anything else unexpected aborts). Used by the auth and quota adapters
+// (import "wasm-mixer/sdk/assembly/hostbytes"); it calls the Proxy-Wasm ABI
+// directly and depends on no other SDK internals, so it also runs in Envoy.
 //
 // A view stays valid until the callback returns: the SDK's allocator keeps
 // every host-written buffer pinned until then (sdk/assembly/runtime.ts).

@@ -1,13 +1,18 @@
-// Values by the raw bytes they were computed from: a limit's dimension values (the
-// header and address bytes the host wrote) to the key, values and parameters built
-// from them, so a client seen before costs no string decoding or key building.
-// The same as adapters/auth/assembly/bytecache.ts (a candidate for the SDK).
+// Values by the raw bytes they were computed from: auth's verified API keys by the
+// header value the client sent (a key seen before skips the UTF-8 decode, SHA-256 and
+// hex lookup) and parsed peer addresses by their text; quota's dimension values to the
+// key, values and parameters built from them.
 //
 // Bounded: `entries` slots (default BYTE_CACHE_ENTRIES), direct-mapped by a hash of
 // (source, bytes) seeded per VM; bytes over `maxBytes` (default BYTE_CACHE_MAX_BYTES)
-// are never cached. A new entry evicts whatever held its slot. A cache belongs to one
-// configuration (built by configure; a changed configuration runs in a new VM).
-// The comparison is constant-time over the length (auth uses it for API keys).
+// are never cached. A new entry evicts whatever held its slot. For API keys only keys
+// that verified are stored (an unknown key always pays the digest, so spraying random
+// keys cannot evict anything). The key cache belongs to one configuration: the adapter
+// builds a new one in configure, and a changed configuration runs in a new VM, so a
+// revoked key is never answered from it.
+//
+// The comparison is constant-time over the length: how long it takes does not tell
+// how many leading bytes of a cached key a guess got right.
 
 export const BYTE_CACHE_ENTRIES: i32 = 256;
 export const BYTE_CACHE_MAX_BYTES: i32 = 2048;
