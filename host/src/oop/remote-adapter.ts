@@ -25,7 +25,7 @@ import { CallResult, StreamContext, type Direction } from '../stream/stream-cont
 import type { CompiledModule } from '../vm/module.js';
 import { bagFromStream, encodeBag, WordEncoder } from './attributes.js';
 import { RemoteClient } from './client.js';
-import { checkRemoteConfig, pluginRemote, type ResolvedPluginRemote } from './config.js';
+import { checkRemoteConfig, pluginRemote, type ResolvedPluginRemote } from '../config/remote.js';
 import { applyHeaderOps } from './header-ops.js';
 import { applyRequestSide, decodeOutcome, type Outcome } from './outcome.js';
 import { durationToMs, type PbCheckRequest, type PbEffect, type PbQuotaResult } from './protos.js';
