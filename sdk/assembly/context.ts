@@ -5,6 +5,7 @@
 import { Action, BufferType, MapType, StreamType } from "./abi/constants";
 import * as host from "./hostcalls";
 import { Headers } from "./pairs";
+import { ByteBuffer } from "./bytes";
 import { Config } from "./config";
 import { JSONResult, parseJSON, quoteJSON } from "./json";
 import { encodePath } from "./properties";
@@ -313,6 +314,16 @@ export class Request {
     return host.getHeaderMapValue(MapType.HttpRequestHeaders, name);
   }
 
+  /** Whether the request has the header (no string is made for its value). */
+  hasHeader(name: string): bool {
+    return host.hasHeaderMapValue(MapType.HttpRequestHeaders, name);
+  }
+
+  /** First value of a request header as UTF-8 bytes into `out` (reused, no allocation); false when absent. */
+  headerInto(name: string, out: ByteBuffer): bool {
+    return host.getHeaderMapValueInto(MapType.HttpRequestHeaders, name, out);
+  }
+
   /** All request headers, in order. */
   headers(): Headers {
     return host.getHeaderMapPairs(MapType.HttpRequestHeaders);
@@ -478,6 +489,11 @@ export class Report extends Request {
   /** First value of a response header (":status" too), or null. */
   responseHeader(name: string): string | null {
     return host.getHeaderMapValue(MapType.HttpResponseHeaders, name);
+  }
+
+  /** First value of a response header as UTF-8 bytes into `out` (reused); false when absent. */
+  responseHeaderInto(name: string, out: ByteBuffer): bool {
+    return host.getHeaderMapValueInto(MapType.HttpResponseHeaders, name, out);
   }
 
   /** All response headers. */

@@ -70,9 +70,24 @@ function rootOf(id: u32): Adapter {
   return roots.get(id);
 }
 
+// The stream the last callbacks were about: a request's callbacks come one after another,
+// so most lookups skip the map.
+let lastId: u32 = 0;
+let lastStream: Report | null = null;
+
+function findStream(id: u32): Report | null {
+  if (id == lastId && lastStream !== null) return lastStream;
+  if (!streams.has(id)) return null;
+  let r = streams.get(id);
+  lastId = id;
+  lastStream = r;
+  return r;
+}
+
 function streamOf(id: u32): Report {
-  if (!streams.has(id)) abort("unknown stream context " + id.toString());
-  return streams.get(id);
+  let r = findStream(id);
+  if (r === null) abort("unknown stream context " + id.toString());
+  return r!;
 }
 
 // ---- lifecycle ---------------------------------------------------------------------------------
@@ -84,7 +99,10 @@ export function onContextCreate(id: u32, parentId: u32): void {
     adapter.contextId = id;
     roots.set(id, adapter);
   } else {
-    streams.set(id, new Report(id, rootOf(parentId)));
+    let r = new Report(id, rootOf(parentId));
+    streams.set(id, r);
+    lastId = id;
+    lastStream = r;
   }
   end();
 }
@@ -130,17 +148,17 @@ export function onDone(id: u32): u32 {
 
 export function onLog(id: u32): void {
   begin();
-  if (streams.has(id)) {
-    let r = streams.get(id);
-    r.adapter.report(r);
-  }
+  let r = findStream(id);
+  if (r !== null) r.adapter.report(r);
   end();
 }
 
 export function onDelete(id: u32): void {
-  if (streams.has(id)) {
-    let r = streams.get(id);
+  let r = findStream(id);
+  if (r !== null) {
     streams.delete(id);
+    lastStream = null;
+    lastId = 0;
     if (r.pendingCalls > 0) dropCallsOf(id);
   } else if (roots.has(id)) {
     roots.delete(id);
@@ -201,8 +219,8 @@ export function onHttpCallResponse(contextId: u32, token: u32, headerCount: u32,
   let resp = new HttpCallResponse(token, headerCount, bodySize, trailerCount);
   if (call.streamId != 0) {
     // A call made for a request: switch to that request, run the callback, apply its decision.
-    if (streams.has(call.streamId)) {
-      let r = streams.get(call.streamId);
+    let r = findStream(call.streamId);
+    if (r !== null) {
       r.pendingCalls--;
       if (host.setEffectiveContext(call.streamId)) {
         let d = call.cb!(r, resp);

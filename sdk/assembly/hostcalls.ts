@@ -5,8 +5,9 @@
 
 import * as abi from "./abi/imports";
 import { Status, statusName, BufferType, MapType, StreamType, MetricType } from "./abi/constants";
-import { takeBuffer, takeString, releaseBuffer } from "./runtime";
+import { takeBuffer, takeString, releaseBuffer, lend, unlend } from "./runtime";
 import { Headers, encodePairs, decodePairs } from "./pairs";
+import { ByteBuffer } from "./bytes";
 
 // Result slots the host writes into. Static: hostcalls never nest.
 const RET_PTR: usize = memory.data(8, 8);
@@ -34,6 +35,49 @@ export function unexpected(call: string, status: u32): void {
 /** UTF-8 bytes of a string, to hand to the host. */
 @inline export function utf8(s: string): ArrayBuffer {
   return String.UTF8.encode(s);
+}
+
+// Encodings of recently used names (header names, foreign-function names), by string
+// identity: adapters pass the same string objects (literals, configured names) on every
+// request. The cache holds the strings, so an address cannot be reused by another string.
+const NAME_SLOTS = 32;
+const nameKeys = new StaticArray<string | null>(NAME_SLOTS);
+const nameBytes = new StaticArray<ArrayBuffer | null>(NAME_SLOTS);
+let nameNext = 0;
+
+/** utf8(s), cached for the strings used as names. */
+export function nameUtf8(s: string): ArrayBuffer {
+  let p = changetype<usize>(s);
+  for (let i = 0; i < NAME_SLOTS; i++) {
+    if (changetype<usize>(unchecked(nameKeys[i])) == p) return changetype<ArrayBuffer>(unchecked(nameBytes[i]));
+  }
+  let b = String.UTF8.encode(s);
+  let slot = nameNext;
+  unchecked((nameKeys[slot] = s));
+  unchecked((nameBytes[slot] = b));
+  nameNext = (slot + 1) % NAME_SLOTS;
+  return b;
+}
+
+/**
+ * utf8(s) for a header value: literals (strings in the module's data segment, which live
+ * forever) go through the name cache; values built at run time are encoded each time, so
+ * per-request values neither evict names nor stay alive in the cache.
+ */
+export function valueUtf8(s: string): ArrayBuffer {
+  return changetype<usize>(s) < __heap_base ? nameUtf8(s) : String.UTF8.encode(s);
+}
+
+/**
+ * After a hostcall that returned bytes through RET_PTR/RET_SIZE with `out` lent: the bytes
+ * are in `out` (in place, or in the host's fresh buffer, which `out` then keeps).
+ */
+function takeInto(out: ByteBuffer): void {
+  let p = retPtr();
+  let n = retSize();
+  if (p == 0) out.len = 0;
+  else if (p == out.ptr) out.len = <i32>n;
+  else out.adopt(takeBuffer(p, n));
 }
 
 @inline function ptr(buf: ArrayBuffer | null): usize {
@@ -152,22 +196,43 @@ export function setHeaderMapPairs(map: MapType, headers: Headers): void {
 /** First value of a header, or null when absent. */
 export function getHeaderMapValue(map: MapType, key: string): string | null {
   clearRet();
-  let k = utf8(key);
+  let k = nameUtf8(key);
   let s = abi.proxy_get_header_map_value(<u32>map, ptr(k), len(k), RET_PTR, RET_SIZE);
   if (s == Status.NotFound) return null;
   check("proxy_get_header_map_value", s);
   return takeString(retPtr(), retSize());
 }
 
+/** First value of a header into `out` (reused); false (out emptied) when absent. */
+export function getHeaderMapValueInto(map: MapType, key: string, out: ByteBuffer): bool {
+  clearRet();
+  let k = nameUtf8(key);
+  lend(out.buf);
+  let s = abi.proxy_get_header_map_value(<u32>map, ptr(k), len(k), RET_PTR, RET_SIZE);
+  unlend();
+  out.len = 0;
+  if (s == Status.NotFound) return false;
+  check("proxy_get_header_map_value", s);
+  takeInto(out);
+  return true;
+}
+
+const probe = new ByteBuffer(256);
+
+/** Whether a header is present (its value is read into a scratch buffer and dropped). */
+export function hasHeaderMapValue(map: MapType, key: string): bool {
+  return getHeaderMapValueInto(map, key, probe);
+}
+
 export function addHeaderMapValue(map: MapType, key: string, value: string): void {
-  let k = utf8(key);
-  let v = utf8(value);
+  let k = nameUtf8(key);
+  let v = valueUtf8(value);
   check("proxy_add_header_map_value", abi.proxy_add_header_map_value(<u32>map, ptr(k), len(k), ptr(v), len(v)));
 }
 
 export function replaceHeaderMapValue(map: MapType, key: string, value: string): void {
-  let k = utf8(key);
-  let v = utf8(value);
+  let k = nameUtf8(key);
+  let v = valueUtf8(value);
   check(
     "proxy_replace_header_map_value",
     abi.proxy_replace_header_map_value(<u32>map, ptr(k), len(k), ptr(v), len(v)),
@@ -175,7 +240,7 @@ export function replaceHeaderMapValue(map: MapType, key: string, value: string):
 }
 
 export function removeHeaderMapValue(map: MapType, key: string): void {
-  let k = utf8(key);
+  let k = nameUtf8(key);
   let s = abi.proxy_remove_header_map_value(<u32>map, ptr(k), len(k));
   if (s == Status.NotFound) return; // absent is fine
   check("proxy_remove_header_map_value", s);
@@ -327,6 +392,19 @@ export function getPropertyBytes(path: ArrayBuffer): ArrayBuffer | null {
   return takeBuffer(retPtr(), retSize());
 }
 
+/** A property's value into `out` (reused); false (out emptied) when unknown. */
+export function getPropertyInto(path: ArrayBuffer, out: ByteBuffer): bool {
+  clearRet();
+  lend(out.buf);
+  let s = abi.proxy_get_property(ptr(path), len(path), RET_PTR, RET_SIZE);
+  unlend();
+  out.len = 0;
+  if (s == Status.NotFound) return false;
+  check("proxy_get_property", s);
+  takeInto(out);
+  return true;
+}
+
 /** Property value decoded as UTF-8, or null when unknown. */
 export function getPropertyString(path: ArrayBuffer): string | null {
   clearRet();
@@ -357,7 +435,7 @@ export class ForeignCallResult {
 /** Like callForeignFunction, but every status is a value: nothing aborts (for arguments the host may refuse). */
 export function callForeignFunctionStatus(name: string, args: ArrayBuffer | null): ForeignCallResult {
   clearRet();
-  let n = utf8(name);
+  let n = nameUtf8(name);
   let s = abi.proxy_call_foreign_function(ptr(n), len(n), ptr(args), len(args), RET_PTR, RET_SIZE);
   if (s != Status.Ok) return new ForeignCallResult(s, new ArrayBuffer(0));
   return new ForeignCallResult(s, takeBuffer(retPtr(), retSize()));
@@ -366,9 +444,24 @@ export function callForeignFunctionStatus(name: string, args: ArrayBuffer | null
 /** Result of a foreign function, or null when the host has no such function (NOT_FOUND). */
 export function callForeignFunction(name: string, args: ArrayBuffer | null): ArrayBuffer | null {
   clearRet();
-  let n = utf8(name);
+  let n = nameUtf8(name);
   let s = abi.proxy_call_foreign_function(ptr(n), len(n), ptr(args), len(args), RET_PTR, RET_SIZE);
   if (s == Status.NotFound) return null;
   check("proxy_call_foreign_function", s);
   return takeBuffer(retPtr(), retSize());
+}
+
+/**
+ * Calls a foreign function with the arguments at argsPtr..argsPtr+argsLen and its result
+ * into `out` (reused; emptied unless the status is OK). Returns the host's status; never aborts.
+ */
+export function callForeignFunctionInto(name: string, argsPtr: usize, argsLen: usize, out: ByteBuffer): u32 {
+  clearRet();
+  let n = nameUtf8(name);
+  lend(out.buf);
+  let s = abi.proxy_call_foreign_function(ptr(n), len(n), argsPtr, argsLen, RET_PTR, RET_SIZE);
+  unlend();
+  out.len = 0;
+  if (s == Status.Ok) takeInto(out);
+  return s;
 }

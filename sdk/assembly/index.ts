@@ -16,10 +16,16 @@ export { log } from "./log";
 export { SharedData, SharedQueue, SharedValue } from "./shared";
 export { LogLevel, MapType, BufferType, StreamType, MetricType, Status, statusName } from "./abi/constants";
 export { HostStatus, BufferStatus, ForeignCallResult } from "./hostcalls";
+export { ByteBuffer, bytesEqual, bytesStartWith } from "./bytes";
+export { PropertySet } from "./propset";
+export { BytesMap, hashBytes } from "./bytesmap";
+export { PathFilter } from "./paths";
+export { Attr, AttrSource, AttrType, parseAttr, attrError, attrString, attrInt, isoTime, strftime } from "./attributes";
 
 import * as host from "./hostcalls";
 import { MapType as M, BufferType as B, StreamType as S } from "./abi/constants";
 import { Headers } from "./pairs";
+import { ByteBuffer } from "./bytes";
 import { pendingBuffers } from "./runtime";
 import { liveContexts } from "./dispatcher";
 
@@ -57,6 +63,15 @@ export function callForeignFunctionStatus(name: string, args: ArrayBuffer | null
   return host.callForeignFunctionStatus(name, args);
 }
 
+/**
+ * Calls a foreign function with the arguments at argsPtr..argsPtr+argsLen (e.g. a
+ * ByteBuffer's ptr and len: no copy) and reads its result into `out` (reused). Returns the
+ * host's status (OK, NOT_FOUND when the host has no such function, ...); never aborts.
+ */
+export function callForeignFunctionInto(name: string, argsPtr: usize, argsLen: i32, out: ByteBuffer): u32 {
+  return host.callForeignFunctionInto(name, argsPtr, <usize>argsLen, out);
+}
+
 /** The status code and message of the last gRPC/foreign operation (proxy_get_status). */
 export function getStatus(): host.HostStatus {
   return host.getStatus();
@@ -80,4 +95,8 @@ export namespace raw {
   export function setEffectiveContext(id: u32): bool { return host.setEffectiveContext(id); }
   /** A property's raw bytes by a path encodePath() already encoded (encode once, reuse per request); null when unknown. */
   export function getProperty(encodedPath: ArrayBuffer): ArrayBuffer | null { return host.getPropertyBytes(encodedPath); }
+  /** The same into `out` (reused, no allocation); false when unknown. */
+  export function getPropertyInto(encodedPath: ArrayBuffer, out: ByteBuffer): bool { return host.getPropertyInto(encodedPath, out); }
+  /** A header's first value into `out` (reused, no allocation); false when absent. */
+  export function getHeaderInto(map: M, name: string, out: ByteBuffer): bool { return host.getHeaderMapValueInto(map, name, out); }
 }

@@ -3,6 +3,8 @@
 // JSONResult whose `error` says what went wrong and where
 // ("line 3, column 14: expected ',' or '}' after an object member").
 
+import { ByteBuffer } from "./bytes";
+
 export enum JSONKind {
   Null = 0,
   Bool = 1,
@@ -218,9 +220,7 @@ export class JSONValue {
   }
 }
 
-const HEX = "0123456789abcdef";
-
-/** `s` as a JSON string literal, quotes included. */
+/** `s` as a JSON string literal, quotes included (escaped as ByteBuffer.jsonStr does). */
 export function quoteJSON(s: string): string {
   let n = s.length;
   let clean = true;
@@ -232,28 +232,11 @@ export function quoteJSON(s: string): string {
     }
   }
   if (clean) return "\"" + s + "\"";
-  let parts: string[] = ["\""];
-  let run = 0;
-  for (let i = 0; i < n; i++) {
-    let c = s.charCodeAt(i);
-    let esc: string | null = null;
-    if (c == 0x22) esc = "\\\"";
-    else if (c == 0x5c) esc = "\\\\";
-    else if (c == 0x0a) esc = "\\n";
-    else if (c == 0x0d) esc = "\\r";
-    else if (c == 0x09) esc = "\\t";
-    else if (c == 0x08) esc = "\\b";
-    else if (c == 0x0c) esc = "\\f";
-    else if (c < 0x20) esc = "\\u00" + HEX.charAt(c >> 4) + HEX.charAt(c & 15);
-    if (esc !== null) {
-      if (i > run) parts.push(s.substring(run, i));
-      parts.push(esc);
-      run = i + 1;
-    }
-  }
-  if (n > run) parts.push(s.substring(run, n));
-  parts.push("\"");
-  return parts.join("");
+  let b = new ByteBuffer(n + 16);
+  b.byte(0x22);
+  b.jsonStr(s);
+  b.byte(0x22);
+  return b.toString();
 }
 
 export class JSONResult {

@@ -19,10 +19,35 @@ import { random_get } from "./abi/wasi";
 
 const pending = new Array<usize>();
 
+// A buffer the SDK lends to the host for the next allocation (see lend()): reads on the hot
+// path reuse one buffer instead of allocating, pinning and collecting one per hostcall.
+let lentPtr: usize = 0;
+let lentCap: usize = 0;
+
 export function allocate(size: usize): usize {
+  if (lentPtr != 0 && size <= lentCap) {
+    let p = lentPtr;
+    lentPtr = 0;
+    return p;
+  }
   let ptr = __pin(__new(size, idof<ArrayBuffer>()));
   pending.push(ptr);
   return ptr;
+}
+
+/**
+ * Offers `buf` for the host's next allocation, if it fits. The caller keeps `buf`
+ * reachable (so the GC, which never moves objects, leaves it alone), calls the host, then
+ * unlend(); a result pointer equal to `buf` means the bytes were written in place.
+ */
+export function lend(buf: ArrayBuffer): void {
+  lentPtr = changetype<usize>(buf);
+  lentCap = <usize>buf.byteLength;
+}
+
+/** Withdraws the offer of lend() (whether or not the host used it). */
+export function unlend(): void {
+  lentPtr = 0;
 }
 
 function unpinPending(ptr: usize): bool {

@@ -42,6 +42,31 @@ t.test('request attributes, header access and mutation, response headers', async
   t.equal(r.headers['x-up'], 'u');
 });
 
+t.test('bytes: headers and properties read into reused buffers, compared without strings', async (t) => {
+  const h = await loadAdapter(wasm, { name: 'probe', vmConfig: { vmId: 'bytes-vm' } });
+  t.teardown(() => h.close());
+  const long = 'L'.repeat(300);
+  await h.run({ path: '/bytes', headers: { 'x-foo': 'one', 'x-long': long } });
+  const parts = text(h.sharedData('bytes-vm', 'bytes'))!.split('|');
+  t.same(parts, [
+    'has',
+    'no',
+    `300:${long}`,
+    'one:same',
+    'eqnene',
+    'swnono',
+    'eqneswno',
+    'absent:0',
+    '"a\\"b\\\\c\\n\\r\\t\\b\\f\\u0001é"',
+    'same',
+    'GET,one,-1,eq,time',
+    '110100',
+    '40:40:-1',
+    '1',
+  ]);
+  t.equal(JSON.parse(parts[8]!), 'a"b\\c\n\r\t\b\f\u0001é', 'the escapes are JSON');
+});
+
 t.test('report(): full attribute set after the response', async (t) => {
   const h = await loadAdapter(wasm, { name: 'probe', vmConfig: { vmId: 'report-vm' } });
   t.teardown(() => h.close());
@@ -268,7 +293,7 @@ t.test('JSON parser: malformed documents give positioned errors, never traps', a
 t.test('memory stays flat and nothing stays pinned over 100k requests', async (t) => {
   const h = await loadAdapter(wasm, { name: 'probe', logLevel: 'error' });
   t.teardown(() => h.close());
-  const paths = ['/props', '/deny', '/metrics', '/shared', '/x'];
+  const paths = ['/props', '/deny', '/metrics', '/shared', '/bytes', '/x'];
   const run = async (n: number) => {
     for (let i = 0; i < n; i++) await h.run({ path: paths[i % paths.length]!, headers: { 'x-foo': 'v'.repeat(i % 300) } }, { status: 200, headers: { 'x-up': 'u' } });
   };

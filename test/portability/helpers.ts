@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import wabtInit from 'wabt';
 import { LogLevel } from '../../host/src/abi/constants.js';
+import { main } from '../../host/src/cli/main.js';
 import { createLogger, type LogRecord } from '../../host/src/log/logger.js';
 
 const WAT_DIR = join(dirname(fileURLToPath(import.meta.url)), 'wat');
@@ -83,4 +84,24 @@ export async function startEcho(): Promise<{ port: number; close(): Promise<void
       server.close(() => r());
     }),
   };
+}
+
+/** Scrapes the admin port's /metrics until `re` matches (or 5 s pass), returning the last text: on_log runs after the reply. */
+export async function metricsUntil(adminPort: number, re: RegExp): Promise<string> {
+  const deadline = Date.now() + 5000;
+  let text = (await request(adminPort, '/metrics')).body;
+  while (!re.test(text) && Date.now() < deadline) text = (await request(adminPort, '/metrics')).body;
+  return text;
+}
+
+/** Runs `wasm-mixer check FILES...` in process; its exit code and what it printed. */
+export async function runCheck(files: string[]): Promise<{ code: number; out: string }> {
+  const out: string[] = [];
+  const orig = console.log;
+  console.log = (...a: unknown[]) => void out.push(a.join(' '));
+  try {
+    return { code: await main(['check', ...files]), out: out.join('\n') };
+  } finally {
+    console.log = orig;
+  }
 }

@@ -42,6 +42,14 @@ export const SDK_BUILDS: readonly SdkBuild[] = [
     packages: { '@gcoredev/proxy-wasm-sdk-as': '1.2.3', assemblyscript: '0.28.20', '@assemblyscript/wasi-shim': '0.1.0' },
     ascArgs: ['--config', 'node_modules/@assemblyscript/wasi-shim/asconfig.json', '--use', 'abort=abort_proc_exit'],
   },
+  {
+    filter: 'proxy-runtime-0.1.1',
+    label: '@solo-io/proxy-runtime 0.1.1 (AssemblyScript 0.9.4, ABI 0.1.0)',
+    // The SDK's other release on the registry: an ABI 0.1.0 build. Its package.json
+    // asks for assemblyscript ^0.9.1 (devDependencies); 0.9.4 is the newest 0.9.
+    packages: { '@solo-io/proxy-runtime': '0.1.1', assemblyscript: '0.9.4' },
+    ascArgs: ['--use', 'abort=abort_proc_exit'],
+  },
 ];
 
 const FILTERS = join(dirname(fileURLToPath(import.meta.url)), 'sdk-filters');

@@ -5,13 +5,18 @@ import { LogLevel, MetricType, Status } from '../../host/src/abi/constants.js';
 import { createLogger } from '../../host/src/log/logger.js';
 import { MetricsRegistry } from '../../host/src/metrics/registry.js';
 import { Telemetry } from '../../host/src/telemetry/index.js';
+import { foreignBytes, type ForeignWriter } from '../../host/src/plugin/foreign-functions.js';
+import type { PropertyValue } from '../../host/src/plugin/properties.js';
 import { MemorySink } from './helpers.js';
 
 function setup() {
   const metrics = new MetricsRegistry();
   const sink = new MemorySink();
   const tel = new Telemetry({}, metrics, createLogger(LogLevel.Critical, () => {}), { accessLogSinks: [sink] });
-  const props: Record<string, Uint8Array | string> = { 'request\0time': new Uint8Array(8).fill(1), 'request\0headers\0user-agent': 'ua/1 ü', 'route_name': '' };
+  const props: Record<string, PropertyValue> = {
+    'request\0time': new Uint8Array(8).fill(1), 'request\0headers\0user-agent': 'ua/1 ü', 'route_name': '',
+    'request\0size': 0x1_0000_0203, 'request\0duration': -2n, 'connection\0mtls': true,
+  };
   const caller = { adapter: 'a', property: (p: string) => props[p] ?? null };
   const call = (name: string, args: Uint8Array) => tel.foreign.call(caller, name, args);
   return { metrics, sink, tel, call };
@@ -22,16 +27,16 @@ const pathList = (paths: string[]) => Buffer.concat([u32(paths.length), ...paths
 
 t.test('property sets: register once, read every value in one call', async (t) => {
   const { call } = setup();
-  const paths = ['request\0time', 'request\0headers\0user-agent', 'nope', 'route_name'];
+  const paths = ['request\0time', 'request\0headers\0user-agent', 'nope', 'route_name', 'request\0size', 'request\0duration', 'connection\0mtls'];
   const id = call('wasm_mixer.property_set', pathList(paths)) as Uint8Array;
   t.equal(Buffer.from(id).readUInt32LE(0), 0);
   t.same(call('wasm_mixer.property_set', pathList(paths)), id, 'the same list gets the same id');
   t.equal(Buffer.from(call('wasm_mixer.property_set', pathList(['x'])) as Uint8Array).readUInt32LE(0), 1);
-  const out = Buffer.from(call('wasm_mixer.get_property_set', u32(0)) as Uint8Array);
-  t.equal(out.readUInt32LE(0), 4);
+  const out = Buffer.from(foreignBytes(call('wasm_mixer.get_property_set', u32(0)) as Uint8Array | ForeignWriter));
+  t.equal(out.readUInt32LE(0), 7);
   let off = 4;
   const values: Array<Buffer | null> = [];
-  for (let i = 0; i < 4; i++) {
+  for (let i = 0; i < 7; i++) {
     const n = out.readInt32LE(off);
     off += 4;
     values.push(n < 0 ? null : out.subarray(off, off + n));
@@ -42,6 +47,9 @@ t.test('property sets: register once, read every value in one call', async (t) =
   t.equal(values[1]!.toString('utf8'), 'ua/1 ü', 'strings as UTF-8');
   t.equal(values[2], null, 'unknown: -1');
   t.equal(values[3]!.length, 0, 'empty');
+  t.equal(values[4]!.readBigInt64LE(0), 0x1_0000_0203n, 'numbers as int64 little-endian');
+  t.equal(values[5]!.readBigInt64LE(0), -2n, 'bigints as int64 little-endian');
+  t.same(values[6], Buffer.from([1]), 'booleans as one byte');
   t.equal(call('wasm_mixer.get_property_set', u32(9)), Status.NotFound);
   t.equal(call('wasm_mixer.get_property_set', Buffer.alloc(3)), Status.BadArgument);
   t.equal(call('wasm_mixer.property_set', Buffer.from([5, 0, 0, 0, 1])), Status.BadArgument, 'truncated list');
@@ -54,9 +62,15 @@ t.test('access-log envelopes', async (t) => {
     Buffer.concat([Buffer.from([version, level, format, 0]), (() => { const b = Buffer.alloc(8); b.writeBigInt64LE(123n); return b; })(), (() => { const b = Buffer.alloc(2); b.writeUInt16LE(Buffer.byteLength(name)); return b; })(), Buffer.from(name), Buffer.from(line)]);
   t.same(call('wasm_mixer.access_log', env(LogLevel.Error, 1, 'audit', '{"a":1}')), new Uint8Array([0]));
   t.same(call('wasm_mixer.access_log', env(LogLevel.Info, 0, '', 'text line')), new Uint8Array([0]));
+  t.same(call('wasm_mixer.access_log', env(LogLevel.Info, 0, 'audit', 'again')), new Uint8Array([0]));
+  t.same(call('wasm_mixer.access_log', env(LogLevel.Info, 0, 'audiT', 'same length')), new Uint8Array([0]));
+  t.same(call('wasm_mixer.access_log', env(LogLevel.Info, 0, 'журнал', 'utf-8 name')), new Uint8Array([0]));
   t.same(sink.entries.map((e) => [e.level, e.format, e.logName, e.timeNs, Buffer.from(e.line).toString()]), [
     [LogLevel.Error, 'json', 'audit', 123n, '{"a":1}'],
     [LogLevel.Info, 'text', 'access', 123n, 'text line'],
+    [LogLevel.Info, 'text', 'audit', 123n, 'again'],
+    [LogLevel.Info, 'text', 'audiT', 123n, 'same length'],
+    [LogLevel.Info, 'text', 'журнал', 123n, 'utf-8 name'],
   ]);
   t.equal(call('wasm_mixer.access_log', env(2, 0, 'x', 'y', 2)), Status.BadArgument, 'unknown envelope version');
   t.equal(call('wasm_mixer.access_log', env(9, 0, 'x', 'y')), Status.BadArgument, 'bad level');

@@ -3,7 +3,7 @@
 // the subset that has a meaning in this host, parsed once at configure time and evaluated
 // per entry by the adapter's Entry, which writes each value straight into the output.
 
-import { Attr, AttrSource, AttrType, parseAttr, attrError } from "./attributes";
+import { Attr, AttrSource, AttrType, parseAttr, attrError } from "wasm-mixer/sdk";
 
 export enum Op {
   Literal = 0,
@@ -34,6 +34,15 @@ export enum Op {
   Hostname,
 }
 
+/** Redaction of a header value, decided once per header name at configure time. */
+export enum Redact {
+  None = 0,
+  /** A sensitive header: the value is replaced. */
+  Value = 1,
+  /** :path: sensitive query parameters are replaced. */
+  Query = 2,
+}
+
 /** What an operator evaluates to, for typed JSON output. */
 export enum Kind {
   String = 0,
@@ -52,6 +61,9 @@ export class Segment {
   /** Where the adapter's PropertySet holds this operator's value (and the '?' alternative's). */
   idx: i32 = -1;
   altIdx: i32 = -1;
+  /** How the adapter redacts the header this operator reads (and the '?' alternative): see Redact. */
+  redact: Redact = Redact.None;
+  altRedact: Redact = Redact.None;
 
   get kind(): Kind {
     let o = this.op;

@@ -13,10 +13,10 @@
 // See README.md for the config.
 
 import {
-  Adapter, Config, Counter, Histogram, Metric, Report, callForeignFunction, escapeLabelValue, log, parseJSON, quoteJSON, register,
+  Adapter, AttrSource, AttrType, BytesMap, Config, Counter, Histogram, Metric, PathFilter, PropertySet, Report, attrError,
+  callForeignFunction, log, parseAttr, parseJSON, quoteJSON, register,
 } from "wasm-mixer/sdk";
-import { Attr, AttrSource, AttrType, attrError, attrString, parseAttr } from "../../logging/assembly/attributes";
-import { PropertySet } from "../../logging/assembly/propset";
+import { LabelDef, LabelSet, Plan, Src, Values } from "./labels";
 export * from "wasm-mixer/sdk/exports";
 
 const DESCRIBE_FUNCTION = "wasm_mixer.describe_metric";
@@ -36,170 +36,6 @@ const STANDARD_LABELS: string[] = [
   "destination_canonical_service", "destination_canonical_revision",
   "request_protocol", "response_code", "grpc_response_status", "response_flags", "connection_security_policy",
 ];
-
-// ---- label values ------------------------------------------------------------------------------
-
-enum Src {
-  Const = 0,
-  Attr = 1,
-  ResponseCode = 2,
-  ResponseFlags = 3,
-  RequestProtocol = 4,
-  GrpcStatus = 5,
-  Principal = 6,
-  Cluster = 7,
-  SecurityPolicy = 8,
-}
-
-class LabelDef {
-  /** Where an Attr label's value is in the adapter's PropertySet (-1: read on its own). */
-  idx: i32 = -1;
-  constructor(public name: string, public src: Src, public value: string = "", public attr: Attr | null = null) {}
-
-  get dynamic(): bool {
-    return this.src != Src.Const;
-  }
-
-  signature(): string {
-    return this.name + "=" + (<i32>this.src).toString() + ":" + (this.attr !== null ? this.attr!.text : this.value);
-  }
-}
-
-const GRPC_STATUS_TRAILER = parseAttr("response.trailers['grpc-status']")!;
-const BUILTINS = 9;
-
-/** Indexes of the attributes every request reads, in the adapter's PropertySet. */
-class Plan {
-  code: i32 = 0;
-  flags: i32 = 0;
-  contentType: i32 = 0;
-  grpcStatus: i32 = 0;
-  principal: i32 = 0;
-  cluster: i32 = 0;
-  mtls: i32 = 0;
-  duration: i32 = 0;
-  requestSize: i32 = 0;
-  responseSize: i32 = 0;
-  path: i32 = 0;
-}
-
-/** Label values of one request, read from the PropertySet once and shared by every metric. */
-class Values {
-  private cache: StaticArray<string | null> = new StaticArray<string | null>(BUILTINS);
-  constructor(public ps: PropertySet, public plan: Plan) {}
-
-  reset(): void {
-    for (let i = 0; i < BUILTINS; i++) unchecked((this.cache[i] = null));
-  }
-
-  builtin(src: Src): string {
-    let k = <i32>src;
-    let c = unchecked(this.cache[k]);
-    if (c !== null) return c;
-    let v = this.compute(src);
-    unchecked((this.cache[k] = v));
-    return v;
-  }
-
-  private orUnknown(i: i32): string {
-    let v = this.ps.str(i);
-    return v === null || v.length == 0 ? "unknown" : v;
-  }
-
-  private compute(src: Src): string {
-    let ps = this.ps;
-    let plan = this.plan;
-    switch (src) {
-      case Src.ResponseCode:
-        return ps.int(plan.code, 0).toString();
-      case Src.ResponseFlags: {
-        let f = ps.str(plan.flags);
-        return f === null || f.length == 0 ? "-" : f;
-      }
-      case Src.RequestProtocol: {
-        let ct = ps.str(plan.contentType);
-        return ct !== null && ct.startsWith("application/grpc") ? "grpc" : "http";
-      }
-      case Src.GrpcStatus: {
-        if (this.builtin(Src.RequestProtocol) != "grpc") return "";
-        let s = ps.str(plan.grpcStatus);
-        if (s === null) s = attrString(GRPC_STATUS_TRAILER);
-        return s === null ? "" : s;
-      }
-      case Src.Principal:
-        return this.orUnknown(plan.principal);
-      case Src.Cluster:
-        return this.orUnknown(plan.cluster);
-      case Src.SecurityPolicy:
-        return ps.len(plan.mtls) >= 1 && load<u8>(ps.ptr(plan.mtls)) != 0 ? "mutual_tls" : "none";
-      default:
-        return "unknown";
-    }
-  }
-
-  value(d: LabelDef): string {
-    if (d.src == Src.Const) return d.value;
-    if (d.src == Src.Attr) {
-      let v: string | null;
-      if (d.idx >= 0) {
-        let a = d.attr!;
-        if (a.type == AttrType.Int || a.type == AttrType.Duration) v = this.ps.len(d.idx) == 8 ? this.ps.int(d.idx, 0).toString() : null;
-        else if (a.type == AttrType.Bool) v = this.ps.len(d.idx) >= 1 ? (load<u8>(this.ps.ptr(d.idx)) != 0 ? "true" : "false") : null;
-        else if (a.type == AttrType.Timestamp) v = attrString(a);
-        else v = this.ps.str(d.idx);
-      } else v = attrString(d.attr!);
-      return v === null || v.length == 0 ? "unknown" : v;
-    }
-    return this.builtin(d.src);
-  }
-}
-
-/** The labels of one or more metrics; metrics with the same definitions share one (one key per request). */
-class LabelSet {
-  labels: LabelDef[] = [];
-  dynamic: LabelDef[] = [];
-  /** Request-scoped key and values, computed once per request. */
-  stamp: i32 = -1;
-  key: string = "";
-  values: string[] = [];
-
-  signature(): string {
-    let parts: string[] = [];
-    for (let i = 0; i < this.labels.length; i++) parts.push(this.labels[i].signature());
-    return parts.join("\u0001");
-  }
-
-  finish(): void {
-    this.dynamic = [];
-    for (let i = 0; i < this.labels.length; i++) if (this.labels[i].dynamic) this.dynamic.push(this.labels[i]);
-  }
-
-  compute(v: Values, stamp: i32): void {
-    if (this.stamp == stamp) return;
-    this.stamp = stamp;
-    let vals: string[] = new Array<string>(this.dynamic.length);
-    for (let i = 0; i < this.dynamic.length; i++) unchecked((vals[i] = v.value(unchecked(this.dynamic[i]))));
-    this.values = vals;
-    this.key = vals.join("\u0001");
-  }
-
-  /** `family{a="b",...}` with the given dynamic values. */
-  render(family: string, values: string[]): string {
-    if (this.labels.length == 0) return family;
-    let parts: string[] = [family, "{"];
-    let d = 0;
-    for (let i = 0; i < this.labels.length; i++) {
-      let l = unchecked(this.labels[i]);
-      if (i > 0) parts.push(",");
-      parts.push(l.name);
-      parts.push("=\"");
-      parts.push(escapeLabelValue(l.dynamic ? unchecked(values[d++]) : l.value));
-      parts.push("\"");
-    }
-    parts.push("}");
-    return parts.join("");
-  }
-}
 
 // ---- metrics -----------------------------------------------------------------------------------
 
@@ -224,7 +60,8 @@ class MetricDef {
   integerMs: bool = false;
   enabled: bool = true;
   labels: LabelSet = new LabelSet();
-  series: Map<string, Metric> = new Map();
+  /** The series of each label set seen, by the label set's key bytes. */
+  series: BytesMap<Metric> = new BytesMap<Metric>(64);
   overflow: Metric | null = null;
   overflowCount: Counter | null = null;
 
@@ -238,8 +75,9 @@ class MetricDef {
 
   /** The series for this request's label values (the overflow series once the cap is reached). */
   lookup(ls: LabelSet, cap: i32): Metric {
-    let key = ls.key;
-    if (this.series.has(key)) return this.series.get(key);
+    let k = ls.key;
+    let i = this.series.find(k.ptr, k.len, ls.hash);
+    if (i >= 0) return this.series.valueAt(i);
     if (this.series.size >= cap) {
       let o = this.overflow;
       if (o === null) {
@@ -252,8 +90,8 @@ class MetricDef {
       this.overflowCount!.inc();
       return o;
     }
-    let m = this.make(ls.render(this.family, ls.values));
-    this.series.set(key, m);
+    let m = this.make(ls.render(this.family, ls.values()));
+    this.series.add(k.ptr, k.len, ls.hash, m);
     return m;
   }
 }
@@ -298,8 +136,7 @@ class Prometheus extends Adapter {
   metrics: MetricDef[] = [];
   sets: LabelSet[] = [];
   cap: i32 = 1000;
-  excludeExact: string[] = [];
-  excludePrefix: string[] = [];
+  exclude: PathFilter = new PathFilter();
   stamp: i32 = 0;
 
   configure(c: Config): string | null {
@@ -447,15 +284,7 @@ class Prometheus extends Adapter {
       }
     }
 
-    let ex = c.getStrings("exclude_paths");
-    this.excludeExact = [];
-    this.excludePrefix = [];
-    for (let i = 0; i < ex.length; i++) {
-      let p = ex[i];
-      if (!p.startsWith("/")) c.fail("exclude_paths[" + i.toString() + "]", "must start with /");
-      if (p.endsWith("*")) this.excludePrefix.push(p.substring(0, p.length - 1));
-      else this.excludeExact.push(p);
-    }
+    this.exclude = PathFilter.fromConfig(c, "exclude_paths");
     if (c.error !== null) return c.error;
 
     // every attribute a request reads, fetched in one host call per request
@@ -504,24 +333,15 @@ class Prometheus extends Adapter {
     return c.error;
   }
 
-  private excluded(path: string): bool {
-    let q = path.indexOf("?");
-    let p = q < 0 ? path : path.substring(0, q);
-    if (this.excludeExact.includes(p)) return true;
-    for (let i = 0; i < this.excludePrefix.length; i++) if (p.startsWith(this.excludePrefix[i])) return true;
-    return false;
-  }
-
   report(r: Report): void {
     let ps = this.props;
     let plan = this.plan;
     ps.reset();
-    if (this.excludeExact.length > 0 || this.excludePrefix.length > 0) {
-      let path = ps.str(plan.path);
-      if (path !== null && this.excluded(path)) return;
+    if (!this.exclude.isEmpty) {
+      let n = ps.len(plan.path);
+      if (n >= 0 && this.exclude.matchesBytes(ps.ptr(plan.path), n)) return;
     }
     let v = this.values;
-    v.reset();
     let stamp = ++this.stamp;
     let ms = this.metrics;
     for (let i = 0; i < ms.length; i++) {

@@ -10,6 +10,8 @@ import type { BodyBuffer } from '../stream/http-stream.js';
 import type { GuestMemory } from '../vm/guest-memory.js';
 import type { AbiVersion, BufferType, LogLevel, MapType, Status, StreamType } from './constants.js';
 import type { HeaderPair } from './pairs.js';
+import type { ForeignResult } from '../plugin/foreign-functions.js';
+import type { PropertyValue } from '../plugin/properties.js';
 
 export interface AbiContext {
   readonly name: string;
@@ -42,7 +44,7 @@ export interface AbiContext {
   /** ABI 0.1.0 proxy_get_configuration. */
   configuration(): Uint8Array;
   replaceBuffer(type: BufferType, bytes: Uint8Array): void;
-  getProperty(path: string): Uint8Array | string | null;
+  getProperty(path: string): PropertyValue | null;
   setProperty(path: string, value: Uint8Array): boolean;
 
   registerQueue(name: string): number;
@@ -54,7 +56,7 @@ export interface AbiContext {
   sendLocalResponse(status: number, details: string, body: Uint8Array, headers: HeaderPair[], grpcStatus: number): boolean;
 
   /** bytes for OK, or the status to return. */
-  callForeign(name: string, args: Uint8Array): Uint8Array | Status;
+  callForeign(name: string, args: Uint8Array): ForeignResult;
   /** A call-out token, or null for a cluster outside the grant or at the bound. */
   httpCall(cluster: string, headers: HeaderPair[], body: Uint8Array, timeoutMs: number): number | null;
   grpcTarget(cluster: string, fn: string): GrpcTarget | null;

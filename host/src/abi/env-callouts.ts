@@ -11,7 +11,7 @@ import type { GuestIo, HostFn } from './guest-io.js';
 
 const textEncoder = new TextEncoder();
 
-export function calloutFunctions(vm: AbiContext, { mem, copyOut }: GuestIo): Record<string, HostFn> {
+export function calloutFunctions(vm: AbiContext, { mem, copyOut, copyOutSized }: GuestIo): Record<string, HostFn> {
   /** The arguments proxy_grpc_call and proxy_grpc_stream share; a status, or null for an upstream the plugin may not call. */
   function grpcRequest(
     upstreamPtr: number, upstreamSize: number, servicePtr: number, serviceSize: number, methodPtr: number, methodSize: number,
@@ -102,11 +102,12 @@ export function calloutFunctions(vm: AbiContext, { mem, copyOut }: GuestIo): Rec
     },
     proxy_call_foreign_function(namePtr: number, nameSize: number, argsPtr: number, argsSize: number, retPtr: number, retSize: number): number {
       const name = mem().string(namePtr, nameSize);
-      const args = mem().copy(argsPtr, argsSize);
+      const args = mem().copyShortLived(argsPtr, argsSize); // foreign functions keep their arguments briefly at most (an access-log line until its write)
       if (name === null || args === null) return Status.InvalidMemoryAccess;
       const result = vm.callForeign(name, args);
       if (typeof result === 'number') return result;
-      return copyOut(result, retPtr, retSize);
+      if (result instanceof Uint8Array) return copyOut(result, retPtr, retSize);
+      return copyOutSized(result, retPtr, retSize);
     },
 
     // --- what proxy-wasm-cpp-host gives every module (Emscripten builds import these) ---

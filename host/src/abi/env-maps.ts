@@ -6,7 +6,7 @@ import { EMPTY_BYTES, validHeader } from './guest-io.js';
 import type { AbiContext } from './context.js';
 import type { GuestIo, HostFn } from './guest-io.js';
 
-export function mapFunctions(vm: AbiContext, { mem, copyOut, copyOutString }: GuestIo): Record<string, HostFn> {
+export function mapFunctions(vm: AbiContext, { mem, copyOut, copyOutString, copyOutFixed }: GuestIo): Record<string, HostFn> {
   const v010 = vm.compiled.abiVersion === '0.1.0';
   return {
     // --- header maps ----------------------------------------------------------
@@ -128,11 +128,12 @@ export function mapFunctions(vm: AbiContext, { mem, copyOut, copyOutString }: Gu
       if (path === null) return Status.InvalidMemoryAccess;
       const value = vm.getProperty(path);
       if (value === null) return Status.NotFound;
-      return typeof value === 'string' ? copyOutString(value, retPtr, retSize) : copyOut(value, retPtr, retSize);
+      if (typeof value === 'string') return copyOutString(value, retPtr, retSize);
+      return value instanceof Uint8Array ? copyOut(value, retPtr, retSize) : copyOutFixed(value, retPtr, retSize);
     },
     proxy_set_property(pathPtr: number, pathSize: number, valuePtr: number, valueSize: number): number {
       const path = mem().string(pathPtr, pathSize);
-      const value = mem().copy(valuePtr, valueSize);
+      const value = mem().copyShortLived(valuePtr, valueSize); // filter state lives as long as the request
       if (path === null || value === null) return Status.InvalidMemoryAccess;
       return vm.setProperty(path, value) ? Status.Ok : Status.NotFound;
     },

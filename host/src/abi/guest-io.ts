@@ -5,6 +5,8 @@ import type { AbiContext } from './context.js';
 import { headerBytes } from './pairs.js';
 import { Status } from './constants.js';
 import type { GuestMemory } from '../vm/guest-memory.js';
+import { fixedPropertySize, writeFixedProperty } from '../plugin/properties.js';
+import type { ForeignWriter } from '../plugin/foreign-functions.js';
 
 export type HostFn = (...args: never[]) => number | bigint | void;
 
@@ -15,6 +17,10 @@ export interface GuestIo {
   copyOut(data: Uint8Array, retPtr: number, retSize: number): Status;
   /** copyOut for host byte strings (header values, properties). */
   copyOutString(s: string, retPtr: number, retSize: number): Status;
+  /** Writes a sized result (a foreign function's writer) straight into a fresh guest allocation. */
+  copyOutSized(w: ForeignWriter, retPtr: number, retSize: number): Status;
+  /** An int64 (number or bigint) or boolean property value, encoded straight into a fresh guest allocation. */
+  copyOutFixed(v: number | bigint | boolean, retPtr: number, retSize: number): Status;
 }
 
 export function guestIo(vm: AbiContext): GuestIo {
@@ -55,7 +61,38 @@ export function guestIo(vm: AbiContext): GuestIo {
     m.setU32(retSize, s.length);
     return Status.Ok;
   };
-  return { mem, copyOut, copyOutString };
+  const copyOutSized = (w: ForeignWriter, retPtr: number, retSize: number): Status => {
+    const size = w.size;
+    const m = mem();
+    if (!m.inBounds(retPtr, 4) || !m.inBounds(retSize, 4)) return Status.InvalidMemoryAccess;
+    if (size === 0) {
+      m.setU32(retPtr, 0);
+      m.setU32(retSize, 0);
+      return Status.Ok;
+    }
+    const p = vm.allocate(size);
+    const dst = p === 0 ? null : m.writable(p, size);
+    if (dst === null) return Status.InvalidMemoryAccess;
+    w.write(dst);
+    m.setU32(retPtr, p);
+    m.setU32(retSize, size);
+    return Status.Ok;
+  };
+
+  // One writer for every int64/boolean property: it is used up before the host function returns.
+  const fixed = {
+    value: 0 as number | bigint | boolean,
+    size: 0,
+    write(dst: Uint8Array): void {
+      writeFixedProperty(this.value, dst, 0);
+    },
+  };
+  const copyOutFixed = (v: number | bigint | boolean, retPtr: number, retSize: number): Status => {
+    fixed.value = v;
+    fixed.size = fixedPropertySize(v);
+    return copyOutSized(fixed, retPtr, retSize);
+  };
+  return { mem, copyOut, copyOutString, copyOutSized, copyOutFixed };
 }
 
 export const EMPTY_BYTES = new Uint8Array(0);

@@ -17,12 +17,12 @@ import type { CompiledModule } from '../vm/module.js';
 import { watchdogId } from '../watchdog.js';
 import { Callouts } from './callouts.js';
 import { Denials, type Capability } from './capabilities.js';
-import { defaultForeignFunctions, type ForeignCaller, type ForeignFunctionRegistry } from './foreign-functions.js';
+import { defaultForeignFunctions, type ForeignCaller, type ForeignFunctionRegistry, type ForeignResult } from './foreign-functions.js';
 import type { GrpcCallouts, GrpcRequest, GrpcTarget } from './grpc-call.js';
 import { CallPhase, GuestCalls, type RootContext } from './guest-call.js';
 import { cutLogLine } from './guest-log-budget.js';
 import type { HostMeter } from './host-meter.js';
-import { getProperty, type PluginFacts, type PropertyValue } from './properties.js';
+import { dottedPath, getProperty, type PluginFacts, type PropertyValue } from './properties.js';
 import type { RestartPolicy } from './restart-policy.js';
 import { DroppedLogReporter, scrubRequestCredentials, StdioLines } from './stdio.js';
 import { TimersQueues } from './timers-queues.js';
@@ -60,7 +60,12 @@ export interface PluginVmSettings {
   sharedLimits?: { maxBytes?: number; maxQueueBytes?: number };
   /** This host's foreign functions (default: the process-wide defaultForeignFunctions). */
   foreign?: ForeignFunctionRegistry;
-  /** Called after every guest callback with its wall time in seconds (the adapter call latency histogram). */
+  /**
+   * Called after every guest callback with its wall time in seconds (the adapter call latency
+   * histogram). Timing is sampled: the first call of each callback and on average one in
+   * CALL_TIMING_SAMPLE are timed, the others report their callback's last timed duration,
+   * so counts are exact and the distribution is an estimate.
+   */
   onGuestCall?: (callback: string, seconds: number) => void;
   /** In a worker of a multi-worker proxy: the cluster local quota limits lease from (property wasm_mixer.worker_quota_cluster). */
   workerQuotaCluster?: string;
@@ -303,12 +308,12 @@ export abstract class VmAbiState implements PluginFacts, AbiContext {
   setProperty(path: string, value: Uint8Array): boolean {
     const sc = this.calls.streamContext();
     if (sc === null) return false;
-    sc.stream.filterState.set(path.replace(/\0/g, '.'), value);
+    sc.stream.filterState.set(dottedPath(path), value);
     return true;
   }
 
   /** proxy_call_foreign_function: bytes for OK, or the status to return (NOT_FOUND for unknown or ungranted names). */
-  callForeign(name: string, args: Uint8Array): Uint8Array | Status {
+  callForeign(name: string, args: Uint8Array): ForeignResult {
     const caller = (this.foreignCaller ??= {
       adapter: this.name,
       warn: (m) => this.settings.logger.log(LogLevel.Warn, this.name, m, { code: 'CAPABILITY_DENIED' }),

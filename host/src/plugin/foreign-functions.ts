@@ -19,17 +19,40 @@
 
 import { createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { Status } from '../abi/constants.js';
+import type { PropertyValue } from './properties.js';
 
-/** Bytes to return (status OK), or the status to return with no result. */
-export type ForeignResult = Uint8Array | Status;
+/**
+ * A result of known size written straight into the guest's allocation (status OK): the host
+ * allocates `size` bytes in the guest and calls `write` once, before the host call returns,
+ * so no intermediate Buffer is built. `write` must not call back into the guest.
+ */
+export interface ForeignWriter {
+  readonly size: number;
+  write(dst: Uint8Array): void;
+}
+
+/** Bytes (or a writer of them) to return with status OK, or the status to return with no result. */
+export type ForeignResult = Uint8Array | ForeignWriter | Status;
+
+/** A result's bytes (a writer's written into a fresh array): for callers outside a guest call, such as tests. */
+export function foreignBytes(r: Uint8Array | ForeignWriter): Uint8Array {
+  if (r instanceof Uint8Array) return r;
+  const out = new Uint8Array(r.size);
+  r.write(out);
+  return out;
+}
 
 export interface ForeignCaller {
   /** The calling adapter's name. */
   readonly adapter: string;
   /** Where refusals are reported (e.g. the adapter's log at warn). */
   readonly warn?: (message: string) => void;
-  /** A property of the calling context, as proxy_get_property reads it (path segments joined by NUL): bytes, or a string meaning its UTF-8; null when unknown. */
-  readonly property?: (path: string) => Uint8Array | string | null;
+  /**
+   * A property of the calling context, as proxy_get_property reads it (path segments joined by NUL):
+   * bytes, a string meaning its UTF-8, a number or bigint meaning an int64 (8 bytes little-endian),
+   * a boolean meaning one byte (plugin/properties.ts writeFixedProperty); null when unknown.
+   */
+  readonly property?: (path: string) => PropertyValue | null;
 }
 
 export type ForeignFunction = (args: Uint8Array, caller: ForeignCaller) => ForeignResult;

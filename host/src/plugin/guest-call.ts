@@ -105,35 +105,63 @@ export class GuestCalls {
     const prevCurrent = this.current;
     const prevEffective = this.effective;
     const prevPhase = this.phase;
+    const fuel = this.fuel;
+    const outermost = this.enter(ctx, phase);
+    try {
+      return fn();
+    } finally {
+      this.leave(outermost, fuel, prevCurrent, prevEffective, prevPhase);
+    }
+  }
+
+  /**
+   * run() for the per-request callbacks, without a closure: calls export f with argc
+   * (1 to 3) i32 arguments.
+   */
+  call(ctx: GuestContext, phase: CallPhase, f: (...args: number[]) => number | undefined, argc: number, a: number, b: number, c: number): number | undefined {
+    const prevCurrent = this.current;
+    const prevEffective = this.effective;
+    const prevPhase = this.phase;
+    const fuel = this.fuel;
+    const outermost = this.enter(ctx, phase);
+    try {
+      return argc === 1 ? f(a) : argc === 2 ? f(a, b) : f(a, b, c);
+    } finally {
+      this.leave(outermost, fuel, prevCurrent, prevEffective, prevPhase);
+    }
+  }
+
+  /** Makes ctx current in phase; true for an outermost call (which gets the budget). */
+  private enter(ctx: GuestContext, phase: CallPhase): boolean {
     this.current = ctx;
     this.effective = null;
     this.phase = phase;
-    const fuel = this.fuel;
     const outermost = this.depth === 0;
     if (outermost) {
       runningAdapter[0] = this.watchdogId;
-      if (fuel !== null) fuel.value = this.budget;
+      if (this.fuel !== null) this.fuel.value = this.budget;
       this.hostMeter.pending = 0;
       this.logBudget.begin();
     }
     this.depth++;
-    try {
-      return fn();
-    } finally {
-      this.depth--;
-      if (outermost) {
-        runningAdapter[0] = 0;
-        const charged = this.hostMeter.take();
-        if (fuel !== null) {
-          const used = this.budget - (fuel.value as number) + charged;
-          if (used > this.fuelHighWater) this.fuelHighWater = used;
-        }
-        if (this.logBudget.droppedLines > 0 || this.logBudget.droppedBytes > 0) this.onDroppedLogs(this.logBudget);
+    return outermost;
+  }
+
+  /** Undoes enter (the caller kept what it replaced) after the call returned or threw. */
+  private leave(outermost: boolean, fuel: WebAssembly.Global | null, prevCurrent: GuestContext | null, prevEffective: GuestContext | null, prevPhase: CallPhase): void {
+    this.depth--;
+    if (outermost) {
+      runningAdapter[0] = 0;
+      const charged = this.hostMeter.take();
+      if (fuel !== null) {
+        const used = this.budget - (fuel.value as number) + charged;
+        if (used > this.fuelHighWater) this.fuelHighWater = used;
       }
-      this.current = prevCurrent;
-      this.effective = prevEffective;
-      this.phase = prevPhase;
+      if (this.logBudget.droppedLines > 0 || this.logBudget.droppedBytes > 0) this.onDroppedLogs(this.logBudget);
     }
+    this.current = prevCurrent;
+    this.effective = prevEffective;
+    this.phase = prevPhase;
   }
 
   /** Names the reason for a trap: budget, memory cap, stack, proc_exit, or the engine's message. */

@@ -51,6 +51,9 @@ export type { CrashInfo } from '../chain/adapter.js';
 // The work-budget defaults live with the other bounds in host/src/limits.ts.
 export { DEFAULT_FUEL_PER_CALLBACK, START_FUEL_FACTOR } from '../limits.js';
 
+/** On average one guest callback in this many is timed for onGuestCall (guard). */
+export const CALL_TIMING_SAMPLE = 8;
+
 export class PluginVm extends VmAbiState implements Adapter {
   /** Bumped on every (re)start; contexts from an older generation are dead. */
   generation = 0;
@@ -88,7 +91,9 @@ export class PluginVm extends VmAbiState implements Adapter {
     let instance: WebAssembly.Instance;
     this.denials.reset();
     try {
-      instance = new WebAssembly.Instance(this.compiled.module, meterAll(restrictImports(createImports(this), this.settings.capabilities, this.denials), this.calls.hostMeter));
+      const imports = restrictImports(createImports(this), this.settings.capabilities, this.denials);
+      // A module that charges its host calls itself (vm/metering.ts hostCallsCharged), or has no budget, needs no wrapper: GuestMemory charges the bytes.
+      instance = new WebAssembly.Instance(this.compiled.module, this.compiled.hostCallsCharged || !this.compiled.metered ? imports : meterAll(imports, this.calls.hostMeter));
     } catch (err) {
       const where = this.compiled.hasStart ? ' (in its wasm start function, which runs under the start budget: 10x limits.fuelPerCallback)' : '';
       throw new HostError('VM_START_FAILED', `adapter ${this.name} (${this.compiled.source}) failed to instantiate${where}: ${describeError(err)}`, { adapter: this.name, file: this.compiled.source, stage: 'instantiate' }, { cause: err });
@@ -230,7 +235,7 @@ export class PluginVm extends VmAbiState implements Adapter {
     const sc = new StreamContext(newContextId(), stream, this.generation);
     this.streams.set(sc.id, sc);
     const f = this.exports.proxy_on_context_create;
-    if (f !== undefined && this.guard(sc, CallPhase.None, 'proxy_on_context_create', () => f(sc.id, this.root.id)) === null) return null;
+    if (f !== undefined && this.guard(sc, CallPhase.None, 'proxy_on_context_create', f, 2, sc.id, this.root.id) === null) return null;
     return sc;
   }
 
@@ -250,7 +255,7 @@ export class PluginVm extends VmAbiState implements Adapter {
     this.migrated.set(sc, n);
     this.metrics.counter('wasm_mixer_vm_contexts_migrated_total', 'In-flight requests moved to a replacement VM after a crash caused by another request.', { adapter: this.name })();
     const f = this.exports.proxy_on_context_create;
-    if (f !== undefined && this.guard(n, CallPhase.None, 'proxy_on_context_create', () => f(n.id, this.root.id)) === null) return null;
+    if (f !== undefined && this.guard(n, CallPhase.None, 'proxy_on_context_create', f, 2, n.id, this.root.id) === null) return null;
     return n;
   }
 
@@ -268,7 +273,7 @@ export class PluginVm extends VmAbiState implements Adapter {
     if (sc === null) return CallResult.Failed;
     const f = this.exports[name]!;
     // ABI 0.1.0 header callbacks take (context_id, num_headers): no end_of_stream.
-    const r = this.compiled.abiVersion === '0.1.0' ? this.guard(sc, phase, name, () => f(sc.id, n)) : this.guard(sc, phase, name, () => f(sc.id, n, eos ? 1 : 0));
+    const r = this.compiled.abiVersion === '0.1.0' ? this.guard(sc, phase, name, f, 2, sc.id, n) : this.guard(sc, phase, name, f, 3, sc.id, n, eos ? 1 : 0);
     if (r === null) return CallResult.Failed;
     // Continue and ContinueAndEndStream continue; every stop code (and any
     // unknown value, as cpp-host does) stops until the adapter resumes.
@@ -281,7 +286,7 @@ export class PluginVm extends VmAbiState implements Adapter {
     const sc = this.live(origin);
     if (sc === null) return CallResult.Failed;
     const f = this.exports[name]!;
-    const r = this.guard(sc, direction === 'request' ? CallPhase.RequestBody : CallPhase.ResponseBody, name, () => f(sc.id, size, eos ? 1 : 0));
+    const r = this.guard(sc, direction === 'request' ? CallPhase.RequestBody : CallPhase.ResponseBody, name, f, 3, sc.id, size, eos ? 1 : 0);
     if (r === null) return CallResult.Failed;
     return r === 0 ? CallResult.Continue : CallResult.Stop;
   }
@@ -292,7 +297,7 @@ export class PluginVm extends VmAbiState implements Adapter {
     const sc = this.live(origin);
     if (sc === null) return CallResult.Failed;
     const f = this.exports[name]!;
-    const r = this.guard(sc, direction === 'request' ? CallPhase.RequestTrailers : CallPhase.ResponseTrailers, name, () => f(sc.id, n));
+    const r = this.guard(sc, direction === 'request' ? CallPhase.RequestTrailers : CallPhase.ResponseTrailers, name, f, 2, sc.id, n);
     if (r === null) return CallResult.Failed;
     return r === 0 ? CallResult.Continue : CallResult.Stop;
   }
@@ -313,7 +318,7 @@ export class PluginVm extends VmAbiState implements Adapter {
       this.metrics.gauge('wasm_mixer_vm_memory_bytes', 'Linear memory of the adapter VM, in bytes.', { adapter: this.name })(this.lastMemoryBytes);
     }
     const done = this.exports.proxy_on_done;
-    const r = done === undefined ? 1 : this.guard(sc, CallPhase.Done, 'proxy_on_done', () => done(sc.id));
+    const r = done === undefined ? 1 : this.guard(sc, CallPhase.Done, 'proxy_on_done', done, 1, sc.id);
     if (r === 0) {
       sc.donePending = true;
       sc.onDone = () => this.logAndDelete(sc);
@@ -330,11 +335,11 @@ export class PluginVm extends VmAbiState implements Adapter {
     sc.donePending = false;
     if (this.alive(sc)) {
       const log = this.exports.proxy_on_log;
-      if (log !== undefined) this.guard(sc, CallPhase.Log, 'proxy_on_log', () => log(sc.id));
+      if (log !== undefined) this.guard(sc, CallPhase.Log, 'proxy_on_log', log, 1, sc.id);
     }
     if (this.alive(sc)) {
       const del = this.exports.proxy_on_delete;
-      if (del !== undefined) this.guard(sc, CallPhase.None, 'proxy_on_delete', () => del(sc.id));
+      if (del !== undefined) this.guard(sc, CallPhase.None, 'proxy_on_delete', del, 1, sc.id);
     }
     this.streams.delete(sc.id);
   }
@@ -345,27 +350,43 @@ export class PluginVm extends VmAbiState implements Adapter {
   callRoot(phase: CallPhase, callback: string, call: (f: GuestFn, rootId: number) => number | undefined): void {
     const f = this.exports[callback];
     if (f === undefined) return;
-    this.guard(this.root, phase, callback, () => call(f, this.root.id));
+    // Not per request: a closure is fine here.
+    this.guard(this.root, phase, callback, (id: number) => call(f, id), 1, this.root.id);
   }
 
   private classify(err: unknown): { code: HostErrorCode; reason: string } {
     return this.calls.classify(err, this.compiled.memoryPages?.maximum ?? 0, this.memory.byteLength);
   }
 
-  /** Runs a guest callback; a trap fails the VM and returns null. */
-  private guard(ctx: GuestContext, phase: CallPhase, callback: string, fn: () => number | undefined): number | null {
+  /**
+   * Runs guest callback f with argc (1 to 3) i32 arguments, passed rather than closed over
+   * (no closure per guest call); a trap fails the VM and returns null.
+   */
+  private guard(ctx: GuestContext, phase: CallPhase, callback: string, f: (...args: number[]) => number | undefined, argc: number, a: number, b = 0, c = 0): number | null {
     const observe = this.settings.onGuestCall;
-    const t0 = observe === undefined ? 0 : performance.now();
+    // Timing is sampled (two clock reads cost more than many callbacks): see onGuestCall.
+    let t0 = -1;
+    let last: number | undefined;
+    if (observe !== undefined && (--this.untimedCalls < 0 || (last = this.lastCallSeconds.get(callback)) === undefined)) {
+      this.untimedCalls = (Math.random() * 2 * CALL_TIMING_SAMPLE) | 0;
+      t0 = performance.now();
+    }
     try {
-      return this.calls.run(ctx, phase, fn) ?? 0;
+      return this.calls.call(ctx, phase, f, argc, a, b, c) ?? 0;
     } catch (err) {
       if (ctx instanceof StreamContext) this.poisoned.add(ctx instanceof MigratedContext ? ctx.origin : ctx);
       this.crash(callback, err);
       return null;
     } finally {
-      if (observe !== undefined) observe(callback, (performance.now() - t0) / 1000);
+      if (observe !== undefined) {
+        if (t0 >= 0) this.lastCallSeconds.set(callback, (last = (performance.now() - t0) / 1000));
+        observe(callback, last!);
+      }
     }
   }
+  /** Callbacks left before the next timed one, and each callback's last timed duration (guard). */
+  private untimedCalls = 0;
+  private readonly lastCallSeconds = new Map<string, number>();
 
   private crash(callback: string, err: unknown): void {
     if (this.failed !== null) return;

@@ -16,28 +16,61 @@ export interface PluginFacts {
   readonly workerQuotaCluster?: string;
 }
 
-/** Strings are returned as strings (the ABI layer writes them to guest memory without an extra copy). */
-export type PropertyValue = Uint8Array | string;
+/**
+ * A property's value as its getter produces it. Strings and bytes are written as they are
+ * (the ABI layer copies strings to guest memory without an intermediate Buffer); integers
+ * (number or bigint) are int64 and booleans one byte, encoded only where they are written
+ * (writeFixedProperty), so reading a property allocates no Uint8Array.
+ */
+export type PropertyValue = Uint8Array | string | number | bigint | boolean;
 type Getter = (s: HttpStream | null, p: PluginFacts) => PropertyValue | null;
 
 const str = (v: string | undefined | null): string | null => (v === undefined || v === null ? null : v);
 const TWO32 = 2 ** 32;
-/** int64 little-endian; plain numbers (sizes, codes, ports) are written without a BigInt. */
-const i64 = (v: number | bigint): Uint8Array => {
-  const b = new Uint8Array(8);
-  const dv = new DataView(b.buffer);
-  if (typeof v === 'bigint') {
-    dv.setBigInt64(0, BigInt.asIntN(64, v), true);
-  } else if (v >= 0 && v < Number.MAX_SAFE_INTEGER) {
+const scratch = new DataView(new ArrayBuffer(8));
+const scratchU8 = new Uint8Array(scratch.buffer);
+
+/** The encoded size of an int64 or boolean value. */
+export function fixedPropertySize(v: number | bigint | boolean): number {
+  return typeof v === 'boolean' ? 1 : 8;
+}
+
+/** Encodes an int64 (8 bytes little-endian) or boolean (one byte) value at dst[off]. */
+export function writeFixedProperty(v: number | bigint | boolean, dst: Uint8Array, off: number): void {
+  if (typeof v === 'boolean') {
+    dst[off] = v ? 1 : 0;
+  } else if (typeof v === 'number' && v >= 0 && v < Number.MAX_SAFE_INTEGER) {
+    // Sizes, codes and ports: two u32 halves, no BigInt.
     const n = Math.trunc(v);
-    dv.setUint32(0, n >>> 0, true);
-    dv.setUint32(4, Math.floor(n / TWO32), true);
+    const lo = n >>> 0;
+    const hi = Math.floor(n / TWO32) >>> 0;
+    dst[off] = lo & 0xff;
+    dst[off + 1] = (lo >>> 8) & 0xff;
+    dst[off + 2] = (lo >>> 16) & 0xff;
+    dst[off + 3] = lo >>> 24;
+    dst[off + 4] = hi & 0xff;
+    dst[off + 5] = (hi >>> 8) & 0xff;
+    dst[off + 6] = (hi >>> 16) & 0xff;
+    dst[off + 7] = hi >>> 24;
   } else {
-    dv.setBigInt64(0, BigInt.asIntN(64, BigInt(Math.trunc(v))), true);
+    // setBigInt64 wraps modulo 2^64, as BigInt.asIntN(64, ...) did.
+    scratch.setBigInt64(0, typeof v === 'bigint' ? v : BigInt(Math.trunc(v)), true);
+    dst.set(scratchU8, off);
   }
-  return b;
-};
-const bool = (v: boolean): Uint8Array => new Uint8Array([v ? 1 : 0]);
+}
+
+/** A value as the bytes proxy_get_property hands over (strings as UTF-8), for callers that need a copy. */
+export function propertyBytes(v: PropertyValue): Uint8Array {
+  if (typeof v === 'string') return Buffer.from(v, 'utf8');
+  if (v instanceof Uint8Array) return v;
+  const out = new Uint8Array(fixedPropertySize(v));
+  writeFixedProperty(v, out, 0);
+  return out;
+}
+
+/** int64 values: plain numbers (sizes, codes, ports) stay numbers; the writer encodes them. */
+const i64 = (v: number | bigint): number | bigint => v;
+const bool = (v: boolean): boolean => v;
 
 function splitPath(path: string): { path: string; query: string } {
   const q = path.indexOf('?');
@@ -48,6 +81,27 @@ function splitPath(path: string): { path: string; query: string } {
 function hostPort(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
+
+/**
+ * hostPort, remembered for the last address and port it was asked for: every adapter of a
+ * chain reads source.address of the same request, so this builds the string once per request
+ * (the inputs are compared on each read, so a changed address is never served stale).
+ */
+class HostPortMemo {
+  private address = '';
+  private port = -1;
+  private value = '';
+  get(address: string, port: number): string {
+    if (address !== this.address || port !== this.port) {
+      this.address = address;
+      this.port = port;
+      this.value = hostPort(address, port);
+    }
+    return this.value;
+  }
+}
+const sourceMemo = new HostPortMemo();
+const destinationMemo = new HostPortMemo();
 
 function durationNs(s: HttpStream): bigint {
   const end = s.info.endMono !== 0n ? s.info.endMono : process.hrtime.bigint();
@@ -79,9 +133,9 @@ export const PROPERTIES: Record<string, [string, Getter]> = {
   'response.size': ['int', (s) => (s ? i64(s.info.responseBytes) : null)],
   'response.total_size': ['int', (s) => (s ? i64(s.info.responseBytes + s.info.responseHeaderBytes) : null)],
   'response.backend_latency': ['duration', (s) => (s && s.info.upstreamFirstByteMono !== 0n ? i64(s.info.upstreamFirstByteMono - s.info.startMono) : null)],
-  'source.address': ['string', (s) => (s ? str(hostPort(s.info.sourceAddress, s.info.sourcePort)) : null)],
+  'source.address': ['string', (s) => (s ? sourceMemo.get(s.info.sourceAddress, s.info.sourcePort) : null)],
   'source.port': ['int', (s) => (s ? i64(s.info.sourcePort) : null)],
-  'destination.address': ['string', (s) => (s ? str(hostPort(s.info.destinationAddress, s.info.destinationPort)) : null)],
+  'destination.address': ['string', (s) => (s ? destinationMemo.get(s.info.destinationAddress, s.info.destinationPort) : null)],
   'destination.port': ['int', (s) => (s ? i64(s.info.destinationPort) : null)],
   'connection.id': ['int', (s) => (s ? i64(s.info.connectionId) : null)],
   'connection.mtls': ['bool', (s) => (s ? bool(false) : null)],
@@ -105,20 +159,57 @@ for (const [name, [, getter]] of Object.entries(PROPERTIES)) {
 const REQ_HEADER = 'request\0headers\0';
 const RESP_HEADER = 'response\0headers\0';
 
+/** What a path outside the table names: one request or response header, or filter state. */
+interface DynamicPath {
+  /** 1: request header, 2: response header, 0: neither. */
+  readonly header: 0 | 1 | 2;
+  /** The header name, lower-cased. */
+  readonly name: string;
+  /** The path with NUL separators as dots (filter state keys). */
+  readonly dotted: string;
+}
+
+/**
+ * Parsed dynamic paths: guests ask for the same few on every request, so each is split,
+ * lower-cased and dotted once. Bounded (guests choose the paths): cleared when full.
+ */
+const DYNAMIC_MAX = 4096;
+const dynamicPaths = new Map<string, DynamicPath>();
+
+function dynamicPath(path: string): DynamicPath {
+  let d = dynamicPaths.get(path);
+  if (d === undefined) {
+    let header: 0 | 1 | 2 = 0;
+    let name = '';
+    if (path.startsWith(REQ_HEADER)) {
+      name = path.slice(REQ_HEADER.length);
+      if (!name.includes('\0')) header = 1;
+    } else if (path.startsWith(RESP_HEADER)) {
+      name = path.slice(RESP_HEADER.length);
+      if (!name.includes('\0')) header = 2;
+    }
+    d = { header, name: header === 0 ? '' : name.toLowerCase(), dotted: path.includes('\0') ? path.replace(/\0/g, '.') : path };
+    if (dynamicPaths.size >= DYNAMIC_MAX) dynamicPaths.clear();
+    dynamicPaths.set(path, d);
+  }
+  return d;
+}
+
+/** The filter-state key of a property path (segments joined by dots). */
+export function dottedPath(path: string): string {
+  return path.includes('\0') ? dynamicPath(path).dotted : path;
+}
+
 /** Resolves a property path, or null when it names nothing (→ NOT_FOUND). */
 export function getProperty(path: string, s: HttpStream | null, p: PluginFacts): PropertyValue | null {
   const getter = BY_NUL_PATH.get(path);
   if (getter !== undefined) return getter(s, p);
   if (s !== null) {
+    const d = dynamicPath(path);
     // request.headers.<name> / response.headers.<name>: one header value.
-    if (path.startsWith(REQ_HEADER)) {
-      const name = path.slice(REQ_HEADER.length);
-      if (!name.includes('\0')) return str(s.requestHeader(name.toLowerCase()));
-    } else if (path.startsWith(RESP_HEADER)) {
-      const name = path.slice(RESP_HEADER.length);
-      if (!name.includes('\0')) return str(s.responseHeader(name.toLowerCase()));
-    }
-    const fs = s.filterState.get(path) ?? s.filterState.get(path.replace(/\0/g, '.'));
+    if (d.header === 1) return str(s.requestHeader(d.name));
+    if (d.header === 2) return str(s.responseHeader(d.name));
+    const fs = s.filterState.get(path) ?? (d.dotted === path ? undefined : s.filterState.get(d.dotted));
     if (fs !== undefined) return fs;
   }
   return null;

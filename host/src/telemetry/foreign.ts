@@ -37,7 +37,8 @@
 import { MetricType, Status } from '../abi/constants.js';
 import type { AccessLogEntry } from '../log/access-log.js';
 import type { MetricsRegistry } from '../metrics/registry.js';
-import type { ForeignFunction } from '../plugin/foreign-functions.js';
+import type { ForeignFunction, ForeignWriter } from '../plugin/foreign-functions.js';
+import { fixedPropertySize, writeFixedProperty, type PropertyValue } from '../plugin/properties.js';
 
 export const ACCESS_LOG_FUNCTION = 'wasm_mixer.access_log';
 export const DESCRIBE_METRIC_FUNCTION = 'wasm_mixer.describe_metric';
@@ -51,6 +52,20 @@ const DROPPED = new Uint8Array([1]);
 const HEADER = 14;
 const decoder = new TextDecoder();
 
+/** The last log name decoded, kept with its bytes: an adapter sends the same one with every entry. */
+let lastNameBytes = new Uint8Array(0);
+let lastName = '';
+
+function logName(bytes: Uint8Array): string {
+  let same = bytes.length === lastNameBytes.length;
+  for (let i = 0; same && i < bytes.length; i++) same = bytes[i] === lastNameBytes[i];
+  if (!same) {
+    lastName = decoder.decode(bytes);
+    lastNameBytes = bytes.slice();
+  }
+  return lastName;
+}
+
 /** Decodes an access-log envelope, or null when malformed. */
 export function decodeAccessLogEnvelope(args: Uint8Array, adapter: string): AccessLogEntry | null {
   if (args.length < HEADER || args[0] !== 1) return null;
@@ -63,7 +78,7 @@ export function decodeAccessLogEnvelope(args: Uint8Array, adapter: string): Acce
   if (HEADER + nameLen > args.length) return null;
   return {
     adapter,
-    logName: nameLen === 0 ? 'access' : decoder.decode(args.subarray(HEADER, HEADER + nameLen)),
+    logName: nameLen === 0 ? 'access' : logName(args.subarray(HEADER, HEADER + nameLen)),
     level,
     format: format === 1 ? 'json' : 'text',
     timeNs,
@@ -164,30 +179,65 @@ export function getPropertySetFunction(sets: PropertySets): ForeignFunction {
     const id = new DataView(args.buffer, args.byteOffset, 4).getUint32(0, true);
     const paths = sets.get(caller.adapter, id);
     if (paths === undefined) return Status.NotFound;
-    const values: Array<Uint8Array | string | null> = new Array(paths.length);
-    const lens: number[] = new Array(paths.length);
-    let size = 4 + 4 * paths.length;
-    for (let i = 0; i < paths.length; i++) {
-      const v = caller.property(paths[i]!);
-      values[i] = v;
-      // strings go straight into the result (no TextEncoder copy): most are short ASCII
-      const n = v === null ? -1 : typeof v === 'string' ? Buffer.byteLength(v, 'utf8') : v.length;
-      lens[i] = n;
-      if (n > 0) size += n;
-    }
-    const out = Buffer.allocUnsafe(size);
-    out.writeUInt32LE(paths.length, 0);
-    let off = 4;
-    for (let i = 0; i < paths.length; i++) {
-      const v = values[i]!;
-      const n = lens[i]!;
-      out.writeInt32LE(n, off);
-      off += 4;
-      if (n <= 0) continue;
-      if (typeof v === 'string') out.write(v, off, n, 'utf8');
-      else out.set(v, off);
-      off += n;
-    }
-    return out;
+    return new PropertySetWriter(paths, caller.property);
   };
+}
+
+/**
+ * One get_property_set result: every value read at once (properties are read at call time),
+ * then written straight into the guest's allocation, without an intermediate Buffer.
+ */
+class PropertySetWriter implements ForeignWriter {
+  readonly size: number;
+  private readonly values: Array<PropertyValue | null>;
+  /** Encoded length of each value, -1 when unknown. */
+  private readonly lens: Int32Array;
+
+  constructor(paths: readonly string[], property: (path: string) => PropertyValue | null) {
+    const n = paths.length;
+    this.values = new Array(n);
+    this.lens = new Int32Array(n);
+    let size = 4 + 4 * n;
+    for (let i = 0; i < n; i++) {
+      const v = property(paths[i]!);
+      this.values[i] = v;
+      const len = v === null ? -1 : typeof v === 'string' ? utf8Length(v) : v instanceof Uint8Array ? v.length : fixedPropertySize(v);
+      this.lens[i] = len;
+      if (len > 0) size += len;
+    }
+    this.size = size;
+  }
+
+  write(dst: Uint8Array): void {
+    const n = this.values.length;
+    writeU32(dst, 0, n);
+    let off = 4;
+    for (let i = 0; i < n; i++) {
+      const v = this.values[i]!;
+      const len = this.lens[i]!;
+      writeU32(dst, off, len);
+      off += 4;
+      if (len <= 0) continue;
+      if (typeof v === 'string') {
+        if (len === v.length) for (let j = 0; j < len; j++) dst[off + j] = v.charCodeAt(j); // ASCII
+        else encoder.encodeInto(v, dst.subarray(off, off + len));
+      } else if (v instanceof Uint8Array) dst.set(v, off);
+      else writeFixedProperty(v, dst, off);
+      off += len;
+    }
+  }
+}
+
+/** UTF-8 length of a string; equal to its length exactly when it is ASCII. */
+function utf8Length(s: string): number {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return Buffer.byteLength(s, 'utf8');
+  return s.length;
+}
+
+/** u32 (or -1 as 0xffffffff) little-endian. */
+function writeU32(dst: Uint8Array, off: number, v: number): void {
+  dst[off] = v & 0xff;
+  dst[off + 1] = (v >>> 8) & 0xff;
+  dst[off + 2] = (v >>> 16) & 0xff;
+  dst[off + 3] = (v >>> 24) & 0xff;
 }

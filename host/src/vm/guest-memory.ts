@@ -1,7 +1,7 @@
 // Bounds-checked access to a guest's linear memory. Views are rebuilt whenever
 // memory.grow has detached the old ArrayBuffer (baseline.md pitfall 5).
 
-import { HOST_BYTE_FUEL } from '../limits.js';
+import { HOST_BYTE_FUEL, HOST_CHARGE_BATCH } from '../limits.js';
 
 const decoder = new TextDecoder('utf-8');
 
@@ -17,11 +17,13 @@ export class GuestMemory {
 
   /**
    * `meter.pending` is charged HOST_BYTE_FUEL units per byte read (view, copy, string) or
-   * written (write), so host functions pay for the bytes they move (plugin/host-meter.ts).
+   * written (write), so host functions pay for the bytes they move (plugin/host-meter.ts);
+   * past HOST_CHARGE_BATCH it is applied with meter.flush(), which throws when the budget
+   * is gone (so a host function moving a huge buffer stops before it acts on it).
    */
   constructor(
     private readonly memory: WebAssembly.Memory,
-    private readonly meter: { pending: number } = { pending: 0 },
+    private readonly meter: { pending: number; flush?: () => void } = { pending: 0 },
   ) {
     this.u8 = new Uint8Array(memory.buffer);
     this.dv = new DataView(memory.buffer);
@@ -30,6 +32,11 @@ export class GuestMemory {
 
   get byteLength(): number {
     return this.memory.buffer.byteLength;
+  }
+
+  private charge(bytes: number): void {
+    const m = this.meter;
+    if ((m.pending += bytes * HOST_BYTE_FUEL) >= HOST_CHARGE_BATCH) m.flush?.();
   }
 
   private refresh(): void {
@@ -56,13 +63,28 @@ export class GuestMemory {
     ptr >>>= 0;
     len >>>= 0;
     if (ptr + len > this.u8.length) return null;
-    this.meter.pending += len * HOST_BYTE_FUEL;
+    this.charge(len);
     return this.u8.subarray(ptr, ptr + len);
   }
 
   copy(ptr: number, len: number): Uint8Array | null {
     const v = this.view(ptr, len);
     return v === null ? null : v.slice();
+  }
+
+  /**
+   * A copy for bytes the host keeps only briefly (a request's filter state, a foreign
+   * function's arguments): small ones come from Node's Buffer pool, which is several times
+   * cheaper than a fresh ArrayBuffer but keeps its 8 KiB slab alive as long as the copy,
+   * so long-lived values (shared data, queues) use copy().
+   */
+  copyShortLived(ptr: number, len: number): Uint8Array | null {
+    const v = this.view(ptr, len);
+    if (v === null) return null;
+    if (v.length >= 4096) return v.slice();
+    const out = Buffer.allocUnsafe(v.length);
+    out.set(v);
+    return out;
   }
 
   string(ptr: number, len: number): string | null {
@@ -121,7 +143,7 @@ export class GuestMemory {
     this.refresh();
     ptr >>>= 0;
     if (ptr + s.length > this.u8.length) return false;
-    this.meter.pending += s.length * HOST_BYTE_FUEL;
+    this.charge(s.length);
     const u8 = this.u8;
     for (let i = 0; i < s.length; i++) u8[ptr + i] = s.charCodeAt(i);
     return true;
@@ -150,11 +172,21 @@ export class GuestMemory {
     return this.dv.getUint32(ptr, true);
   }
 
+  /** A view of guest bytes for the host to fill (charged as written), or null when out of bounds. */
+  writable(ptr: number, len: number): Uint8Array | null {
+    this.refresh();
+    ptr >>>= 0;
+    len >>>= 0;
+    if (ptr + len > this.u8.length) return null;
+    this.charge(len);
+    return this.u8.subarray(ptr, ptr + len);
+  }
+
   write(ptr: number, data: Uint8Array): boolean {
     this.refresh();
     ptr >>>= 0;
     if (ptr + data.length > this.u8.length) return false;
-    this.meter.pending += data.length * HOST_BYTE_FUEL;
+    this.charge(data.length);
     this.u8.set(data, ptr);
     return true;
   }

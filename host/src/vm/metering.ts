@@ -17,6 +17,27 @@
 //     it goes negative the guest traps, and the host, seeing $fuel < 0, reports
 //     VM_BUDGET_EXCEEDED instead of a plain trap.
 //
+//     Straight-line functions are charged at their call sites instead (the
+//     charge on every entry costs more than such a function's own work): a
+//     function with no loop, that the host cannot call (not exported, not the
+//     start function) and that no table or reference can reach (not in an
+//     element segment, never named by ref.func), runs only through direct
+//     calls, and each run executes at most its own instructions once plus what
+//     its callees pay. Its "site cost" (its instructions plus the site costs of
+//     the site-charged functions it calls) is added to the charge of the block
+//     (function entry or loop iteration) holding each call to it, so fuel spent
+//     stays an upper bound on instructions executed. A call cycle among such
+//     functions is broken by charging one of them at entry; a site cost above
+//     MAX_SITE_COST is charged at entry too.
+//
+//     With `hostCallFuel`, each call of an imported (host) function adds that
+//     fixed host-call charge to its block the same way, so the host need not
+//     wrap every import in a JS function that charges it (plugin/host-meter.ts
+//     keeps charging the bytes host functions move). This needs every import
+//     to be reachable only through direct calls: when one is in an element
+//     segment or exported, the result says hostCallsCharged: false and the host
+//     charges its calls itself.
+//
 //     Bulk memory and table operations (memory.fill/copy/init,
 //     table.fill/copy/init) do work proportional to their length operand,
 //     so each is also preceded by a charge of its length times BULK_FUEL_PER_BYTE
@@ -64,14 +85,21 @@ export interface RewriteOptions {
   maxMemoryPages?: number;
   /** Cap every table at this many elements (undefined: leave as declared). */
   maxTableElements?: number;
+  /** Charge straight-line functions at their call sites (default true; false: every function at entry). */
+  callSiteCharges?: boolean;
+  /** Charge this much fuel per call of an imported function, at its call site (with fuel; see hostCallsCharged). */
+  hostCallFuel?: number;
   /** For error messages. */
   source: string;
 }
 
 export interface RewriteResult {
   bytes: Uint8Array;
-  /** Functions instrumented, loops instrumented (0 when fuel is off). */
+  /** Functions charged at entry, functions charged at their call sites, loops instrumented (0 when fuel is off). */
   functions: number;
+  siteCharged: number;
+  /** True when every call of an imported function is charged opts.hostCallFuel in the module itself. */
+  hostCallsCharged: boolean;
   loops: number;
   /** The memory limits after the rewrite, in pages (max null = none declared and no cap). */
   memory: { initial: number; maximum: number | null } | null;
@@ -306,8 +334,167 @@ function bulkCharge(fuel: number, scratch: number, perUnit: number): number[] {
   ];
 }
 
+/** A site cost above this is charged at the function's entry instead (bounds the sums, no i32 overflow). */
+const MAX_SITE_COST = 100_000;
+/** A block's charge is clamped here (far above any budget, below i32 overflow). */
+const MAX_CHARGE = 0x3fffffff;
+
+/** What the call-site charging needs to know of one function body. */
+interface BodyScan {
+  /** Instructions in the body (the whole cost when it has no loop). */
+  instructions: number;
+  hasLoop: boolean;
+  /** Function indices of its direct calls (call, return_call), once per call site. */
+  callees: number[];
+  /** Decoding failed: left to meterBody, which reports it. */
+  failed: boolean;
+}
+
+function peekU32(b: Uint8Array, pos: number): number {
+  return new Reader(b, pos).u32();
+}
+
+/** Scans a body for call-site charging; functions it names with ref.func are added to `referenced`. */
+function scanBody(body: Uint8Array, referenced: Set<number>): BodyScan {
+  const scan: BodyScan = { instructions: 0, hasLoop: false, callees: [], failed: false };
+  try {
+    const r = new Reader(body);
+    const nLocalGroups = r.u32();
+    for (let i = 0; i < nLocalGroups; i++) {
+      r.u32();
+      skipValType(r);
+    }
+    while (r.pos < r.end) {
+      const op = r.byte();
+      scan.instructions++;
+      if (op === 0x10 || op === 0x12) scan.callees.push(peekU32(body, r.pos));
+      else if (op === 0xd2) referenced.add(peekU32(body, r.pos));
+      else if (op === 0x03) scan.hasLoop = true;
+      if (!skipImmediates(op, r)) {
+        scan.failed = true;
+        break;
+      }
+    }
+  } catch {
+    scan.failed = true;
+  }
+  return scan;
+}
+
+/** Adds to `out` every function a constant expression names with ref.func; returns the position after its end. */
+function scanConstExpr(r: Reader, out: Set<number>): void {
+  for (;;) {
+    const op = r.byte();
+    if (op === 0x0b) return;
+    if (op === 0xd2) out.add(peekU32(r.b, r.pos));
+    if (!skipImmediates(op, r)) r.fail(`unknown opcode 0x${op.toString(16)} in a constant expression`);
+  }
+}
+
+/**
+ * Functions the host or a table can reach without a direct call: exported, the start
+ * function, in an element segment, or named by ref.func in a global's initialiser
+ * (ref.func in code is found by scanBody). Null when a section does not parse: then
+ * every function is charged at entry.
+ */
+function pinnedFunctions(sections: ReadonlyArray<{ id: number; content: Uint8Array }>): Set<number> | null {
+  const pinned = new Set<number>();
+  try {
+    for (const s of sections) {
+      const r = new Reader(s.content);
+      if (s.id === 7) {
+        const n = r.u32();
+        for (let i = 0; i < n; i++) {
+          r.skip(r.u32());
+          const kind = r.byte();
+          const idx = r.u32();
+          if (kind === 0x00) pinned.add(idx);
+        }
+      } else if (s.id === 8) {
+        pinned.add(r.u32());
+      } else if (s.id === 6) {
+        const n = r.u32();
+        for (let i = 0; i < n; i++) {
+          skipValType(r);
+          r.byte();
+          scanConstExpr(r, pinned);
+        }
+      } else if (s.id === 9) {
+        const n = r.u32();
+        for (let i = 0; i < n; i++) {
+          const flags = r.u32();
+          if (flags > 7) return null;
+          if (flags === 2 || flags === 6) r.u32(); // table index
+          if ((flags & 1) === 0) scanConstExpr(r, new Set()); // active: offset expression
+          if ((flags & 4) === 0) {
+            if ((flags & 3) !== 0) r.byte(); // elemkind
+            const m = r.u32();
+            for (let j = 0; j < m; j++) pinned.add(r.u32());
+          } else {
+            if ((flags & 3) !== 0) skipValType(r); // reftype
+            const m = r.u32();
+            for (let j = 0; j < m; j++) scanConstExpr(r, pinned);
+          }
+        }
+      }
+    }
+  } catch {
+    return null;
+  }
+  return pinned;
+}
+
+/**
+ * The site cost of each function (indexed by function index), or -1 for those charged at
+ * entry. Imported functions (below `imported`) cost `hostCallFuel`, or nothing (-1) when
+ * the host charges its own calls (plugin/host-meter.ts).
+ */
+function siteCosts(scans: BodyScan[], imported: number, pinned: Set<number> | null, hostCallFuel: number, callSites: boolean): Int32Array {
+  const total = imported + scans.length;
+  const cost = new Int32Array(total).fill(-1);
+  // An import's "site cost" is the host-call charge (0: the host charges it).
+  cost.fill(hostCallFuel > 0 ? hostCallFuel : -1, 0, imported);
+  if (pinned === null || !callSites) return cost;
+  const UNVISITED = 0;
+  const ACTIVE = 1;
+  const DONE = 2;
+  const state = new Uint8Array(total);
+  // Depth-first over direct calls; an ACTIVE callee closes a cycle, and the caller that
+  // finds it is charged at entry, which breaks the cycle.
+  const visit = (f: number, depth: number): number => {
+    if (f < imported) return cost[f]!;
+    if (f >= total) return -1;
+    if (state[f] === DONE) return cost[f]!;
+    if (state[f] === ACTIVE) return -2;
+    const scan = scans[f - imported]!;
+    if (pinned.has(f) || scan.hasLoop || scan.failed || depth > 500) {
+      state[f] = DONE;
+      return -1;
+    }
+    state[f] = ACTIVE;
+    let sum = scan.instructions;
+    for (const g of scan.callees) {
+      const c = visit(g, depth + 1);
+      if (c === -2) {
+        sum = -1;
+        break;
+      }
+      if (c > 0) sum += c;
+      if (sum > MAX_SITE_COST) {
+        sum = -1;
+        break;
+      }
+    }
+    state[f] = DONE;
+    cost[f] = sum;
+    return sum;
+  };
+  for (let f = imported; f < total; f++) visit(f, 0);
+  return cost;
+}
+
 /** Rewrites one function body (without its size prefix). */
-function meterBody(body: Uint8Array, globals: Globals, source: string, funcIndex: number): { bytes: Uint8Array; loops: number } {
+function meterBody(body: Uint8Array, globals: Globals, source: string, funcIndex: number, site: Int32Array | null = null, funcIdx = -1): { bytes: Uint8Array; loops: number } {
   const r = new Reader(body);
   const nLocalGroups = r.u32();
   for (let i = 0; i < nLocalGroups; i++) {
@@ -324,6 +511,11 @@ function meterBody(body: Uint8Array, globals: Globals, source: string, funcIndex
     const op = r.byte();
     const owner = stack[stack.length - 1]!;
     owner.cost++;
+    if (site !== null && (op === 0x10 || op === 0x12)) {
+      const callee = peekU32(body, r.pos);
+      const c = callee < site.length ? site[callee]! : -1;
+      if (c > 0) owner.cost = Math.min(owner.cost + c, MAX_CHARGE);
+    }
     let ok: boolean;
     try {
       ok = skipImmediates(op, r);
@@ -370,8 +562,11 @@ function meterBody(body: Uint8Array, globals: Globals, source: string, funcIndex
   const parts: Array<Uint8Array | number[]> = [];
   let from = 0;
   const g = globals.fuel === null ? [] : u32leb(globals.fuel);
+  // A site-charged function was paid for by its callers: no charge at its entry.
+  const entry = site !== null && funcIdx >= 0 && site[funcIdx]! >= 0 ? charges[0] : undefined;
   for (const c of charges) {
     if (c.bytes === undefined && globals.fuel === null) continue;
+    if (c === entry) continue;
     parts.push(body.subarray(from, c.at));
     parts.push(c.bytes ?? [0x23, ...g, 0x41, ...s32leb(Math.max(1, c.cost)), 0x6b, 0x24, ...g, 0x23, ...g, 0x41, 0x00, 0x48, 0x04, 0x40, 0x00, 0x0b]);
     from = c.at;
@@ -396,9 +591,12 @@ export function rewriteModule(bytes: Uint8Array, opts: RewriteOptions): RewriteR
     sections.push({ id, content: bytes.subarray(start, start + size) });
   }
   let importedGlobals = 0;
+  let importedFunctions = 0;
   let definedGlobals = 0;
   let memory: RewriteResult['memory'] = null;
   let functions = 0;
+  let siteCharged = 0;
+  let hostCallsCharged = false;
   let loops = 0;
 
   for (const s of sections) {
@@ -409,7 +607,10 @@ export function rewriteModule(bytes: Uint8Array, opts: RewriteOptions): RewriteR
         sr.skip(sr.u32());
         sr.skip(sr.u32());
         const kind = sr.byte();
-        if (kind === 0x00) sr.u32();
+        if (kind === 0x00) {
+          sr.u32();
+          importedFunctions++;
+        }
         else if (kind === 0x01) {
           skipValType(sr);
           const f = sr.byte();
@@ -501,14 +702,30 @@ export function rewriteModule(bytes: Uint8Array, opts: RewriteOptions): RewriteR
     } else if (s.id === 10 && rewriteCode) {
       const sr = new Reader(s.content);
       const n = sr.u32();
-      const bodies: Uint8Array[] = [new Uint8Array(u32leb(n))];
+      const raw: Uint8Array[] = [];
       for (let i = 0; i < n; i++) {
         const size = sr.u32();
-        const body = s.content.subarray(sr.pos, sr.pos + size);
+        raw.push(s.content.subarray(sr.pos, sr.pos + size));
         sr.skip(size);
-        const m = meterBody(body, globals, opts.source, i);
+      }
+      let site: Int32Array | null = null;
+      if (opts.fuel) {
+        const pinned = pinnedFunctions(sections);
+        const scans = pinned === null ? [] : raw.map((b) => scanBody(b, pinned));
+        let importsReachable = pinned === null;
+        for (let f = 0; f < importedFunctions && !importsReachable; f++) importsReachable = pinned!.has(f);
+        hostCallsCharged = (opts.hostCallFuel ?? 0) > 0 && !importsReachable;
+        const callSites = opts.callSiteCharges !== false && pinned !== null;
+        if (callSites || hostCallsCharged) site = siteCosts(scans, importedFunctions, pinned, hostCallsCharged ? opts.hostCallFuel! : 0, callSites);
+      }
+      const bodies: Uint8Array[] = [new Uint8Array(u32leb(n))];
+      for (let i = 0; i < n; i++) {
+        const m = meterBody(raw[i]!, globals, opts.source, i, site, importedFunctions + i);
         loops += m.loops;
-        if (opts.fuel) functions++;
+        if (opts.fuel) {
+          if (site !== null && site[importedFunctions + i]! >= 0) siteCharged++;
+          else functions++;
+        }
         bodies.push(new Uint8Array(u32leb(m.bytes.length)), m.bytes);
       }
       out.push({ id: 10, content: concat(bodies) });
@@ -519,7 +736,7 @@ export function rewriteModule(bytes: Uint8Array, opts: RewriteOptions): RewriteR
   if (added.length > 0 && !out.some((s) => s.id === 6)) insertSection(out, { id: 6, content: concat([[added.length], ...added]) });
   if (exportsAdded.length > 0 && !out.some((s) => s.id === 7)) insertSection(out, { id: 7, content: concat([[exportsAdded.length], ...exportsAdded]) });
   const result = concat([bytes.subarray(0, 8), ...out.map((s) => section(s.id, s.content))]);
-  return { bytes: result, functions, loops, memory };
+  return { bytes: result, functions, siteCharged, hostCallsCharged, loops, memory };
 }
 
 /**

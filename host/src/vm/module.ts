@@ -7,7 +7,7 @@ import { ABI_MARKERS, type AbiVersion } from '../abi/constants.js';
 import { ABI_0_1_0_ONLY, ABI_0_2_ONLY, IMPLEMENTED_IMPORTS, KNOWN_UNIMPLEMENTED_IMPORTS, WASI_MODULES } from '../abi/names.js';
 import { HostError } from '../errors.js';
 import { rewriteModule } from './metering.js';
-import { DEFAULT_FUEL_PER_CALLBACK, DEFAULT_MAX_MEMORY_MB, DEFAULT_MAX_TABLE_ELEMENTS, MAX_FUEL, START_FUEL_FACTOR } from '../limits.js';
+import { DEFAULT_FUEL_PER_CALLBACK, DEFAULT_MAX_MEMORY_MB, DEFAULT_MAX_TABLE_ELEMENTS, HOST_CALL_FUEL, MAX_FUEL, START_FUEL_FACTOR } from '../limits.js';
 
 /** Defaults for the isolation limits (docs/operating.md "Limits", host/src/limits.ts). */
 export { DEFAULT_MAX_MEMORY_MB } from '../limits.js';
@@ -41,6 +41,11 @@ export interface CompiledModule {
   readonly bytes: number;
   /** True when the module was instrumented with a work budget (vm/metering.ts). */
   readonly metered: boolean;
+  /**
+   * True when the module charges HOST_CALL_FUEL for each host-function call itself, at the
+   * call site (vm/metering.ts): the host then charges only the bytes its functions move.
+   */
+  readonly hostCallsCharged: boolean;
   /** True when the module has a wasm start function (it runs inside instantiation, under the start budget). */
   readonly hasStart: boolean;
   /** Linear memory limits after the cap, in 64 KiB pages. */
@@ -133,11 +138,13 @@ export function compileModule(bytes: Uint8Array, source = '<bytes>', expectedSha
   const maxMemoryMb = limits.maxMemoryMb ?? DEFAULT_MAX_MEMORY_MB;
   let memoryPages: CompiledModule['memoryPages'] = null;
   let maxTableElements: number | null = null;
+  let hostCallsCharged = false;
   if (metering || maxMemoryMb > 0) {
     maxTableElements = limits.maxTableElements ?? DEFAULT_MAX_TABLE_ELEMENTS;
     const initialFuel = Math.min(limits.startFuel ?? DEFAULT_START_FUEL, MAX_FUEL);
-    const rw = rewriteModule(bytes, { fuel: metering, initialFuel, maxMemoryPages: maxMemoryMb > 0 ? Math.max(1, Math.floor((maxMemoryMb * 1024 * 1024) / 65536)) : undefined, maxTableElements, source });
+    const rw = rewriteModule(bytes, { fuel: metering, initialFuel, hostCallFuel: HOST_CALL_FUEL, maxMemoryPages: maxMemoryMb > 0 ? Math.max(1, Math.floor((maxMemoryMb * 1024 * 1024) / 65536)) : undefined, maxTableElements, source });
     memoryPages = rw.memory;
+    hostCallsCharged = rw.hostCallsCharged;
     try {
       module = new WebAssembly.Module(rw.bytes as Uint8Array<ArrayBuffer>);
     } catch (err) {
@@ -148,6 +155,7 @@ export function compileModule(bytes: Uint8Array, source = '<bytes>', expectedSha
     module,
     source,
     metered: metering,
+    hostCallsCharged,
     hasStart: hasStartSection(bytes),
     memoryPages,
     maxTableElements,

@@ -1,4 +1,4 @@
-// Attribute expressions shared by the logging and prometheus adapters: the small subset
+// Attribute expressions (used by the logging and prometheus adapters): the small subset
 // of CEL that Istio's Telemetry API (tagOverrides values) and Envoy's %CEL(...)% access-log
 // operator use for picking one value out of a request.
 //
@@ -13,7 +13,11 @@
 // RFC 3339 timestamp, booleans as true/false, maps (request.headers) as a JSON object.
 // A missing attribute is null (logging prints "-" or null; prometheus "unknown").
 
-import { MapType, encodePath, quoteJSON, raw, decodePairsBuffer } from "wasm-mixer/sdk";
+import { MapType } from "./abi/constants";
+import * as host from "./hostcalls";
+import { quoteJSON } from "./json";
+import { decodePairsBuffer } from "./pairs";
+import { encodePath } from "./properties";
 
 export enum AttrSource {
   Literal = 0,
@@ -170,7 +174,7 @@ export function parseAttr(expr: string): Attr | null {
 /** The raw bytes of a property-backed attribute (null when missing). */
 function propertyBytes(a: Attr): ArrayBuffer | null {
   if (a.encoded.byteLength == 0 && a.path.length > 0) a.encoded = encodePath(a.path);
-  return raw.getProperty(a.encoded);
+  return host.getPropertyBytes(a.encoded);
 }
 
 /** The attribute's value as a string, or null when the request does not have it. */
@@ -179,11 +183,11 @@ export function attrString(a: Attr): string | null {
     case AttrSource.Literal:
       return a.value;
     case AttrSource.RequestHeader:
-      return raw.getHeader(MapType.HttpRequestHeaders, a.value);
+      return host.getHeaderMapValue(MapType.HttpRequestHeaders, a.value);
     case AttrSource.ResponseHeader:
-      return raw.getHeader(MapType.HttpResponseHeaders, a.value);
+      return host.getHeaderMapValue(MapType.HttpResponseHeaders, a.value);
     case AttrSource.ResponseTrailer:
-      return raw.getHeader(MapType.HttpResponseTrailers, a.value);
+      return host.getHeaderMapValue(MapType.HttpResponseTrailers, a.value);
     default:
       break;
   }

@@ -1,0 +1,51 @@
+// Timestamps written straight into the entry's buffer: Envoy's default START_TIME,
+// RFC 3339 UTC with milliseconds, without building a string.
+
+import { ByteBuffer } from "wasm-mixer/sdk";
+
+/** Days since 1970-01-01 → civil date (Howard Hinnant's algorithm), as y*10000 + m*100 + d. */
+export function civil(days: i64): i64 {
+  let z = days + 719468;
+  let era = (z >= 0 ? z : z - 146096) / 146097;
+  let doe = z - era * 146097;
+  let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  let y = yoe + era * 400;
+  let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  let mp = (5 * doy + 2) / 153;
+  let d = doy - (153 * mp + 2) / 5 + 1;
+  let m = mp < 10 ? mp + 3 : mp - 9;
+  if (m <= 2) y++;
+  return y * 10000 + m * 100 + d;
+}
+
+/** RFC 3339 UTC with milliseconds (Envoy's default START_TIME): 2026-11-25T00:50:54.123Z */
+export function writeIsoTime(w: ByteBuffer, ns: i64): void {
+  let ms = ns / 1_000_000;
+  let secs = ms / 1000;
+  let msPart = ms % 1000;
+  if (msPart < 0) {
+    msPart += 1000;
+    secs--;
+  }
+  let days = secs / 86400;
+  let sod = secs % 86400;
+  if (sod < 0) {
+    sod += 86400;
+    days--;
+  }
+  let ymd = civil(days);
+  w.padded(ymd / 10000, 4);
+  w.byte(0x2d);
+  w.padded((ymd / 100) % 100, 2);
+  w.byte(0x2d);
+  w.padded(ymd % 100, 2);
+  w.byte(0x54);
+  w.padded(sod / 3600, 2);
+  w.byte(0x3a);
+  w.padded((sod / 60) % 60, 2);
+  w.byte(0x3a);
+  w.padded(sod % 60, 2);
+  w.byte(0x2e);
+  w.padded(msPart, 3);
+  w.byte(0x5a);
+}

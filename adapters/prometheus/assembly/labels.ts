@@ -1,0 +1,205 @@
+// Label definitions and a request's label values. Values are written as UTF-8 bytes into
+// the label set's key buffer, straight from the PropertySet, so the usual request (a label
+// set already seen) finds its metric handles with one hash over bytes and makes no string.
+// Strings are made only for a new label set, to render its series names.
+
+import { Attr, AttrType, ByteBuffer, PropertySet, attrString, bytesStartWith, escapeLabelValue, hashBytes, parseAttr } from "wasm-mixer/sdk";
+
+export enum Src {
+  Const = 0,
+  Attr = 1,
+  ResponseCode = 2,
+  ResponseFlags = 3,
+  RequestProtocol = 4,
+  GrpcStatus = 5,
+  Principal = 6,
+  Cluster = 7,
+  SecurityPolicy = 8,
+}
+
+export class LabelDef {
+  /** Where an Attr label's value is in the adapter's PropertySet (-1: read on its own). */
+  idx: i32 = -1;
+  constructor(public name: string, public src: Src, public value: string = "", public attr: Attr | null = null) {}
+
+  get dynamic(): bool {
+    return this.src != Src.Const;
+  }
+
+  signature(): string {
+    return this.name + "=" + (<i32>this.src).toString() + ":" + (this.attr !== null ? this.attr!.text : this.value);
+  }
+}
+
+const GRPC_STATUS_TRAILER = parseAttr("response.trailers['grpc-status']")!;
+
+/** Indexes of the attributes every request reads, in the adapter's PropertySet. */
+export class Plan {
+  code: i32 = 0;
+  flags: i32 = 0;
+  contentType: i32 = 0;
+  grpcStatus: i32 = 0;
+  principal: i32 = 0;
+  cluster: i32 = 0;
+  mtls: i32 = 0;
+  duration: i32 = 0;
+  requestSize: i32 = 0;
+  responseSize: i32 = 0;
+  path: i32 = 0;
+}
+
+/** Writes one request's label values (from the PropertySet) as bytes. */
+export class Values {
+  constructor(public ps: PropertySet, public plan: Plan) {}
+
+  private isGrpc(): bool {
+    let ps = this.ps;
+    let i = this.plan.contentType;
+    let n = ps.len(i);
+    return n > 0 && bytesStartWith(ps.ptr(i), n, "application/grpc");
+  }
+
+  /** Value i of the set, or `dflt` when missing or empty. */
+  private orElse(out: ByteBuffer, i: i32, dflt: string): void {
+    let n = this.ps.len(i);
+    if (n > 0) out.raw(this.ps.ptr(i), n);
+    else out.str(dflt);
+  }
+
+  private orUnknown(out: ByteBuffer, v: string | null): void {
+    if (v === null || v.length == 0) out.str("unknown");
+    else out.str(v);
+  }
+
+  write(d: LabelDef, out: ByteBuffer): void {
+    let ps = this.ps;
+    let plan = this.plan;
+    switch (d.src) {
+      case Src.Const:
+        out.str(d.value);
+        return;
+      case Src.Attr: {
+        let i = d.idx;
+        if (i < 0) {
+          this.orUnknown(out, attrString(d.attr!));
+          return;
+        }
+        let t = d.attr!.type;
+        if (t == AttrType.Int || t == AttrType.Duration) {
+          if (ps.len(i) == 8) out.int(ps.int(i, 0));
+          else out.str("unknown");
+        } else if (t == AttrType.Bool) {
+          if (ps.len(i) >= 1) out.str(load<u8>(ps.ptr(i)) != 0 ? "true" : "false");
+          else out.str("unknown");
+        } else if (t == AttrType.Timestamp) {
+          this.orUnknown(out, attrString(d.attr!));
+        } else {
+          this.orElse(out, i, "unknown");
+        }
+        return;
+      }
+      case Src.ResponseCode:
+        out.int(ps.int(plan.code, 0));
+        return;
+      case Src.ResponseFlags:
+        this.orElse(out, plan.flags, "-");
+        return;
+      case Src.RequestProtocol:
+        out.str(this.isGrpc() ? "grpc" : "http");
+        return;
+      case Src.GrpcStatus: {
+        if (!this.isGrpc()) return;
+        let n = ps.len(plan.grpcStatus);
+        if (n >= 0) out.raw(ps.ptr(plan.grpcStatus), n);
+        else {
+          let s = attrString(GRPC_STATUS_TRAILER);
+          if (s !== null) out.str(s);
+        }
+        return;
+      }
+      case Src.Principal:
+        this.orElse(out, plan.principal, "unknown");
+        return;
+      case Src.Cluster:
+        this.orElse(out, plan.cluster, "unknown");
+        return;
+      case Src.SecurityPolicy:
+        out.str(ps.len(plan.mtls) >= 1 && load<u8>(ps.ptr(plan.mtls)) != 0 ? "mutual_tls" : "none");
+        return;
+      default:
+        out.str("unknown");
+    }
+  }
+}
+
+/** The labels of one or more metrics; metrics with the same definitions share one (one key per request). */
+export class LabelSet {
+  labels: LabelDef[] = [];
+  dynamic: LabelDef[] = [];
+  /** This request's dynamic values, back to back (value i at offs[i], lens[i]), and their hash. */
+  key: ByteBuffer = new ByteBuffer(256);
+  hash: u32 = 0;
+  private offs: StaticArray<i32> = new StaticArray<i32>(0);
+  private lens: StaticArray<i32> = new StaticArray<i32>(0);
+  private stamp: i32 = -1;
+
+  signature(): string {
+    let parts: string[] = [];
+    for (let i = 0; i < this.labels.length; i++) parts.push(this.labels[i].signature());
+    return parts.join("\u0001");
+  }
+
+  finish(): void {
+    this.dynamic = [];
+    for (let i = 0; i < this.labels.length; i++) if (this.labels[i].dynamic) this.dynamic.push(this.labels[i]);
+    this.offs = new StaticArray<i32>(this.dynamic.length);
+    this.lens = new StaticArray<i32>(this.dynamic.length);
+  }
+
+  /** This request's values into `key` (once per request: `stamp` tells requests apart). */
+  compute(v: Values, stamp: i32): void {
+    if (this.stamp == stamp) return;
+    this.stamp = stamp;
+    let k = this.key;
+    k.reset();
+    let dyn = this.dynamic;
+    for (let i = 0, n = dyn.length; i < n; i++) {
+      // each value behind its length, so no value can run into the next
+      k.reserve(4);
+      let at = k.len;
+      k.len += 4;
+      v.write(unchecked(dyn[i]), k);
+      let len = k.len - at - 4;
+      store<i32>(k.ptr + <usize>at, len);
+      unchecked((this.offs[i] = at + 4));
+      unchecked((this.lens[i] = len));
+    }
+    this.hash = hashBytes(k.ptr, k.len);
+  }
+
+  /** The values of the last compute() as strings (for a new series' name). */
+  values(): string[] {
+    let n = this.dynamic.length;
+    let out = new Array<string>(n);
+    let p = this.key.ptr;
+    for (let i = 0; i < n; i++) out[i] = String.UTF8.decodeUnsafe(p + <usize>unchecked(this.offs[i]), <usize>unchecked(this.lens[i]));
+    return out;
+  }
+
+  /** `family{a="b",...}` with the given dynamic values. */
+  render(family: string, values: string[]): string {
+    if (this.labels.length == 0) return family;
+    let parts: string[] = [family, "{"];
+    let d = 0;
+    for (let i = 0; i < this.labels.length; i++) {
+      let l = unchecked(this.labels[i]);
+      if (i > 0) parts.push(",");
+      parts.push(l.name);
+      parts.push("=\"");
+      parts.push(escapeLabelValue(l.dynamic ? unchecked(values[d++]) : l.value));
+      parts.push("\"");
+    }
+    parts.push("}");
+    return parts.join("");
+  }
+}
