@@ -12,8 +12,11 @@ import { rateLimitedLogger, type RateLimitedLogger } from './log/rate-limit.js';
 import { MetricsRegistry } from './metrics/registry.js';
 import type { AccessLogSink } from './log/access-log.js';
 import { Telemetry } from './telemetry/index.js';
-import { isRemotePlugin } from './oop/config.js';
+import { isRemotePlugin } from './config/remote.js';
 import type { HttpCallTransport } from './transport/http-call.js';
+// Call-out schemes beyond http(s):// register themselves with transport/http-call.ts.
+import './quota/callout-scheme.js';
+import './workers/callout-scheme.js';
 import { DEFAULT_FUEL_PER_CALLBACK, PluginVm, START_FUEL_FACTOR, type GuestMemoryFactory } from './plugin/plugin-vm.js';
 import { scrubbingLogger, SecretScrubber } from './security/redact.js';
 import { SharedStore } from './shared/shared-store.js';

@@ -6,6 +6,8 @@ export { WasmHost } from './host.js';
 export type { HostOptions, LoadedPlugin, StreamInit } from './host.js';
 export { HostStream, CONTINUE } from './chain/chain.js';
 export type { Decision, LocalReply, ChainEntry } from './chain/chain.js';
+// A loaded plugin's running adapter (LoadedPlugin.adapter, ChainEntry.adapter): an in-process VM or a remote adapter.
+export type { Adapter, AdapterDetails, AdapterRuntime, CrashInfo } from './chain/adapter.js';
 
 // --- the bundled proxy ---
 export { startProxy } from './proxy/proxy.js';

@@ -3,14 +3,14 @@
 import t from 'tap';
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { Status } from '../../host/src/abi/constants.js';
-import { decodeProto, defaultForeignFunctions, encodeProto, ForeignFunctionRegistry, verifySignature } from '../../host/src/plugin/foreign-functions.js';
+import { decodeProto, defaultForeignFunctions, encodeProto, foreignBytes, ForeignFunctionRegistry, verifySignature, type ForeignResult } from '../../host/src/plugin/foreign-functions.js';
 
 const caller = { adapter: 'test' };
 const data = Buffer.from('header.payload');
 
-function result(r: Uint8Array | Status): { result: boolean; error: string } {
+function result(r: ForeignResult): { result: boolean; error: string } {
   if (typeof r === 'number') throw new Error(`status ${r}`);
-  const f = decodeProto(r)!;
+  const f = decodeProto(foreignBytes(r))!;
   const ok = f.get(1);
   const err = f.get(2);
   return { result: typeof ok === 'bigint' && ok === 1n, error: err instanceof Uint8Array ? Buffer.from(err).toString() : '' };

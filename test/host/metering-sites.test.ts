@@ -53,7 +53,7 @@ const MODULE = wat(`(module
 
 function instance(bytes: Uint8Array, fuel: boolean, callSiteCharges: boolean) {
   const rw = rewriteModule(bytes, { fuel, callSiteCharges, source: 't.wasm' });
-  const inst = new WebAssembly.Instance(new WebAssembly.Module(rw.bytes), { env: { host: (x: number) => x + 100 } });
+  const inst = new WebAssembly.Instance(new WebAssembly.Module(new Uint8Array(rw.bytes)), { env: { host: (x: number) => x + 100 } });
   const e = inst.exports as Record<string, unknown>;
   const g = (e[FUEL_EXPORT] as WebAssembly.Global | undefined) ?? { value: 0 };
   const run = (name: string, arg: number, budget = 1_000_000): { result: number | null; used: number } => {
@@ -117,7 +117,7 @@ t.test('host calls charged at their call sites', async (t) => {
   const rw = rewriteModule(LOOP, { fuel: true, hostCallFuel: 4000, source: 'h.wasm' });
   t.equal(rw.hostCallsCharged, true);
   let calls = 0;
-  const inst = new WebAssembly.Instance(new WebAssembly.Module(rw.bytes), { env: { host: (x: number) => (calls++, x) } });
+  const inst = new WebAssembly.Instance(new WebAssembly.Module(new Uint8Array(rw.bytes)), { env: { host: (x: number) => (calls++, x) } });
   const e = inst.exports as Record<string, unknown>;
   const g = e[FUEL_EXPORT] as WebAssembly.Global;
   const used = (name: string) => {

@@ -1,12 +1,10 @@
 // Adapter faults through the real proxy on real sockets: traps, crash-rate
 // limit and backoff, in-flight requests surviving another request's crash,
 // runaway loops cut off by the work budget, the memory cap, stack overflow.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { startProxy, type MixerConfig, type PluginConfig } from '../../host/src/index.js';
 import { compileGuest } from '../fixtures/guests/index.js';
 import { captureLogs, echoUpstream, fixture, metric, request, sleep, upstreamHeaders, wat } from './helpers.js';
-
-type Test = Parameters<Parameters<typeof t.test>[1]>[0];
 
 export { echoUpstream };
 

@@ -7,13 +7,11 @@
 // allow stallBound(). Measured numbers: bench/isolation/faults.js.
 import os from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { startProxy, type MixerConfig, type PluginConfig } from '../../host/src/index.js';
 import { compileGuest } from '../fixtures/guests/index.js';
 import { captureLogs, fixture, metric, request, sleep, upstreamHeaders, wat } from './helpers.js';
 import { echoUpstream } from './helpers.js';
-
-type Test = Parameters<Parameters<typeof t.test>[1]>[0];
 
 /**
  * The documented per-callback bound is 200 ms. Allowed here: 3x that, times how

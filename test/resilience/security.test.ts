@@ -2,11 +2,11 @@
 // call-outs only to listed clusters, restricted ABI groups), no file system /
 // network / environment except through host calls, secrets never in logs,
 // /metrics, /adapters, /config or error messages, the admin port's exposure.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { startDemoUpstream, startProxy, type PluginConfig } from '../../host/src/index.js';
 import { captureLogs, fixture, metric, request, upstreamHeaders, wat } from './helpers.js';
 
-async function withSandbox(t: Parameters<Parameters<typeof t.test>[1]>[0], plugin: Partial<PluginConfig>) {
+async function withSandbox(t: Test, plugin: Partial<PluginConfig>) {
   const up = await startDemoUpstream(0);
   const { logger, records } = captureLogs();
   const proxy = await startProxy(

@@ -8,7 +8,7 @@ import { createLogger } from '../../host/src/log/logger.js';
 import { buildOnce, hasBinary, request, startPrometheus, startUpstream } from './helpers.js';
 
 if (!hasBinary('prometheus')) {
-  t.skip('prometheus is not installed (npm run system-deps installs Debian\'s prometheus package)');
+  t.skip('prometheus is not installed (npm run system-deps installs Debian\'s prometheus package)', () => {});
 } else {
   t.test('Prometheus scrapes /metrics and a query returns the request count', async (t) => {
     const [prometheusWasm, loggingWasm] = await Promise.all([buildOnce('prometheus'), buildOnce('logging')]);

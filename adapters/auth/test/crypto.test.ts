@@ -63,8 +63,8 @@ t.test('a full cache of the largest cacheable tokens stays within half the modul
   t.equal(ok, 1500, 'every request answered: the cache evicts instead of growing');
   t.equal(h.metric("auth_jwt_cache_total", { result: "miss" }), 1500);
   t.equal(h.logsAt('error').length, 0, 'no crash');
-  t.ok(h.host.plugins[0]!.vm.healthy);
-  const mem = h.host.plugins[0]!.vm.memoryBytes;
+  t.ok(h.host.plugins[0]!.adapter.healthy);
+  const mem = h.host.plugins[0]!.adapter.details().memoryBytes;
   t.ok(mem <= 16 * 1024 * 1024, `linear memory ${mem / 1048576} MiB: half the 32 MiB cap at most`);
 });
 

@@ -8,7 +8,7 @@ import { createPublicKey, verify } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import protobuf from 'protobufjs';
 import { checkAdapterModule } from '../../../host/src/build/build-adapter.js';
-import { defaultForeignFunctions, verifySignature } from '../../../host/src/plugin/foreign-functions.js';
+import { defaultForeignFunctions, foreignBytes, verifySignature } from '../../../host/src/plugin/foreign-functions.js';
 import { loadAdapter } from '../../../host/testing/index.js';
 import { authWasm, makeKey, nowS, sha256hex, sign } from './helpers.js';
 
@@ -62,7 +62,7 @@ t.test("verify_signature arguments are Envoy's message, with DER keys and signat
   h.host.telemetry.foreign.register('verify_signature', (args, caller) => {
     const m = Args.toObject(Args.decode(args), { bytes: Buffer as never, defaults: true });
     const out = verifySignature(args, caller);
-    seen.push({ ...m, result: typeof out === 'number' ? out : Result.toObject(Result.decode(out), { defaults: true }) });
+    seen.push({ ...m, result: typeof out === 'number' ? out : Result.toObject(Result.decode(foreignBytes(out)), { defaults: true }) });
     return out;
   });
   for (const k of keys) {

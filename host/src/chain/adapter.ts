@@ -2,6 +2,10 @@
 // (plugin/plugin-vm.ts) and a remote adapter reached over gRPC (oop/) both
 // implement it, so a benchmark or a config switch swaps one for the other, and
 // the host, the admin port, the reloader and the chain need nothing else.
+//
+// Names: a *plugin* is a configured entry (PluginConfig, WasmHost.plugins); its
+// running *adapter* is this contract (LoadedPlugin.adapter, ChainEntry.adapter),
+// implemented by PluginVm in process and RemoteAdapter out of process.
 
 import type { HostErrorCode } from '../errors.js';
 import type { HostLogger } from '../log/logger.js';

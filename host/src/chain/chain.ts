@@ -1,6 +1,8 @@
 // Runs one request through an ordered chain of adapters: request callbacks in
 // chain order, response callbacks in reverse (as Envoy's decoder/encoder filters),
 // with pause/resume, local replies and each adapter's fail strategy.
+// About 420 lines, one file: the request and response paths share the pause,
+// body-holding and failure state of one HostStream.
 //
 // Every method returns a value synchronously when no adapter pauses, and a
 // Promise only when one does, so the common path allocates no promises.

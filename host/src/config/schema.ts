@@ -4,157 +4,10 @@
 // failStrategy, pluginConfig, vmConfig) so operators recognise them.
 
 import { MAX_TABLE_ELEMENTS_LIMIT } from '../limits.js';
-import { PLUGIN_REMOTE_SCHEMA, REMOTE_SCHEMA, type PluginRemoteSettings, type RemoteSettings } from '../oop/config.js';
+import { CAPABILITIES } from '../abi/names.js';
+import { PLUGIN_REMOTE_SCHEMA, REMOTE_SCHEMA } from './remote.js';
 
-export type Phase = 'AUTHN' | 'AUTHZ' | 'STATS' | 'UNSPECIFIED_PHASE';
-export type FailStrategyName = 'FAIL_CLOSE' | 'FAIL_OPEN';
-
-export interface PathMatch {
-  exact?: string;
-  prefix?: string;
-}
-
-export interface PluginMatch {
-  /** Host names (the request's :authority without port); `*.example.com` wildcards allowed. */
-  hosts?: string[];
-  paths?: PathMatch[];
-  /** Route names this plugin applies to; all routes when absent. */
-  routes?: string[];
-}
-
-export interface PluginConfig {
-  name: string;
-  /**
-   * The root id the module's root context is created under (Envoy `root_id`, Istio
-   * WasmPlugin `pluginName`; property `plugin_root_id`). Default "" (the C++ SDK's
-   * default root). Several plugins may share one module's root id.
-   */
-  rootId?: string;
-  /** A file path (relative to the config file), or a file:// URL. */
-  url: string;
-  sha256?: string;
-  phase?: Phase;
-  priority?: number;
-  failStrategy?: FailStrategyName;
-  /** The adapter's own configuration: an object is passed as JSON text, a string as-is. */
-  pluginConfig?: unknown;
-  vmConfig?: { vmId?: string; env?: Record<string, string>; configuration?: unknown };
-  match?: PluginMatch[];
-  logLevel?: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'critical';
-  /** How long the adapter may pause a request (e.g. waiting for a call-out) before its fail strategy applies. */
-  timeoutMs?: number;
-  /** Clusters this adapter may call with proxy_http_call (none when absent). */
-  clusters?: string[];
-  /** Isolation limits (docs/operating.md "Limits"). */
-  limits?: { metering?: boolean; fuelPerCallback?: number; maxMemoryMb?: number; maxTableElements?: number; maxSharedDataMb?: number; maxQueueMb?: number; maxBufferedBodyBytes?: number };
-  /** Crash-rate limit and backoff for VM restarts. */
-  restart?: { maxRestarts?: number; windowMs?: number; initialBackoffMs?: number; maxBackoffMs?: number };
-  /** Host capabilities granted; all when absent (HTTP call-outs are granted by `clusters`). */
-  capabilities?: Array<'local_response' | 'modify_headers' | 'modify_body' | 'shared_data' | 'shared_queue' | 'metrics' | 'foreign_function' | 'timer' | 'filter_state'>;
-  /** Run this plugin in the adapter server (`true`/`false`, or settings); overrides remote.plugins. See docs/out-of-process.md. */
-  remote?: boolean | PluginRemoteSettings;
-}
-
-export interface RouteConfig {
-  name: string;
-  match?: { prefix?: string; hosts?: string[] };
-  /** Base URL of the upstream, e.g. http://127.0.0.1:3000 */
-  upstream: string;
-  timeoutMs?: number;
-  /** Caps the body bytes any adapter may buffer on this route (the lower of this and the plugin's limits.maxBufferedBodyBytes). */
-  maxBufferedBodyBytes?: number;
-}
-
-export interface ClusterConfig {
-  url: string;
-}
-
-export interface ListenConfig {
-  address?: string;
-  port: number;
-}
-
-/** The proxy port: also its limits against slow and oversized requests (docs/operating.md "Proxy port limits"). */
-export interface ProxyListenConfig extends ListenConfig {
-  /** A request's line and headers must arrive within this (default 10 000 ms); else 408 and the connection closes. */
-  headersTimeoutMs?: number;
-  /** The whole request, body included, must arrive within this (default 120 000 ms); else 408. */
-  requestTimeoutMs?: number;
-  /** An idle keep-alive connection is closed after this (default 5 000 ms). */
-  keepAliveTimeoutMs?: number;
-  /** Largest request line + headers (default 16 384 bytes); larger ones get 431. */
-  maxHeaderBytes?: number;
-}
-
-export interface AdminConfig extends ListenConfig {
-  /** The admin port listens on loopback unless this is set. */
-  allowRemote?: boolean;
-  /** POST /reload is accepted from loopback peers only, unless this is set too. */
-  allowRemoteReload?: boolean;
-}
-
-export interface AccessLogSinkConfig {
-  type: 'stdout' | 'stderr' | 'file' | 'otlp';
-  /** Label in the access-log metrics (default: the type). */
-  name?: string;
-  /** Only entries with these log names (the logging adapter's log_name); all when absent. */
-  logNames?: string[];
-  /** stdout, stderr, file: memory for entries waiting to be written; more are dropped and counted. */
-  bufferBytes?: number;
-  /** file: path (relative to the config file). */
-  path?: string;
-  /** file: rotate before the file would grow past this (default 100 MiB). */
-  maxBytes?: number;
-  /** file: rotated files kept, PATH.1 … PATH.N (default 5). */
-  maxFiles?: number;
-  /** otlp: full logs URL (default: otlp.endpoint + /v1/logs). */
-  endpoint?: string;
-  /** otlp: export period (default 1000 ms), entries per request (default 512), entries kept while the collector lags (default 8192). */
-  intervalMs?: number;
-  maxBatch?: number;
-  maxQueue?: number;
-}
-
-export interface OtlpConfig {
-  /** OTLP/HTTP base URL; /v1/metrics and /v1/logs are appended (default http://127.0.0.1:4318). */
-  endpoint?: string;
-  headers?: Record<string, string>;
-  timeoutMs?: number;
-  /** Resource attributes; service.name defaults to wasm-mixer. */
-  resource?: Record<string, string>;
-  metrics?: { enabled?: boolean; intervalMs?: number };
-}
-
-export interface MixerConfig {
-  listen?: ProxyListenConfig;
-  admin?: AdminConfig;
-  logLevel?: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'critical';
-  /** Repeated warn/error lines: `burst` per key per `intervalMs` (default 1 per 5000 ms), then a count of the suppressed ones. */
-  logRateLimit?: { intervalMs?: number; burst?: number };
-  routes?: RouteConfig[];
-  plugins?: PluginConfig[];
-  clusters?: Record<string, ClusterConfig>;
-  /** Upstream connection pool. */
-  upstream?: { maxSockets?: number; keepAliveMs?: number };
-  /** Histogram bucket overrides by metric family name; the series cap per family (default 2000). */
-  metrics?: { histogramBuckets?: Record<string, number[]>; maxSeriesPerMetric?: number };
-  /** Where access-log entries from logging adapters go (default: stdout). See host/src/log/access-log.ts. */
-  accessLog?: { sinks?: AccessLogSinkConfig[] };
-  /** OpenTelemetry export over OTLP/HTTP: metrics (unless metrics.enabled is false) and, with an `otlp` access-log sink, logs. */
-  otlp?: OtlpConfig;
-  /** Where modules fetched from http(s) URLs are cached (by sha256). */
-  moduleCache?: { dir?: string; fetchTimeoutMs?: number };
-  /** Hot reload of adapters: watch the config and module files, and how long old VMs may finish in-flight requests. */
-  reload?: { watch?: boolean; debounceMs?: number; drainTimeoutMs?: number };
-  /** The last-line watchdog: a blocked event loop past hardLimitMs ends the process (docs/operating.md "Watchdog"). */
-  watchdog?: { enabled?: boolean; hardLimitMs?: number };
-  /** Out-of-process mode: adapter server address, which plugins run there, client cache/batching/prefetch, server settings (docs/out-of-process.md). */
-  remote?: RemoteSettings;
-  /** `wasm-mixer proxy`: worker processes (node:cluster), each with its own VMs; "auto" = one per core (host/src/workers). */
-  workers?: number | 'auto';
-  /** Crash-rate limit and backoff for replacing a worker process that died. */
-  workerRestart?: { maxRestarts?: number; windowMs?: number; initialBackoffMs?: number; maxBackoffMs?: number };
-}
+export type * from './types.js';
 
 /** A crash-restart policy: a plugin's VM restarts (plugins[].restart) and the workers' (workerRestart). */
 const restartPolicy = {
@@ -283,7 +136,7 @@ export const CONFIG_SCHEMA = {
           capabilities: {
             type: 'array',
             uniqueItems: true,
-            items: { enum: ['local_response', 'modify_headers', 'modify_body', 'shared_data', 'shared_queue', 'metrics', 'foreign_function', 'timer', 'filter_state'] },
+            items: { enum: CAPABILITIES },
           },
           remote: PLUGIN_REMOTE_SCHEMA,
         },

@@ -81,7 +81,7 @@ export function isMonoField(field: string): boolean {
 export function bagFromStream(s: HttpStream, phase: 'check' | 'report'): Bag {
   const bag: Bag = new Map();
   bag.set(REQUEST_HEADERS, { t: 'pairs', v: s.requestHeaders });
-  const info = s.info as unknown as Record<string, unknown>;
+  const info: Record<string, unknown> = s.info;
   for (const [field, name, t] of FACTS) {
     const v = info[field];
     if (v === undefined || v === 0 || v === '' || v === 0n || v === false) continue;
@@ -141,7 +141,7 @@ export function applyReportBag(s: HttpStream, bag: Bag): void {
     list.length = 0;
     for (const p of headers.v as HeaderPair[]) list.push(p);
   }
-  const info = s.info as unknown as Record<string, unknown>;
+  const info: Record<string, unknown> = s.info;
   const over = infoFromBag(bag) as Record<string, unknown>;
   const startMono = info.startMono as bigint;
   for (const k of Object.keys(over)) if (!MONO_FIELDS.has(k)) info[k] = over[k];

@@ -34,7 +34,7 @@ export function refValue(s: HttpStream, r: Pick<Ref, 'name' | 'key'>): string {
     const v = s.filterState.get(r.name.slice(FILTER_STATE_PREFIX.length));
     return v === undefined ? ABSENT : Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('latin1');
   }
-  const info = s.info as unknown as Record<string, unknown>;
+  const info: Record<string, unknown> = s.info;
   const field = FACT_FIELD.get(r.name) ?? (r.name.startsWith(INFO_PREFIX) ? r.name.slice(INFO_PREFIX.length) : undefined);
   if (field === undefined) return ABSENT;
   const v = info[field];

@@ -13,7 +13,7 @@ import type { MetricsRegistry } from '../metrics/registry.js';
 import { encodeBag, globalDictionary, WordEncoder } from './attributes.js';
 import { ReportBatcher, type ReportItem } from './batcher.js';
 import { CheckCache } from './cache.js';
-import { resolveRemote, type ResolvedRemote } from './config.js';
+import { resolveRemote, type ResolvedRemote } from '../config/remote.js';
 import { channelCredentials } from './tls.js';
 import {
   grpcCodeName,

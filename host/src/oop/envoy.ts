@@ -31,7 +31,7 @@ import type { HostLogger } from '../log/logger.js';
 import type { HostStream } from '../chain/chain.js';
 import type { Bag } from './attributes.js';
 import { FILTER_STATE_PREFIX, REQUEST_HEADERS } from './attributes.js';
-import { pluginRemote, type ResolvedRemote } from './config.js';
+import { pluginRemote, type ResolvedRemote } from '../config/remote.js';
 import type { Executor, Execution } from './executor.js';
 import { applyHeaderOps, type HeaderOperation } from './header-ops.js';
 import { httpToGrpcCode, HeaderOp, nsToDuration, serviceError, type PbDuration, type PbStatus, type PbTimestamp } from './protos.js';

@@ -8,7 +8,7 @@ import type { MixerConfig } from '../config/schema.js';
 import type { LoadedPlugin } from '../host.js';
 import type { HttpStream } from '../stream/http-stream.js';
 import { newStreamFromBag, type Bag } from './attributes.js';
-import { pluginRemote } from './config.js';
+import { pluginRemote } from '../config/remote.js';
 import { diffHeaders } from './header-ops.js';
 import { EMPTY_OUTCOME, type Outcome } from './outcome.js';
 import { Track, TrackedStream, type Tracker } from './tracker.js';

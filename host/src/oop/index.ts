@@ -5,8 +5,8 @@ import type { MixerConfig } from '../config/schema.js';
 import type { RunningServer, ServerOptions } from './server.js';
 
 export type { RunningServer, ServerOptions } from './server.js';
-export type { RemoteSettings, RemoteServerSettings, PluginRemoteSettings, CacheMode, ResolvedRemote, ResolvedPluginRemote } from './config.js';
-export { resolveRemote, pluginRemote, isRemotePlugin, DEFAULT_REMOTE_ADDRESS } from './config.js';
+export type { RemoteSettings, RemoteServerSettings, PluginRemoteSettings, CacheMode, ResolvedRemote, ResolvedPluginRemote } from '../config/remote.js';
+export { resolveRemote, pluginRemote, isRemotePlugin, DEFAULT_REMOTE_ADDRESS } from '../config/remote.js';
 
 /** Starts the adapter server (`wasm-mixer serve`) for a validated config. */
 export async function startAdapterServer(config: MixerConfig, options?: ServerOptions): Promise<RunningServer> {

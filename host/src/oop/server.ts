@@ -21,7 +21,7 @@ import type { HttpStream } from '../stream/http-stream.js';
 import { startAdmin, type AdminServer } from '../proxy/admin.js';
 import { applyReportBag, decodeBag, DecodeError, globalDictionary, newStreamFromBag, WordDecoder, type Bag } from './attributes.js';
 import { configDigest, GLOBAL_WORDS_METADATA } from './client.js';
-import { checkRemoteConfig, pluginRemote, resolveRemote, type ResolvedRemote } from './config.js';
+import { checkRemoteConfig, pluginRemote, resolveRemote, type ResolvedRemote } from '../config/remote.js';
 import { EnvoyServices } from './envoy.js';
 import { serverCredentials } from './tls.js';
 import { Executor } from './executor.js';

@@ -7,48 +7,7 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { HostError } from '../errors.js';
-import type { MixerConfig } from '../config/schema.js';
-
-export interface RemoteTlsSettings {
-  /** The adapter server's side. */
-  server?: {
-    /** PEM certificate chain and private key the server presents. */
-    cert: string;
-    key: string;
-    /** PEM CA bundle that client certificates must chain to (mutual TLS). */
-    clientCa?: string;
-    /** Refuse clients without a valid certificate (default true when clientCa is set). */
-    requireClientCert?: boolean;
-  };
-  /** The proxy's side. */
-  client?: {
-    /** PEM CA bundle the server certificate must chain to (default: the system's). */
-    ca?: string;
-    /** PEM certificate and key the proxy presents (mutual TLS). */
-    cert?: string;
-    key?: string;
-    /** Name to verify in the server certificate when it differs from the address's host. */
-    serverName?: string;
-  };
-}
-
-export const TLS_SCHEMA = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    server: {
-      type: 'object',
-      additionalProperties: false,
-      required: ['cert', 'key'],
-      properties: { cert: { type: 'string', minLength: 1 }, key: { type: 'string', minLength: 1 }, clientCa: { type: 'string', minLength: 1 }, requireClientCert: { type: 'boolean' } },
-    },
-    client: {
-      type: 'object',
-      additionalProperties: false,
-      properties: { ca: { type: 'string', minLength: 1 }, cert: { type: 'string', minLength: 1 }, key: { type: 'string', minLength: 1 }, serverName: { type: 'string', minLength: 1 } },
-    },
-  },
-} as const;
+import type { MixerConfig, RemoteTlsSettings } from '../config/types.js';
 
 interface RemoteSecurity {
   tls?: RemoteTlsSettings;

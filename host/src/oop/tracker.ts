@@ -278,14 +278,14 @@ export class TrackedStream extends HttpStream {
         const t = active();
         if (t !== null) t.write(target.length);
         const v = typeof value === 'object' && value !== null ? (unwrap.get(value as object) ?? value) : value;
-        (target as unknown as Record<string | symbol, unknown>)[prop] = v;
+        Reflect.set(target, prop, v);
         return true;
       },
     });
     super(view, info);
     self = this;
     this.rawHeaders = headers;
-    const rawInfo = this.info as unknown as Record<string, unknown>;
+    const rawInfo: Record<string, unknown> = this.info;
     const stream = this;
     Object.defineProperty(this, 'info', {
       value: new Proxy(rawInfo, {

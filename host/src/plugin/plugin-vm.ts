@@ -24,6 +24,9 @@
 //     crashed VM (their pending state died with it), follow the fail strategy;
 //   * ABI functions outside the adapter's granted capabilities are linked to
 //     stubs that return INTERNAL_FAILURE (WASI: ENOTCAPABLE) and log once.
+//
+// About 460 lines, one file: start, crash, restart and the per-request callbacks
+// all act on the VM's generation, streams and migration state.
 
 import { LogLevel } from '../abi/constants.js';
 import { createImports } from '../abi/imports.js';

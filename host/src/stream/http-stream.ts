@@ -14,8 +14,12 @@ export interface LocalResponse {
   adapter: string;
 }
 
-/** Connection and request facts the embedding proxy knows. */
-export interface StreamInfo {
+/**
+ * Connection and request facts the embedding proxy knows. A type (not an
+ * interface) so it is a Record<string, unknown> too: the out-of-process mode
+ * sends its fields by name (oop/attributes.ts).
+ */
+export type StreamInfo = {
   sourceAddress: string;
   sourcePort: number;
   destinationAddress: string;
@@ -42,7 +46,7 @@ export interface StreamInfo {
   endMono: bigint;
   /** Monotonic time the first upstream response byte arrived; 0 if none. */
   upstreamFirstByteMono: bigint;
-}
+};
 
 export class BodyBuffer {
   bytes: Uint8Array = EMPTY;

@@ -1,86 +1,12 @@
 // Configuration of the out-of-process mode: the top-level `remote` block (where the
-// adapter server is, client-side caching/batching/prefetch, server settings) and a
-// plugin's own `remote` switch. The JSON Schema fragments are referenced from
-// config/schema.ts so one file validates both the proxy and the adapter server.
+// adapter server is, client-side caching/batching/prefetch, server settings, TLS)
+// and a plugin's own `remote` switch, with defaults applied. The JSON Schema
+// fragments are referenced from config/schema.ts so one file validates both the
+// proxy and the adapter server. No gRPC here: an in-process host reads this too.
 
-import type { AdminConfig, MixerConfig, PluginConfig } from '../config/schema.js';
-import { TLS_SCHEMA, type RemoteTlsSettings } from './tls.js';
+import type { AdminConfig, CacheMode, MixerConfig, PluginConfig, PluginRemoteSettings, RemoteSettings } from './types.js';
 
-/** Top-level `remote:` — shared by the proxy (client) and `wasm-mixer serve` (server). */
-export interface RemoteSettings {
-  /** gRPC address of the adapter server: `host:port`, `unix:/path` (default 127.0.0.1:9091). The server listens on it, the proxy connects to it. */
-  address?: string;
-  /** Which plugins the proxy runs out of process unless a plugin says otherwise: `all`, `none` (default), or a list of names. */
-  plugins?: 'all' | 'none' | string[];
-  /** Deadline of a Check call, ms (default 500). A request never waits longer for the adapter server. */
-  timeoutMs?: number;
-  /** Deadline of a Report call, ms (default 5000). */
-  reportTimeoutMs?: number;
-  /** Client-side check cache (Mixer's L1 cache). */
-  checkCache?: { enabled?: boolean; maxEntries?: number };
-  /** Report batching: flush at maxEntries or after maxDelayMs; at most maxPending entries wait (more are dropped and counted). */
-  reportBatch?: { enabled?: boolean; maxEntries?: number; maxDelayMs?: number; maxPending?: number };
-  /** Quota prefetch for plugins marked `remote.prefetch` (Mixer's algorithm). */
-  quotaPrefetch?: { enabled?: boolean; minPrefetch?: number; predictWindowMs?: number; closeWaitMs?: number; maxPools?: number };
-  /** Reconnect backoff after the server goes away. */
-  reconnect?: { initialBackoffMs?: number; maxBackoffMs?: number };
-  /** Settings of `wasm-mixer serve`. */
-  server?: RemoteServerSettings;
-  /** TLS / mutual TLS between the proxy and the adapter server (paths relative to the config file). */
-  tls?: RemoteTlsSettings;
-  /** Allow plaintext gRPC on a non-loopback address (refused otherwise). */
-  insecure?: boolean;
-}
-
-export interface RemoteServerSettings {
-  /** Admin port of the adapter server (/ready, /metrics, /adapters); none unless set. */
-  admin?: AdminConfig;
-  /** On SIGTERM: how long in-flight calls may finish before the server stops, ms (default 5000). */
-  drainMs?: number;
-  /** How long a Check's contexts wait for their Report before the log phase runs without it, ms (default 60000). */
-  sessionTtlMs?: number;
-  /** At most this many held sessions; the oldest is closed first (default 100000). */
-  maxSessions?: number;
-  /** Plugins that answer envoy.service.auth.v3.Authorization/Check, in chain order (default: every plugin whose phase is not STATS). */
-  extAuthz?: { plugins?: string[] };
-  /** Plugins that answer envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit (default: plugins marked remote.prefetch, else every plugin whose phase is not STATS). */
-  rateLimit?: {
-    plugins?: string[];
-    /** RateLimitRequest.domain -> the plugins that serve it (each domain also keeps its own counters in the quota adapter). */
-    domains?: Record<string, { plugins: string[] }>;
-    /** A domain not in `domains`: `default` (served by `plugins`; the default without `domains`), `ok` (no limits; the default with `domains`), `error` (NOT_FOUND). */
-    unknownDomain?: 'default' | 'ok' | 'error';
-  };
-}
-
-export type CacheMode = 'auto' | 'always' | 'off';
-
-/** A plugin's `remote:` — `true`/`false`, or an object. */
-export interface PluginRemoteSettings {
-  /** Run this plugin in the adapter server (default: what remote.plugins says). */
-  enabled?: boolean;
-  /** Check deadline for this plugin, ms (default remote.timeoutMs). */
-  timeoutMs?: number;
-  /**
-   * How the server lets clients cache this adapter's decisions:
-   * auto (default): only checks that read nothing but request attributes and had no
-   * effect other than metric updates and log lines (which are replayed on cache hits);
-   * always: any check (the operator asserts the decision depends only on what it read);
-   * off: never.
-   */
-  cache?: { mode?: CacheMode; validDurationMs?: number; validUseCount?: number };
-  /** A quota adapter: each allowed check uses one unit; the proxy may prefetch units (remote.quotaPrefetch). */
-  prefetch?: boolean;
-  /** How long prefetched units stay valid, ms (default 1000). */
-  quotaValidDurationMs?: number;
-  /**
-   * When the server runs proxy_on_response_headers: `check` (default) against a
-   * placeholder 200 response during the Check, returning its header changes (Mixer's
-   * route directive); `report` with the real response just before the log phase
-   * (its header changes are then not applied).
-   */
-  responsePhase?: 'check' | 'report';
-}
+export type { CacheMode, PluginRemoteSettings, RemoteServerSettings, RemoteSettings, RemoteTlsSettings } from './types.js';
 
 export type ConfigWithRemote = MixerConfig & { remote?: RemoteSettings };
 export type PluginWithRemote = PluginConfig & { remote?: boolean | PluginRemoteSettings };
@@ -182,6 +108,24 @@ export function isRemotePlugin(config: MixerConfig, plugin: PluginConfig): boole
 }
 
 // --- JSON Schema fragments (referenced from config/schema.ts) -----------------------------
+
+export const TLS_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    server: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['cert', 'key'],
+      properties: { cert: { type: 'string', minLength: 1 }, key: { type: 'string', minLength: 1 }, clientCa: { type: 'string', minLength: 1 }, requireClientCert: { type: 'boolean' } },
+    },
+    client: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { ca: { type: 'string', minLength: 1 }, cert: { type: 'string', minLength: 1 }, key: { type: 'string', minLength: 1 }, serverName: { type: 'string', minLength: 1 } },
+    },
+  },
+} as const;
 
 const ms = { type: 'integer', minimum: 1 } as const;
 const listen = {
