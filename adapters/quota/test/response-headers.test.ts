@@ -23,7 +23,7 @@ async function makeHost(headers: string) {
     if (withResponse) {
       const r = st.responseHeaders(200, [['content-type', 'text/plain']], true);
       if (r instanceof Promise) await r;
-      got = Object.fromEntries(st.stream.responseHeaders.filter(([k]) => k.includes('ratelimit')));
+      got = Object.fromEntries((st.stream.responseHeaders ?? []).filter(([k]) => k.includes('ratelimit')));
     }
     st.finish();
     return got;

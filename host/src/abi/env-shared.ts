@@ -5,6 +5,10 @@ import type { AbiContext } from './context.js';
 import type { GuestIo, HostFn } from './guest-io.js';
 
 export function sharedFunctions(vm: AbiContext, { mem, copyOut }: GuestIo): Record<string, HostFn> {
+  // Metric ids are per VM, as in Envoy: a module may use only the ids it defined, so it
+  // cannot raise or read another adapter's series (or the host's) by guessing small integers.
+  const ownMetrics = new Set<number>();
+  const mine = (id: number): boolean => ownMetrics.has(id) && vm.metrics.adapterMayUse(id);
   return {
     // --- shared data and queues -------------------------------------------------
     proxy_get_shared_data(keyPtr: number, keySize: number, retPtr: number, retSize: number, retCas: number): number {
@@ -65,16 +69,20 @@ export function sharedFunctions(vm: AbiContext, { mem, copyOut }: GuestIo): Reco
       if (!mem().inBounds(retId, 4)) return Status.InvalidMemoryAccess;
       const id = vm.metrics.define(metricType, name, vm.name);
       if (id === null) return Status.BadArgument;
+      ownMetrics.add(id);
       mem().setU32(retId, id);
       return Status.Ok;
     },
     proxy_increment_metric(metricId: number, delta: bigint): number {
+      if (!mine(metricId >>> 0)) return Status.NotFound;
       return vm.metrics.increment(metricId >>> 0, Number(delta));
     },
     proxy_record_metric(metricId: number, value: bigint): number {
+      if (!mine(metricId >>> 0)) return Status.NotFound;
       return vm.metrics.record(metricId >>> 0, Number(BigInt.asUintN(64, value)));
     },
     proxy_get_metric(metricId: number, retValue: number): number {
+      if (!mine(metricId >>> 0)) return Status.NotFound;
       if (!mem().inBounds(retValue, 8)) return Status.InvalidMemoryAccess;
       const v = vm.metrics.get(metricId >>> 0);
       if (v === null) return Status.NotFound;

@@ -59,7 +59,8 @@ interface Family {
   readonly type: MetricType;
   help: string;
   unit: string;
-  readonly owner: string;
+  /** Who defined it: 'host', 'worker' or an adapter's name; the host claims a family an adapter defined first. */
+  owner: string;
   bounds: number[] | null;
   /** Multiplies values recorded through the ABI (histograms only). */
   scale: number;
@@ -180,16 +181,23 @@ export class MetricsRegistry {
     return null;
   }
 
-  /** Defines (or finds) a series; returns its id, or null for a malformed name, a type clash or a name clash. */
+  /** Defines (or finds) a series; returns its id, or null for a malformed name, a type clash, a name clash, or an adapter reaching a host family. */
   define(type: MetricType, fullName: string, owner = 'host', help?: string): number | null {
     const key = `${type}\0${fullName}`;
     const existing = this.byFullName.get(key);
-    if (existing !== undefined) return existing;
+    if (existing !== undefined) {
+      const family = this.byId[existing - 1]!.family;
+      if (HOST_OWNERS.has(owner) && !HOST_OWNERS.has(family.owner)) family.owner = owner; // claimed, as below
+      return mayUse(family.owner, owner) ? existing : null;
+    }
     const parsed = parseMetricName(fullName);
     if (parsed === null) return null;
     if (type === MetricType.Histogram && parsed.pairs.some(([k]) => k === 'le')) return null;
     const family = this.familyFor(type, parsed.family, owner, help);
-    if (family === null) return null;
+    if (family === null || !mayUse(family.owner, owner)) return null;
+    // A host family the host creates lazily (on the first crash, say) may already have been
+    // defined by an adapter under the same name: the host claims it, and the adapter loses it.
+    if (HOST_OWNERS.has(owner) && !HOST_OWNERS.has(family.owner)) family.owner = owner;
     const canon = canonicalKey(parsed.pairs);
     let series = family.series.get(canon);
     if (series === undefined) {
@@ -263,6 +271,12 @@ export class MetricsRegistry {
       c();
     }
     return family.overflow.id;
+  }
+
+  /** Whether an adapter may write or read series `id` (false for the host's own families and unknown ids). */
+  adapterMayUse(id: number): boolean {
+    const s = this.byId[id - 1];
+    return s !== undefined && !HOST_OWNERS.has(s.family.owner);
   }
 
   increment(id: number, delta: number): Status {
@@ -592,4 +606,10 @@ export function formatNumber(n: number): string {
 function formatFloatOM(n: number): string {
   const s = formatNumber(n);
   return Number.isInteger(n) && !s.includes('e') ? `${s}.0` : s;
+}
+
+/** The host's own families (and those merged from workers) are out of adapters' reach; adapters share theirs by name, as Envoy's stats do. */
+const HOST_OWNERS = new Set(['host', 'worker']);
+function mayUse(familyOwner: string, owner: string): boolean {
+  return HOST_OWNERS.has(owner) || !HOST_OWNERS.has(familyOwner);
 }
