@@ -24,7 +24,8 @@ import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import { WasmHost, MetricsRegistry } from '../../dist/host/src/index.js';
 import { buildAdapter } from '../../dist/host/src/build/build-adapter.js';
-import { AccessLogRouter, FileSink, StreamSink } from '../../dist/host/src/log/access-log.js';
+import { AccessLogRouter } from '../../dist/host/src/log/access-log.js';
+import { FileSink, StreamSink } from '../../dist/host/src/log/line-sinks.js';
 import { median, percentile, round, spread } from '../core/stats.js';
 import { benchArgs } from '../core/args.js';
 
