@@ -4,11 +4,15 @@
 
 import http from 'node:http';
 import net from 'node:net';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Test } from 'tap';
 import wabtInit from 'wabt';
 import { LogLevel } from '../../host/src/abi/constants.js';
+import type { MixerConfig } from '../../host/src/config/schema.js';
+import { startProxy, type RunningProxy } from '../../host/src/index.js';
 import { createLogger, type LogRecord } from '../../host/src/log/logger.js';
 
 const WAT_DIR = join(dirname(fileURLToPath(import.meta.url)), 'wat');
@@ -83,4 +87,29 @@ export async function startEcho(): Promise<{ port: number; close(): Promise<void
       server.close(() => r());
     }),
   };
+}
+
+/** What startEcho's upstream answers, as the tests read it. */
+export const echoed = (body: string) => JSON.parse(body) as { method: string; url: string; headers: Record<string, string>; body: string };
+
+/**
+ * The real proxy in front of an echo upstream (one route, "default"), with `files` written to a
+ * fresh temp folder that plugin urls are relative to; `config` gives the rest (plugins, admin…).
+ * The proxy, the upstream and the folder go with `t`'s teardown.
+ */
+export async function echoProxy(t: Test, prefix: string, files: Record<string, Uint8Array>, config: MixerConfig): Promise<{ proxy: RunningProxy; log: ReturnType<typeof capture>; dir: string; upstreamPort: number }> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  for (const [name, bytes] of Object.entries(files)) await writeFile(join(dir, name), bytes);
+  const up = await startEcho();
+  const log = capture();
+  const proxy = await startProxy(
+    { listen: { port: 0 }, routes: [{ name: 'default', upstream: `http://127.0.0.1:${up.port}` }], ...config },
+    { baseDir: dir, logger: log.logger },
+  );
+  t.teardown(async () => {
+    await proxy.close();
+    await up.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  return { proxy, log, dir, upstreamPort: up.port };
 }
