@@ -9,26 +9,17 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
-import wabtInit from 'wabt';
 import { LogLevel } from '../../host/src/abi/constants.js';
 import type { MixerConfig } from '../../host/src/config/schema.js';
 import { startProxy, type RunningProxy } from '../../host/src/index.js';
+import { compileWatText } from '../fixtures/guests/index.js';
 import { createLogger, type LogRecord } from '../../host/src/log/logger.js';
 
 const WAT_DIR = join(dirname(fileURLToPath(import.meta.url)), 'wat');
-let wabt: ReturnType<typeof wabtInit> | undefined;
 
 /** Compiles test/portability/wat/NAME.wat. */
 export async function compileWat(name: string): Promise<Uint8Array<ArrayBuffer>> {
-  const w = await (wabt ??= wabtInit());
-  const m = w.parseWat(`${name}.wat`, await readFile(join(WAT_DIR, `${name}.wat`), 'utf8'), { bulk_memory: true, mutable_globals: true, sign_extension: true });
-  try {
-    m.resolveNames();
-    m.validate();
-    return m.toBinary({ write_debug_names: true }).buffer.slice();
-  } finally {
-    m.destroy();
-  }
+  return compileWatText(await readFile(join(WAT_DIR, `${name}.wat`), 'utf8'), `${name}.wat`);
 }
 
 export interface Res {
