@@ -48,6 +48,7 @@ const P = FULL
       closed: { connections: [1, 2, 4, 8, 16, 32, 64], seconds: 5 },
       chain: { sizes: [0, 1, 2, 4, 8], modes: ['inproc', 'naive', 'prod'], seconds: 5, warmupMs: 1000 },
       micro: ['--reps', '5', '--seq-ms', '2000', '--conc-ms', '2000', '--conc', '16,64'],
+      adapters: ['--runs', '7', '--requests', '20000'],
       profileSeconds: 8,
       warmupSeconds: 3,
       deadlineMin: 180,
@@ -58,6 +59,7 @@ const P = FULL
       closed: { connections: [1, 16, 64], seconds: 2 },
       chain: { sizes: [0, 1, 2, 4, 8], modes: ['inproc', 'prod'], seconds: 2, warmupMs: 500 },
       micro: ['--reps', '3', '--seq-ms', '600', '--conc-ms', '600', '--conc', '16'],
+      adapters: ['--runs', '5', '--requests', '10000'],
       profileSeconds: 4,
       warmupSeconds: 2,
       deadlineMin: 25,
@@ -333,7 +335,7 @@ const openMs = (P.open.seconds * 1000 + P.open.warmupMs + 700);
 const closedMs = P.closed.seconds * 1000 + 400;
 const chainMs = P.chain.seconds * 1000 + P.chain.warmupMs + 700;
 const plan = [];
-if (!SKIP.has('micro')) plan.push(['micro', FULL ? 240_000 : 45_000]);
+if (!SKIP.has('micro')) plan.push(['micro', FULL ? 240_000 : 45_000], ['adapters', FULL ? 150_000 : 60_000]);
 plan.push(['start', 15_000]);
 for (const _ of MAIN) plan.push(['warm', P.warmupSeconds * 1000 + 1500]);
 for (const _c of P.open.points) for (let i = 0; i < P.reps * MAIN.length; i++) plan.push(['open', openMs]);
@@ -356,39 +358,48 @@ const results = {
   date: new Date().toISOString(),
   machine: { ...machine(), otherProgramsCoresBeforeStart: busyBefore },
   git: gitState(),
-  settings: { nice: NICE, reps: P.reps, open: P.open, closed: P.closed, chain: P.chain, micro: P.micro.join(' '), profileSeconds: P.profileSeconds, payloadBytes: 1024, requestKinds: kinds.map((k) => k.kind) },
+  settings: { nice: NICE, reps: P.reps, open: P.open, closed: P.closed, chain: P.chain, micro: P.micro.join(' '), adapters: P.adapters.join(' '), profileSeconds: P.profileSeconds, payloadBytes: 1024, requestKinds: kinds.map((k) => k.kind) },
   scenarios: MAIN.map(([id, mode, n, label]) => ({ id, mode, adapters: n, label })),
   openLoop: {},
   closedLoop: {},
   chain: null,
   micro: null,
+  adapters: null,
   cpuProfiles: null,
 };
 
 try {
   // ---- micro tier (its own process and adapter servers) ----------------------------------------------
-  if (!SKIP.has('micro')) {
-    progress.step('micro tier: the chain alone, in-process vs gRPC (own process)', plan[0][1]);
-    results.micro = await attempt('micro tier', () => new Promise((res, rej) => {
-      const c = track(spawn(process.execPath, [join(here, 'micro/chain.js'), '--json', ...P.micro], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  /** Runs a micro-tier script in its own process; resolves with the JSON of its last stdout line. */
+  const runJsonScript = (script, args, tag) => new Promise((res, rej) => {
+      const c = track(spawn(process.execPath, [join(here, script), '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
       let out = '';
       let err = '';
       c.stdout.on('data', (d) => (out += d));
       c.stderr.on('data', (d) => {
         err += d;
         const last = String(d).trim().split('\n').pop();
-        if (tty && last) process.stderr.write(`\r\x1b[2K[micro] ${last.trim()}`);
+        if (tty && last) process.stderr.write(`\r\x1b[2K[${tag}] ${last.trim()}`);
       });
       const k = setTimeout(() => c.kill('SIGKILL'), 15 * 60_000);
       c.on('exit', (code) => {
         clearTimeout(k);
-        if (code !== 0) return rej(new Error(`micro tier failed (${code}): ${err.slice(-2000)}`));
+        if (code !== 0) return rej(new Error(`${script} failed (${code}): ${err.slice(-2000)}`));
         res(JSON.parse(out.trim().split('\n').pop()));
       });
-    }));
+    });
+  if (!SKIP.has('micro')) {
+    progress.step('micro tier: the chain alone, in-process vs gRPC (own process)', plan[0][1]);
+    results.micro = await attempt('micro tier', () => runJsonScript('micro/chain.js', P.micro, 'micro'));
     const s = results.micro?.summary.sequential;
     if (!s) progress.finish('failed');
     else progress.finish(`sequential: in-process ${s['inproc api_key'].wallUsP50.median} µs, naive remote ${s['naive api_key'].wallUsP50.median} µs, bare gRPC Check ${s.bare.wallUsP50.median} µs (p50 wall)`);
+  }
+  if (!SKIP.has('micro')) {
+    progress.step('micro tier: each adapter and the chain of four in process, CPU per request by layer (own process)', plan[1][1]);
+    results.adapters = await attempt('adapters tier', () => runJsonScript('micro/adapters.js', [...P.adapters, '--profile'], 'adapters'));
+    const row = (n) => results.adapters?.rows.find((x) => x.variant === n);
+    progress.finish(results.adapters ? `chain of four ${row('chain4').cpuUsPerRequest} µs CPU/req (no adapters ${row('none').cpuUsPerRequest}), metering ×${results.adapters.meteringCost}` : 'failed');
   }
 
   // ---- e2e processes ---------------------------------------------------------------------------------

@@ -1,10 +1,13 @@
 // Summarizes a V8 .cpuprofile (node --cpu-prof) by self time: top functions, and
 // totals grouped by where the code lives: host JS (dist/host), wasm (adapter code),
-// node internals (node:*, V8/native builtins), dependencies (node_modules), GC.
+// node internals (node:*, V8/native builtins), Buffer/typed-array allocation (by the
+// allocating function's name), dependencies (node_modules), GC.
 // Only samples inside [fromUs, toUs] (V8's monotonic clock, the same CLOCK_MONOTONIC as
 // process.hrtime) are counted, so start-up and warm-up are left out.
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
+
+const ALLOCATORS = /^(alloc|allocUnsafe|allocUnsafeSlow|allocate|createUnsafeBuffer|createPool|FastBuffer|fromString|fromStringFast|fromArrayLike|fromArrayBuffer|from|Uint8Array|ArrayBuffer|DataView|subarray|slice|concat)$/;
 
 export function categoryOf(cf, root) {
   const url = cf.url ?? '';
@@ -13,6 +16,8 @@ export function categoryOf(cf, root) {
   if (fn === '(garbage collector)') return 'GC';
   if (fn === '(program)') return 'V8/native (program)';
   if (fn === '(root)') return 'root';
+  // Buffer and typed-array construction, wherever it runs (node's buffer module or V8 builtins).
+  if (ALLOCATORS.test(fn) && (url === '' || url.startsWith('node:') || url.startsWith('internal/'))) return 'allocation (Buffer, typed arrays)';
   if (url.startsWith('wasm://') || /^\$?func\d+$/.test(fn) || fn.startsWith('$')) return 'wasm (adapters)';
   if (url.includes('/dist/host/')) return 'host JS';
   if (url.includes('/node_modules/')) return 'dependencies (node_modules)';

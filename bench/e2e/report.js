@@ -268,6 +268,32 @@ function markdown(res, base, labels) {
       }
     }
   }
+  if (res.adapters) {
+    const a = res.adapters;
+    L.push('');
+    L.push('## In-process adapters: CPU per request, per adapter and per layer');
+    L.push('');
+    L.push(`\`${a.command} --profile\`: one API-key request's lifecycle through WasmHost, sequentially; medians of interleaved runs, each against the host with no adapter in the same run. Metered chain ÷ unmetered: ×${a.meteringCost}. Start-up of the four: ${a.startup.chain4LoadMs} ms (load + compile + configure), RSS +${a.startup.chain4RssAddedMiB} MiB.`);
+    L.push('');
+    L.push('| variant | CPU/req | over no-adapter host |');
+    L.push('|---|---|---|');
+    for (const x of a.rows) L.push(`| ${x.variant} | ${x.cpuUsPerRequest} µs | ${x.overBaselineUs} µs |`);
+    if (a.layers) {
+      const cols = [...new Set(Object.values(a.layers).flatMap((l) => l.categories.map((c) => c.category)))];
+      L.push('');
+      L.push('By layer (a profiled pass; the sampler inflates absolute values, compare shares): µs per request (share of busy time).');
+      L.push('');
+      L.push(`| variant | busy | ${cols.join(' | ')} |`);
+      L.push(`|---|---|${cols.map(() => '---').join('|')}|`);
+      for (const [n, l] of Object.entries(a.layers)) {
+        const cell = (c) => {
+          const x = l.categories.find((k) => k.category === c);
+          return x ? `${x.usPerRequest} (${x.percent} %)` : '–';
+        };
+        L.push(`| ${n} | ${l.busyUsPerRequest} | ${cols.map(cell).join(' | ')} |`);
+      }
+    }
+  }
   if (res.cpuProfiles) {
     for (const [mode, p] of Object.entries(res.cpuProfiles)) {
       for (const [who, sum] of [['proxy', p.proxy], ['adapter server', p.server]]) {

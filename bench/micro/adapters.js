@@ -8,12 +8,15 @@
 //   chain4 unmetered the same with limits.metering: false (what the work budget costs)
 //   header-check     the SDK's example adapter
 //
-//   node bench/micro/adapters.js [--runs 5] [--requests 20000] [--json] [--out FILE]
+//   node bench/micro/adapters.js [--runs 5] [--requests 20000] [--only v1,v2] [--profile] [--json] [--out FILE]
+//
+// --profile adds, per variant, a CPU profile of --requests more requests (node:inspector,
+// the same sampler as node --cpu-prof) split by layer: wasm (the adapters), host JS,
+// allocation (Buffer/typed arrays), GC, node internals; µs per request for each.
 //
 // Needs `npm run build`. CPU is process.cpuUsage() (all threads: the access log's file
 // writes included); the loop yields to the event loop every 64 requests so those writes
 // happen inside the measurement. Figures are medians of --runs interleaved runs.
-import { randomUUID } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -22,7 +25,9 @@ import { parseArgs } from 'node:util';
 import { WasmHost } from '../../dist/host/src/index.js';
 import { validateConfig } from '../../dist/host/src/config/load.js';
 import { benchConfig, chainPlugins, makeCredentials } from '../e2e/configs.js';
+import { benchStream, RESPONSE_HEADERS } from './request.js';
 import { median, spread, round } from '../core/stats.js';
+import { summarize } from '../e2e/profile.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '../..');
@@ -33,6 +38,7 @@ const { values: opt } = parseArgs({
     json: { type: 'boolean', default: false },
     out: { type: 'string' },
     only: { type: 'string' },
+    profile: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -56,38 +62,31 @@ async function host(plugins, limits) {
   return WasmHost.create(validateConfig(c, 'bench adapters'), { logger: quiet, baseDir: tmp });
 }
 
+// Start-up of the four (issue 14: load + compile + configure ≤ 50 ms, RSS added ≤ 8 MiB):
+// measured first, in a process that has compiled no module yet, after a GC if exposed.
+globalThis.gc?.();
+const rss0 = process.memoryUsage().rss;
+const t0 = performance.now();
+const chain4 = await host(all);
+const startup = { chain4LoadMs: round(performance.now() - t0, 1), chain4RssAddedMiB: round((process.memoryUsage().rss - rss0) / 2 ** 20, 1) };
+
 const variants = {
   none: await host([]),
   auth: await host([byName.auth]),
   quota: await host([byName.quota]),
   logging: await host([byName.logging]),
   prometheus: await host([byName.prometheus]),
-  chain4: await host(all),
+  chain4,
   'chain4 unmetered': await host(all, { metering: false }),
   'header-check': await host([{ name: 'header-check', url: resolve(wasmDir, 'header-check.wasm'), pluginConfig: { header: 'x-api-key' } }]),
 };
 const names = Object.keys(variants).filter((n) => !opt.only || n === 'none' || opt.only.split(',').includes(n));
 
-const respHeaders = [['content-type', 'application/octet-stream'], ['content-length', '1024']];
 let conn = 0;
 let denied = 0;
 function oneRequest(h) {
   const c = conn++ % 16;
-  const s = h.newStream({
-    method: 'POST',
-    path: '/api/v1/orders?page=2',
-    authority: 'orders.bench.local',
-    headers: [
-      ['user-agent', 'wasm-mixer-bench/1'],
-      ['accept', '*/*'],
-      ['content-type', 'application/octet-stream'],
-      ['content-length', '1024'],
-      ['x-api-key', creds.apiKey],
-      ['x-request-id', randomUUID()],
-    ],
-    route: 'orders',
-    info: { sourceAddress: '127.0.0.1', sourcePort: 40000 + c, destinationAddress: '127.0.0.1', destinationPort: 8080, connectionId: c + 1, protocol: 'HTTP/1.1', clusterName: 'orders', upstreamAddress: '127.0.0.1:9' },
-  });
+  const s = h.newStream(benchStream(['x-api-key', creds.apiKey], c));
   const d = s.requestHeaders(false);
   if (d instanceof Promise) throw new Error('in-process chain returned a promise');
   if (d.action !== 'continue') {
@@ -97,7 +96,7 @@ function oneRequest(h) {
   }
   s.stream.requestHeadersSent = true;
   s.stream.info.requestBytes = 1024;
-  s.responseHeaders(200, respHeaders.slice(), false);
+  s.responseHeaders(200, RESPONSE_HEADERS.slice(), false);
   s.stream.responseHeadersSent = true;
   s.stream.info.responseBytes = 1024;
   s.finish();
@@ -125,6 +124,27 @@ for (let r = 0; r < RUNS; r++) {
   progress(`run ${r + 1}/${RUNS}`);
   for (const n of r % 2 ? [...names].reverse() : names) samples[n].push(await measure(variants[n], REQUESTS));
 }
+// Per-layer split: one profiled pass per variant, after the timed runs (the sampler costs CPU itself).
+const layers = {};
+if (opt.profile) {
+  const { Session } = await import('node:inspector/promises');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 100 });
+  for (const n of names) {
+    progress(`profile ${n}`);
+    await session.post('Profiler.start');
+    await measure(variants[n], REQUESTS);
+    const { profile } = await session.post('Profiler.stop');
+    const file = join(tmp, `${n.replace(/\W+/g, '-')}.cpuprofile`);
+    await writeFile(file, JSON.stringify(profile));
+    const s = summarize(file, { root, requests: REQUESTS, top: 8 });
+    layers[n] = { busyUsPerRequest: s.busyUsPerRequest, categories: s.categories, hostJsByFile: s.hostJsByFile.slice(0, 6), top: s.top };
+  }
+  session.disconnect();
+}
+
 const base = median(samples.none);
 const rows = names.map((n) => {
   const us = median(samples[n]);
@@ -135,12 +155,28 @@ const result = {
   machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, loadavg: os.loadavg().map((x) => round(x, 2)) },
   date: new Date().toISOString(),
   rows,
+  meteringCost: round(median(samples.chain4 ?? [NaN]) / median(samples['chain4 unmetered'] ?? [NaN]), 3),
+  startup,
+  layers: opt.profile ? layers : undefined,
 };
 if (opt.out) await writeFile(opt.out, JSON.stringify(result, null, 2) + '\n');
 if (opt.json) process.stdout.write(JSON.stringify(result) + '\n');
 else {
   process.stdout.write(`| variant | CPU µs/request | over no-adapter host | spread |\n|---|---|---|---|\n`);
   for (const r of rows) process.stdout.write(`| ${r.variant} | ${r.cpuUsPerRequest} | ${r.overBaselineUs} | ${JSON.stringify(r.spread)} |\n`);
+  process.stdout.write(`\nchain4 metered ÷ unmetered: ×${result.meteringCost}. Start-up of the four: ${startup.chain4LoadMs} ms (load + compile + configure), RSS +${startup.chain4RssAddedMiB} MiB.\n`);
+  if (opt.profile) {
+    const cols = ['wasm (adapters)', 'host JS', 'allocation (Buffer, typed arrays)', 'GC', 'node internals (JS)', 'node internals (native)', 'V8/native (program)'];
+    process.stdout.write(`\nProfiled µs per request by layer (sampler on; shares of busy time in brackets)\n\n| variant | busy | ${cols.join(' | ')} |\n|---|---|${cols.map(() => '---').join('|')}|\n`);
+    for (const n of names) {
+      const l = layers[n];
+      const cell = (c) => {
+        const x = l.categories.find((k) => k.category === c);
+        return x ? `${x.usPerRequest} (${x.percent} %)` : '0';
+      };
+      process.stdout.write(`| ${n} | ${l.busyUsPerRequest} | ${cols.map(cell).join(' | ')} |\n`);
+    }
+  }
 }
 for (const h of Object.values(variants)) await h.close?.();
 process.exit(0);

@@ -18,7 +18,6 @@
 //
 // Needs `npm run build`. Prints JSON on stdout with --json (what bench/run.js uses),
 // else a Markdown table. Progress on stderr.
-import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -29,6 +28,7 @@ import { remoteClientOf } from '../../dist/host/src/oop/remote-adapter.js';
 import { benchConfig, makeCredentials } from '../e2e/configs.js';
 import { startRole, stopAll } from '../e2e/procs.js';
 import { cpuTicks, CLK_TCK } from '../e2e/procstat.js';
+import { benchStream, RESPONSE_HEADERS } from './request.js';
 import { median, percentile, spread, round } from '../core/stats.js';
 import { benchArgs } from '../core/args.js';
 
@@ -67,28 +67,13 @@ const hosts = {
 };
 
 const credHeader = { api_key: ['x-api-key', creds.apiKey], jwt: ['authorization', `Bearer ${creds.jwt}`] };
-const respHeaders = [['content-type', 'application/octet-stream'], ['content-length', '1024']];
 let conn = 0;
 let lastError = null;
 
 /** One request's lifecycle, as the proxy drives it; resolves when the chain has decided and the log phase ran. */
 async function oneRequest(host, kind) {
-  const c = conn++ % 16; // 16 client connections, as in the e2e runs (the check cache sees their source ports)
-  const s = host.newStream({
-    method: 'POST',
-    path: '/api/v1/orders?page=2',
-    authority: 'orders.bench.local',
-    headers: [
-      ['user-agent', 'wasm-mixer-bench/1'],
-      ['accept', '*/*'],
-      ['content-type', 'application/octet-stream'],
-      ['content-length', '1024'],
-      credHeader[kind],
-      ['x-request-id', randomUUID()],
-    ],
-    route: 'orders',
-    info: { sourceAddress: '127.0.0.1', sourcePort: 40000 + c, destinationAddress: '127.0.0.1', destinationPort: 8080, connectionId: c + 1, protocol: 'HTTP/1.1', clusterName: 'orders', upstreamAddress: '127.0.0.1:9' },
-  });
+  const c = conn++ % 16;
+  const s = host.newStream(benchStream(credHeader[kind], c));
   let d = s.requestHeaders(false);
   if (d instanceof Promise) d = await d;
   if (d.action !== 'continue') {
@@ -99,7 +84,7 @@ async function oneRequest(host, kind) {
   }
   s.stream.requestHeadersSent = true;
   s.stream.info.requestBytes = 1024;
-  let r = s.responseHeaders(200, respHeaders.slice(), false);
+  let r = s.responseHeaders(200, RESPONSE_HEADERS.slice(), false);
   if (r instanceof Promise) r = await r;
   s.stream.responseHeadersSent = true;
   s.stream.info.responseBytes = 1024;

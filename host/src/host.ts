@@ -3,6 +3,7 @@
 
 import { LogLevel } from './abi/constants.js';
 import type { HeaderPair } from './abi/pairs.js';
+import type { Adapter } from './chain/adapter.js';
 import { DEFAULT_MAX_BUFFERED_BODY_BYTES, HostStream, type ChainEntry } from './chain/chain.js';
 import type { MixerConfig, PathMatch, Phase, PluginConfig, PluginMatch } from './config/schema.js';
 import { describeError, HostError } from './errors.js';
@@ -11,16 +12,15 @@ import { rateLimitedLogger, type RateLimitedLogger } from './log/rate-limit.js';
 import { MetricsRegistry } from './metrics/registry.js';
 import type { AccessLogSink } from './log/access-log.js';
 import { Telemetry } from './telemetry/index.js';
-import { HttpStream, type StreamInfo } from './plugin/http-stream.js';
 import { isRemotePlugin } from './oop/config.js';
-import type { HttpCallTransport } from './plugin/http-call.js';
-import { DEFAULT_FUEL_PER_CALLBACK, PluginVm, START_FUEL_FACTOR } from './plugin/plugin-vm.js';
+import type { HttpCallTransport } from './transport/http-call.js';
+import { DEFAULT_FUEL_PER_CALLBACK, PluginVm, START_FUEL_FACTOR, type GuestMemoryFactory } from './plugin/plugin-vm.js';
 import { scrubbingLogger, SecretScrubber } from './security/redact.js';
 import { SharedStore } from './shared/shared-store.js';
 import { compileModule, type CompiledModule } from './vm/module.js';
 import { readModuleBytes } from './vm/module-source.js';
 import { MIB } from './limits.js';
-import type { HostMemoryUsage } from './plugin/accounting.js';
+import { HttpStream, type StreamInfo } from './stream/http-stream.js';
 
 const PHASE_ORDER: Record<Phase, number> = { AUTHN: 0, AUTHZ: 1, STATS: 2, UNSPECIFIED_PHASE: 3 };
 
@@ -38,6 +38,8 @@ export interface HostOptions {
   accessLogSinks?: AccessLogSink[];
   /** In a worker of a multi-worker proxy: a built-in cluster (name → url) every plugin may call, for local quota leases (host/src/workers). */
   workerQuota?: { cluster: string; url: string };
+  /** Makes each in-process VM's GuestMemory (the adapter server observes the strings ABI calls read). */
+  guestMemory?: GuestMemoryFactory;
 }
 
 /** Plugins in chain order: by phase (AUTHN, AUTHZ, STATS, unspecified), then priority (high first), then config order. */
@@ -50,7 +52,10 @@ export function orderPlugins(plugins: readonly PluginConfig[]): PluginConfig[] {
 
 export interface LoadedPlugin {
   readonly config: PluginConfig;
-  readonly vm: PluginVm;
+  /** The plugin's adapter: an in-process PluginVm, or a RemoteAdapter out of process. */
+  readonly adapter: Adapter;
+  /** @deprecated The same object as `adapter` (its former name). */
+  readonly vm: Adapter;
   readonly entry: ChainEntry;
   readonly module: CompiledModule;
   readonly loadMs: number;
@@ -142,13 +147,12 @@ export class WasmHost {
       this.logger.log(LogLevel.Warn, p.name, `module imports functions this host does not implement yet; calls return UNIMPLEMENTED: ${compiled.unimplementedImports.join(', ')}`, { code: 'ABI_UNIMPLEMENTED' });
     }
     if (isRemotePlugin(config, p)) {
-      // Out of process (docs/out-of-process.md): a RemoteAdapter stands in for the VM. It has the
-      // members the host, the admin port and the reloader use (name, healthy, failed, liveStreams, stop).
+      // Out of process (docs/out-of-process.md): a RemoteAdapter stands in for the VM (the same Adapter contract).
       const { createRemoteAdapter } = await import('./oop/remote-adapter.js');
       const adapter = createRemoteAdapter(this, p, compiled, config);
       this.logger.log(LogLevel.Info, p.name, `adapter runs out of process, in the adapter server at ${adapter.address}`);
       const entry: ChainEntry = { name: p.name, adapter, failStrategy: p.failStrategy ?? 'FAIL_CLOSE', pauseTimeoutMs: p.timeoutMs ?? 10_000, maxBufferedBodyBytes: p.limits?.maxBufferedBodyBytes ?? DEFAULT_MAX_BUFFERED_BODY_BYTES };
-      return { config: p, vm: adapter as unknown as PluginVm, entry, module: compiled, loadMs: performance.now() - t0 };
+      return { config: p, adapter, vm: adapter, entry, module: compiled, loadMs: performance.now() - t0 };
     }
     // HTTP call-outs only to the clusters the plugin lists (none by default).
     const clusters: Record<string, string> = {};
@@ -179,6 +183,7 @@ export class WasmHost {
       foreign: this.telemetry.foreign,
       onGuestCall: this.telemetry.callObserver(p.name),
       workerQuotaCluster: wq?.cluster,
+      guestMemory: this.options.guestMemory,
     });
     try {
       vm.start();
@@ -192,7 +197,7 @@ export class WasmHost {
     this.logger.log(LogLevel.Info, p.name, `adapter loaded from ${compiled.source} (ABI ${compiled.abiVersion}, ${compiled.bytes} bytes, ${loadMs.toFixed(1)} ms)`);
     this.metrics.counter('wasm_mixer_vm_restarts_total', 'VM restarts after an adapter crash.', { adapter: p.name }); // exposed at 0 from the start
     const entry: ChainEntry = { name: p.name, adapter: vm, failStrategy: p.failStrategy ?? 'FAIL_CLOSE', pauseTimeoutMs: p.timeoutMs ?? 10_000, maxBufferedBodyBytes: p.limits?.maxBufferedBodyBytes ?? DEFAULT_MAX_BUFFERED_BODY_BYTES };
-    return { config: p, vm, entry, module: compiled, loadMs };
+    return { config: p, adapter: vm, vm, entry, module: compiled, loadMs };
   }
 
   /** Starts a request through the plugins that match it. Call `finish()` on the result when the response is done. */
@@ -230,42 +235,46 @@ export class WasmHost {
 
   /** A snapshot for the admin endpoint. */
   describe(): Array<Record<string, unknown>> {
-    return this.plugins.map((p) => ({
-      name: p.config.name,
-      file: p.module.source,
-      sha256: p.module.sha256,
-      abi: p.module.abiVersion,
-      phase: p.config.phase ?? 'UNSPECIFIED_PHASE',
-      priority: p.config.priority ?? 0,
-      failStrategy: p.entry.failStrategy,
-      healthy: p.vm.healthy,
-      failure: p.vm.failed,
-      lastCrash: p.vm.lastCrash,
-      crashes: p.vm.crashes,
-      generation: p.vm.generation,
-      metered: p.module.metered,
-      fuelPerCallback: p.config.limits?.fuelPerCallback ?? DEFAULT_FUEL_PER_CALLBACK,
-      fuelHighWater: p.vm.fuelHighWater,
-      memoryLimitBytes: p.module.memoryPages?.maximum != null ? p.module.memoryPages.maximum * 65536 : null,
-      capabilities: p.config.capabilities ?? 'all',
-      clusters: p.config.clusters ?? [],
-      memoryBytes: p.vm.memoryBytes,
-      maxTableElements: p.module.maxTableElements,
-      // Host memory the adapter holds outside its linear memory, and its restart state (in process only).
-      hostMemory: (p.vm as { readonly hostMemory?: unknown }).hostMemory ?? null,
-      restart: (p.vm as { readonly restartState?: unknown }).restartState ?? null,
-      liveStreams: p.vm.liveStreams,
-      loadMs: Math.round(p.loadMs * 100) / 100,
-      // Out of process: the adapter server's address (the VM fields above are then the server's business).
-      remote: (p.vm as { readonly address?: string }).address ?? null,
-    }));
+    return this.plugins.map((p) => {
+      const a = p.adapter;
+      const d = a.details();
+      return {
+        name: p.config.name,
+        file: p.module.source,
+        sha256: p.module.sha256,
+        abi: p.module.abiVersion,
+        phase: p.config.phase ?? 'UNSPECIFIED_PHASE',
+        priority: p.config.priority ?? 0,
+        failStrategy: p.entry.failStrategy,
+        healthy: a.healthy,
+        failure: a.failed,
+        lastCrash: a.lastCrash,
+        crashes: a.crashes,
+        generation: a.generation,
+        metered: p.module.metered,
+        fuelPerCallback: p.config.limits?.fuelPerCallback ?? DEFAULT_FUEL_PER_CALLBACK,
+        fuelHighWater: d.fuelHighWater,
+        memoryLimitBytes: p.module.memoryPages?.maximum != null ? p.module.memoryPages.maximum * 65536 : null,
+        capabilities: p.config.capabilities ?? 'all',
+        clusters: p.config.clusters ?? [],
+        memoryBytes: d.memoryBytes,
+        maxTableElements: p.module.maxTableElements,
+        // Host memory the adapter holds outside its linear memory, and its restart state (in process only).
+        hostMemory: d.hostMemory,
+        restart: d.restart,
+        liveStreams: a.liveStreams,
+        loadMs: Math.round(p.loadMs * 100) / 100,
+        // Out of process: the adapter server's address (the VM fields above are then the server's business).
+        remote: d.remote,
+      };
+    });
   }
 
   /** wasm_mixer_vm_host_memory_bytes{adapter,kind}: refreshed at every scrape. */
   private collectHostMemory(): void {
     for (const p of this.plugins) {
-      const u = (p.vm as { readonly hostMemory?: HostMemoryUsage }).hostMemory;
-      if (u === undefined) continue;
+      const u = p.adapter.details().hostMemory;
+      if (u === null) continue;
       const g = (kind: string, v: number) => this.metrics.gauge('wasm_mixer_vm_host_memory_bytes', 'Host memory an adapter VM holds outside its linear memory, by kind (shared_data, queues, callouts, log_buffer, total).', { adapter: p.config.name, kind })(v);
       g('shared_data', u.sharedDataBytes);
       g('queues', u.queueBytes);
@@ -278,7 +287,7 @@ export class WasmHost {
 
   /** Stops every VM at once; the promise settles when access logs are flushed and the last OTLP export is done. */
   close(): Promise<void> {
-    for (const p of this.plugins) p.vm.stop();
+    for (const p of this.plugins) p.adapter.stop();
     this.rateLimiter.flush();
     return this.telemetry.close();
   }

@@ -13,7 +13,7 @@ import { isPromise, type Decision, type HostStream, type Maybe } from '../src/ch
 import type { PluginConfig } from '../src/config/schema.js';
 import { WasmHost } from '../src/host.js';
 import { createLogger, type LogRecord } from '../src/log/logger.js';
-import type { HttpCallRequest, HttpCallResult } from '../src/plugin/http-call.js';
+import type { HttpCallRequest, HttpCallResult } from '../src/transport/http-call.js';
 import type { AccessLogSink } from '../src/log/access-log.js';
 
 export type Headers = Record<string, string> | HeaderPair[];

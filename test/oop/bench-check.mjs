@@ -27,7 +27,7 @@ const { startDemoUpstream } = await import(dist('proxy/demo-upstream.js'));
 const { createLogger } = await import(dist('log/logger.js'));
 const { remoteClientOf } = await import(dist('oop/remote-adapter.js'));
 const { bagFromStream, encodeBag, WordEncoder } = await import(dist('oop/attributes.js'));
-const { HttpStream } = await import(dist('plugin/http-stream.js'));
+const { HttpStream } = await import(dist('stream/http-stream.js'));
 
 const N = Number(process.argv[2] ?? 3000);
 const quiet = createLogger(5, () => {});

@@ -320,7 +320,7 @@ t.test('a Report cannot create metrics or speak for other adapters through repla
   await request(s.proxy.port, '/', { headers: { 'x-user': 'ann' } });
   await s.flush();
   const client = remoteClientOf(s.proxy.host)!;
-  const { HttpStream } = await import('../../host/src/plugin/http-stream.js');
+  const { HttpStream } = await import('../../host/src/stream/http-stream.js');
   const { bagFromStream } = await import('../../host/src/oop/attributes.js');
   const bag = bagFromStream(new HttpStream([[':method', 'GET'], [':path', '/'], [':authority', 'x'], [':scheme', 'http']]), 'report');
   client.report({

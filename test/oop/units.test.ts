@@ -3,7 +3,7 @@
 
 import t from 'tap';
 import type { HeaderPair } from '../../host/src/abi/pairs.js';
-import { HttpStream } from '../../host/src/plugin/http-stream.js';
+import { HttpStream } from '../../host/src/stream/http-stream.js';
 import { bagFromStream, decodeBag, encodeBag, globalDictionary, newStreamFromBag, WordDecoder, WordEncoder } from '../../host/src/oop/attributes.js';
 import { ReportBatcher, type ReportItem } from '../../host/src/oop/batcher.js';
 import { CheckCache, refValue } from '../../host/src/oop/cache.js';

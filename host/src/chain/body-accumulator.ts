@@ -2,7 +2,7 @@
 // appended into a buffer whose capacity doubles, so buffering n bytes costs O(n) copies
 // in total; concatenating every chunk onto the whole buffer (as before) cost O(n²).
 
-import { EMPTY } from '../plugin/http-stream.js';
+import { EMPTY } from '../stream/http-stream.js';
 
 export class BodyAccumulator {
   private buf: Uint8Array;

@@ -7,15 +7,15 @@
 
 import { LogLevel } from '../abi/constants.js';
 import type { HeaderPair } from '../abi/pairs.js';
-import { HostError, type HostErrorCode } from '../errors.js';
-import { EMPTY, type HttpStream } from '../plugin/http-stream.js';
-import { CallResult, type Direction, type StreamContext } from '../plugin/stream-context.js';
-import type { AdapterRuntime } from './adapter.js';
+import { HostError } from '../errors.js';
+import { EMPTY, type HttpStream } from '../stream/http-stream.js';
+import { CallResult, type Direction, type StreamContext } from '../stream/stream-context.js';
+import type { Adapter } from './adapter.js';
 import { BodyAccumulator } from './body-accumulator.js';
 
 export interface ChainEntry {
   readonly name: string;
-  readonly adapter: AdapterRuntime;
+  readonly adapter: Adapter;
   readonly failStrategy: 'FAIL_CLOSE' | 'FAIL_OPEN';
   /** How long a paused adapter may hold a request before its fail strategy applies. */
   readonly pauseTimeoutMs: number;
@@ -280,10 +280,10 @@ export class HostStream {
     if (this.stream.reset) return RESET;
     if (r === CallResult.Failed) {
       const e = this.entries[i]!;
-      // In-process VMs say why they crashed (VM_TRAP, VM_BUDGET_EXCEEDED, VM_MEMORY_LIMIT) even after a restart.
-      const a = e.adapter as AdapterRuntime & { failureCode?: HostErrorCode; lastCrash?: { callback: string; reason: string } | null };
-      const why = e.adapter.failed ?? (a.lastCrash ? `${a.lastCrash.callback}: ${a.lastCrash.reason} (VM replaced)` : 'its VM was replaced');
-      return this.failAdapter(i, new HostError(a.failureCode ?? 'VM_TRAP', `adapter ${e.name} failed: ${why}`, { adapter: e.name }));
+      // The adapter says why it crashed (VM_TRAP, VM_BUDGET_EXCEEDED, VM_MEMORY_LIMIT) even after a restart.
+      const a = e.adapter;
+      const why = a.failed ?? (a.lastCrash ? `${a.lastCrash.callback}: ${a.lastCrash.reason} (VM replaced)` : 'its VM was replaced');
+      return this.failAdapter(i, new HostError(a.failureCode, `adapter ${e.name} failed: ${why}`, { adapter: e.name }));
     }
     return null;
   }

@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { HeaderPair } from '../abi/pairs.js';
-import { HttpStream, type StreamInfo } from '../plugin/http-stream.js';
+import { HttpStream, type StreamInfo } from '../stream/http-stream.js';
 import { protoDir, type PbCompressedAttributes, type PbStringPairs } from './protos.js';
 
 export type AttrType = 'string' | 'int64' | 'double' | 'bool' | 'timestamp' | 'duration' | 'bytes' | 'pairs';

@@ -8,7 +8,7 @@
 // Envoy's per-worker caches).
 
 import type { HeaderPair } from '../abi/pairs.js';
-import type { HttpStream } from '../plugin/http-stream.js';
+import type { HttpStream } from '../stream/http-stream.js';
 import { FACTS, FILTER_STATE_PREFIX, INFO_PREFIX, REQUEST_HEADERS } from './attributes.js';
 import type { Outcome } from './outcome.js';
 import type { Ref } from './tracker.js';

@@ -6,7 +6,7 @@ import type { HeaderPair } from '../abi/pairs.js';
 import { HostStream, isPromise, type Decision } from '../chain/chain.js';
 import type { MixerConfig } from '../config/schema.js';
 import type { LoadedPlugin } from '../host.js';
-import type { HttpStream } from '../plugin/http-stream.js';
+import type { HttpStream } from '../stream/http-stream.js';
 import { newStreamFromBag, type Bag } from './attributes.js';
 import { pluginRemote } from './config.js';
 import { diffHeaders } from './header-ops.js';

@@ -17,7 +17,7 @@
 // see up to N × (desired - 1) requests refused early; and units that expire unused
 // are lost for the window. The adapter's own metrics count allocations, not requests.
 
-import type { HttpStream } from '../plugin/http-stream.js';
+import type { HttpStream } from '../stream/http-stream.js';
 import { refValue } from './cache.js';
 import type { Outcome } from './outcome.js';
 import type { Ref } from './tracker.js';

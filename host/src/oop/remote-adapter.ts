@@ -1,5 +1,5 @@
 // An adapter that runs in the adapter server: the proxy side of the out-of-process
-// mode. It implements the chain's AdapterRuntime, so a config switch swaps a
+// mode. It implements the chain's Adapter contract, so a config switch swaps a
 // PluginVm for it and nothing else in the proxy changes.
 //
 // Consecutive remote adapters of a chain form a segment that is checked with ONE
@@ -15,13 +15,13 @@
 // Mixer and ext_authz without with_request_body).
 
 import type { HeaderPair } from '../abi/pairs.js';
-import type { AdapterRuntime, OptionalCallback } from '../chain/adapter.js';
+import type { Adapter, AdapterDetails, OptionalCallback } from '../chain/adapter.js';
 import type { MixerConfig, PluginConfig } from '../config/schema.js';
-import { HostError } from '../errors.js';
+import { HostError, type HostErrorCode } from '../errors.js';
 import type { HostLogger } from '../log/logger.js';
 import type { MetricsRegistry } from '../metrics/registry.js';
-import type { HttpStream } from '../plugin/http-stream.js';
-import { CallResult, StreamContext, type Direction } from '../plugin/stream-context.js';
+import type { HttpStream } from '../stream/http-stream.js';
+import { CallResult, StreamContext, type Direction } from '../stream/stream-context.js';
 import type { CompiledModule } from '../vm/module.js';
 import { bagFromStream, encodeBag, WordEncoder } from './attributes.js';
 import { RemoteClient } from './client.js';
@@ -39,7 +39,7 @@ export interface RemoteHostView {
   /** Folder that relative paths in the config are resolved against. */
   readonly baseDir?: string;
   /** The loaded plugins in chain order (entries are filled in as plugins load). */
-  readonly plugins: ReadonlyArray<{ readonly entry: { readonly adapter: AdapterRuntime } }>;
+  readonly plugins: ReadonlyArray<{ readonly entry: { readonly adapter: Adapter } }>;
 }
 
 const clients = new WeakMap<object, RemoteClient>();
@@ -97,22 +97,23 @@ const streams = new WeakMap<HttpStream, Map<object, SegmentCall>>();
 
 const EMPTY_EFFECTS: readonly PbEffect[] = [];
 
-export class RemoteAdapter implements AdapterRuntime {
+export class RemoteAdapter implements Adapter {
   readonly name: string;
   readonly settings: ResolvedPluginRemote;
   failed: string | null = null;
+  /** The VM runs in the adapter server; this process never restarts it. */
   readonly generation = 1;
-  readonly memoryBytes = 0;
   liveStreams = 0;
   private stopped = false;
   /** Identity of the segment this adapter belongs to (computed on first use). */
   private segment: object | null = null;
   private nextId = 1;
 
-  /** What /adapters shows for a VM; a remote adapter has no VM here. */
+  /** Crashes of the VM happen in the adapter server, which reports them; none here. */
   readonly lastCrash = null;
   readonly crashes = 0;
-  readonly fuelHighWater = 0;
+  /** Never consulted: a remote adapter does not return CallResult.Failed (its failures reach the chain through StreamContext.fail, with their own codes). */
+  readonly failureCode: HostErrorCode = 'REMOTE_ERROR';
 
   constructor(
     private readonly host: RemoteHostView,
@@ -140,6 +141,11 @@ export class RemoteAdapter implements AdapterRuntime {
     return this.client.address;
   }
 
+  /** /adapters: the VM's figures are the adapter server's business. */
+  details(): AdapterDetails {
+    return { fuelHighWater: 0, memoryBytes: 0, hostMemory: null, restart: null, remote: this.client.address };
+  }
+
   implements(_callback: OptionalCallback): boolean {
     return false;
   }
@@ -156,10 +162,11 @@ export class RemoteAdapter implements AdapterRuntime {
     const list = this.host.plugins.map((p) => p.entry.adapter);
     const i = list.indexOf(this);
     let start = i;
-    const joinable = (a: AdapterRuntime | undefined): a is RemoteAdapter =>
+    const joinable = (a: Adapter | undefined): a is RemoteAdapter =>
       a instanceof RemoteAdapter && a.client === this.client && !a.settings.prefetch && a.settings.responsePhase === this.settings.responsePhase;
     if (!this.settings.prefetch && i >= 0) while (start > 0 && joinable(list[start - 1])) start--;
-    const head = i < 0 ? this : (list[start] as RemoteAdapter);
+    const first = list[start];
+    const head = i < 0 || !(first instanceof RemoteAdapter) ? this : first;
     if (head.segment === null) head.segment = {};
     this.segment = head.segment;
     return this.segment;

@@ -16,8 +16,8 @@ import type { MixerConfig } from '../config/schema.js';
 import { describeError, HostError } from '../errors.js';
 import { WasmHost, type HostOptions, type LoadedPlugin } from '../host.js';
 import { createLogger, parseLogLevel, type HostLogger } from '../log/logger.js';
-import { performHttpCall } from '../plugin/http-call.js';
-import type { HttpStream } from '../plugin/http-stream.js';
+import { performHttpCall } from '../transport/http-call.js';
+import type { HttpStream } from '../stream/http-stream.js';
 import { startAdmin, type AdminServer } from '../proxy/admin.js';
 import { applyReportBag, decodeBag, DecodeError, globalDictionary, newStreamFromBag, WordDecoder, type Bag } from './attributes.js';
 import { configDigest, GLOBAL_WORDS_METADATA } from './client.js';
@@ -101,8 +101,8 @@ export async function startAdapterServer(config: MixerConfig, options: ServerOpt
     metrics,
     shared: new TrackingSharedStore(tracker),
     httpTransport: trackingTransport(options.httpTransport ?? performHttpCall, tracker),
+    guestMemory: observeGuestStrings(tracker),
   });
-  for (const p of host.plugins) observeGuestStrings(p.vm, tracker);
   const server = new AdapterServer(config, settings, host, tracker, logger, metrics);
   try {
     return await server.start(options);
@@ -163,7 +163,7 @@ class AdapterServer {
   /** SERVING while not draining and every adapter VM is healthy. */
   private status(): ServingStatus {
     if (this.draining) return 'NOT_SERVING';
-    return this.host.plugins.every((p) => p.vm.healthy) ? 'SERVING' : 'NOT_SERVING';
+    return this.host.plugins.every((p) => p.adapter.healthy) ? 'SERVING' : 'NOT_SERVING';
   }
 
   private count(service: string, method: string, code: number, ms: number): void {
@@ -489,8 +489,8 @@ class AdapterServer {
         name: p.config.name,
         module_sha256: p.module.sha256,
         config_sha256: configDigest(p.config),
-        healthy: p.vm.healthy,
-        failure: p.vm.failed ?? '',
+        healthy: p.adapter.healthy,
+        failure: p.adapter.failed ?? '',
       })),
     };
   }

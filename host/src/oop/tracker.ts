@@ -6,7 +6,8 @@
 // filter state record every read made while a check runs; the host's shared
 // data, metrics, logger and HTTP call-out transport are wrapped to record effects.
 // No hook in the ABI layer is needed: whatever path an ABI function takes, it
-// ends up reading the stream's data.
+// ends up reading the stream's data; the one hook is the VMs' GuestMemory, which
+// reports the strings read (the header name a failed lookup looked for).
 //
 //   reads of request headers / facts / filter state  -> referenced attributes (cache key)
 //   metric updates and adapter log lines            -> replayable effects (sent back on cache hits)
@@ -20,8 +21,11 @@ import { LogLevel, MetricType, Status } from '../abi/constants.js';
 import type { HeaderPair } from '../abi/pairs.js';
 import type { HostLogger } from '../log/logger.js';
 import { MetricsRegistry } from '../metrics/registry.js';
-import type { HttpCallTransport } from '../plugin/http-call.js';
-import { HttpStream, type StreamInfo } from '../plugin/http-stream.js';
+import type { GuestMemoryFactory } from '../plugin/plugin-vm.js';
+import type { HostMeter } from '../plugin/host-meter.js';
+import type { HttpCallTransport } from '../transport/http-call.js';
+import { GuestMemory } from '../vm/guest-memory.js';
+import { HttpStream, type StreamInfo } from '../stream/http-stream.js';
 import { SharedStore, type SharedDataView } from '../shared/shared-store.js';
 import { factAttribute, FILTER_STATE_PREFIX, isMonoField, REQUEST_HEADERS } from './attributes.js';
 import type { PbEffect } from './protos.js';
@@ -189,47 +193,36 @@ export class Tracker {
 }
 
 /**
- * Makes a VM report the strings its ABI calls read from guest memory, so a header
- * lookup that finds nothing can be attributed to the name it looked for. It
- * wraps whatever GuestMemory the VM installs (on start and on every restart);
- * if the VM's shape differs, nothing is wrapped and misses count as whole-map reads.
+ * A GuestMemory that reports the strings ABI calls read from it (string,
+ * latin1: every GuestMemory method that decodes one), so a header lookup that
+ * finds nothing can be attributed to the name it looked for. The server's host
+ * makes every VM's memory with it (WasmHost option `guestMemory`).
  */
-export function observeGuestStrings(vm: object, tracker: Tracker): boolean {
-  const desc = Object.getOwnPropertyDescriptor(vm, 'memory');
-  if (desc === undefined || !('value' in desc)) return false;
-  let current: unknown;
-  const wrap = (m: unknown): unknown => {
-    if (m === null || typeof m !== 'object' || (m as { wmObserved?: boolean }).wmObserved) return m;
-    // Every method that returns a string decodes one from guest memory (string, latin1, ...).
-    const names = new Set<string>();
-    for (let p = Object.getPrototypeOf(m); p !== null && p !== Object.prototype; p = Object.getPrototypeOf(p)) {
-      for (const [n, d] of Object.entries(Object.getOwnPropertyDescriptors(p))) if (n !== 'constructor' && typeof d.value === 'function') names.add(n);
+class StringObservingMemory extends GuestMemory {
+  constructor(memory: WebAssembly.Memory, meter: HostMeter, private readonly tracker: Tracker) {
+    super(memory, meter);
+  }
+
+  private seen(s: string | null): string | null {
+    if (s !== null && this.tracker.current !== null) {
+      this.tracker.lastString = s;
+      this.tracker.stringSeq++;
     }
-    const target = m as Record<string, unknown>;
-    for (const n of names) {
-      const orig = target[n] as (...a: unknown[]) => unknown;
-      target[n] = function (this: unknown, ...args: unknown[]) {
-        const r = orig.apply(this, args);
-        if (typeof r === 'string' && tracker.current !== null) {
-          tracker.lastString = r;
-          tracker.stringSeq++;
-        }
-        return r;
-      };
-    }
-    (m as { wmObserved?: boolean }).wmObserved = true;
-    return m;
-  };
-  current = wrap(desc.value);
-  Object.defineProperty(vm, 'memory', {
-    configurable: true,
-    enumerable: desc.enumerable,
-    get: () => current,
-    set: (m: unknown) => {
-      current = wrap(m);
-    },
-  });
-  return true;
+    return s;
+  }
+
+  override string(ptr: number, len: number): string | null {
+    return this.seen(super.string(ptr, len));
+  }
+
+  override latin1(ptr: number, len: number): string | null {
+    return this.seen(super.latin1(ptr, len));
+  }
+}
+
+/** The memory hook for WasmHost's `guestMemory` option: VMs report the strings they read to `tracker`. */
+export function observeGuestStrings(tracker: Tracker): GuestMemoryFactory {
+  return (memory, meter) => new StringObservingMemory(memory, meter, tracker);
 }
 
 const HEADER_NAME = /^:?[!#$%&'*+.^_`|~0-9a-z-]+$/;

@@ -1,9 +1,13 @@
 // One adapter's VM: a wasm instance from an already compiled module, its root
-// context, its per-request contexts, and the host state its ABI calls act on.
+// context, its per-request contexts, its lifecycle (start, crash, restart, stop)
+// and the per-request callbacks the chain calls. The state the ABI acts on
+// (abi/context.ts) is its base class, plugin/abi-state.ts; the concerns around
+// it live next to this file: the guest call discipline (guest-call.ts), capability stubs
+// (capabilities.ts), call-outs (callouts.ts), ticks and queues
+// (timers-queues.ts), stdio and log scrubbing (stdio.ts), restart backoff
+// (restart-policy.ts).
 //
-// Discipline around every call into the guest (as in proxy-wasm-cpp-host):
-// the current context is set before the call and cleared after it. Isolation
-// (docs/operating.md):
+// Isolation (docs/operating.md):
 //   * every outermost guest call gets a work budget (the module was rewritten
 //     at load by vm/metering.ts); running past it traps with VM_BUDGET_EXCEEDED;
 //   * linear memory is capped at load; a trap at the cap is VM_MEMORY_LIMIT;
@@ -21,217 +25,59 @@
 //   * ABI functions outside the adapter's granted capabilities are linked to
 //     stubs that return INTERNAL_FAILURE (WASI: ENOTCAPABLE) and log once.
 
-import { BufferType, LogLevel, MapType, Status, StreamType } from '../abi/constants.js';
-import { createImports, ProcExit } from '../abi/host-functions.js';
-import { FUEL_EXPORT, GROW_REFUSED_EXPORT } from '../vm/metering.js';
-import type { HeaderPair } from '../abi/pairs.js';
+import { LogLevel } from '../abi/constants.js';
+import { createImports } from '../abi/imports.js';
+import type { Adapter, AdapterDetails, CrashInfo, OptionalCallback } from '../chain/adapter.js';
 import { describeError, HostError, type HostErrorCode } from '../errors.js';
-import type { HostLogger } from '../log/logger.js';
-import type { MetricsRegistry } from '../metrics/registry.js';
-import type { SharedDataView, SharedStore } from '../shared/shared-store.js';
+import type { HttpStream } from '../stream/http-stream.js';
+import { CallResult, StreamContext, type Direction } from '../stream/stream-context.js';
+import { FUEL_EXPORT, GROW_REFUSED_EXPORT } from '../vm/metering.js';
 import type { CompiledModule } from '../vm/module.js';
-import type { AdapterRuntime, OptionalCallback } from '../chain/adapter.js';
-import { GuestMemory } from '../vm/guest-memory.js';
-import { BodyBuffer, EMPTY, type HttpStream } from './http-stream.js';
-import { getProperty, type PluginFacts, type PropertyValue } from './properties.js';
-import { CallResult, StreamContext, type Direction } from './stream-context.js';
-import { performHttpCall, type HttpCallResult, type HttpCallTransport } from './http-call.js';
-import { defaultForeignFunctions, type ForeignCaller, type ForeignFunctionRegistry } from './foreign-functions.js';
-import { GrpcCallouts, type GrpcEvent, type GrpcRequest, type GrpcTarget } from './grpc-call.js';
-import { RestartTracker, type RestartPolicy, type RestartState } from './restart-policy.js';
-import { HostBudgetExceeded, HostMeter, meterImports } from './host-meter.js';
-import { cutLogLine, GuestLogBudget } from './guest-log-budget.js';
-import { runningAdapter, watchdogId } from '../watchdog.js';
+import { DEFAULT_FUEL_PER_CALLBACK, MAX_FUEL, START_FUEL_FACTOR } from '../limits.js';
+import { defaultGuestMemory, VmAbiState, type Exports, type GuestFn, type PluginVmSettings } from './abi-state.js';
 import { hostMemoryUsage, type HostMemoryUsage } from './accounting.js';
-import { DEFAULT_FUEL_PER_CALLBACK, MAX_CALLOUT_BYTES, MAX_FD_WRITE_BYTES, MAX_FUEL, MAX_PENDING_CALLOUTS, MAX_TICK_PERIOD_MS, MIN_TICK_PERIOD_MS, START_FUEL_FACTOR } from '../limits.js';
+import { restrictImports } from './capabilities.js';
+import { CallPhase, MigratedContext, newContextId, type GuestContext } from './guest-call.js';
+import { meterImports, type HostMeter } from './host-meter.js';
+import { RestartTracker, type RestartState } from './restart-policy.js';
 
 export type FailStrategy = 'FAIL_CLOSE' | 'FAIL_OPEN';
 
-/**
- * Host capabilities an adapter can be restricted to (plugin `capabilities`).
- * HTTP call-outs are governed separately by the plugin's `clusters` grant.
- */
-export const CAPABILITY_GROUPS = {
-  local_response: ['proxy_send_local_response', 'proxy_close_stream'],
-  modify_headers: ['proxy_add_header_map_value', 'proxy_replace_header_map_value', 'proxy_remove_header_map_value', 'proxy_set_header_map_pairs'],
-  modify_body: ['proxy_set_buffer_bytes'],
-  shared_data: ['proxy_get_shared_data', 'proxy_set_shared_data'],
-  shared_queue: ['proxy_register_shared_queue', 'proxy_resolve_shared_queue', 'proxy_enqueue_shared_queue', 'proxy_dequeue_shared_queue'],
-  metrics: ['proxy_define_metric', 'proxy_increment_metric', 'proxy_record_metric', 'proxy_get_metric'],
-  foreign_function: ['proxy_call_foreign_function'],
-  timer: ['proxy_set_tick_period_milliseconds'],
-  filter_state: ['proxy_set_property'],
-} as const;
-export type Capability = keyof typeof CAPABILITY_GROUPS;
-export const CAPABILITIES = Object.keys(CAPABILITY_GROUPS) as Capability[];
-
+export { CAPABILITY_GROUPS, CAPABILITIES, type Capability } from './capabilities.js';
 export type { RestartPolicy } from './restart-policy.js';
+export type { GuestMemoryFactory, PluginVmSettings } from './abi-state.js';
+export type { CrashInfo } from '../chain/adapter.js';
 
 // The work-budget defaults live with the other bounds in host/src/limits.ts.
 export { DEFAULT_FUEL_PER_CALLBACK, START_FUEL_FACTOR } from '../limits.js';
 
-export interface PluginVmSettings {
-  /** The adapter's name in logs, metrics and errors. */
-  name: string;
-  rootId: string;
-  vmId: string;
-  pluginConfig: Uint8Array;
-  vmConfig: Uint8Array;
-  /** `NAME=value` strings the module sees through WASI environ_get (never the host's environment). */
-  env: Record<string, string>;
-  logLevel: LogLevel;
-  /** Upstream clusters this adapter may call with proxy_http_call: name → base URL. */
-  clusters: Record<string, string>;
-  logger: HostLogger;
-  metrics: MetricsRegistry;
-  shared: SharedStore;
-  httpTransport?: HttpCallTransport;
-  /** Crash-loop rule: crashes tolerated per `restartWindowMs` before it applies (or see `restart`). */
-  maxRestarts?: number;
-  restartWindowMs?: number;
-  restart?: RestartPolicy;
-  /** Work budget per outermost guest call (metered modules only). */
-  fuelPerCallback?: number;
-  /** Work budget for initialisation + vm_start + configure (default START_FUEL_FACTOR x fuelPerCallback). */
-  startFuel?: number;
-  /** Capability groups granted; undefined grants all of them. */
-  capabilities?: readonly Capability[];
-  /** Host memory bounds for this VM's vm_id in the shared store (plugin limits.maxSharedDataMb / maxQueueMb), bytes. */
-  sharedLimits?: { maxBytes?: number; maxQueueBytes?: number };
-  /** This host's foreign functions (default: the process-wide defaultForeignFunctions). */
-  foreign?: ForeignFunctionRegistry;
-  /** Called after every guest callback with its wall time in seconds (the adapter call latency histogram). */
-  onGuestCall?: (callback: string, seconds: number) => void;
-  /** In a worker of a multi-worker proxy: the cluster local quota limits lease from (property wasm_mixer.worker_quota_cluster). */
-  workerQuotaCluster?: string;
-}
-
-/** A request's context re-created in a replacement VM; wakes and failures go to the chain's original context. */
-class MigratedContext extends StreamContext {
-  constructor(id: number, readonly origin: StreamContext, generation: number) {
-    super(id, origin.stream, generation);
-  }
-  override wake(direction: Direction | null): void {
-    this.origin.wake(direction);
-  }
-  override fail(err: Error): void {
-    this.origin.fail(err);
-  }
-}
-
-/** Why the VM last crashed. */
-export interface CrashInfo {
-  readonly code: HostErrorCode;
-  readonly callback: string;
-  readonly reason: string;
-  readonly at: number;
-}
-
-const enum Phase {
-  None,
-  VmStart,
-  Configure,
-  RequestHeaders,
-  RequestBody,
-  RequestTrailers,
-  ResponseHeaders,
-  ResponseBody,
-  ResponseTrailers,
-  Log,
-  Done,
-  Tick,
-  Queue,
-  HttpCallResponse,
-  GrpcCallback,
-}
-
-interface RootContext {
-  readonly kind: 'root';
-  readonly id: number;
-}
-type Context = RootContext | StreamContext;
-
-type Exports = Record<string, ((...args: number[]) => number) | undefined> & { memory: WebAssembly.Memory };
-
-let nextContextId = 1;
-function newContextId(): number {
-  const id = nextContextId;
-  nextContextId = id >= 0xfffffff0 ? 1 : id + 1;
-  return id;
-}
-
-const enc = new TextEncoder();
-
-export class PluginVm implements PluginFacts, AdapterRuntime {
-  readonly name: string;
-  readonly rootId: string;
-  readonly vmId: string;
-  get workerQuotaCluster(): string | undefined {
-    return this.settings.workerQuotaCluster;
-  }
-  readonly metrics: MetricsRegistry;
-  shared!: SharedDataView;
-  memory!: GuestMemory;
-  logLevel: LogLevel;
-  environ: Uint8Array[];
-  lastCallStatus = { code: 0, message: '' };
-
-  private exports!: Exports;
-  private allocator!: (size: number) => number;
-  private root!: RootContext;
-  private readonly streams = new Map<number, StreamContext>();
-  private current: Context | null = null;
-  private effective: Context | null = null;
-  private phase = Phase.None;
-  private callResponse: { headers: HeaderPair[]; trailers: HeaderPair[]; body: BodyBuffer } | null = null;
-  private tickTimer: NodeJS.Timeout | null = null;
-  private readonly pendingCalls = new Map<number, AbortController>();
-  private nextCallToken = 1;
-  private stdio: Record<number, string> = { 1: '', 2: '' };
-  private readonly queueListener = (queueId: number) => this.dispatchQueueReady(queueId);
+export class PluginVm extends VmAbiState implements Adapter {
   /** Bumped on every (re)start; contexts from an older generation are dead. */
   generation = 0;
   failed: string | null = null;
   /** The last crash (kept after the restart, for /adapters and the chain's error code). */
   lastCrash: CrashInfo | null = null;
   crashes = 0;
-  /** The most fuel one callback used, for sizing the budget. */
-  fuelHighWater = 0;
-  private fuel: WebAssembly.Global | null = null;
-  private growRefused: WebAssembly.Global | null = null;
-  private depth = 0;
-  private budget = 0;
   private readonly migrated = new WeakMap<StreamContext, StreamContext>();
   private readonly poisoned = new WeakSet<StreamContext>();
-  private readonly deniedLogged = new Set<string>();
   private readonly restartPolicy: RestartTracker;
   private restartTimer: NodeJS.Timeout | null = null;
-  /** Host functions' charges against the work budget (plugin/host-meter.ts). */
-  readonly hostMeter = new HostMeter();
-  /** The per-callback log bounds (plugin/guest-log-budget.ts). */
-  readonly logBudget = new GuestLogBudget();
-  private calloutBytes = 0;
-  private calloutHighWater = 0;
-  /** This adapter's id for the watchdog's "running" slot. */
-  private readonly watchdogId: number;
-  private lastLogDropWarn = 0;
-  private stopped = false;
-  /** The error log line the adapter printed last, quoted in configure errors. */
-  private lastErrorLog = '';
   private readonly onFailure: Array<(reason: string) => void> = [];
+  private lastMemoryBytes = 0;
 
-  constructor(
-    readonly compiled: CompiledModule,
-    readonly settings: PluginVmSettings,
-  ) {
-    this.name = settings.name;
-    this.rootId = settings.rootId;
-    this.vmId = settings.vmId;
-    this.metrics = settings.metrics;
-    this.logLevel = settings.logLevel;
-    this.environ = Object.entries(settings.env).map(([k, v]) => enc.encode(`${k}=${v}`));
-    this.watchdogId = watchdogId(settings.name);
+  constructor(compiled: CompiledModule, settings: PluginVmSettings) {
+    super(compiled, settings);
     this.restartPolicy = new RestartTracker(settings.restart, { maxRestarts: settings.maxRestarts, windowMs: settings.restartWindowMs });
+  }
+
+  /** Host functions' charges against the work budget (plugin/host-meter.ts). */
+  get hostMeter(): HostMeter {
+    return this.calls.hostMeter;
+  }
+
+  /** The most fuel one callback used, for sizing the budget. */
+  get fuelHighWater(): number {
+    return this.calls.fuelHighWater;
   }
 
   /** Instantiates the module and runs VM start and plugin configure. Throws a HostError on failure. */
@@ -240,23 +86,27 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     this.failed = null;
     this.streams.clear();
     let instance: WebAssembly.Instance;
-    this.deniedLogged.clear();
+    this.denials.reset();
     try {
-      instance = new WebAssembly.Instance(this.compiled.module, this.metered(this.restrict(createImports(this))));
+      instance = new WebAssembly.Instance(this.compiled.module, meterAll(restrictImports(createImports(this), this.settings.capabilities, this.denials), this.calls.hostMeter));
     } catch (err) {
       const where = this.compiled.hasStart ? ' (in its wasm start function, which runs under the start budget: 10x limits.fuelPerCallback)' : '';
       throw new HostError('VM_START_FAILED', `adapter ${this.name} (${this.compiled.source}) failed to instantiate${where}: ${describeError(err)}`, { adapter: this.name, file: this.compiled.source, stage: 'instantiate' }, { cause: err });
     }
-    this.exports = instance.exports as unknown as Exports;
+    const exports = instance.exports;
+    const memory = exports.memory;
+    // vm/module.ts refused modules without a memory export; WebAssembly gives exports no static shape.
+    if (!(memory instanceof WebAssembly.Memory)) throw new HostError('VM_START_FAILED', `adapter ${this.name} (${this.compiled.source}) exports no memory`, { adapter: this.name });
+    this.exports = exports as Exports;
     this.optionalCallbacks = null;
-    this.memory = new GuestMemory(this.exports.memory, this.hostMeter);
-    const fuel = (instance.exports as Record<string, unknown>)[FUEL_EXPORT];
-    this.fuel = fuel instanceof WebAssembly.Global ? fuel : null;
-    this.hostMeter.fuel = this.fuel;
-    const refused = (instance.exports as Record<string, unknown>)[GROW_REFUSED_EXPORT];
-    this.growRefused = refused instanceof WebAssembly.Global ? refused : null;
+    this.memory = (this.settings.guestMemory ?? defaultGuestMemory)(memory, this.calls.hostMeter);
+    const fuel = exports[FUEL_EXPORT];
+    this.calls.fuel = fuel instanceof WebAssembly.Global ? fuel : null;
+    this.calls.hostMeter.fuel = this.calls.fuel;
+    const refused = exports[GROW_REFUSED_EXPORT];
+    this.calls.growRefused = refused instanceof WebAssembly.Global ? refused : null;
     const perCallback = Math.min(this.settings.fuelPerCallback ?? DEFAULT_FUEL_PER_CALLBACK, MAX_FUEL);
-    this.budget = Math.min(this.settings.startFuel ?? perCallback * START_FUEL_FACTOR, MAX_FUEL);
+    this.calls.budget = Math.min(this.settings.startFuel ?? perCallback * START_FUEL_FACTOR, MAX_FUEL);
     this.shared = this.settings.shared.forVm(this.vmId, this.settings.sharedLimits);
     const alloc = this.exports.proxy_on_memory_allocate ?? this.exports.malloc!;
     this.allocator = alloc;
@@ -268,7 +118,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
       return new HostError(code, `adapter ${this.name} (${this.compiled.source}): ${what} trapped: ${c.reason}${hint}`, { adapter: this.name, file: this.compiled.source, stage: what === 'module initialisation' ? 'initialise' : 'configure' }, { cause: err });
     };
     try {
-      this.withContext(this.root, Phase.None, () => {
+      this.calls.run(this.root, CallPhase.None, () => {
         if (this.exports._initialize) {
           this.exports._initialize();
           this.exports.main?.(0, 0);
@@ -281,13 +131,13 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     }
     const e = this.exports;
     try {
-      this.withContext(this.root, Phase.None, () => e.proxy_on_context_create?.(this.root.id, 0));
-      const vmOk = this.withContext(this.root, Phase.VmStart, () => (e.proxy_on_vm_start ? e.proxy_on_vm_start(this.root.id, this.settings.vmConfig.length) : 1));
+      this.calls.run(this.root, CallPhase.None, () => e.proxy_on_context_create?.(this.root.id, 0));
+      const vmOk = this.calls.run(this.root, CallPhase.VmStart, () => (e.proxy_on_vm_start ? e.proxy_on_vm_start(this.root.id, this.settings.vmConfig.length) : 1));
       if (!vmOk) {
         throw new HostError('VM_START_FAILED', `adapter ${this.name}: proxy_on_vm_start returned false${this.lastErrorLog ? `: ${this.lastErrorLog}` : ''}`, { adapter: this.name });
       }
       this.lastErrorLog = '';
-      const cfgOk = this.withContext(this.root, Phase.Configure, () =>
+      const cfgOk = this.calls.run(this.root, CallPhase.Configure, () =>
         e.proxy_on_configure ? e.proxy_on_configure(this.root.id, this.settings.pluginConfig.length) : 1,
       );
       if (!cfgOk) {
@@ -301,61 +151,24 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
       if (err instanceof HostError) throw err;
       throw startFailure('start/configure', err);
     } finally {
-      this.budget = perCallback;
+      this.calls.budget = perCallback;
     }
     this.metrics.gauge('wasm_mixer_vm_up', 'Whether the adapter VM is running (1) or failed (0).', { adapter: this.name })(1);
     this.metrics.gauge('wasm_mixer_vm_memory_bytes', 'Linear memory of the adapter VM, in bytes.', { adapter: this.name })(this.memory.byteLength);
   }
 
-  /** Replaces the imports of capability groups the adapter was not granted by stubs that refuse and log. */
-  private restrict(imports: WebAssembly.Imports): WebAssembly.Imports {
-    const granted = this.settings.capabilities;
-    if (granted === undefined) return imports;
-    const env = imports.env as Record<string, unknown>;
-    for (const cap of CAPABILITIES) {
-      if (granted.includes(cap)) continue;
-      for (const fn of CAPABILITY_GROUPS[cap]) {
-        env[fn] = () => {
-          this.denied(cap, fn);
-          return Status.InternalFailure;
-        };
-      }
-    }
-    return imports;
-  }
-
-  /** Every import (the capability stubs too) charges the work budget per call and per byte (plugin/host-meter.ts). */
-  private metered(imports: WebAssembly.Imports): WebAssembly.Imports {
-    const seen = new Set<object>();
-    for (const ns of Object.values(imports)) {
-      if (seen.has(ns)) continue; // both WASI module names share one object
-      seen.add(ns);
-      meterImports(ns as Record<string, (...args: never[]) => unknown>, this.hostMeter);
-    }
-    return imports;
-  }
-
   /** Logs (once per function and VM generation) and counts a call outside the adapter's grant. */
   denied(capability: string, fn: string, detail = ''): void {
-    this.metrics.counter('wasm_mixer_capability_denied_total', 'ABI calls refused because the adapter was not granted the capability.', { adapter: this.name, capability })();
-    if (this.deniedLogged.has(fn + detail)) return;
-    this.deniedLogged.add(fn + detail);
-    const what = capability === 'http_call' || capability === 'grpc_call'
-      ? `called ${fn} to cluster "${detail}", which is not in its clusters grant; add it to plugins[].clusters for ${this.name} if intended`
-      : `called ${fn}, but capability "${capability}" is not granted; add "${capability}" to plugins[].capabilities for ${this.name} if intended`;
-    this.settings.logger.log(LogLevel.Warn, this.name, `adapter ${what} (further denials are counted in wasm_mixer_capability_denied_total)`, { code: 'CAPABILITY_DENIED', capability });
+    this.denials.denied(capability, fn, detail);
   }
 
   /** Stops timers and call-outs; the VM is not called again. */
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.tickTimer) clearInterval(this.tickTimer);
+    this.timers.stop();
     if (this.restartTimer) clearTimeout(this.restartTimer);
-    for (const c of this.pendingCalls.values()) c.abort();
-    this.pendingCalls.clear();
-    this.closeGrpc();
-    this.settings.shared.unlisten(this.queueListener);
+    this.callouts.abortAll();
   }
 
   onFailed(listener: (reason: string) => void): void {
@@ -364,10 +177,6 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
 
   get healthy(): boolean {
     return this.failed === null && !this.stopped;
-  }
-
-  has(exportName: string): boolean {
-    return this.exports[exportName] !== undefined;
   }
 
   /** Which optional callbacks the module exports, looked up once per instance (the chain asks on every request). */
@@ -386,8 +195,31 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     return o[callback];
   }
 
-  get logger(): HostLogger {
-    return this.settings.logger;
+  /** The error code of the last failure, for the chain (VM_TRAP, VM_BUDGET_EXCEEDED, VM_MEMORY_LIMIT). */
+  get failureCode(): HostErrorCode {
+    return this.lastCrash?.code ?? 'VM_FAILED';
+  }
+
+  get liveStreams(): number {
+    return this.streams.size;
+  }
+
+  get memoryBytes(): number {
+    return this.memory.byteLength;
+  }
+
+  /** Restart state for /adapters: running, restarting, crash-looping (with the next restart time). */
+  get restartState(): RestartState {
+    return this.restartPolicy.state(this.healthy, this.stopped);
+  }
+
+  /** Host memory this VM holds (shared data and queues of its vm_id, call-outs, log buffers), for /adapters and /metrics. */
+  get hostMemory(): HostMemoryUsage {
+    return hostMemoryUsage(this.settings.shared.usage(this.vmId), { ...this.callouts.inFlight, logBufferBytes: this.stdio.bufferedBytes });
+  }
+
+  details(): AdapterDetails {
+    return { fuelHighWater: this.fuelHighWater, memoryBytes: this.memoryBytes, hostMemory: this.hostMemory, restart: this.restartState, remote: null };
   }
 
   // --- per-request callbacks, called by the chain -----------------------------
@@ -398,13 +230,8 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     const sc = new StreamContext(newContextId(), stream, this.generation);
     this.streams.set(sc.id, sc);
     const f = this.exports.proxy_on_context_create;
-    if (f !== undefined && this.guard(sc, Phase.None, 'proxy_on_context_create', () => f(sc.id, this.root.id)) === null) return null;
+    if (f !== undefined && this.guard(sc, CallPhase.None, 'proxy_on_context_create', () => f(sc.id, this.root.id)) === null) return null;
     return sc;
-  }
-
-  /** The error code of the last failure, for the chain (VM_TRAP, VM_BUDGET_EXCEEDED, VM_MEMORY_LIMIT). */
-  get failureCode(): HostErrorCode {
-    return this.lastCrash?.code ?? 'VM_FAILED';
   }
 
   /**
@@ -423,19 +250,19 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     this.migrated.set(sc, n);
     this.metrics.counter('wasm_mixer_vm_contexts_migrated_total', 'In-flight requests moved to a replacement VM after a crash caused by another request.', { adapter: this.name })();
     const f = this.exports.proxy_on_context_create;
-    if (f !== undefined && this.guard(n, Phase.None, 'proxy_on_context_create', () => f(n.id, this.root.id)) === null) return null;
+    if (f !== undefined && this.guard(n, CallPhase.None, 'proxy_on_context_create', () => f(n.id, this.root.id)) === null) return null;
     return n;
   }
 
   onRequestHeaders(sc: StreamContext, endOfStream: boolean): CallResult {
-    return this.headersCall(sc, Phase.RequestHeaders, 'proxy_on_request_headers', sc.stream.requestHeaders.length, endOfStream);
+    return this.headersCall(sc, CallPhase.RequestHeaders, 'proxy_on_request_headers', sc.stream.requestHeaders.length, endOfStream);
   }
 
   onResponseHeaders(sc: StreamContext, endOfStream: boolean): CallResult {
-    return this.headersCall(sc, Phase.ResponseHeaders, 'proxy_on_response_headers', sc.stream.responseHeaders?.length ?? 0, endOfStream);
+    return this.headersCall(sc, CallPhase.ResponseHeaders, 'proxy_on_response_headers', sc.stream.responseHeaders?.length ?? 0, endOfStream);
   }
 
-  private headersCall(origin: StreamContext, phase: Phase, name: string, n: number, eos: boolean): CallResult {
+  private headersCall(origin: StreamContext, phase: CallPhase, name: string, n: number, eos: boolean): CallResult {
     if (this.exports[name] === undefined) return CallResult.Continue;
     const sc = this.live(origin);
     if (sc === null) return CallResult.Failed;
@@ -454,7 +281,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     const sc = this.live(origin);
     if (sc === null) return CallResult.Failed;
     const f = this.exports[name]!;
-    const r = this.guard(sc, direction === 'request' ? Phase.RequestBody : Phase.ResponseBody, name, () => f(sc.id, size, eos ? 1 : 0));
+    const r = this.guard(sc, direction === 'request' ? CallPhase.RequestBody : CallPhase.ResponseBody, name, () => f(sc.id, size, eos ? 1 : 0));
     if (r === null) return CallResult.Failed;
     return r === 0 ? CallResult.Continue : CallResult.Stop;
   }
@@ -465,7 +292,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     const sc = this.live(origin);
     if (sc === null) return CallResult.Failed;
     const f = this.exports[name]!;
-    const r = this.guard(sc, direction === 'request' ? Phase.RequestTrailers : Phase.ResponseTrailers, name, () => f(sc.id, n));
+    const r = this.guard(sc, direction === 'request' ? CallPhase.RequestTrailers : CallPhase.ResponseTrailers, name, () => f(sc.id, n));
     if (r === null) return CallResult.Failed;
     return r === 0 ? CallResult.Continue : CallResult.Stop;
   }
@@ -486,7 +313,7 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
       this.metrics.gauge('wasm_mixer_vm_memory_bytes', 'Linear memory of the adapter VM, in bytes.', { adapter: this.name })(this.lastMemoryBytes);
     }
     const done = this.exports.proxy_on_done;
-    const r = done === undefined ? 1 : this.guard(sc, Phase.Done, 'proxy_on_done', () => done(sc.id));
+    const r = done === undefined ? 1 : this.guard(sc, CallPhase.Done, 'proxy_on_done', () => done(sc.id));
     if (r === 0) {
       sc.donePending = true;
       sc.onDone = () => this.logAndDelete(sc);
@@ -503,76 +330,34 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     sc.donePending = false;
     if (this.alive(sc)) {
       const log = this.exports.proxy_on_log;
-      if (log !== undefined) this.guard(sc, Phase.Log, 'proxy_on_log', () => log(sc.id));
+      if (log !== undefined) this.guard(sc, CallPhase.Log, 'proxy_on_log', () => log(sc.id));
     }
     if (this.alive(sc)) {
       const del = this.exports.proxy_on_delete;
-      if (del !== undefined) this.guard(sc, Phase.None, 'proxy_on_delete', () => del(sc.id));
+      if (del !== undefined) this.guard(sc, CallPhase.None, 'proxy_on_delete', () => del(sc.id));
     }
     this.streams.delete(sc.id);
   }
 
-  // --- guest call discipline -------------------------------------------------------
+  // --- guest calls, crashes and restarts ---------------------------------------------
 
-  private withContext<T>(ctx: Context, phase: Phase, fn: () => T): T {
-    const prevCurrent = this.current;
-    const prevEffective = this.effective;
-    const prevPhase = this.phase;
-    this.current = ctx;
-    this.effective = null;
-    this.phase = phase;
-    const fuel = this.fuel;
-    const outermost = this.depth === 0;
-    if (outermost) {
-      runningAdapter[0] = this.watchdogId;
-      if (fuel !== null) fuel.value = this.budget;
-      this.hostMeter.pending = 0;
-      this.logBudget.begin();
-    }
-    this.depth++;
-    try {
-      return fn();
-    } finally {
-      this.depth--;
-      if (outermost) {
-        runningAdapter[0] = 0;
-        const charged = this.hostMeter.take();
-        if (fuel !== null) {
-          const used = this.budget - (fuel.value as number) + charged;
-          if (used > this.fuelHighWater) this.fuelHighWater = used;
-        }
-        if (this.logBudget.droppedLines > 0 || this.logBudget.droppedBytes > 0) this.reportDroppedLogs();
-      }
-      this.current = prevCurrent;
-      this.effective = prevEffective;
-      this.phase = prevPhase;
-    }
+  /** Runs an exported callback on the root context (ticks, queues, call-out answers). */
+  callRoot(phase: CallPhase, callback: string, call: (f: GuestFn, rootId: number) => number | undefined): void {
+    const f = this.exports[callback];
+    if (f === undefined) return;
+    this.guard(this.root, phase, callback, () => call(f, this.root.id));
   }
 
-  /** Names the reason for a trap: budget, memory cap, stack, proc_exit, or the engine's message. */
   private classify(err: unknown): { code: HostErrorCode; reason: string } {
-    if ((this.fuel !== null && (this.fuel.value as number) < 0) || err instanceof HostBudgetExceeded) {
-      return { code: 'VM_BUDGET_EXCEEDED', reason: `exceeded its work budget of ${this.budget} fuel units (limits.fuelPerCallback)` };
-    }
-    if (err instanceof ProcExit) return { code: 'VM_TRAP', reason: `proc_exit(${err.exitCode})` };
-    const refused = this.growRefused === null ? 0 : (this.growRefused.value as number);
-    if (refused > 0) {
-      const max = this.compiled.memoryPages?.maximum ?? 0;
-      return {
-        code: 'VM_MEMORY_LIMIT',
-        reason: `trapped after memory.grow was refused ${refused} time(s) at the cap of ${(max * 65536) / 1048576} MiB (limits.maxMemoryMb; memory was ${this.memory.byteLength / 1048576} MiB): ${describeError(err)}`,
-      };
-    }
-    if (err instanceof RangeError && /call stack/i.test(err.message)) return { code: 'VM_TRAP', reason: 'stack overflow (Maximum call stack size exceeded)' };
-    return { code: 'VM_TRAP', reason: describeError(err) };
+    return this.calls.classify(err, this.compiled.memoryPages?.maximum ?? 0, this.memory.byteLength);
   }
 
   /** Runs a guest callback; a trap fails the VM and returns null. */
-  private guard(ctx: Context, phase: Phase, callback: string, fn: () => number | undefined): number | null {
+  private guard(ctx: GuestContext, phase: CallPhase, callback: string, fn: () => number | undefined): number | null {
     const observe = this.settings.onGuestCall;
     const t0 = observe === undefined ? 0 : performance.now();
     try {
-      return this.withContext(ctx, phase, fn) ?? 0;
+      return this.calls.run(ctx, phase, fn) ?? 0;
     } catch (err) {
       if (ctx instanceof StreamContext) this.poisoned.add(ctx instanceof MigratedContext ? ctx.origin : ctx);
       this.crash(callback, err);
@@ -595,11 +380,8 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     const failure = new HostError(code, `adapter ${this.name} crashed in ${callback}: ${reason}`, { adapter: this.name });
     for (const sc of this.streams.values()) sc.fail(failure);
     this.streams.clear();
-    for (const c of this.pendingCalls.values()) c.abort();
-    this.pendingCalls.clear();
-    this.closeGrpc();
-    if (this.tickTimer) clearInterval(this.tickTimer);
-    this.tickTimer = null;
+    this.callouts.abortAll();
+    this.timers.clearTick();
     for (const l of this.onFailure) l(this.failed);
     this.scheduleRestart();
   }
@@ -608,21 +390,15 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     if (this.stopped || this.restartTimer !== null) return;
     const d = this.restartPolicy.crashed(Date.now(), restartFailed);
     if (d.delayMs === 0) return this.restartNow();
-    if (!d.crashLooping) {
-      this.restartTimer = setTimeout(() => {
-        this.restartTimer = null;
-        this.restartNow();
-      }, d.delayMs);
-      this.restartTimer.unref();
-      return;
+    if (d.crashLooping) {
+      // It crashed on most of the requests it was given; restarting at once would only fail them slower.
+      this.settings.logger.log(
+        LogLevel.Critical,
+        this.name,
+        `adapter ${this.name} is crash-looping: ${d.crashes} crashes on ${d.requests} requests within ${this.restartPolicy.windowMs} ms (more than restart.maxRestarts ${this.restartPolicy.maxRestarts}, and on most requests); it stays down for ${d.delayMs} ms and requests follow its failStrategy`,
+        { code: 'VM_FAILED', crashes: d.crashes, requests: d.requests, downMs: d.delayMs },
+      );
     }
-    // Crash-looping: it crashed on most of the requests it was given; restarting at once would only fail them slower.
-    this.settings.logger.log(
-      LogLevel.Critical,
-      this.name,
-      `adapter ${this.name} is crash-looping: ${d.crashes} crashes on ${d.requests} requests within ${this.restartPolicy.windowMs} ms (more than restart.maxRestarts ${this.restartPolicy.maxRestarts}, and on most requests); it stays down for ${d.delayMs} ms and requests follow its failStrategy`,
-      { code: 'VM_FAILED', crashes: d.crashes, requests: d.requests, downMs: d.delayMs },
-    );
     this.restartTimer = setTimeout(() => {
       this.restartTimer = null;
       this.restartNow();
@@ -644,425 +420,18 @@ export class PluginVm implements PluginFacts, AdapterRuntime {
     }
   }
 
-  /** Restart state for /adapters: running, restarting, crash-looping (with the next restart time). */
-  get restartState(): RestartState {
-    return this.restartPolicy.state(this.healthy, this.stopped);
-  }
-
-  /** Host memory this VM holds (shared data and queues of its vm_id, call-outs, log buffers), for /adapters and /metrics. */
-  get hostMemory(): HostMemoryUsage {
-    return hostMemoryUsage(this.settings.shared.usage(this.vmId), {
-      pendingCallouts: this.pendingCalls.size,
-      calloutBytes: this.calloutBytes,
-      calloutBytesHighWater: this.calloutHighWater,
-      logBufferBytes: (this.stdio[1]?.length ?? 0) + (this.stdio[2]?.length ?? 0),
-    });
-  }
-
-  /** Counts log lines dropped by the per-callback budget; says so at most once a minute per VM. */
-  private reportDroppedLogs(): void {
-    const b = this.logBudget;
-    this.metrics.counter('wasm_mixer_adapter_log_dropped_total', 'Adapter log lines dropped by the per-callback log bounds.', { adapter: this.name })(b.droppedLines);
-    this.metrics.counter('wasm_mixer_adapter_log_dropped_bytes_total', 'Adapter log bytes dropped or cut by the log bounds.', { adapter: this.name })(b.droppedBytes);
-    const now = Date.now();
-    if (now - this.lastLogDropWarn < 60_000) return;
-    this.lastLogDropWarn = now;
-    this.settings.logger.log(LogLevel.Warn, this.name, `adapter ${this.name} logged more than the per-callback bounds (lines, bytes) allow: ${b.droppedLines} lines and ${b.droppedBytes} bytes dropped or cut in one callback (counted in wasm_mixer_adapter_log_dropped_total; this warning repeats at most once a minute)`, { code: 'VM_HOST_LIMIT' });
-  }
-
-  private context(): Context | null {
-    return this.effective ?? this.current;
-  }
-
-  private streamContext(): StreamContext | null {
-    const c = this.context();
-    return c !== null && c instanceof StreamContext ? c : null;
-  }
-
-  // --- state the ABI functions act on (called from abi/host-functions.ts) -----------
-
-  allocate(size: number): number {
-    try {
-      const p = this.allocator(size) >>> 0;
-      return p !== 0 && this.memory.inBounds(p, size) ? p : 0;
-    } catch (err) {
-      // A trapping allocator is a crash of the adapter; rethrow so the callback unwinds.
-      throw err;
-    }
-  }
-
-  /** proxy_log/stdio: whether a line of `size` bytes is logged at all (level, and the callback's log budget). */
-  admitLog(level: LogLevel, size: number): boolean {
-    if (level < this.logLevel && level < LogLevel.Error) return false;
-    return this.logBudget.admit(size);
-  }
-
-  guestLog(level: LogLevel, message: string): void {
-    if (level < this.logLevel && level < LogLevel.Error) return;
-    // An adapter that logs the request's credentials does not leak them: the
-    // values of this request's authorization/cookie/API-key headers are masked.
-    const sc = this.streamContext();
-    if (sc !== null) message = scrubRequestCredentials(message, sc.stream.requestHeaders);
-    if (level >= LogLevel.Error) this.lastErrorLog = message;
-    if (level < this.logLevel) return;
-    this.settings.logger.log(level, this.name, message);
-  }
-
-  /** WASI stdout/stderr: whole lines are logged (at info/error) within the callback's log budget. `dropped`: bytes past fd_write's per-call bound. */
-  stdioWrite(fd: number, chunks: Uint8Array[], dropped = 0): void {
-    const level = fd === 1 ? LogLevel.Info : LogLevel.Error;
-    if (dropped > 0) this.logBudget.dropBytes(dropped);
-    let text = this.stdio[fd]! + chunks.map((c) => Buffer.from(c).toString('utf8')).join('');
-    let nl: number;
-    let from = 0;
-    while ((nl = text.indexOf('\n', from)) >= 0) {
-      if (this.admitLog(level, nl - from)) this.guestLog(level, cutLogLine(text.slice(from, nl)));
-      from = nl + 1;
-    }
-    text = text.slice(from);
-    if (text.length >= MAX_FD_WRITE_BYTES) {
-      if (this.admitLog(level, text.length)) this.guestLog(level, cutLogLine(text));
-      text = '';
-    }
-    this.stdio[fd] = text;
-  }
-
-  setTickPeriod(ms: number): void {
-    if (this.tickTimer) clearInterval(this.tickTimer);
-    this.tickTimer = null;
-    if (ms === 0 || this.stopped) return;
-    // Node runs a timer of more than 2^31-1 ms after 1 ms (TimeoutOverflowWarning): clamp both ends.
-    const period = Math.min(Math.max(ms, MIN_TICK_PERIOD_MS), MAX_TICK_PERIOD_MS);
-    const gen = this.generation;
-    this.tickTimer = setInterval(() => {
-      const f = this.exports.proxy_on_tick;
-      if (f === undefined || gen !== this.generation || !this.healthy) return;
-      this.guard(this.root, Phase.Tick, 'proxy_on_tick', () => f(this.root.id));
-    }, period);
-    this.tickTimer.unref();
-  }
-
-  setEffectiveContext(id: number): boolean {
-    if (id === this.root.id) {
-      this.effective = this.root;
-      return true;
-    }
-    const sc = this.streams.get(id);
-    if (sc === undefined) return false;
-    this.effective = sc;
-    return true;
-  }
-
-  markDone(): boolean {
-    const sc = this.streamContext();
-    if (sc === null || !sc.donePending || sc.onDone === null) return false;
-    const cb = sc.onDone;
-    sc.onDone = null;
-    queueMicrotask(cb);
-    return true;
-  }
-
-  continueStream(type: StreamType): boolean {
-    const sc = this.streamContext();
-    if (sc === null) return false;
-    sc.wake(type === StreamType.HttpRequest ? 'request' : 'response');
-    return true;
-  }
-
-  closeStream(): boolean {
-    const sc = this.streamContext();
-    if (sc === null) return false;
-    sc.stream.reset = true;
-    sc.wake(null);
-    return true;
-  }
-
-  sendLocalResponse(status: number, details: string, body: Uint8Array, headers: HeaderPair[], grpcStatus: number): boolean {
-    const sc = this.streamContext();
-    if (sc === null || sc.stream.responseHeadersSent || this.phase === Phase.Log) return false;
-    sc.stream.localResponse = {
-      status,
-      details,
-      body,
-      headers: headers.map(([k, v]) => [k.toLowerCase(), v]),
-      grpcStatus,
-      adapter: this.name,
-    };
-    sc.wake(null);
-    return true;
-  }
-
-  /** undefined: unknown map type; null: not available here. */
-  headerMap(type: number, write: boolean): HeaderPair[] | null | undefined {
-    if (type < MapType.HttpRequestHeaders || type > MapType.HttpCallResponseTrailers) return undefined;
-    if (type === MapType.HttpCallResponseHeaders || type === MapType.HttpCallResponseTrailers) {
-      if (this.phase !== Phase.HttpCallResponse || this.callResponse === null || write) return null;
-      return type === MapType.HttpCallResponseHeaders ? this.callResponse.headers : this.callResponse.trailers;
-    }
-    if (type === MapType.GrpcReceiveInitialMetadata || type === MapType.GrpcReceiveTrailingMetadata) return this.grpcMetadata(type, write);
-    const sc = this.streamContext();
-    if (sc === null) return null;
-    const s = sc.stream;
-    const readOnly = this.phase === Phase.Log;
-    switch (type) {
-      case MapType.HttpRequestHeaders:
-        return write && (readOnly || s.requestHeadersSent) ? null : s.requestHeaders;
-      case MapType.HttpRequestTrailers:
-        if (write && readOnly) return null;
-        if (write && s.requestTrailers === null && this.phase === Phase.RequestBody && s.requestBody.endOfStream) s.requestTrailers = [];
-        return s.requestTrailers;
-      case MapType.HttpResponseHeaders:
-        return write && (readOnly || s.responseHeadersSent) ? null : s.responseHeaders;
-      case MapType.HttpResponseTrailers:
-        if (write && readOnly) return null;
-        if (write && s.responseTrailers === null && this.phase === Phase.ResponseBody && s.responseBody.endOfStream) s.responseTrailers = [];
-        return s.responseTrailers;
-      default:
-        return null; // gRPC metadata: no gRPC call-outs in this host yet
-    }
-  }
-
-  headersChanged(_type: MapType): void {
-    // Header maps are read by the proxy when it forwards; nothing is cached.
-  }
-
-  /** The buffer of a type in the current callback, or null when it is not available here. */
-  buffer(type: BufferType): BodyBuffer | null {
-    switch (type) {
-      case BufferType.HttpRequestBody: {
-        const sc = this.streamContext();
-        return sc !== null && this.phase === Phase.RequestBody ? sc.stream.requestBody : null;
-      }
-      case BufferType.HttpResponseBody: {
-        const sc = this.streamContext();
-        return sc !== null && this.phase === Phase.ResponseBody ? sc.stream.responseBody : null;
-      }
-      case BufferType.HttpCallResponseBody:
-        return this.phase === Phase.HttpCallResponse && this.callResponse !== null ? this.callResponse.body : null;
-      case BufferType.GrpcReceiveBuffer:
-        return this.grpcMessage();
-      case BufferType.VmConfiguration:
-        return this.phase === Phase.VmStart ? readOnlyBuffer(this.settings.vmConfig) : null;
-      case BufferType.PluginConfiguration:
-        return this.phase === Phase.Configure ? readOnlyBuffer(this.settings.pluginConfig) : null;
-      default:
-        return null;
-    }
-  }
-
-  /** ABI 0.1.0 proxy_get_configuration: the VM configuration in proxy_on_vm_start, the plugin's in proxy_on_configure. */
-  configuration(): Uint8Array {
-    if (this.phase === Phase.VmStart) return this.settings.vmConfig;
-    if (this.phase === Phase.Configure) return this.settings.pluginConfig;
-    return EMPTY;
-  }
-
-  replaceBuffer(type: BufferType, bytes: Uint8Array): void {
-    const buf = this.buffer(type);
-    if (buf !== null) buf.bytes = bytes;
-  }
-
-  getProperty(path: string): PropertyValue | null {
-    return getProperty(path, this.streamContext()?.stream ?? null, this);
-  }
-
-  setProperty(path: string, value: Uint8Array): boolean {
-    const sc = this.streamContext();
-    if (sc === null) return false;
-    sc.stream.filterState.set(path.replace(/\0/g, '.'), value);
-    return true;
-  }
-
-  registerQueue(name: string): number {
-    return this.settings.shared.registerQueue(this.vmId, name, this.queueListener);
-  }
-
-  private dispatchQueueReady(queueId: number): void {
-    const f = this.exports.proxy_on_queue_ready;
-    if (f === undefined || !this.healthy) return;
-    this.guard(this.root, Phase.Queue, 'proxy_on_queue_ready', () => f(this.root.id, queueId));
-  }
-
-  /** proxy_call_foreign_function: bytes for OK, or the status to return (NOT_FOUND for unknown or ungranted names). */
-  callForeign(name: string, args: Uint8Array): Uint8Array | Status {
-    const caller = (this.foreignCaller ??= {
-      adapter: this.name,
-      warn: (m) => this.settings.logger.log(LogLevel.Warn, this.name, m, { code: 'CAPABILITY_DENIED' }),
-      property: (path) => this.getProperty(path), // the current context's, at call time
-    });
-    return (this.settings.foreign ?? defaultForeignFunctions).call(caller, name, args);
-  }
-  private foreignCaller: ForeignCaller | null = null;
-
-  /** Starts an HTTP call-out; returns its token, or null for an unknown cluster. */
-  httpCall(cluster: string, headers: HeaderPair[], body: Uint8Array, timeoutMs: number): number | null {
-    const base = Object.hasOwn(this.settings.clusters, cluster) ? this.settings.clusters[cluster] : undefined;
-    if (base === undefined) {
-      this.denied('http_call', 'proxy_http_call', cluster.slice(0, 100));
-      return null;
-    }
-    if (this.pendingCalls.size >= MAX_PENDING_CALLOUTS || this.calloutBytes + body.length > MAX_CALLOUT_BYTES) {
-      this.metrics.counter('wasm_mixer_adapter_host_limit_total', 'Guest requests refused at a host-memory bound, by kind.', { adapter: this.name, kind: 'callouts' })();
-      if (!this.deniedLogged.has('callout-limit')) {
-        this.deniedLogged.add('callout-limit');
-        this.settings.logger.log(LogLevel.Warn, this.name, `adapter ${this.name} has ${this.pendingCalls.size} HTTP call-outs (${this.calloutBytes} bytes) in flight, the most a VM may (${MAX_PENDING_CALLOUTS} calls, ${MAX_CALLOUT_BYTES} bytes); refusing more`, { code: 'VM_HOST_LIMIT' });
-      }
-      return null;
-    }
-    const token = this.nextCallToken++;
-    const ac = new AbortController();
-    this.pendingCalls.set(token, ac);
-    this.calloutBytes += body.length;
-    if (this.calloutBytes > this.calloutHighWater) this.calloutHighWater = this.calloutBytes;
-    const gen = this.generation;
-    const transport = this.settings.httpTransport ?? performHttpCall;
-    let held = body.length;
-    // Response bytes count against the same bound as they arrive; past it the call is aborted (answered as failed).
-    const account = (n: number): boolean => {
-      if (this.calloutBytes + n > MAX_CALLOUT_BYTES) {
-        this.metrics.counter('wasm_mixer_adapter_host_limit_total', 'Guest requests refused at a host-memory bound, by kind.', { adapter: this.name, kind: 'callout_response' })();
-        return false;
-      }
-      this.calloutBytes += n;
-      held += n;
-      if (this.calloutBytes > this.calloutHighWater) this.calloutHighWater = this.calloutBytes;
-      return true;
-    };
-    const settle = (res: HttpCallResult | null) => {
-      this.calloutBytes -= held;
-      this.deliverCallResponse(token, gen, res);
-    };
-    transport({ cluster, baseUrl: base, headers, body, timeoutMs, signal: ac.signal, account }).then(settle, () => settle(null));
-    return token;
-  }
-
-  private deliverCallResponse(token: number, gen: number, res: HttpCallResult | null): void {
-    if (!this.pendingCalls.delete(token) || gen !== this.generation || !this.healthy) return;
-    const f = this.exports.proxy_on_http_call_response;
-    if (f === undefined) return;
-    const body = new BodyBuffer();
-    body.writable = false;
-    body.endOfStream = true;
-    if (res !== null) body.bytes = res.body;
-    this.callResponse = res === null ? null : { headers: res.headers, trailers: res.trailers, body };
-    this.lastCallStatus = res === null ? { code: 14, message: 'call-out failed' } : { code: 0, message: '' };
-    try {
-      this.guard(this.root, Phase.HttpCallResponse, 'proxy_on_http_call_response', () =>
-        f(this.root.id, token, res === null ? 0 : res.headers.length, res === null ? 0 : res.body.length, res === null ? 0 : res.trailers.length),
-      );
-    } finally {
-      this.callResponse = null;
-    }
-  }
-
-  // --- gRPC call-outs (plugin/grpc-call.ts) ---------------------------------------
-
-  private grpc: GrpcCallouts | null = null;
-  private grpcEvent: GrpcEvent | null = null;
-
-  /** The granted cluster's gRPC address, or null (logged and counted) when the plugin may not call it. */
-  grpcTarget(cluster: string, fn: string): GrpcTarget | null {
-    const base = Object.hasOwn(this.settings.clusters, cluster) ? this.settings.clusters[cluster] : undefined;
-    if (base === undefined) {
-      this.denied('grpc_call', fn, cluster.slice(0, 100));
-      return null;
-    }
-    const url = new URL(base);
-    return { address: url.host, tls: url.protocol === 'https:' };
-  }
-
-  /** The VM's call-outs (created on first use, per VM generation). */
-  grpcCallouts(): GrpcCallouts {
-    if (this.grpc === null) {
-      const gen = this.generation;
-      this.grpc = new GrpcCallouts((e) => this.deliverGrpc(gen, e), () => this.nextCallToken++);
-    }
-    return this.grpc;
-  }
-
-  grpcCall(req: GrpcRequest, message: Uint8Array, timeoutMs: number): number | null {
-    return this.grpcCallouts().call(req, message, timeoutMs);
-  }
-
-  grpcStream(req: GrpcRequest): number | null {
-    return this.grpcCallouts().stream(req);
-  }
-
-  private closeGrpc(): void {
-    this.grpc?.closeAll();
-    this.grpc = null;
-  }
-
-  private grpcMetadata(type: MapType, write: boolean): HeaderPair[] | null {
-    const e = this.grpcEvent;
-    if (write || e === null || this.phase !== Phase.GrpcCallback) return null;
-    if (type === MapType.GrpcReceiveInitialMetadata && e.kind === 'initial_metadata') return e.metadata;
-    if (type === MapType.GrpcReceiveTrailingMetadata && e.kind === 'trailing_metadata') return e.metadata;
-    return null;
-  }
-
-  private grpcMessage(): BodyBuffer | null {
-    const e = this.grpcEvent;
-    return e !== null && e.kind === 'message' && this.phase === Phase.GrpcCallback ? readOnlyBuffer(e.message) : null;
-  }
-
-  /** Calls the module's proxy_on_grpc_* callback for an event, on the root context (as cpp-host does). */
-  private deliverGrpc(gen: number, e: GrpcEvent): void {
-    if (gen !== this.generation || !this.healthy) return;
-    const name = GRPC_CALLBACKS[e.kind];
-    const f = this.exports[name];
-    if (f === undefined) return;
-    const arg = e.kind === 'message' ? e.message.length : e.kind === 'close' ? e.status : e.metadata.length;
-    this.grpcEvent = e;
-    this.lastCallStatus = e.kind === 'close' ? { code: e.status, message: e.message } : { code: 0, message: '' };
-    try {
-      this.guard(this.root, Phase.GrpcCallback, name, () => f(this.root.id, e.token, arg));
-    } finally {
-      this.grpcEvent = null;
-    }
-  }
-
-  private lastMemoryBytes = 0;
-
-  get liveStreams(): number {
-    return this.streams.size;
-  }
-
-  get memoryBytes(): number {
-    return this.memory.byteLength;
-  }
 }
 
-const GRPC_CALLBACKS: Record<GrpcEvent['kind'], string> = {
-  initial_metadata: 'proxy_on_grpc_receive_initial_metadata',
-  message: 'proxy_on_grpc_receive',
-  trailing_metadata: 'proxy_on_grpc_receive_trailing_metadata',
-  close: 'proxy_on_grpc_close',
-};
-
-const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie', 'x-api-key', 'api-key', 'x-auth-token']);
-
-function scrubRequestCredentials(message: string, headers: readonly HeaderPair[]): string {
-  let out = message;
-  for (const [k, v] of headers) {
-    if (!CREDENTIAL_HEADERS.has(k) || v.length < 4) continue;
-    const parts = [v];
-    if (k === 'cookie') for (const c of v.split(';')) parts.push(c.trim(), c.slice(c.indexOf('=') + 1).trim());
-    else {
-      const sp = v.indexOf(' ');
-      if (sp > 0) parts.push(v.slice(sp + 1));
-    }
-    for (const p of parts) if (p.length >= 4 && out.includes(p)) out = out.split(p).join('[redacted]');
+/** Every import (the capability stubs too) charges the work budget per call and per byte (plugin/host-meter.ts). */
+function meterAll(imports: WebAssembly.Imports, meter: HostMeter): WebAssembly.Imports {
+  const seen = new Set<object>();
+  for (const ns of Object.values(imports)) {
+    if (seen.has(ns)) continue; // both WASI module names share one object
+    seen.add(ns);
+    meterImports(ns as Record<string, (...args: never[]) => unknown>, meter);
   }
-  return out;
+  return imports;
 }
 
-function readOnlyBuffer(bytes: Uint8Array): BodyBuffer {
-  const b = new BodyBuffer();
-  b.bytes = bytes.length === 0 ? EMPTY : bytes;
-  b.endOfStream = true;
-  b.writable = false;
-  return b;
-}
-
-export { Status, CallResult, StreamContext, type Direction };
+export { Status } from '../abi/constants.js';
+export { CallResult, StreamContext, type Direction };

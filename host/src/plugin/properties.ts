@@ -6,7 +6,7 @@
 // The table below is the documented list (README "Properties").
 
 import { serializePairs } from '../abi/pairs.js';
-import type { HttpStream } from './http-stream.js';
+import type { HttpStream } from '../stream/http-stream.js';
 
 export interface PluginFacts {
   readonly name: string;

@@ -4,7 +4,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { HeaderPair } from '../abi/pairs.js';
 import { isPromise, type Decision, type Maybe } from '../chain/chain.js';
-import { EMPTY } from '../plugin/http-stream.js';
+import { EMPTY } from '../stream/http-stream.js';
 import { trailerPairs } from './headers.js';
 
 /** Runs `k` on a value now, or when its promise settles. */

@@ -3,7 +3,7 @@
 
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
-import type { StreamInfo } from '../plugin/http-stream.js';
+import type { StreamInfo } from '../stream/http-stream.js';
 
 type NumberedSocket = Socket & { wmConnId?: number };
 

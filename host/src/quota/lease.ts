@@ -29,7 +29,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Cluster, Redis } from 'ioredis';
 import type { HeaderPair } from '../abi/pairs.js';
-import type { HttpCallRequest, HttpCallResult } from '../plugin/http-call.js';
+import type { HttpCallRequest, HttpCallResult } from '../transport/http-call.js';
 import { parseRedisUrl } from './redis-url.js';
 import { leaseDeadline } from './deadline.js';
 

@@ -21,7 +21,7 @@ import { LogLevel } from '../abi/constants.js';
 import type { MixerConfig, PluginConfig } from '../config/schema.js';
 import { describeError, HostError, isHostError } from '../errors.js';
 import { orderPlugins, type LoadedPlugin, type WasmHost } from '../host.js';
-import type { PluginVm } from '../plugin/plugin-vm.js';
+import type { Adapter } from '../chain/adapter.js';
 import { readModuleBytes } from '../vm/module-source.js';
 
 export interface ReloadResult {
@@ -103,7 +103,7 @@ async function prepare(host: WasmHost, source: MixerConfig | (() => Promise<Mixe
       loaded.push(p.name);
     }
   } catch (err) {
-    for (const lp of created) lp.vm.stop();
+    for (const lp of created) lp.adapter.stop();
     count('failed');
     const cause = isHostError(err) ? err : null;
     const e = new HostError(
@@ -117,7 +117,7 @@ async function prepare(host: WasmHost, source: MixerConfig | (() => Promise<Mixe
   }
   return {
     abort: () => {
-      for (const lp of created) lp.vm.stop();
+      for (const lp of created) lp.adapter.stop();
       count('failed');
     },
     commit: () => swap(host, config, ordered, next, loaded, kept, t0, reason, opts),
@@ -134,7 +134,7 @@ function swap(host: WasmHost, config: MixerConfig, ordered: PluginConfig[], next
   const generation = (generations.get(host) ?? 0) + 1;
   generations.set(host, generation);
   const drainMs = opts.drainTimeoutMs ?? config.reload?.drainTimeoutMs ?? 30_000;
-  for (const p of retired) drain(host, p.vm, drainMs);
+  for (const p of retired) drain(host, p.adapter, drainMs);
   const removed = retired.filter((p) => !ordered.some((q) => q.name === p.config.name)).map((p) => p.config.name);
   const ms = performance.now() - t0;
   count('ok');
@@ -148,7 +148,7 @@ function swap(host: WasmHost, config: MixerConfig, ordered: PluginConfig[], next
 }
 
 /** Stops a replaced VM when its last in-flight request is done (or at the deadline). */
-function drain(host: WasmHost, vm: PluginVm, timeoutMs: number): void {
+function drain(host: WasmHost, vm: Adapter, timeoutMs: number): void {
   const deadline = Date.now() + timeoutMs;
   const check = () => {
     if (vm.liveStreams === 0 || Date.now() >= deadline) {

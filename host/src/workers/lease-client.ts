@@ -4,7 +4,7 @@
 // forwards it over IPC to the primary's LeaseStore (lease-store.ts).
 
 import type { HeaderPair } from '../abi/pairs.js';
-import type { HttpCallRequest, HttpCallResult } from '../plugin/http-call.js';
+import type { HttpCallRequest, HttpCallResult } from '../transport/http-call.js';
 import { LEASE_PATH, parseLease, READY_PATH, type LeaseResponse } from '../quota/lease.js';
 import type { Rpc } from './rpc.js';
 

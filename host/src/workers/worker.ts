@@ -63,7 +63,7 @@ export function runWorker(): Promise<number> {
     });
     rpc.handle('metrics', () => proxy?.host.metrics.collect() ?? []);
     rpc.handle('adapters', () => ({ requests: proxy?.host.metrics.value('wasm_mixer_host_streams_total') ?? 0, adapters: proxy?.host.describe() ?? [] }));
-    rpc.handle('ready', () => proxy !== null && closing === null && proxy.host.plugins.every((p) => p.vm.healthy));
+    rpc.handle('ready', () => proxy !== null && closing === null && proxy.host.plugins.every((p) => p.adapter.healthy));
     rpc.handle('prepare', async (arg) => {
       const { config, reason } = arg as { config: MixerConfig; reason: string };
       prepared?.abort();

@@ -52,6 +52,15 @@ export class BodyBuffer {
 
 export const EMPTY = new Uint8Array(0);
 
+/** A complete, read-only buffer (configuration, call-out answers). */
+export function readOnlyBuffer(bytes: Uint8Array): BodyBuffer {
+  const b = new BodyBuffer();
+  b.bytes = bytes.length === 0 ? EMPTY : bytes;
+  b.endOfStream = true;
+  b.writable = false;
+  return b;
+}
+
 export class HttpStream {
   /** Lower-case names; pseudo-headers :method, :path, :authority, :scheme first. */
   readonly requestHeaders: HeaderPair[];

@@ -1,0 +1,152 @@
+// Host functions: header maps, buffers and properties of the current context.
+
+import { BufferType, Status } from './constants.js';
+import { deserializePairs, serializePairs } from './pairs.js';
+import { EMPTY_BYTES, validHeader } from './guest-io.js';
+import type { AbiContext } from './context.js';
+import type { GuestIo, HostFn } from './guest-io.js';
+
+export function mapFunctions(vm: AbiContext, { mem, copyOut, copyOutString }: GuestIo): Record<string, HostFn> {
+  const v010 = vm.compiled.abiVersion === '0.1.0';
+  return {
+    // --- header maps ----------------------------------------------------------
+    proxy_get_header_map_size(mapType: number, retSize: number): number {
+      const map = vm.headerMap(mapType, false);
+      if (map === undefined) return Status.BadArgument;
+      const size = map === null ? 0 : serializedPairsSize(map);
+      return mem().setU32(retSize, size) ? Status.Ok : Status.InvalidMemoryAccess;
+    },
+    proxy_get_header_map_pairs(mapType: number, retPtr: number, retSize: number): number {
+      const map = vm.headerMap(mapType, false);
+      if (map === undefined) return Status.BadArgument;
+      return copyOut(serializePairs(map ?? []), retPtr, retSize);
+    },
+    proxy_set_header_map_pairs(mapType: number, ptr: number, size: number): number {
+      const raw = mem().view(ptr, size);
+      if (raw === null) return Status.InvalidMemoryAccess;
+      const map = vm.headerMap(mapType, true);
+      if (map === undefined || map === null) return Status.BadArgument;
+      const pairs = deserializePairs(raw);
+      if (pairs === null || !pairs.every(([k, v]) => validHeader(k, v))) return Status.BadArgument;
+      map.length = 0;
+      for (const [k, v] of pairs) map.push([k.toLowerCase(), v]);
+      vm.headersChanged(mapType);
+      return Status.Ok;
+    },
+    proxy_get_header_map_value(mapType: number, keyPtr: number, keySize: number, retPtr: number, retSize: number): number {
+      const key = mem().latin1(keyPtr, keySize);
+      if (key === null) return Status.InvalidMemoryAccess;
+      const map = vm.headerMap(mapType, false);
+      if (map === undefined) return Status.BadArgument;
+      if (map === null) return Status.NotFound;
+      const k = key.toLowerCase();
+      // Like Envoy, the first value of a repeated header.
+      for (let i = 0; i < map.length; i++) {
+        if (map[i]![0] === k) return copyOutString(map[i]![1], retPtr, retSize);
+      }
+      // ABI 0.1.0 answered a missing key with OK and an empty value.
+      return v010 ? copyOut(EMPTY_BYTES, retPtr, retSize) : Status.NotFound;
+    },
+    proxy_add_header_map_value(mapType: number, keyPtr: number, keySize: number, valuePtr: number, valueSize: number): number {
+      const key = mem().latin1(keyPtr, keySize);
+      const value = mem().latin1(valuePtr, valueSize);
+      if (key === null || value === null) return Status.InvalidMemoryAccess;
+      const map = vm.headerMap(mapType, true);
+      if (map === undefined || map === null || !validHeader(key, value)) return Status.BadArgument;
+      map.push([key.toLowerCase(), value]);
+      vm.headersChanged(mapType);
+      return Status.Ok;
+    },
+    proxy_replace_header_map_value(mapType: number, keyPtr: number, keySize: number, valuePtr: number, valueSize: number): number {
+      const key = mem().latin1(keyPtr, keySize);
+      const value = mem().latin1(valuePtr, valueSize);
+      if (key === null || value === null) return Status.InvalidMemoryAccess;
+      const map = vm.headerMap(mapType, true);
+      if (map === undefined || map === null || !validHeader(key, value)) return Status.BadArgument;
+      const k = key.toLowerCase();
+      removeKey(map, k);
+      map.push([k, value]);
+      vm.headersChanged(mapType);
+      return Status.Ok;
+    },
+    proxy_remove_header_map_value(mapType: number, keyPtr: number, keySize: number): number {
+      const key = mem().latin1(keyPtr, keySize);
+      if (key === null) return Status.InvalidMemoryAccess;
+      const map = vm.headerMap(mapType, true);
+      if (map === undefined || map === null) return Status.BadArgument;
+      removeKey(map, key.toLowerCase());
+      vm.headersChanged(mapType);
+      return Status.Ok;
+    },
+
+    // --- buffers --------------------------------------------------------------
+    proxy_get_buffer_bytes(bufferType: number, start: number, maxSize: number, retPtr: number, retSize: number): number {
+      if (bufferType < BufferType.HttpRequestBody || bufferType > BufferType.CallData) return Status.BadArgument;
+      // start + maxSize cannot overflow here: like cpp-host (64-bit Word), a range past
+      // 32 bits (e.g. start 2, max_size usize::MAX from the Rust SDK) is clamped, not refused.
+      start >>>= 0;
+      maxSize >>>= 0;
+      const buf = vm.buffer(bufferType);
+      if (buf === null) return Status.NotFound;
+      const from = Math.min(start, buf.bytes.length);
+      const to = Math.min(start + maxSize, buf.bytes.length);
+      return copyOut(buf.bytes.subarray(from, to), retPtr, retSize);
+    },
+    proxy_get_buffer_status(bufferType: number, retSize: number, retFlags: number): number {
+      if (bufferType < BufferType.HttpRequestBody || bufferType > BufferType.CallData) return Status.BadArgument;
+      const buf = vm.buffer(bufferType);
+      if (buf === null) return Status.NotFound;
+      const m = mem();
+      if (!m.inBounds(retSize, 4) || !m.inBounds(retFlags, 4)) return Status.InvalidMemoryAccess;
+      m.setU32(retSize, buf.bytes.length);
+      m.setU32(retFlags, buf.endOfStream ? 1 : 0);
+      return Status.Ok;
+    },
+    proxy_set_buffer_bytes(bufferType: number, start: number, size: number, valuePtr: number, valueSize: number): number {
+      if (bufferType < BufferType.HttpRequestBody || bufferType > BufferType.CallData) return Status.BadArgument;
+      const value = mem().copy(valuePtr, valueSize);
+      if (value === null) return Status.InvalidMemoryAccess;
+      const buf = vm.buffer(bufferType);
+      if (buf === null) return Status.NotFound;
+      if (!buf.writable) return Status.BadArgument;
+      start >>>= 0;
+      size >>>= 0;
+      const cur = buf.bytes;
+      const from = Math.min(start, cur.length);
+      const to = Math.min(from + size, cur.length);
+      const next = new Uint8Array(from + value.length + (cur.length - to));
+      next.set(cur.subarray(0, from), 0);
+      next.set(value, from);
+      next.set(cur.subarray(to), from + value.length);
+      vm.replaceBuffer(bufferType, next);
+      return Status.Ok;
+    },
+
+    // --- properties -------------------------------------------------------------
+    proxy_get_property(pathPtr: number, pathSize: number, retPtr: number, retSize: number): number {
+      const path = mem().string(pathPtr, pathSize);
+      if (path === null) return Status.InvalidMemoryAccess;
+      const value = vm.getProperty(path);
+      if (value === null) return Status.NotFound;
+      return typeof value === 'string' ? copyOutString(value, retPtr, retSize) : copyOut(value, retPtr, retSize);
+    },
+    proxy_set_property(pathPtr: number, pathSize: number, valuePtr: number, valueSize: number): number {
+      const path = mem().string(pathPtr, pathSize);
+      const value = mem().copy(valuePtr, valueSize);
+      if (path === null || value === null) return Status.InvalidMemoryAccess;
+      return vm.setProperty(path, value) ? Status.Ok : Status.NotFound;
+    },
+  };
+}
+
+function removeKey(map: Array<[string, string]>, key: string): void {
+  let w = 0;
+  for (let r = 0; r < map.length; r++) if (map[r]![0] !== key) map[w++] = map[r]!;
+  map.length = w;
+}
+
+function serializedPairsSize(map: ReadonlyArray<readonly [string, string]>): number {
+  let n = 4 + map.length * 8;
+  for (const [k, v] of map) n += Buffer.byteLength(k) + Buffer.byteLength(v) + 2;
+  return n;
+}
