@@ -42,6 +42,14 @@ export interface SinkStats {
   error(message: string): void;
 }
 
+/** Counts the refusal of one entry by a sink that is closed or has no room for it; false when the sink takes it. */
+export function refused(stats: SinkStats, closed: boolean, full: boolean): boolean {
+  if (closed) stats.dropped(1, 'closed');
+  else if (full) stats.dropped(1, 'buffer_full');
+  else return false;
+  return true;
+}
+
 export interface AccessLogSink {
   readonly name: string;
   /** Buffers the entry; false when it was dropped (and counted). Never blocks. */

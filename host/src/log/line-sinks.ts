@@ -6,7 +6,7 @@ import { open, rename, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import type { Writable } from 'node:stream';
-import type { AccessLogEntry, AccessLogSink, SinkStats } from './access-log.js';
+import { refused, type AccessLogEntry, type AccessLogSink, type SinkStats } from './access-log.js';
 
 export const DEFAULT_BUFFER_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_MAX_FILE_BYTES = 100 * 1024 * 1024;
@@ -24,6 +24,10 @@ class LineBuffer {
 
   get length(): number {
     return this.lines.length;
+  }
+
+  fits(line: Uint8Array): boolean {
+    return this.bytes + line.length + 1 <= this.limit;
   }
 
   /** false when the line does not fit. */
@@ -59,7 +63,8 @@ class LineBuffer {
 
 /**
  * What both sinks share: entries go into a bounded line buffer (a full buffer or a
- * closed sink drops the entry and counts it); the sink writes the buffer out its own way.
+ * closed sink drops the entry and counts it, as refused() does for every sink); the sink
+ * writes the buffer out its own way.
  */
 abstract class BufferedSink<S extends SinkStats = SinkStats> implements AccessLogSink {
   protected readonly buf: LineBuffer;
@@ -80,14 +85,8 @@ abstract class BufferedSink<S extends SinkStats = SinkStats> implements AccessLo
   }
 
   write(e: AccessLogEntry): boolean {
-    if (this.closed) {
-      this.stats.dropped(1, 'closed');
-      return false;
-    }
-    if (!this.buf.push(e.line)) {
-      this.stats.dropped(1, 'buffer_full');
-      return false;
-    }
+    if (refused(this.stats, this.closed, !this.buf.fits(e.line))) return false;
+    this.buf.push(e.line);
     this.kick();
     return true;
   }
