@@ -28,16 +28,12 @@ import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { WasmHost } from '../../dist/host/src/index.js';
 import { buildAdapter } from '../../dist/host/src/build/build-adapter.js';
 import { median, percentile, spread, round } from '../core/stats.js';
+import { benchArgs } from '../core/args.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '../..');
-const arg = (name, def) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? process.argv[i + 1] : def;
-};
-const RUNS = Number(arg('--runs', 7));
-const REQUESTS = Number(arg('--requests', 10000));
-const OUT = arg('--out', resolve(root, 'bench/results/auth.json'));
+const { values: opt } = benchArgs({ runs: 7, requests: 10000, out: resolve(root, 'bench/results/auth.json') });
+const { runs: RUNS, requests: REQUESTS, out: OUT } = opt;
 
 const quiet = { level: 5, log() {} };
 const loadBefore = os.loadavg().map((x) => round(x, 2));

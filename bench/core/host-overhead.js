@@ -18,15 +18,12 @@ import { execFileSync } from 'node:child_process';
 import { WasmHost } from '../../dist/host/src/index.js';
 import { buildAdapter } from '../../dist/host/src/build/build-adapter.js';
 import { median, percentile, spread, round } from './stats.js';
+import { benchArgs } from './args.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const arg = (name, def) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? process.argv[i + 1] : def;
-};
-const RUNS = Number(arg('--runs', 7));
-const REQUESTS = Number(arg('--requests', 20000));
-const OUT = arg('--out', resolve(here, '../results/core-host.json'));
+// --vm-memory N FILE.wasm: the child run that measures memory per VM (started below).
+const { values: opt, positionals } = benchArgs({ runs: 7, requests: 20000, out: resolve(here, '../results/core-host.json'), 'vm-memory': undefined }, { positionals: true });
+const { runs: RUNS, requests: REQUESTS, out: OUT } = opt;
 
 const quiet = { level: 5, log() {} };
 
@@ -58,9 +55,9 @@ function oneRequest(host) {
   s.finish();
 }
 
-if (process.argv.includes('--vm-memory')) {
-  const n = Number(arg('--vm-memory', 200));
-  const bytes = await readFile(process.argv[process.argv.indexOf('--vm-memory') + 2]);
+if (opt['vm-memory'] !== undefined) {
+  const n = Number(opt['vm-memory']);
+  const bytes = await readFile(positionals[0]);
   // Warm up: one host, so code and shared structures are in place before the baseline.
   (await WasmHost.create({ plugins: [{ name: 'w', url: 'a.wasm' }] }, { logger: quiet, modules: { 'a.wasm': bytes } })).close();
   globalThis.gc?.();

@@ -1,24 +1,18 @@
-// Processes the proxy comparison starts, one per role so each gets its own event loop:
+// Processes the proxy comparisons start, one per role so each gets its own event loop:
 //   node bench/core/servers.js upstream PORT
 //   node bench/core/servers.js wasm-mixer PORT UPSTREAM_PORT [ADAPTER.wasm]
 //   node bench/core/servers.js fastify PORT UPSTREAM_PORT
+//   node bench/core/servers.js forward-agent PORT UPSTREAM_PORT    (bench/core/upstream-pool.js)
+//   node bench/core/servers.js forward-undici PORT UPSTREAM_PORT   (bench/core/upstream-pool.js)
 // Each prints "ready PORT" on stdout when listening.
-import http from 'node:http';
+import { startJsonUpstream } from './json-upstream.js';
 
 const [role, portArg, upstreamArg, adapter] = process.argv.slice(2);
 const port = Number(portArg);
 const upstream = `http://127.0.0.1:${upstreamArg}`;
 
 if (role === 'upstream') {
-  const body = Buffer.from('{"ok":true}\n');
-  const server = http.createServer({ keepAlive: true }, (req, res) => {
-    req.resume();
-    req.on('end', () => {
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
-      res.end(body);
-    });
-  });
-  server.listen(port, '127.0.0.1', () => console.log(`ready ${server.address().port}`));
+  startJsonUpstream(port);
 } else if (role === 'wasm-mixer') {
   const { startProxy } = await import('../../dist/host/src/index.js');
   const plugins = adapter ? [{ name: 'a', url: adapter }] : [];
@@ -34,6 +28,9 @@ if (role === 'upstream') {
   await app.register(proxy, { upstream, http: { agentOptions: { keepAlive: true, maxSockets: 128 } } });
   await app.listen({ port, host: '127.0.0.1' });
   console.log(`ready ${app.server.address().port}`);
+} else if (role === 'forward-agent' || role === 'forward-undici') {
+  const { startForwarder } = await import('./forwarders.js');
+  console.log(`ready ${await startForwarder(role === 'forward-agent' ? 'agent' : 'undici', port, upstream)}`);
 } else {
   console.error(`unknown role ${role}`);
   process.exit(2);

@@ -15,17 +15,19 @@ import http from 'node:http';
 import os from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { benchArgs } from '../core/args.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..', '..');
 const args = process.argv.slice(2);
-const opt = (name, def) => (args.includes(name) ? args[args.indexOf(name) + 1] : def);
-const OUT = resolve(root, opt('--out', 'bench/results/isolation-faults.json'));
 // --only 'a,b': run only the faults whose names start with these; --dist DIR: the build to measure (default ./dist).
-const ONLY = opt('--only', '').split(',').filter(Boolean);
-const DIST = resolve(root, opt('--dist', 'dist'));
 // --baseline FILE: a results file from a run against the build before the change (--dist), merged in as beforeMeasured.
-const BASELINE = opt('--baseline', null);
+// --child NAME: one fault, in the fresh process the parent starts for it.
+const { values: opt } = benchArgs({ out: 'bench/results/isolation-faults.json', only: '', dist: 'dist', baseline: null, child: undefined }, { args });
+const OUT = resolve(root, opt.out);
+const ONLY = opt.only.split(',').filter(Boolean);
+const DIST = resolve(root, opt.dist);
+const BASELINE = opt.baseline;
 const MB = 1024 * 1024;
 
 const FAULTS = {
@@ -40,7 +42,7 @@ const FAULTS = {
   '1-in-50 trap, FAIL_CLOSE, 300 req/s': { fixture: 'trap', load: { rps: 300, seconds: 5 }, before: '96 % of the other requests failed (7,067 of 7,350 got 503)' },
 };
 
-if (args[0] === '--child') await child(args[1]);
+if (opt.child !== undefined) await child(opt.child);
 else await parent();
 
 async function parent() {
@@ -59,7 +61,7 @@ async function parent() {
     }
   }
   const out = {
-    command: `node bench/isolation/faults.js${args.filter((a) => a !== '--out' && a !== opt('--out')).map((a) => ` ${a}`).join('')}`,
+    command: `node bench/isolation/faults.js${args.filter((a) => a !== '--out' && a !== opt.out).map((a) => ` ${a}`).join('')}`,
     date: new Date().toISOString(),
     node: process.version,
     cpus: os.cpus().length,

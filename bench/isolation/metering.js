@@ -16,6 +16,7 @@
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { benchArgs } from '../core/args.js';
 import os from 'node:os';
 import wabtInit from 'wabt';
 import { compileModule, WasmHost } from '../../dist/host/src/index.js';
@@ -23,13 +24,9 @@ import { DEFAULT_FUEL_PER_CALLBACK } from '../../dist/host/src/plugin/plugin-vm.
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..', '..');
-const args = process.argv.slice(2);
-const opt = (name, def) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : def;
-};
-const RUNS = Number(opt('--runs', 7));
-const OUT = resolve(root, opt('--out', 'bench/results/isolation.json'));
+const { values: opt } = benchArgs({ runs: 7, out: 'bench/results/isolation.json' });
+const RUNS = opt.runs;
+const OUT = resolve(root, opt.out);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const round = (x, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 

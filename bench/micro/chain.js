@@ -30,18 +30,14 @@ import { startRole, stopAll } from '../e2e/procs.js';
 import { cpuTicks, CLK_TCK } from '../e2e/procstat.js';
 import { benchStream, RESPONSE_HEADERS } from './request.js';
 import { median, percentile, spread, round } from '../core/stats.js';
+import { benchArgs } from '../core/args.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '../..');
-const arg = (name, def) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? process.argv[i + 1] : def;
-};
-const REPS = Number(arg('--reps', 3));
-const SEQ_MS = Number(arg('--seq-ms', 1500));
-const CONC_MS = Number(arg('--conc-ms', 1500));
-const CONC = String(arg('--conc', '16')).split(',').map(Number);
-const JSON_OUT = process.argv.includes('--json');
+const { values: opt } = benchArgs({ reps: 3, 'seq-ms': 1500, 'conc-ms': 1500, conc: '16', json: false });
+const { reps: REPS, 'seq-ms': SEQ_MS, 'conc-ms': CONC_MS } = opt;
+const CONC = opt.conc.split(',').map(Number);
+const JSON_OUT = opt.json;
 const progress = (s) => process.stderr.write(`  micro: ${s}\n`);
 
 const tmp = await mkdtemp(join(os.tmpdir(), 'wm-bench-micro-'));

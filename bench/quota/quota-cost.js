@@ -27,16 +27,12 @@ import { WasmHost } from '../../dist/host/src/index.js';
 import { buildAdapter } from '../../dist/host/src/build/build-adapter.js';
 import { closeRedisClients } from '../../dist/host/src/quota/lease.js';
 import { median, percentile, spread, round } from '../core/stats.js';
+import { benchArgs } from '../core/args.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '../..');
-const arg = (name, def) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? process.argv[i + 1] : def;
-};
-const RUNS = Number(arg('--runs', 21));
-const REQUESTS = Number(arg('--requests', 5000));
-const OUT = arg('--out', resolve(root, 'bench/results/quota.json'));
+const { values: opt } = benchArgs({ runs: 21, requests: 5000, out: resolve(root, 'bench/results/quota.json') });
+const { runs: RUNS, requests: REQUESTS, out: OUT } = opt;
 
 const quiet = { level: 5, log() {} };
 const tmp = await mkdtemp(join(os.tmpdir(), 'quota-bench-'));

@@ -3,24 +3,16 @@
 //   node bench/telemetry/servers.js proxy PORT UPSTREAM_PORT PLUGINS_JSON
 // The proxy writes access-log entries to a file sink in a temp folder (real I/O, rotated at
 // 100 MiB). Each prints "ready PORT" when listening.
-import http from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startJsonUpstream } from '../core/json-upstream.js';
 
 const [role, portArg, upstreamArg, pluginsJson] = process.argv.slice(2);
 const port = Number(portArg);
 
 if (role === 'upstream') {
-  const body = Buffer.from('{"ok":true}\n');
-  const server = http.createServer({ keepAlive: true }, (req, res) => {
-    req.resume();
-    req.on('end', () => {
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
-      res.end(body);
-    });
-  });
-  server.listen(port, '127.0.0.1', () => console.log(`ready ${server.address().port}`));
+  startJsonUpstream(port);
 } else if (role === 'proxy') {
   const { startProxy } = await import('../../dist/host/src/index.js');
   const dir = mkdtempSync(join(tmpdir(), 'wm-bench-proxy-'));

@@ -24,20 +24,16 @@ import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import { WasmHost, MetricsRegistry } from '../../dist/host/src/index.js';
 import { buildAdapter } from '../../dist/host/src/build/build-adapter.js';
-import { AccessLogRouter, FileSink, StreamSink } from '../../dist/host/src/log/access-log.js';
+import { AccessLogRouter } from '../../dist/host/src/log/access-log.js';
+import { FileSink, StreamSink } from '../../dist/host/src/log/line-sinks.js';
 import { median, percentile, round, spread } from '../core/stats.js';
+import { benchArgs } from '../core/args.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '../..');
-const arg = (name, def) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? process.argv[i + 1] : def;
-};
-const RUNS = Number(arg('--runs', 7));
-const REQUESTS = Number(arg('--requests', 20000));
-const PROXY_SECONDS = Number(arg('--proxy-seconds', 5));
-const PROXY = !process.argv.includes('--no-proxy');
-const OUT = arg('--out', resolve(root, 'bench/results/telemetry.json'));
+const { values: opt } = benchArgs({ runs: 7, requests: 20000, 'proxy-seconds': 5, 'no-proxy': false, out: resolve(root, 'bench/results/telemetry.json') });
+const { runs: RUNS, requests: REQUESTS, 'proxy-seconds': PROXY_SECONDS, out: OUT } = opt;
+const PROXY = !opt['no-proxy'];
 
 const quiet = { level: 5, log() {} };
 const build = resolve(root, 'bench/.build');

@@ -7,45 +7,12 @@
 import http from 'node:http';
 import t from 'tap';
 import { startDemoUpstream, startProxy } from '../../host/src/index.js';
-import { AdapterHarness, type HttpCallRequest, type HttpCallResult } from '../../host/testing/index.js';
+import type { HttpCallRequest, HttpCallResult } from '../../host/testing/index.js';
 import { compileGuest } from '../fixtures/guests/index.js';
-import { parsePairs, serialize, type Pairs } from './pairs-codec.js';
+import { guestHarness, recorder } from './guest-recorder.js';
+import { serialize, type Pairs } from './pairs-codec.js';
 
 
-function recorder(get: (key: string) => Uint8Array | undefined) {
-  const raw = (k: string): Uint8Array => {
-    const v = get(k);
-    if (v === undefined) throw new Error(`guest recorded nothing under ${k}`);
-    return v;
-  };
-  const u32s = (k: string, from = 0): number[] => {
-    const b = raw(k);
-    const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-    return Array.from({ length: Math.floor((b.length - from) / 4) }, (_, i) => v.getUint32(from + 4 * i, true));
-  };
-  const ret = (k: string) => {
-    const b = raw(k);
-    return { status: new DataView(b.buffer, b.byteOffset).getUint32(0, true), text: Buffer.from(b.subarray(4)).toString('utf8'), bytes: Buffer.from(b.subarray(4)) };
-  };
-  return {
-    has: (k: string) => get(k) !== undefined,
-    text: (k: string) => (get(k) === undefined ? '' : Buffer.from(raw(k)).toString('utf8')),
-    u32: (k: string) => u32s(k)[0],
-    u32s,
-    ret,
-    pairs: (k: string) => {
-      const r = ret(k);
-      if (r.status !== 0) throw new Error(`${k}: status ${r.status}`);
-      return parsePairs(r.bytes);
-    },
-    /** proxy_get_status: [status, code][message]. */
-    status: (k: string) => {
-      const b = raw(k);
-      const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-      return { status: v.getUint32(0, true), code: v.getUint32(4, true), message: Buffer.from(b.subarray(8)).toString() };
-    },
-  };
-}
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -74,15 +41,14 @@ async function answer(req: HttpCallRequest): Promise<HttpCallResult> {
 
 async function harness(t: { teardown(fn: () => unknown): void }, vmId: string) {
   const seen: HttpCallRequest[] = [];
-  const h = await AdapterHarness.create([{ wasm: await compileGuest('abi-async'), name: 'async', vmConfig: { vmId } }], {
+  const { h, rec } = await guestHarness(t, 'abi-async', vmId, { name: 'async' }, {
     clusters: ['authz'],
     httpCall: (req) => {
       seen.push(req);
       return answer(req);
     },
   });
-  t.teardown(() => h.close());
-  return { h, seen, rec: recorder((k) => h.sharedData(vmId, k)) };
+  return { h, seen, rec };
 }
 
 t.test('call-out from a stream, answered on the root context; continue the paused request from there', async (t) => {
@@ -178,7 +144,7 @@ t.test('pause the response, resume it from the call-out callback (continue_strea
 t.test('proxy_on_done returning 0: proxy_on_log only after proxy_done()', async (t) => {
   const { h, rec } = await harness(t, 'async-done');
   const vm = h.host.plugins[0]!.vm;
-  const logged = (path: string) => rec.text('log-paths').split(';').includes(path);
+  const logged = (path: string) => rec.text('log-paths', '').split(';').includes(path);
 
   await h.run({ path: '/before' });
   t.ok(logged('/before'), 'proxy_on_done returning 1: proxy_on_log at once');
@@ -206,7 +172,7 @@ t.test('proxy_on_done returning 0: proxy_on_log only after proxy_done()', async 
   t.ok(await until(() => logged('/done-queue')), 'logged after proxy_done() from proxy_on_queue_ready');
   t.same(rec.u32s('queue-done-st'), [1, 0, 0, 0, 1], 'queue id, dequeue, set_effective_context, proxy_done, root context');
   t.equal(vm.liveStreams, 0);
-  t.same(rec.text('log-paths').split(';').filter(Boolean), ['/before', '/done-tick', '/done-call', '/done-queue'], 'each request logged exactly once');
+  t.same(rec.text('log-paths', '').split(';').filter(Boolean), ['/before', '/done-tick', '/done-call', '/done-queue'], 'each request logged exactly once');
 });
 
 // ------------------------------------------------------------------ the real proxy

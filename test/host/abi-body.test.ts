@@ -6,47 +6,13 @@ import t from 'tap';
 import { startDemoUpstream, startProxy } from '../../host/src/index.js';
 import { AdapterHarness } from '../../host/testing/index.js';
 import { compileGuest } from '../fixtures/guests/index.js';
-import { parsePairs, type Pairs } from './pairs-codec.js';
+import { guestHarness, recorder } from './guest-recorder.js';
 
 
-/** Reads what the guest recorded in shared data. */
-function recorder(get: (key: string) => Uint8Array | undefined) {
-  const raw = (k: string): Uint8Array => {
-    const v = get(k);
-    if (v === undefined) throw new Error(`guest recorded nothing under ${k}`);
-    return v;
-  };
-  const u32s = (k: string): number[] => {
-    const b = raw(k);
-    const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-    return Array.from({ length: b.length / 4 }, (_, i) => v.getUint32(4 * i, true));
-  };
-  return {
-    has: (k: string) => get(k) !== undefined,
-    text: (k: string) => Buffer.from(raw(k)).toString('utf8'),
-    u32: (k: string) => u32s(k)[0],
-    u32s,
-    /** A [u32 status][bytes] record. */
-    ret: (k: string) => {
-      const b = raw(k);
-      return { status: new DataView(b.buffer, b.byteOffset).getUint32(0, true), text: Buffer.from(b.subarray(4)).toString('utf8'), bytes: b.subarray(4) };
-    },
-    pairs: (k: string) => {
-      const b = raw(k);
-      const status = new DataView(b.buffer, b.byteOffset).getUint32(0, true);
-      if (status !== 0) throw new Error(`${k}: status ${status}`);
-      return parsePairs(b.subarray(4));
-    },
-  };
-}
 
 const text = (b: unknown) => Buffer.from(b as Uint8Array).toString('utf8');
 
-async function harness(t: { teardown(fn: () => unknown): void }, vmId: string) {
-  const h = await AdapterHarness.create([{ wasm: await compileGuest('abi-body'), name: 'body', vmConfig: { vmId } }]);
-  t.teardown(() => h.close());
-  return { h, rec: recorder((k) => h.sharedData(vmId, k)) };
-}
+const harness = (t: { teardown(fn: () => unknown): void }, vmId: string) => guestHarness(t, 'abi-body', vmId, { name: 'body' });
 
 t.test('request body: buffered until end_of_stream, read with clamped ranges, rewritten, forwarded', async (t) => {
   const { h, rec } = await harness(t, 'body-req');

@@ -5,45 +5,15 @@ import http from 'node:http';
 import net from 'node:net';
 import t from 'tap';
 import { startDemoUpstream, startProxy } from '../../host/src/index.js';
-import { AdapterHarness } from '../../host/testing/index.js';
 import { compileGuest } from '../fixtures/guests/index.js';
-import { parsePairs, serialize, type Pairs } from './pairs-codec.js';
+import { guestHarness, recorder } from './guest-recorder.js';
+import { serialize, type Pairs } from './pairs-codec.js';
 
 
-function recorder(get: (key: string) => Uint8Array | undefined) {
-  const raw = (k: string): Uint8Array => {
-    const v = get(k);
-    if (v === undefined) throw new Error(`guest recorded nothing under ${k}`);
-    return v;
-  };
-  const u32s = (k: string): number[] => {
-    const b = raw(k);
-    const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-    return Array.from({ length: b.length / 4 }, (_, i) => v.getUint32(4 * i, true));
-  };
-  const ret = (k: string) => {
-    const b = raw(k);
-    return { status: new DataView(b.buffer, b.byteOffset).getUint32(0, true), text: Buffer.from(b.subarray(4)).toString('utf8'), bytes: Buffer.from(b.subarray(4)) };
-  };
-  return {
-    u32: (k: string) => u32s(k)[0],
-    u32s,
-    ret,
-    pairs: (k: string) => {
-      const r = ret(k);
-      if (r.status !== 0) throw new Error(`${k}: status ${r.status}`);
-      return parsePairs(r.bytes);
-    },
-  };
-}
 
 const sortPairs = (p: Pairs) => [...p].sort((a, b) => (a[0] + '\0' + a[1] < b[0] + '\0' + b[1] ? -1 : 1));
 
-async function harness(t: { teardown(fn: () => unknown): void }, vmId: string) {
-  const h = await AdapterHarness.create([{ wasm: await compileGuest('abi-headers'), name: 'headers', vmConfig: { vmId } }]);
-  t.teardown(() => h.close());
-  return { h, rec: recorder((k) => h.sharedData(vmId, k)) };
-}
+const harness = (t: { teardown(fn: () => unknown): void }, vmId: string) => guestHarness(t, 'abi-headers', vmId, { name: 'headers' });
 
 t.test('request and response header maps: size, pairs, first value, add, replace, remove', async (t) => {
   const { h, rec } = await harness(t, 'hdr-edit');

@@ -6,48 +6,14 @@ import { generateKeyPairSync, sign } from 'node:crypto';
 import t from 'tap';
 import { startDemoUpstream, startProxy } from '../../host/src/index.js';
 import { decodeProto, encodeProto } from '../../host/src/plugin/foreign-functions.js';
-import { AdapterHarness, type AdapterSpec, type HarnessOptions } from '../../host/testing/index.js';
+import type { AdapterSpec, HarnessOptions } from '../../host/testing/index.js';
 import { compileGuest } from '../fixtures/guests/index.js';
-import { parsePairs, type Pairs } from './pairs-codec.js';
+import { guestHarness, recorder } from './guest-recorder.js';
 
 
-function recorder(get: (key: string) => Uint8Array | undefined) {
-  const raw = (k: string): Uint8Array => {
-    const v = get(k);
-    if (v === undefined) throw new Error(`guest recorded nothing under ${k}`);
-    return v;
-  };
-  const view = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const ret = (k: string) => {
-    const b = raw(k);
-    return { status: view(b).getUint32(0, true), text: Buffer.from(b.subarray(4)).toString('utf8'), bytes: Buffer.from(b.subarray(4)) };
-  };
-  const value = (k: string): Buffer => {
-    const r = ret(k);
-    if (r.status !== 0) throw new Error(`${k}: status ${r.status}`);
-    return r.bytes;
-  };
-  return {
-    raw,
-    u32s: (k: string) => Array.from({ length: raw(k).length / 4 }, (_, i) => view(raw(k)).getUint32(4 * i, true)),
-    u64s: (k: string) => Array.from({ length: raw(k).length / 8 }, (_, i) => view(raw(k)).getBigUint64(8 * i, true)),
-    ret,
-    value,
-    /** An Envoy int64 property: 8 bytes, little-endian. */
-    i64: (k: string) => {
-      const b = value(k);
-      if (b.length !== 8) throw new Error(`${k}: ${b.length} bytes, not 8`);
-      return b.readBigInt64LE(0);
-    },
-    pairs: (k: string) => parsePairs(value(k)),
-  };
-}
 
-async function harness(t: { teardown(fn: () => unknown): void }, vmId: string, spec: Partial<AdapterSpec> = {}, options: HarnessOptions = {}) {
-  const h = await AdapterHarness.create([{ wasm: await compileGuest('abi-misc'), name: 'misc', ...spec, vmConfig: { vmId, ...spec.vmConfig } }], options);
-  t.teardown(() => h.close());
-  return { h, rec: recorder((k) => h.sharedData(vmId, k)) };
-}
+const harness = (t: { teardown(fn: () => unknown): void }, vmId: string, spec: Partial<AdapterSpec> = {}, options: HarnessOptions = {}) =>
+  guestHarness(t, 'abi-misc', vmId, { name: 'misc', ...spec }, options);
 
 t.test('metrics: get after increments, gauge record and decrement, histogram samples, counter record', async (t) => {
   const { h, rec } = await harness(t, 'misc-metrics');

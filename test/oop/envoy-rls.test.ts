@@ -9,11 +9,10 @@
 //   - current_limit carries requests_per_unit, unit and name on OK and OVER_LIMIT statuses;
 //   - OK ext_authz answers set append_action as well as the deprecated append.
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
 import t, { type Test } from 'tap';
 import type { MixerConfig } from '../../host/src/config/schema.js';
-import { protoDir } from '../../host/src/oop/protos.js';
+import { call, creds, envoyPackage, protoFields as fields, rawCall } from './envoy-wire.js';
 import { capture, fixtureDir, startServer, withAdapters } from './helpers.js';
 
 const dir = await fixtureDir();
@@ -21,17 +20,7 @@ await withAdapters(dir, ['header-check', 'quota']);
 
 const perKey = (name: string, limit: number, window: string) => ({ limits: [{ name, limit, window, dimensions: { key: 'header:x-api-key' } }] });
 
-const pkg = grpc.loadPackageDefinition(
-  protoLoader.loadSync(['envoy/service/auth/v3/external_auth.proto', 'envoy/service/ratelimit/v3/rls.proto'], {
-    includeDirs: [protoDir()],
-    keepCase: true,
-    longs: Number,
-    enums: String,
-    defaults: true,
-    oneofs: true,
-  }),
-) as unknown as Record<string, any>;
-const creds = grpc.credentials.createInsecure();
+const pkg = envoyPackage(['envoy/service/auth/v3/external_auth.proto', 'envoy/service/ratelimit/v3/rls.proto']);
 
 async function serve(t: Test, config: MixerConfig) {
   const server = await startServer(config, { baseDir: dir, logger: capture().logger });
@@ -45,8 +34,6 @@ async function serve(t: Test, config: MixerConfig) {
   return { server, rls, authz };
 }
 
-const call = <T>(client: any, method: string, req: object): Promise<T> =>
-  new Promise((resolve, reject) => client[method](req, { deadline: Date.now() + 5000 }, (err: Error | null, res: T) => (err ? reject(err) : resolve(res))));
 
 type Descriptor = { key: string; hits?: number };
 const rlRequest = (domain: string, descriptors: Descriptor[], hits?: number) => ({
@@ -151,29 +138,12 @@ t.test('ext_authz OK answers set append_action as well as append', async (t) => 
 
   // On the wire: HeaderValueOption.append_action is field 3 (varint); OVERWRITE_IF_EXISTS_OR_ADD = 2.
   // APPEND_IF_EXISTS_OR_ADD = 0 is proto3's default, so it is not on the wire (Envoy reads it as unset = 0).
-  const raw = await new Promise<Buffer>((resolve, reject) => {
-    const client = new grpc.Client(server.address, creds);
-    const http = protobuf.Writer.create();
-    http.uint32((2 << 3) | 2).string('GET');
-    for (const [k, v] of [['x-user', 'bob'], ['x-header-check', 'forged']]) http.uint32((3 << 3) | 2).fork().uint32((1 << 3) | 2).string(k!).uint32((2 << 3) | 2).string(v!).ldelim();
-    http.uint32((4 << 3) | 2).string('/raw');
-    const body = protobuf.Writer.create().uint32((1 << 3) | 2).bytes(protobuf.Writer.create().uint32((4 << 3) | 2).bytes(protobuf.Writer.create().uint32((2 << 3) | 2).bytes(http.finish()).finish()).finish()).finish();
-    client.makeUnaryRequest('/envoy.service.auth.v3.Authorization/Check', (b: Buffer) => b, (b: Buffer) => b, Buffer.from(body), (err, res) => {
-      client.close();
-      if (err) reject(err);
-      else resolve(res!);
-    });
-  });
-  const fields = (buf: Uint8Array) => {
-    const r = protobuf.Reader.create(buf);
-    const out = new Map<number, Array<number | Uint8Array>>();
-    while (r.pos < r.len) {
-      const tag = r.uint32();
-      const v = (tag & 7) === 0 ? r.int32() : r.bytes();
-      out.set(tag >>> 3, [...(out.get(tag >>> 3) ?? []), v]);
-    }
-    return out;
-  };
+  const http = protobuf.Writer.create();
+  http.uint32((2 << 3) | 2).string('GET');
+  for (const [k, v] of [['x-user', 'bob'], ['x-header-check', 'forged']]) http.uint32((3 << 3) | 2).fork().uint32((1 << 3) | 2).string(k!).uint32((2 << 3) | 2).string(v!).ldelim();
+  http.uint32((4 << 3) | 2).string('/raw');
+  const body = protobuf.Writer.create().uint32((1 << 3) | 2).bytes(protobuf.Writer.create().uint32((4 << 3) | 2).bytes(protobuf.Writer.create().uint32((2 << 3) | 2).bytes(http.finish()).finish()).finish()).finish();
+  const raw = await rawCall(server.address, '/envoy.service.auth.v3.Authorization/Check', body);
   const options = (fields(fields(raw).get(3)![0] as Uint8Array).get(2) ?? []).map((o) => fields(o as Uint8Array));
   const replaced = options.find((o) => Buffer.from(fields(o.get(1)![0] as Uint8Array).get(1)![0] as Uint8Array).toString() === 'x-header-check')!;
   t.same(replaced.get(3), [2], 'append_action (field 3) = 2 on the wire');

@@ -6,11 +6,10 @@
 // Also: grpc.health.v1 Check and Watch, through a graceful shutdown.
 
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
 import t from 'tap';
 import type { MixerConfig } from '../../host/src/config/schema.js';
-import { protoDir } from '../../host/src/oop/protos.js';
+import { call, creds, envoyPackage, protoFields as fields, rawCall } from './envoy-wire.js';
 import { capture, fixtureDir, startServer, withAdapters } from './helpers.js';
 
 const dir = await fixtureDir();
@@ -36,17 +35,7 @@ t.teardown(async () => {
 });
 
 // Clients generated from the Envoy protos (the files in proto/, written from the published ones).
-const pkg = grpc.loadPackageDefinition(
-  protoLoader.loadSync(['envoy/service/auth/v3/external_auth.proto', 'envoy/service/ratelimit/v3/rls.proto', 'grpc/health/v1/health.proto'], {
-    includeDirs: [protoDir()],
-    keepCase: true,
-    longs: Number,
-    enums: String,
-    defaults: true,
-    oneofs: true,
-  }),
-) as unknown as Record<string, any>;
-const creds = grpc.credentials.createInsecure();
+const pkg = envoyPackage(['envoy/service/auth/v3/external_auth.proto', 'envoy/service/ratelimit/v3/rls.proto', 'grpc/health/v1/health.proto']);
 const authz = new pkg.envoy.service.auth.v3.Authorization(server.address, creds);
 const rls = new pkg.envoy.service.ratelimit.v3.RateLimitService(server.address, creds);
 const health = new pkg.grpc.health.v1.Health(server.address, creds);
@@ -56,8 +45,6 @@ t.teardown(() => {
   health.close();
 });
 
-const call = <T>(client: any, method: string, req: object): Promise<T> =>
-  new Promise((resolve, reject) => client[method](req, { deadline: Date.now() + 5000 }, (err: Error | null, res: T) => (err ? reject(err) : resolve(res))));
 
 const checkRequest = (path: string, headers: Record<string, string>) => ({
   attributes: {
@@ -118,25 +105,7 @@ t.test('ext_authz, encoded by hand from the published field numbers', async (t) 
   const attrs = protobuf.Writer.create();
   attrs.uint32((4 << 3) | 2).bytes(request.finish());
   w.uint32((1 << 3) | 2).bytes(attrs.finish());
-  const raw = (bytes: Uint8Array, to = 'Check') =>
-    new Promise<Buffer>((resolve, reject) => {
-      const client = new grpc.Client(server.address, creds);
-      client.makeUnaryRequest(`/envoy.service.auth.v3.Authorization/${to}`, (b: Buffer) => b, (b: Buffer) => b, Buffer.from(bytes), (err, res) => {
-        client.close();
-        if (err) reject(err);
-        else resolve(res!);
-      });
-    });
-  const fields = (buf: Uint8Array) => {
-    const r = protobuf.Reader.create(buf);
-    const out = new Map<number, Array<number | Uint8Array>>();
-    while (r.pos < r.len) {
-      const tag = r.uint32();
-      const v = (tag & 7) === 0 ? r.int32() : r.bytes();
-      out.set(tag >>> 3, [...(out.get(tag >>> 3) ?? []), v]);
-    }
-    return out;
-  };
+  const raw = (bytes: Uint8Array, to = 'Check') => rawCall(server.address, `/envoy.service.auth.v3.Authorization/${to}`, bytes);
   const res = fields(await raw(w.finish()));
   // CheckResponse{status=1: Status{code=1 (absent: 0)}, ok_response=3: OkHttpResponse{headers=2: HeaderValueOption{header=1: HeaderValue{key=1,value=2}}}}
   const status = fields(res.get(1)![0] as Uint8Array);

@@ -2,40 +2,23 @@
 // proxy-wasm-cpp-host runs them, through the real proxy: proxy_get_configuration,
 // two-parameter header callbacks, OK-and-empty for a missing header,
 // proxy_continue_request, proxy_clear_route_cache, on_done -> on_log -> on_delete.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import t from 'tap';
-import { startProxy } from '../../host/src/index.js';
 import { compileModule } from '../../host/src/vm/module.js';
 import { compileGuest } from '../fixtures/guests/index.js';
-import { capture, compileWat, request, startEcho } from './helpers.js';
+import { compileWat, echoed, echoProxy, request } from './helpers.js';
 
-const dir = await mkdtemp(join(tmpdir(), 'wm-abi010-'));
-await writeFile(join(dir, 'v010.wasm'), await compileWat('abi-010'));
-await writeFile(join(dir, 'fixture-v010.wasm'), await compileGuest('abi-v010'));
-await writeFile(join(dir, 'v021.wasm'), await compileWat('parity'));
-const up = await startEcho();
-const log = capture();
-const proxy = await startProxy(
+const { proxy, log } = await echoProxy(
+  t,
+  'wm-abi010-',
+  { 'v010.wasm': await compileWat('abi-010'), 'fixture-v010.wasm': await compileGuest('abi-v010'), 'v021.wasm': await compileWat('parity') },
   {
-    listen: { port: 0 },
-    routes: [{ name: 'default', upstream: `http://127.0.0.1:${up.port}` }],
     plugins: [
       { name: 'old', url: 'v010.wasm', pluginConfig: 'plain config', vmConfig: { configuration: 'vm bytes' } },
       { name: 'fixture', url: 'fixture-v010.wasm', pluginConfig: 'ok' },
       { name: 'new', url: 'v021.wasm' },
     ],
   },
-  { baseDir: dir, logger: log.logger },
 );
-t.teardown(async () => {
-  await proxy.close();
-  await up.close();
-  await rm(dir, { recursive: true, force: true });
-});
-
-const echoed = (body: string) => JSON.parse(body) as { headers: Record<string, string> };
 
 t.test('0.1.0 and 0.2.1 modules run side by side in one chain', async (t) => {
   t.same(proxy.host.plugins.map((p) => p.module.abiVersion), ['0.1.0', '0.1.0', '0.2.1']);

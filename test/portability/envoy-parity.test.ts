@@ -4,39 +4,25 @@
 // local replies framed by the proxy, no misleading upstream error after a local
 // reply from on_request_body, and the Emscripten imports cpp-host provides.
 import http from 'node:http';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { quickConfig } from '../../host/src/cli/main.js';
 import { startProxy } from '../../host/src/index.js';
 import { compileGuest } from '../fixtures/guests/index.js';
-import { capture, compileWat, rawHead, request, startEcho } from './helpers.js';
+import { capture, compileWat, echoed, echoProxy, rawHead, request } from './helpers.js';
 
-const dir = await mkdtemp(join(tmpdir(), 'wm-parity-'));
-await writeFile(join(dir, 'parity.wasm'), await compileWat('parity'));
-await writeFile(join(dir, 'spec.wasm'), await compileGuest('spec-filter'));
-const up = await startEcho();
-const log = capture();
-const proxy = await startProxy(
+const { proxy, log, dir, upstreamPort } = await echoProxy(
+  t,
+  'wm-parity-',
+  { 'parity.wasm': await compileWat('parity'), 'spec.wasm': await compileGuest('spec-filter') },
   {
-    listen: { port: 0 },
-    routes: [{ name: 'default', upstream: `http://127.0.0.1:${up.port}` }],
     plugins: [
       { name: 'a', url: 'parity.wasm' },
       { name: 'b', url: 'parity.wasm', rootId: 'shared' },
       { name: 'c', url: 'parity.wasm', rootId: 'shared' },
     ],
   },
-  { baseDir: dir, logger: log.logger },
 );
-t.teardown(async () => {
-  await proxy.close();
-  await up.close();
-  await rm(dir, { recursive: true, force: true });
-});
-
-const echoed = (body: string) => JSON.parse(body) as { headers: Record<string, string>; body: string };
 
 t.test('root ids: empty by default, separate from the plugin name, shared by two plugins', async (t) => {
   const r = await request(proxy.port, '/x');
@@ -91,7 +77,7 @@ t.test('a local reply from on_request_body logs no upstream failure', async (t) 
 });
 
 t.test('--adapter-config takes a plain string as well as JSON', async (t) => {
-  const q = (cfg: string) => quickConfig(['--listen', '0', '--to', `http://127.0.0.1:${up.port}`, '--adapter', join(dir, 'spec.wasm'), '--adapter-config', cfg]).config;
+  const q = (cfg: string) => quickConfig(['--listen', '0', '--to', `http://127.0.0.1:${upstreamPort}`, '--adapter', join(dir, 'spec.wasm'), '--adapter-config', cfg]).config;
   t.equal(q('ok').plugins![0]!.pluginConfig, 'ok', 'plain text is passed as it is');
   t.same(q('{"a":1}').plugins![0]!.pluginConfig, { a: 1 }, 'JSON is still JSON');
   t.throws(() => q('{"a":'), { code: 'USAGE', message: /looks like JSON but does not parse/ });

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { startProxy } from '../../host/src/index.js';
 import { projectAdapter, startServer } from '../oop/helpers.js';
-import { capture, compileWat, request, startEcho } from './helpers.js';
+import { capture, compileWat, echoed, request, startEcho } from './helpers.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'wm-grpc-'));
 await writeFile(join(dir, 'grpc.wasm'), await compileWat('grpc-filter'));
@@ -56,7 +56,6 @@ t.teardown(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const echoed = (body: string) => JSON.parse(body) as { headers: Record<string, string> };
 
 t.test('a filter calls the Envoy RLS v3 server with proxy_grpc_call and acts on its answer', async (t) => {
   const first = await request(proxy.port, '/rls', { headers: { 'x-api-key': 'k1' } });

@@ -4,28 +4,23 @@
 
 import http from 'node:http';
 import net from 'node:net';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import wabtInit from 'wabt';
+import type { Test } from 'tap';
 import { LogLevel } from '../../host/src/abi/constants.js';
 import { main } from '../../host/src/cli/main.js';
+import type { MixerConfig } from '../../host/src/config/schema.js';
+import { startProxy, type RunningProxy } from '../../host/src/index.js';
+import { compileWatText } from '../fixtures/guests/index.js';
 import { createLogger, type LogRecord } from '../../host/src/log/logger.js';
 
 const WAT_DIR = join(dirname(fileURLToPath(import.meta.url)), 'wat');
-let wabt: ReturnType<typeof wabtInit> | undefined;
 
 /** Compiles test/portability/wat/NAME.wat. */
 export async function compileWat(name: string): Promise<Uint8Array<ArrayBuffer>> {
-  const w = await (wabt ??= wabtInit());
-  const m = w.parseWat(`${name}.wat`, await readFile(join(WAT_DIR, `${name}.wat`), 'utf8'), { bulk_memory: true, mutable_globals: true, sign_extension: true });
-  try {
-    m.resolveNames();
-    m.validate();
-    return m.toBinary({ write_debug_names: true }).buffer.slice();
-  } finally {
-    m.destroy();
-  }
+  return compileWatText(await readFile(join(WAT_DIR, `${name}.wat`), 'utf8'), `${name}.wat`);
 }
 
 export interface Res {
@@ -104,4 +99,29 @@ export async function runCheck(files: string[]): Promise<{ code: number; out: st
   } finally {
     console.log = orig;
   }
+}
+
+/** What startEcho's upstream answers, as the tests read it. */
+export const echoed = (body: string) => JSON.parse(body) as { method: string; url: string; headers: Record<string, string>; body: string };
+
+/**
+ * The real proxy in front of an echo upstream (one route, "default"), with `files` written to a
+ * fresh temp folder that plugin urls are relative to; `config` gives the rest (plugins, admin…).
+ * The proxy, the upstream and the folder go with `t`'s teardown.
+ */
+export async function echoProxy(t: Test, prefix: string, files: Record<string, Uint8Array>, config: MixerConfig): Promise<{ proxy: RunningProxy; log: ReturnType<typeof capture>; dir: string; upstreamPort: number }> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  for (const [name, bytes] of Object.entries(files)) await writeFile(join(dir, name), bytes);
+  const up = await startEcho();
+  const log = capture();
+  const proxy = await startProxy(
+    { listen: { port: 0 }, routes: [{ name: 'default', upstream: `http://127.0.0.1:${up.port}` }], ...config },
+    { baseDir: dir, logger: log.logger },
+  );
+  t.teardown(async () => {
+    await proxy.close();
+    await up.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  return { proxy, log, dir, upstreamPort: up.port };
 }

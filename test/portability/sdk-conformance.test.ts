@@ -21,42 +21,21 @@
 // projects are reachable from this machine's registries (npm, Debian):
 // @kong/proxy-wasm-sdk and @nobodyiam/proxy-runtime are 404 on npm, and the Rust, Go
 // and C++ SDKs need crates.io, the Go module proxy or GitHub.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { main } from '../../host/src/cli/main.js';
-import { startProxy } from '../../host/src/index.js';
 import { buildSdkFilter, SDK_BUILDS } from './sdk-build.js';
-import { capture, request, startEcho } from './helpers.js';
+import { echoed, echoProxy, request } from './helpers.js';
 
 const [prBuild, gcBuild] = SDK_BUILDS as [(typeof SDK_BUILDS)[0], (typeof SDK_BUILDS)[0]];
-const dir = await mkdtemp(join(tmpdir(), 'wm-sdk-'));
 const [pr, gc] = await Promise.all([buildSdkFilter(prBuild), buildSdkFilter(gcBuild)]);
-await writeFile(join(dir, 'proxy-runtime.wasm'), pr);
-await writeFile(join(dir, 'gcore.wasm'), gc);
-
-const up = await startEcho();
-const log = capture();
-const proxy = await startProxy(
-  {
-    listen: { port: 0 },
-    admin: { port: 0 },
-    routes: [{ name: 'default', upstream: `http://127.0.0.1:${up.port}` }],
-    plugins: [
-      { name: 'pr', url: 'proxy-runtime.wasm', rootId: 'conformance', pluginConfig: 'pr-config' },
-      { name: 'gc', url: 'gcore.wasm', pluginConfig: 'gc-config', vmConfig: { env: { SDK_ENV: 'from-vm-config' } } },
-    ],
-  },
-  { baseDir: dir, logger: log.logger },
-);
-t.teardown(async () => {
-  await proxy.close();
-  await up.close();
-  await rm(dir, { recursive: true, force: true });
+const { proxy, log, dir } = await echoProxy(t, 'wm-sdk-', { 'proxy-runtime.wasm': pr, 'gcore.wasm': gc }, {
+  admin: { port: 0 },
+  plugins: [
+    { name: 'pr', url: 'proxy-runtime.wasm', rootId: 'conformance', pluginConfig: 'pr-config' },
+    { name: 'gc', url: 'gcore.wasm', pluginConfig: 'gc-config', vmConfig: { env: { SDK_ENV: 'from-vm-config' } } },
+  ],
 });
-
-const echoed = (body: string) => JSON.parse(body) as { headers: Record<string, string>; body: string };
 
 t.test(`they load under the default limits: ${[prBuild, gcBuild].map((b) => b.label).join('; ')}`, async (t) => {
   const [a, b] = proxy.host.plugins;

@@ -7,26 +7,15 @@ import type { AddressInfo } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import wabtInit from 'wabt';
 import { LogLevel } from '../../host/src/abi/constants.js';
 import { createLogger, type HostLogger, type LogRecord } from '../../host/src/log/logger.js';
+import { compileWatText } from '../fixtures/guests/index.js';
 
 const GUEST_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'guests');
-const FEATURES = { mutable_globals: true, sat_float_to_int: true, sign_extension: true, bulk_memory: true, multi_value: true } as const;
-let wabt: ReturnType<typeof wabtInit> | undefined;
 
 /** Compiles WAT text to a wasm binary. */
-export async function wat(text: string, name = 'inline.wat', features: Record<string, boolean> = {}): Promise<Uint8Array> {
-  wabt ??= wabtInit();
-  const w = await wabt;
-  const m = w.parseWat(name, text, { ...FEATURES, ...features });
-  try {
-    m.resolveNames();
-    m.validate();
-    return m.toBinary({ write_debug_names: true }).buffer.slice();
-  } finally {
-    m.destroy();
-  }
+export function wat(text: string, name = 'inline.wat', features: Record<string, boolean> = {}): Promise<Uint8Array> {
+  return compileWatText(text, name, features);
 }
 
 /** Compiles test/fixtures/guests/<name>.wat. */

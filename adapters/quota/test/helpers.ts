@@ -2,8 +2,8 @@
 // processes on free loopback ports, send requests. Everything started here is
 // stopped by the test's teardown.
 
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { buildAdapter } from '../../../host/src/build/build-adapter.js';
+import { startProxyCli } from '../../../test/cli/proxy-process.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const repoRoot = join(here, '..', '..', '..');
@@ -98,44 +99,9 @@ export interface ProxyProcess {
 
 /** Runs the real CLI, `node bin/wasm-mixer.js proxy --config FILE`, in a child process. */
 export async function startProxyProcess(config: unknown, dir: string, name: string): Promise<ProxyProcess> {
-  const file = join(dir, `${name}.json`);
   // One process per proxy: the bounds these tests check count proxy processes (workers: auto would fork one per core).
-  await writeFile(file, JSON.stringify({ workers: 1, ...(config as object) }, null, 2));
-  const proc: ChildProcess = spawn(process.execPath, [join(repoRoot, 'bin', 'wasm-mixer.js'), 'proxy', '--config', file], {
-    cwd: repoRoot,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let err = '';
-  let exited = false;
-  proc.once('exit', () => (exited = true));
-  const ports = await new Promise<[number, number]>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`proxy ${name} did not start within 30 s: ${err}`)), 30_000);
-    proc.stderr!.on('data', (d: Buffer) => {
-      err += d.toString();
-      const m = /listening on http:\/\/[^:]+:(\d+) \(admin http:\/\/127\.0\.0\.1:(\d+)\)/.exec(err);
-      if (m) {
-        clearTimeout(timer);
-        resolve([Number(m[1]), Number(m[2])]);
-      }
-    });
-    proc.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`proxy ${name} exited with ${code}: ${err}`));
-    });
-  });
-  return {
-    port: ports[0],
-    adminPort: ports[1],
-    stderr: () => err,
-    stop: async () => {
-      if (exited) return;
-      const gone = new Promise<void>((r) => proc.once('exit', () => r()));
-      proc.kill('SIGTERM');
-      const t = setTimeout(() => proc.kill('SIGKILL'), 3000);
-      await gone;
-      clearTimeout(t);
-    },
-  };
+  const p = await startProxyCli({ workers: 1, ...(config as object) }, dir, name, { timeoutMs: 30_000, cwd: repoRoot });
+  return { port: p.port, adminPort: p.adminPort, stderr: p.stderr, stop: async () => void (await p.stop(3000)) };
 }
 
 export interface Res {

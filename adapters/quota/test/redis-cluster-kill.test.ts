@@ -3,20 +3,12 @@
 // limit's slot dies (SIGKILL) under load: leases fail until its replica takes over
 // (on_error applies), then resume on the new master, within the documented bound
 // (adapters/quota/README.md "Redis Cluster and Sentinel").
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import t from 'tap';
-import { startDemoUpstream } from '../../../host/src/index.js';
-import { projectAdapter } from '../../../test/oop/helpers.js';
-import { blast, count, metricValue, request, sleep, startProxyProcess, type Res } from './helpers.js';
+import { globalSetup, startGlobalLimitProxy } from './global-setup.js';
+import { blast, count, metricValue, request, sleep, type Res } from './helpers.js';
 import { startRedisCluster } from './redis-cluster.js';
 
-const wasm = await projectAdapter('quota'); // wasm/quota.wasm from npm run build, else built once
-const dir = await mkdtemp(join(tmpdir(), 'quota-cluster-test-'));
-t.teardown(() => rm(dir, { recursive: true, force: true }));
-const upstream = await startDemoUpstream(0);
-t.teardown(() => upstream.close());
+const setup = await globalSetup(t, 'quota-cluster-test');
 const cluster = await startRedisCluster(3, 1);
 t.teardown(() => cluster.stop());
 
@@ -25,31 +17,7 @@ const WORKERS = 2;
 t.test('fixed window across an unplanned master failure (SIGKILL): within limit + workers x lease', async (t) => {
   const limit = 400;
   const lease = 20;
-  const proxy = await startProxyProcess(
-    {
-      workers: WORKERS,
-      listen: { address: '127.0.0.1', port: 0 },
-      admin: { port: 0 },
-      logLevel: 'error',
-      routes: [{ name: 'default', upstream: `http://127.0.0.1:${upstream.port}` }],
-      clusters: { redis: { url: cluster.url } },
-      plugins: [
-        {
-          name: 'quota',
-          url: wasm,
-          clusters: ['redis'],
-          pluginConfig: {
-            domain: 'cl2',
-            global: { cluster: 'redis', lease, timeout_ms: 1000, on_error: 'closed', down_for: '200ms' },
-            limits: [{ name: 'api', algorithm: 'fixed_window', limit, window: '1d', mode: 'global' }],
-          },
-        },
-      ],
-    },
-    dir,
-    'cluster-proxy-kill',
-  );
-  t.teardown(() => proxy.stop());
+  const proxy = await startGlobalLimitProxy(t, setup, { redisUrl: cluster.url, domain: 'cl2', limit, lease, timeoutMs: 1000, workers: WORKERS, name: 'cluster-proxy-kill' });
   const owner = await cluster.ownerOf('{wasm-mixer:quota:cl2:api}');
   const results: Res[] = [...(await blast(proxy.port, 150, 16))];
   t.ok(count(results, 200) > 0, 'leases work before the failure');

@@ -4,23 +4,18 @@
 // master, and the admitted total stays within the documented bound.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { startDemoUpstream } from '../../../host/src/index.js';
-import { projectAdapter } from '../../../test/oop/helpers.js';
-import { blast, count, freePort, metricValue, request, sleep, startProxyProcess, type Res } from './helpers.js';
+import { globalSetup, startGlobalLimitProxy } from './global-setup.js';
+import { blast, count, freePort, metricValue, request, sleep, type Res } from './helpers.js';
 
 const run = promisify(execFile);
 const cli = async (port: number, ...args: string[]) => (await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { timeout: 10_000 })).stdout.trim();
 
-const wasm = await projectAdapter('quota');
-const dir = await mkdtemp(join(tmpdir(), 'quota-sentinel-test-'));
-t.teardown(() => rm(dir, { recursive: true, force: true }));
-const upstream = await startDemoUpstream(0);
-t.teardown(() => upstream.close());
+const setup = await globalSetup(t, 'quota-sentinel-test');
+const { dir } = setup;
 
 const procs: ChildProcess[] = [];
 t.teardown(() => Promise.all(procs.map((p) => new Promise<void>((r) => (p.exitCode !== null || p.signalCode !== null ? r() : (p.once('exit', () => r()), p.kill('SIGKILL')))))));
@@ -51,31 +46,7 @@ t.test('fixed window through Sentinel, across SENTINEL FAILOVER', async (t) => {
   const limit = 300;
   const lease = 10;
   const P = 2;
-  const proxy = await startProxyProcess(
-    {
-      workers: P,
-      listen: { address: '127.0.0.1', port: 0 },
-      admin: { port: 0 },
-      logLevel: 'error',
-      routes: [{ name: 'default', upstream: `http://127.0.0.1:${upstream.port}` }],
-      clusters: { redis: { url: `redis+sentinel://127.0.0.1:${sentinel}/mymaster` } },
-      plugins: [
-        {
-          name: 'quota',
-          url: wasm,
-          clusters: ['redis'],
-          pluginConfig: {
-            domain: 'sen',
-            global: { cluster: 'redis', lease, timeout_ms: 1000, on_error: 'closed', down_for: '200ms' },
-            limits: [{ name: 'api', algorithm: 'fixed_window', limit, window: '1d', mode: 'global' }],
-          },
-        },
-      ],
-    },
-    dir,
-    'sentinel-proxy',
-  );
-  t.teardown(() => proxy.stop());
+  const proxy = await startGlobalLimitProxy(t, setup, { redisUrl: `redis+sentinel://127.0.0.1:${sentinel}/mymaster`, domain: 'sen', limit, lease, timeoutMs: 1000, workers: P, name: 'sentinel-proxy' });
   const windowStart = Math.floor(Date.now() / 86_400_000) * 86_400_000;
   const key = `wasm-mixer:quota:sen:api:${windowStart}`;
 

@@ -21,7 +21,7 @@ import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-http';
 import type { Resource } from '@opentelemetry/resources';
 import { LoggerProvider, type LogRecordExporter, type LogRecordProcessor, type ReadableLogRecord, type SdkLogRecord } from '@opentelemetry/sdk-logs';
 import { LogLevel } from '../abi/constants.js';
-import type { AccessLogEntry, AccessLogSink, SinkStats } from '../log/access-log.js';
+import { refused, type AccessLogEntry, type AccessLogSink, type SinkStats } from '../log/access-log.js';
 
 export interface OtlpLogSinkOptions {
   /** Full URL of the logs endpoint, e.g. http://127.0.0.1:4318/v1/logs */
@@ -95,14 +95,7 @@ export class OtlpLogSink implements AccessLogSink {
   }
 
   write(e: AccessLogEntry): boolean {
-    if (this.closed) {
-      this.stats.dropped(1, 'closed');
-      return false;
-    }
-    if (this.queue.length >= this.maxQueue) {
-      this.stats.dropped(1, 'buffer_full');
-      return false;
-    }
+    if (refused(this.stats, this.closed, this.queue.length >= this.maxQueue)) return false;
     this.queue.push(e);
     if (this.queue.length >= this.maxBatch && !this.soon) {
       this.soon = true;

@@ -1,0 +1,278 @@
+// The stream (stdout, stderr) and file access-log sinks: entries wait in a bounded
+// buffer of lines and go out as one batched write (access-log.ts says how entries
+// get here, and what a full buffer costs).
+
+import { open, rename, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import type { Writable } from 'node:stream';
+import { refused, type AccessLogEntry, type AccessLogSink, type SinkStats } from './access-log.js';
+
+export const DEFAULT_BUFFER_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_MAX_FILE_BYTES = 100 * 1024 * 1024;
+export const DEFAULT_MAX_FILES = 5;
+/** Largest single write; rotation is checked before each. */
+const MAX_WRITE_BYTES = 256 * 1024;
+const NL = Buffer.from('\n');
+
+/** A bounded queue of lines waiting for one batched write. */
+class LineBuffer {
+  private lines: Uint8Array[] = [];
+  bytes = 0;
+
+  constructor(readonly limit: number) {}
+
+  get length(): number {
+    return this.lines.length;
+  }
+
+  fits(line: Uint8Array): boolean {
+    return this.bytes + line.length + 1 <= this.limit;
+  }
+
+  /** false when the line does not fit. */
+  push(line: Uint8Array): boolean {
+    const n = line.length + 1;
+    if (this.bytes + n > this.limit) return false;
+    this.lines.push(line);
+    this.bytes += n;
+    return true;
+  }
+
+  /** Takes up to `maxBytes` worth of lines (at least one) as one newline-joined buffer. */
+  take(maxBytes = Infinity): { data: Buffer; count: number } {
+    let size = 0;
+    let count = 0;
+    const lines = this.lines;
+    while (count < lines.length) {
+      const n = lines[count]!.length + 1;
+      if (count > 0 && size + n > maxBytes) break;
+      size += n;
+      count++;
+    }
+    const parts: Uint8Array[] = new Array(count * 2);
+    for (let i = 0; i < count; i++) {
+      parts[2 * i] = lines[i]!;
+      parts[2 * i + 1] = NL;
+    }
+    this.lines = count === lines.length ? [] : lines.slice(count);
+    this.bytes -= size;
+    return { data: Buffer.concat(parts, size), count };
+  }
+}
+
+/**
+ * What both sinks share: entries go into a bounded line buffer (a full buffer or a
+ * closed sink drops the entry and counts it, as refused() does for every sink); the sink
+ * writes the buffer out its own way.
+ */
+abstract class BufferedSink<S extends SinkStats = SinkStats> implements AccessLogSink {
+  protected readonly buf: LineBuffer;
+  protected closed = false;
+  /** Resolvers of flush() calls waiting for the buffer to empty. */
+  protected idle: Array<() => void> = [];
+
+  constructor(
+    readonly name: string,
+    protected readonly stats: S,
+    bufferBytes: number,
+  ) {
+    this.buf = new LineBuffer(bufferBytes);
+  }
+
+  get buffered(): number {
+    return this.buf.bytes;
+  }
+
+  write(e: AccessLogEntry): boolean {
+    if (refused(this.stats, this.closed, !this.buf.fits(e.line))) return false;
+    this.buf.push(e.line);
+    this.kick();
+    return true;
+  }
+
+  /** Starts writing the buffer out on a later turn, unless that is already under way (or waiting for the destination). */
+  protected abstract kick(): void;
+
+  protected wakeFlushers(): void {
+    const waiters = this.idle;
+    this.idle = [];
+    for (const w of waiters) w();
+  }
+
+  abstract flush(): Promise<void>;
+  abstract close(): Promise<void>;
+}
+
+const guarded = new WeakSet<Writable>();
+
+/** stdout, stderr or any Writable: one write per event-loop turn, honouring backpressure. */
+export class StreamSink extends BufferedSink {
+  private scheduled = false;
+  /** Waiting for 'drain'. */
+  private blocked = false;
+  private inflight = 0;
+
+  constructor(
+    name: string,
+    private readonly stream: Writable,
+    stats: SinkStats,
+    bufferBytes = DEFAULT_BUFFER_BYTES,
+  ) {
+    super(name, stats, bufferBytes);
+    // A closed pipe (EPIPE) must cost dropped entries, not the process: without a listener
+    // an 'error' on stdout is thrown. The failed write's callback counts and reports the drop.
+    if (!guarded.has(stream)) {
+      guarded.add(stream);
+      stream.on('error', () => {});
+    }
+  }
+
+  protected kick(): void {
+    if (!this.scheduled && !this.blocked) {
+      this.scheduled = true;
+      setImmediate(() => this.pump());
+    }
+  }
+
+  private pump(): void {
+    this.scheduled = false;
+    if (this.blocked || this.buf.length === 0) return this.settle();
+    const { data, count } = this.buf.take();
+    this.inflight++;
+    let ok: boolean;
+    try {
+      ok = this.stream.write(data, (err) => {
+        this.inflight--;
+        if (err) {
+          this.stats.dropped(count, 'write_error');
+          this.stats.error(err.message);
+        } else this.stats.written(count);
+        this.settle();
+      });
+    } catch (err) {
+      this.inflight--;
+      this.stats.dropped(count, 'write_error');
+      this.stats.error((err as Error).message);
+      ok = true;
+    }
+    if (!ok) {
+      this.blocked = true;
+      this.stream.once('drain', () => {
+        this.blocked = false;
+        if (this.buf.length > 0) this.kick();
+      });
+    }
+  }
+
+  private settle(): void {
+    if (this.inflight === 0 && this.buf.length === 0 && !this.scheduled) this.wakeFlushers();
+  }
+
+  flush(): Promise<void> {
+    if (this.buf.length > 0) this.kick();
+    if (this.inflight === 0 && this.buf.length === 0 && !this.scheduled) return Promise.resolve();
+    return new Promise((resolve) => this.idle.push(resolve));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await Promise.race([this.flush(), new Promise<void>((r) => setTimeout(r, 2000).unref())]);
+    this.closed = true;
+  }
+}
+
+export interface FileSinkOptions {
+  path: string;
+  /** Rotate before a write would take the file past this size. */
+  maxBytes?: number;
+  /** Rotated files kept: PATH.1 (newest) … PATH.N. */
+  maxFiles?: number;
+  bufferBytes?: number;
+}
+
+/**
+ * Appends to a file with async writes (the libuv thread pool), one batch in flight at a
+ * time. Size-based rotation, logrotate style: PATH → PATH.1 → PATH.2 … up to maxFiles.
+ * A write error drops that batch (counted) and the file is reopened for the next one.
+ */
+export class FileSink extends BufferedSink<SinkStats & { rotated?(): void }> {
+  private fh: FileHandle | null = null;
+  private size = 0;
+  private running = false;
+  readonly path: string;
+  readonly maxBytes: number;
+  readonly maxFiles: number;
+  rotations = 0;
+
+  constructor(name: string, opts: FileSinkOptions, stats: SinkStats & { rotated?(): void }) {
+    super(name, stats, opts.bufferBytes ?? DEFAULT_BUFFER_BYTES);
+    this.path = opts.path;
+    this.maxBytes = opts.maxBytes ?? DEFAULT_MAX_FILE_BYTES;
+    this.maxFiles = opts.maxFiles ?? DEFAULT_MAX_FILES;
+    mkdirSync(dirname(this.path), { recursive: true });
+  }
+
+  protected kick(): void {
+    if (!this.running) {
+      this.running = true;
+      setImmediate(() => void this.drain());
+    }
+  }
+
+  private async drain(): Promise<void> {
+    while (this.buf.length > 0) {
+      const { data, count } = this.buf.take(Math.min(MAX_WRITE_BYTES, this.maxBytes));
+      try {
+        if (this.fh === null) {
+          this.fh = await open(this.path, 'a');
+          this.size = (await this.fh.stat()).size;
+        }
+        if (this.size > 0 && this.size + data.length > this.maxBytes) await this.rotate();
+        let off = 0;
+        while (off < data.length) {
+          const { bytesWritten } = await this.fh!.write(data, off, data.length - off);
+          off += bytesWritten;
+        }
+        this.size += data.length;
+        this.stats.written(count);
+      } catch (err) {
+        this.stats.dropped(count, 'write_error');
+        this.stats.error(`${this.path}: ${(err as Error).message}`);
+        const fh = this.fh;
+        this.fh = null;
+        await fh?.close().catch(() => {});
+      }
+    }
+    this.running = false;
+    this.wakeFlushers();
+  }
+
+  private async rotate(): Promise<void> {
+    await this.fh!.close();
+    this.fh = null;
+    for (let i = this.maxFiles - 1; i >= 1; i--) {
+      await rename(`${this.path}.${i}`, `${this.path}.${i + 1}`).catch(() => {});
+    }
+    if (this.maxFiles >= 1) await rename(this.path, `${this.path}.1`);
+    this.fh = await open(this.path, this.maxFiles >= 1 ? 'a' : 'w');
+    this.size = 0;
+    this.rotations++;
+    this.stats.rotated?.();
+  }
+
+  flush(): Promise<void> {
+    if (!this.running && this.buf.length === 0) return Promise.resolve();
+    this.kick();
+    return new Promise((resolve) => this.idle.push(resolve));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await Promise.race([this.flush(), new Promise<void>((r) => setTimeout(r, 5000).unref())]);
+    this.closed = true;
+    const fh = this.fh;
+    this.fh = null;
+    await fh?.close().catch(() => {});
+  }
+}

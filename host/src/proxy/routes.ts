@@ -1,0 +1,39 @@
+// The proxy's routing table (config `routes`): the first route whose path prefix
+// and host pattern match a request wins.
+
+import type { MixerConfig, RouteConfig } from '../config/schema.js';
+
+export interface Route {
+  readonly config: RouteConfig;
+  readonly url: URL;
+  readonly prefix: string;
+  readonly hosts: string[] | null;
+}
+
+export class RouteTable {
+  private routes: Route[] = [];
+
+  constructor(config: MixerConfig) {
+    this.set(config);
+  }
+
+  /** Replaces the table (a reload); requests already routed keep their route. */
+  set(config: MixerConfig): void {
+    this.routes = (config.routes ?? []).map((r) => ({
+      config: r,
+      url: new URL(r.upstream),
+      prefix: r.match?.prefix ?? '/',
+      hosts: r.match?.hosts ?? null,
+    }));
+  }
+
+  pick(authority: string, path: string): Route | null {
+    const h = authority.replace(/:\d+$/, '').toLowerCase();
+    for (const r of this.routes) {
+      if (!path.startsWith(r.prefix)) continue;
+      if (r.hosts !== null && !r.hosts.some((x) => x === '*' || x === h || (x.startsWith('*.') && h.endsWith(x.slice(1))))) continue;
+      return r;
+    }
+    return null;
+  }
+}
