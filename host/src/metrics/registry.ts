@@ -2,6 +2,8 @@
 // every adapter and by the host's own metrics. Rendered as Prometheus text 0.0.4 or
 // OpenMetrics 1.0 (exposition.ts picks one per scrape), and read by the OTLP exporter
 // (telemetry/otlp-metrics.ts) through collect().
+// About 610 lines, one file: families, series, ownership, caps and histogram buckets
+// are one store; rendering is in exposition.ts.
 //
 // Adapters encode labels in the metric name, Prometheus style:
 //   istio_requests_total{response_code="200",reporter="destination"}

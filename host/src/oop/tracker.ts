@@ -1,6 +1,8 @@
 // What a check depended on and what it did, observed by the adapter server while
 // the host runs the adapters (Mixer recorded attribute lookups in its attribute
 // bag the same way: istio/istio@release-1.1 mixer/pkg/attribute/protoBag.go).
+// About 500 lines, one file: the tracked stream, shared store and guest-memory hook all
+// record into one dependency set per check, which the check cache keys on.
 //
 // The server gives the adapters a TrackedStream: its header list, StreamInfo and
 // filter state record every read made while a check runs; the host's shared

@@ -1,4 +1,6 @@
 // The quota lease protocol and its Redis implementation.
+// About 470 lines, one file: the lease protocol (request and answer shapes, the Lua
+// script) and its Redis transport (one node, Cluster, Sentinel) change together.
 //
 // The quota adapter (adapters/quota) runs in wasm and cannot open sockets. For
 // global limits it leases batches of tokens with proxy_http_call to a cluster:

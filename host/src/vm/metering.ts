@@ -1,3 +1,7 @@
+// About 800 lines, one file: the rewriter is one pass over the code section (decoder,
+// fuel insertion, call-site charges, bulk-op and table caps) that must agree on one
+// instruction model; splitting it would spread that model over several files.
+//
 // Load-time rewriting of adapter modules so that no guest call can run away
 // or grow without bound:
 //
