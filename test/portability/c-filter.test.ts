@@ -9,41 +9,22 @@
 // a counter; the same module under another root id does nothing (no
 // registration: the C++ SDK's default no-op contexts); on_configure returning
 // false refuses the plugin.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { startProxy } from '../../host/src/index.js';
 import { buildNativeFilter, C_BUILD } from './native-build.js';
-import { capture, metricsUntil, request, runCheck, startEcho } from './helpers.js';
+import { assertBodyKeepsLength, capture, echoed, echoProxy, metricsUntil, request, runCheck } from './helpers.js';
 
 // A cold compile (no cached build) on a busy 2-core machine can take a minute.
 t.setTimeout(240_000);
-const dir = await mkdtemp(join(tmpdir(), 'wm-c-'));
-await writeFile(join(dir, 'c-filter.wasm'), await buildNativeFilter(C_BUILD));
-
-const up = await startEcho();
-const log = capture();
-const routes = [{ name: 'default', upstream: `http://127.0.0.1:${up.port}` }];
-const proxy = await startProxy(
-  {
-    listen: { port: 0 },
-    admin: { port: 0 },
-    routes,
-    plugins: [
-      { name: 'c', url: 'c-filter.wasm', pluginConfig: 'c-config', vmConfig: { configuration: 'c-vm' } },
-      { name: 'c-other', url: 'c-filter.wasm', rootId: 'other', pluginConfig: 'unused' },
-    ],
-  },
-  { baseDir: dir, logger: log.logger },
-);
-t.teardown(async () => {
-  await proxy.close();
-  await up.close();
-  await rm(dir, { recursive: true, force: true });
+const { proxy, log, dir, upstreamPort } = await echoProxy(t, 'wm-c-', { 'c-filter.wasm': await buildNativeFilter(C_BUILD) }, {
+  admin: { port: 0 },
+  plugins: [
+    { name: 'c', url: 'c-filter.wasm', pluginConfig: 'c-config', vmConfig: { configuration: 'c-vm' } },
+    { name: 'c-other', url: 'c-filter.wasm', rootId: 'other', pluginConfig: 'unused' },
+  ],
 });
-
-const echoed = (body: string) => JSON.parse(body) as { headers: Record<string, string>; body: string };
+const routes = [{ name: 'default', upstream: `http://127.0.0.1:${upstreamPort}` }];
 
 t.test(`it loads under the default limits: ${C_BUILD.label}`, async (t) => {
   const [c, other] = proxy.host.plugins;
@@ -74,11 +55,7 @@ t.test('a local reply on a condition, with its headers, runs the sender\'s respo
 });
 
 t.test('a body passes with its Content-Length (its body callback does not change it)', async (t) => {
-  const r = await request(proxy.port, '/post', { method: 'POST', body: 'z'.repeat(4000) });
-  const e = echoed(r.body);
-  t.equal(e.headers['content-length'], '4000');
-  t.equal(e.headers['transfer-encoding'], undefined);
-  t.equal(e.body.length, 4000);
+  await assertBodyKeepsLength(t, proxy.port, 4000);
 });
 
 t.test('its counter, incremented in on_log, is exported', async (t) => {

@@ -8,41 +8,21 @@
 // it behaves as in Envoy: configuration, a NUL-separated property path, request and
 // response headers in chain order, a local reply with headers through the sender's
 // response callback only, Content-Length kept, a counter.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { startProxy } from '../../host/src/index.js';
 import { buildNativeFilter, CXX_BUILD } from './native-build.js';
-import { capture, metricsUntil, request, runCheck, startEcho } from './helpers.js';
+import { assertBodyKeepsLength, echoed, echoProxy, metricsUntil, request, runCheck } from './helpers.js';
 
 // A cold compile (no cached build) on a busy 2-core machine can take a minute.
 t.setTimeout(240_000);
-const dir = await mkdtemp(join(tmpdir(), 'wm-cxx-'));
-await writeFile(join(dir, 'cxx-filter.wasm'), await buildNativeFilter(CXX_BUILD));
-
-const up = await startEcho();
-const log = capture();
-const proxy = await startProxy(
-  {
-    listen: { port: 0 },
-    admin: { port: 0 },
-    routes: [{ name: 'default', upstream: `http://127.0.0.1:${up.port}` }],
-    plugins: [
-      { name: 'cxx', url: 'cxx-filter.wasm', pluginConfig: 'cxx-config' },
-      { name: 'cxx-alt', url: 'cxx-filter.wasm', rootId: 'cxx-alt' },
-      { name: 'cxx-none', url: 'cxx-filter.wasm', rootId: 'unregistered' },
-    ],
-  },
-  { baseDir: dir, logger: log.logger },
-);
-t.teardown(async () => {
-  await proxy.close();
-  await up.close();
-  await rm(dir, { recursive: true, force: true });
+const { proxy, log, dir } = await echoProxy(t, 'wm-cxx-', { 'cxx-filter.wasm': await buildNativeFilter(CXX_BUILD) }, {
+  admin: { port: 0 },
+  plugins: [
+    { name: 'cxx', url: 'cxx-filter.wasm', pluginConfig: 'cxx-config' },
+    { name: 'cxx-alt', url: 'cxx-filter.wasm', rootId: 'cxx-alt' },
+    { name: 'cxx-none', url: 'cxx-filter.wasm', rootId: 'unregistered' },
+  ],
 });
-
-const echoed = (body: string) => JSON.parse(body) as { headers: Record<string, string>; body: string };
 
 t.test(`it loads under the default limits: ${CXX_BUILD.label}`, async (t) => {
   const m = proxy.host.plugins[0]!.module;
@@ -71,11 +51,7 @@ t.test('a local reply with headers runs the sender\'s response callback only (En
 });
 
 t.test('a body passes with its Content-Length (its body callback does not change it)', async (t) => {
-  const r = await request(proxy.port, '/post', { method: 'POST', body: 'w'.repeat(6000) });
-  const e = echoed(r.body);
-  t.equal(e.headers['content-length'], '6000');
-  t.equal(e.headers['transfer-encoding'], undefined);
-  t.equal(e.body.length, 6000);
+  await assertBodyKeepsLength(t, proxy.port, 6000);
 });
 
 t.test('its counter, incremented in on_log, is exported', async (t) => {

@@ -125,3 +125,15 @@ export async function echoProxy(t: Test, prefix: string, files: Record<string, U
   });
   return { proxy, log, dir, upstreamPort: up.port };
 }
+
+/**
+ * POSTs `size` bytes through the proxy and checks they reach the upstream with their
+ * Content-Length, not re-chunked: a body callback that leaves the body alone keeps it (Envoy).
+ */
+export async function assertBodyKeepsLength(t: Test, port: number, size: number): Promise<void> {
+  const r = await request(port, '/post', { method: 'POST', body: 'b'.repeat(size) });
+  const e = echoed(r.body);
+  t.equal(e.headers['content-length'], String(size));
+  t.equal(e.headers['transfer-encoding'], undefined);
+  t.equal(e.body.length, size);
+}

@@ -7,39 +7,19 @@
 // Envoy: configuration, request and response headers, a local reply with headers
 // through its own response callback, Content-Length kept, and the same module under
 // an unregistered root id does nothing.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { startProxy } from '../../host/src/index.js';
 import { buildNativeFilter, RUST_BUILD } from './native-build.js';
-import { capture, request, runCheck, startEcho } from './helpers.js';
+import { assertBodyKeepsLength, echoed, echoProxy, request, runCheck } from './helpers.js';
 
 // A cold compile (no cached build) on a busy 2-core machine can take a minute.
 t.setTimeout(240_000);
-const dir = await mkdtemp(join(tmpdir(), 'wm-rust-'));
-await writeFile(join(dir, 'rust-filter.wasm'), await buildNativeFilter(RUST_BUILD));
-
-const up = await startEcho();
-const log = capture();
-const proxy = await startProxy(
-  {
-    listen: { port: 0 },
-    routes: [{ name: 'default', upstream: `http://127.0.0.1:${up.port}` }],
-    plugins: [
-      { name: 'rust', url: 'rust-filter.wasm', pluginConfig: 'rust-config' },
-      { name: 'rust-none', url: 'rust-filter.wasm', rootId: 'unregistered' },
-    ],
-  },
-  { baseDir: dir, logger: log.logger },
-);
-t.teardown(async () => {
-  await proxy.close();
-  await up.close();
-  await rm(dir, { recursive: true, force: true });
+const { proxy, log, dir } = await echoProxy(t, 'wm-rust-', { 'rust-filter.wasm': await buildNativeFilter(RUST_BUILD) }, {
+  plugins: [
+    { name: 'rust', url: 'rust-filter.wasm', pluginConfig: 'rust-config' },
+    { name: 'rust-none', url: 'rust-filter.wasm', rootId: 'unregistered' },
+  ],
 });
-
-const echoed = (body: string) => JSON.parse(body) as { headers: Record<string, string>; body: string };
 
 t.test(`it loads under the default limits: ${RUST_BUILD.label}`, async (t) => {
   const m = proxy.host.plugins[0]!.module;
@@ -67,11 +47,7 @@ t.test('a local reply with headers runs the sender\'s response callback (Envoy)'
 });
 
 t.test('a body passes with its Content-Length (its body callback does not change it)', async (t) => {
-  const r = await request(proxy.port, '/post', { method: 'POST', body: 'r'.repeat(7000) });
-  const e = echoed(r.body);
-  t.equal(e.headers['content-length'], '7000');
-  t.equal(e.headers['transfer-encoding'], undefined);
-  t.equal(e.body.length, 7000);
+  await assertBodyKeepsLength(t, proxy.port, 7000);
 });
 
 t.test('wasm-mixer check says ok, ABI 0.2.1', async (t) => {

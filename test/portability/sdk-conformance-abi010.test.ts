@@ -6,39 +6,19 @@
 // configuration with the 0.1.0 proxy_get_configuration in on_configure, runs its
 // two-parameter header callbacks, and its local reply goes through its own
 // on_response_headers.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { startProxy } from '../../host/src/index.js';
 import { buildSdkFilter, SDK_BUILDS } from './sdk-build.js';
-import { capture, metricsUntil, request, runCheck, startEcho } from './helpers.js';
+import { assertBodyKeepsLength, echoed, echoProxy, metricsUntil, request, runCheck } from './helpers.js';
 
 const build = SDK_BUILDS.find((b) => b.filter === 'proxy-runtime-0.1.1');
 if (build === undefined) throw new Error('sdk-build.ts lists no proxy-runtime-0.1.1 build');
 // A cold build (npm install, then asc) on a busy 2-core machine can take a minute.
 t.setTimeout(240_000);
-const dir = await mkdtemp(join(tmpdir(), 'wm-sdk010-'));
-await writeFile(join(dir, 'proxy-runtime-0.1.1.wasm'), await buildSdkFilter(build));
-
-const up = await startEcho();
-const log = capture();
-const proxy = await startProxy(
-  {
-    listen: { port: 0 },
-    admin: { port: 0 },
-    routes: [{ name: 'default', upstream: `http://127.0.0.1:${up.port}` }],
-    plugins: [{ name: 'old', url: 'proxy-runtime-0.1.1.wasm', rootId: 'conformance-old', pluginConfig: 'old-config' }],
-  },
-  { baseDir: dir, logger: log.logger },
-);
-t.teardown(async () => {
-  await proxy.close();
-  await up.close();
-  await rm(dir, { recursive: true, force: true });
+const { proxy, log, dir } = await echoProxy(t, 'wm-sdk010-', { 'proxy-runtime-0.1.1.wasm': await buildSdkFilter(build) }, {
+  admin: { port: 0 },
+  plugins: [{ name: 'old', url: 'proxy-runtime-0.1.1.wasm', rootId: 'conformance-old', pluginConfig: 'old-config' }],
 });
-
-const echoed = (body: string) => JSON.parse(body) as { headers: Record<string, string>; body: string };
 
 t.test(`it loads under the default limits: ${build.label}`, async (t) => {
   const m = proxy.host.plugins[0]!.module;
@@ -63,11 +43,7 @@ t.test('a local reply runs the sender\'s response callbacks (Envoy)', async (t) 
 });
 
 t.test('a body passes with its Content-Length (its body callback does not change it)', async (t) => {
-  const r = await request(proxy.port, '/post', { method: 'POST', body: 'y'.repeat(3000) });
-  const e = echoed(r.body);
-  t.equal(e.headers['content-length'], '3000');
-  t.equal(e.headers['transfer-encoding'], undefined);
-  t.equal(e.body.length, 3000);
+  await assertBodyKeepsLength(t, proxy.port, 3000);
 });
 
 t.test('its counter, incremented in on_log, is exported', async (t) => {
