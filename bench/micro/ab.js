@@ -10,22 +10,13 @@ import { execFileSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import os from 'node:os';
+import { benchArgs } from '../core/args.js';
 import { median, round } from '../core/stats.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '../..');
-const { values: opt } = parseArgs({
-  options: {
-    before: { type: 'string' },
-    rounds: { type: 'string', default: '3' },
-    runs: { type: 'string', default: '3' },
-    requests: { type: 'string', default: '10000' },
-    out: { type: 'string' },
-    help: { type: 'boolean', default: false },
-  },
-});
+const { values: opt } = benchArgs({ before: undefined, rounds: 3, runs: 3, requests: 10000, out: undefined, help: false });
 if (opt.help || !opt.before) {
   process.stdout.write('node bench/micro/ab.js --before DIR [--rounds 3] [--runs 3] [--requests 10000] [--out FILE]\n');
   process.exit(opt.help ? 0 : 64);
@@ -33,10 +24,10 @@ if (opt.help || !opt.before) {
 const sides = { before: resolve(opt.before), after: root };
 const commit = (dir) => execFileSync('git', ['-C', dir, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
 const samples = { before: {}, after: {} };
-for (let r = 0; r < Number(opt.rounds); r++) {
+for (let r = 0; r < opt.rounds; r++) {
   for (const side of r % 2 ? ['after', 'before'] : ['before', 'after']) {
     process.stderr.write(`  ab: round ${r + 1}, ${side}\n`);
-    const out = execFileSync(process.execPath, [resolve(sides[side], 'bench/micro/adapters.js'), '--json', '--runs', opt.runs, '--requests', opt.requests], { cwd: sides[side], encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 64 << 20 });
+    const out = execFileSync(process.execPath, [resolve(sides[side], 'bench/micro/adapters.js'), '--json', '--runs', String(opt.runs), '--requests', String(opt.requests)], { cwd: sides[side], encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 64 << 20 });
     const res = JSON.parse(out.trim().split('\n').pop());
     for (const row of res.rows) (samples[side][row.variant] ??= []).push(row.cpuUsPerRequest);
   }

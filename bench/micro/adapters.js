@@ -21,33 +21,22 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { WasmHost } from '../../dist/host/src/index.js';
 import { validateConfig } from '../../dist/host/src/config/load.js';
 import { benchConfig, chainPlugins, makeCredentials } from '../e2e/configs.js';
 import { benchStream, RESPONSE_HEADERS } from './request.js';
+import { benchArgs } from '../core/args.js';
 import { median, spread, round } from '../core/stats.js';
 import { summarize } from '../e2e/profile.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '../..');
-const { values: opt } = parseArgs({
-  options: {
-    runs: { type: 'string', default: '5' },
-    requests: { type: 'string', default: '20000' },
-    json: { type: 'boolean', default: false },
-    out: { type: 'string' },
-    only: { type: 'string' },
-    profile: { type: 'boolean', default: false },
-    help: { type: 'boolean', default: false },
-  },
-});
+const { values: opt } = benchArgs({ runs: 5, requests: 20000, json: false, out: undefined, only: undefined, profile: false, help: false });
 if (opt.help) {
-  process.stdout.write('node bench/micro/adapters.js [--runs 5] [--requests 20000] [--only v1,v2] [--json] [--out FILE]\n');
+  process.stdout.write('node bench/micro/adapters.js [--runs 5] [--requests 20000] [--only v1,v2] [--profile] [--json] [--out FILE]\n');
   process.exit(0);
 }
-const RUNS = Number(opt.runs);
-const REQUESTS = Number(opt.requests);
+const { runs: RUNS, requests: REQUESTS } = opt;
 
 const tmp = await mkdtemp(join(os.tmpdir(), 'wm-bench-adapters-'));
 const creds = await makeCredentials();

@@ -174,12 +174,7 @@ export class GuestMemory {
 
   /** A view of guest bytes for the host to fill (charged as written), or null when out of bounds. */
   writable(ptr: number, len: number): Uint8Array | null {
-    this.refresh();
-    ptr >>>= 0;
-    len >>>= 0;
-    if (ptr + len > this.u8.length) return null;
-    this.charge(len);
-    return this.u8.subarray(ptr, ptr + len);
+    return this.view(ptr, len);
   }
 
   write(ptr: number, data: Uint8Array): boolean {
