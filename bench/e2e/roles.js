@@ -30,6 +30,7 @@ if (role === 'upstream') {
   close = () => new Promise((r) => { server.close(() => r()); server.closeAllConnections(); });
   console.log(`ready ${server.address().port}`);
 } else if (role === 'proxy' || role === 'server') {
+  if (process.env.WM_BENCH_PROBE === '1') await import('./probe.js'); // bench/e2e/saturation.js --probe
   const { validateConfig } = await import('../../dist/host/src/config/load.js');
   const config = validateConfig(JSON.parse(await readFile(configFile, 'utf8')), configFile);
   const baseDir = dirname(configFile);
