@@ -15,12 +15,15 @@ export class Drain {
   /** Counts a response until it closes; once draining, it carries Connection: close. */
   track(res: ServerResponse): void {
     this.inFlight++;
-    res.on('close', () => {
-      this.inFlight--;
-      if (this.draining && this.inFlight === 0) this.drained?.();
-    });
+    res.on('close', this.closed);
     if (this.draining) res.setHeader('connection', 'close');
   }
+
+  /** One listener for every response (no closure per request). */
+  private readonly closed = (): void => {
+    this.inFlight--;
+    if (this.draining && this.inFlight === 0) this.drained?.();
+  };
 
   start(): void {
     this.draining = true;

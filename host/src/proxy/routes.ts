@@ -6,6 +6,10 @@ import type { MixerConfig, RouteConfig } from '../config/schema.js';
 export interface Route {
   readonly config: RouteConfig;
   readonly url: URL;
+  /** The upstream URL's parts, read once (URL getters build a new string on every call). */
+  readonly target: { readonly protocol: string; readonly hostname: string; readonly port: string; readonly host: string };
+  /** The upstream URL's path without its trailing slash ('' for '/'): prepended to each request's path. */
+  readonly basePath: string;
   readonly prefix: string;
   readonly hosts: string[] | null;
 }
@@ -19,12 +23,11 @@ export class RouteTable {
 
   /** Replaces the table (a reload); requests already routed keep their route. */
   set(config: MixerConfig): void {
-    this.routes = (config.routes ?? []).map((r) => ({
-      config: r,
-      url: new URL(r.upstream),
-      prefix: r.match?.prefix ?? '/',
-      hosts: r.match?.hosts ?? null,
-    }));
+    this.routes = (config.routes ?? []).map((r) => {
+      const url = new URL(r.upstream);
+      const target = { protocol: url.protocol, hostname: url.hostname, port: url.port, host: url.host };
+      return { config: r, url, target, basePath: url.pathname.replace(/\/$/, ''), prefix: r.match?.prefix ?? '/', hosts: r.match?.hosts ?? null };
+    });
   }
 
   pick(authority: string, path: string): Route | null {

@@ -10,6 +10,7 @@ import type { MixerConfig } from '../config/schema.js';
 import { describeError } from '../errors.js';
 import { pumpBody, then } from './body-pump.js';
 import { addHeader, endToEndHeaders, headBytes, trailerPairs, type OutHeaders } from './headers.js';
+import { relay } from './relay.js';
 import { RequestFraming } from './request-framing.js';
 import type { Exchange } from './exchange.js';
 import type { Route } from './routes.js';
@@ -31,7 +32,7 @@ export function forward(upstream: Upstream, ex: Exchange, route: Route, endOfStr
   const { host, stream, req, res, reply, reset, fail } = ex;
   const s = stream.stream;
   const info = s.info;
-  info.upstreamAddress = route.url.host;
+  info.upstreamAddress = route.target.host;
   const outHeaders: OutHeaders = {};
   let method = 'GET';
   let path = '/';
@@ -53,13 +54,13 @@ export function forward(upstream: Upstream, ex: Exchange, route: Route, endOfStr
     outHeaders['transfer-encoding'] = 'chunked';
   }
   s.requestHeadersSent = true;
-  const upstreamPath = route.url.pathname === '/' ? path : route.url.pathname.replace(/\/$/, '') + path;
+  const t = route.target;
   const up = http.request({
-    protocol: route.url.protocol,
-    hostname: route.url.hostname,
-    port: route.url.port,
+    protocol: t.protocol,
+    hostname: t.hostname,
+    port: t.port,
     method,
-    path: upstreamPath,
+    path: route.basePath + path,
     headers: outHeaders,
     agent: upstream.agent,
   });
@@ -102,8 +103,7 @@ export function forward(upstream: Upstream, ex: Exchange, route: Route, endOfStr
   if (endOfStream) {
     up.end();
   } else if (!stream.needsBody.request && !stream.needsTrailers.request) {
-    req.pipe(up, { end: false });
-    req.on('end', () => {
+    relay(req, up, null, () => {
       s.requestTrailers = trailerPairs(req.rawTrailers);
       endRequest();
     });
@@ -165,20 +165,19 @@ function relayResponse(ex: Exchange, ures: IncomingMessage, method: string): voi
     s.responseHeadersSent = true;
     info.responseHeaderBytes = headBytes(out);
     res.writeHead(status, out);
-    ures.on('data', (c: Buffer) => void (info.responseBytes += c.length));
     const endResponse = () => {
       const t = s.responseTrailers;
       if (t !== null && t.length > 0) res.addTrailers(t);
       res.end();
     };
     if (!stream.needsBody.response && !stream.needsTrailers.response) {
-      ures.pipe(res, { end: false });
-      ures.on('end', () => {
+      relay(ures, res, (n) => void (info.responseBytes += n), () => {
         s.responseTrailers = trailerPairs(ures.rawTrailers);
         endResponse();
       });
       return;
     }
+    ures.on('data', (c: Buffer) => void (info.responseBytes += c.length));
     pumpBody(
       ures,
       (chunk, eos) => stream.responseBody(chunk, eos),
