@@ -10,10 +10,10 @@ const here = dirname(fileURLToPath(import.meta.url));
 const ROLES = resolve(here, 'roles.js');
 const live = new Set();
 
-/** Starts `node [nodeArgs] roles.js role ...args`; resolves { pid, port, adminPort, child } on "ready". */
-export function startRole(role, args = [], { nodeArgs = [], logFile = null, timeoutMs = 60_000 } = {}) {
+/** Starts `node [nodeArgs] roles.js role ...args` (`roles`: another checkout's roles.js, for before/after runs); resolves { pid, port, adminPort, child } on "ready". */
+export function startRole(role, args = [], { nodeArgs = [], logFile = null, timeoutMs = 60_000, roles = ROLES } = {}) {
   return new Promise((resolveReady, reject) => {
-    const child = spawn(process.execPath, [...nodeArgs, ROLES, role, ...args], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    const child = spawn(process.execPath, [...nodeArgs, roles, role, ...args], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     live.add(child);
     const log = logFile ? createWriteStream(logFile, { flags: 'a' }) : null;
     let tail = '';

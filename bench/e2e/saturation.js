@@ -6,7 +6,9 @@
 //        [--connections 64] [--warmup 3] [--probe] [--strace] [--json] [--out FILE]
 //
 // variants: none (the proxy, no adapters), inproc (the four adapters in process); a
-// variant may carry node flags for its proxy after '@': inproc@--max-semi-space-size=64.
+// variant may carry node flags for its proxy after '@': inproc@--max-semi-space-size=64,
+// and '~' runs it from the checkout given with --before DIR (its bench/e2e/roles.js and
+// dist/): none,none~ compares this tree's proxy with that one's in the same run.
 // Runs are interleaved (rotated order every repetition); figures are medians.
 // Per run: req/s, the proxy's CPU per request (user + system, from /proc/<pid>/task: the
 // main thread and the other threads: V8's GC and compiler helpers, libuv's file writes).
@@ -30,15 +32,18 @@ import { runWrk, writeScript } from './wrk.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '../..');
-const { values: opt } = benchArgs({ variants: 'none,inproc', reps: 3, seconds: 4, connections: 64, warmup: 3, probe: false, strace: false, json: false, out: undefined, help: false });
+const { values: opt } = benchArgs({ variants: 'none,inproc', before: undefined, reps: 3, seconds: 4, connections: 64, warmup: 3, probe: false, strace: false, json: false, out: undefined, help: false });
 if (opt.help) {
-  process.stdout.write('node bench/e2e/saturation.js [--variants none,inproc[@--node-flag...]] [--reps 3] [--seconds 4] [--connections 64] [--warmup 3] [--probe] [--strace] [--json] [--out FILE]\n');
+  process.stdout.write('node bench/e2e/saturation.js [--variants none,inproc[~][@--node-flag...]] [--before DIR] [--reps 3] [--seconds 4] [--connections 64] [--warmup 3] [--probe] [--strace] [--json] [--out FILE]\n');
   process.exit(0);
 }
 const variants = opt.variants.split(',').map((v) => {
-  const [mode, ...flags] = v.split('@');
-  if (mode !== 'none' && mode !== 'inproc') throw new Error(`unknown variant ${v}: none or inproc, optionally @node-flags`);
-  return { id: v, mode, flags };
+  const [name, ...flags] = v.split('@');
+  const before = name.endsWith('~');
+  const mode = before ? name.slice(0, -1) : name;
+  if (mode !== 'none' && mode !== 'inproc') throw new Error(`unknown variant ${v}: none or inproc, optionally ~ and @node-flags`);
+  if (before && !opt.before) throw new Error(`variant ${v} needs --before DIR`);
+  return { id: v, mode, flags, roles: before ? resolve(opt.before, 'bench/e2e/roles.js') : undefined };
 });
 if (opt.probe) process.env.WM_BENCH_PROBE = '1';
 
@@ -50,8 +55,8 @@ const targets = [];
 for (const v of variants) {
   const f = join(tmp, `proxy-${targets.length}.json`);
   await writeFile(f, JSON.stringify(benchConfig({ mode: v.mode, n: 4, creds, wasmDir: join(root, 'wasm'), upstreamPort: upstream.port, logDir: tmp })));
-  const proxy = await startRole('proxy', [f], { nodeArgs: v.flags, logFile: join(tmp, `proxy-${targets.length}.log`) });
-  const t = { ...v, proxy, probes: [] };
+  const proxy = await startRole('proxy', [f], { nodeArgs: v.flags, roles: v.roles, logFile: join(tmp, `proxy-${targets.length}.log`) });
+  const t = { ...v, proxy, probes: [], gc: { allocated: 0, survived: 0, promoted: 0 } };
   targets.push(t);
   // probe lines arrive on the proxy's stdout after each SIGUSR2
   let buf = '';
@@ -62,6 +67,11 @@ for (const v of variants) {
       const line = buf.slice(0, i);
       buf = buf.slice(i + 1);
       if (line.startsWith('probe ')) t.probes.push(JSON.parse(line.slice(6)));
+      else if (line.includes(' gc=')) {
+        // node --trace-gc-nvp (a variant's @flag): bytes allocated, survived and promoted per collection
+        for (const k of ['allocated', 'promoted']) t.gc[k] += Number(new RegExp(` ${k}=(\\d+)`).exec(line)?.[1] ?? 0);
+        t.gc.survived += Number(/ new_space_survived=(\d+)/.exec(line)?.[1] ?? 0);
+      }
     }
   });
 }
@@ -99,6 +109,7 @@ async function probe(t) {
 async function run(t, seconds) {
   const pid = t.proxy.pid;
   const p0 = opt.probe ? await probe(t) : null;
+  const gc0 = { ...t.gc };
   const a = threadTicks(pid);
   const w = await runWrk({ port: t.proxy.port, connections: opt.connections, seconds, script });
   const b = threadTicks(pid);
@@ -120,6 +131,10 @@ async function run(t, seconds) {
     mainThread: { user: us(main.user), sys: us(main.sys) },
     otherThreads: us(other.user + other.sys),
   };
+  if (t.gc.allocated > gc0.allocated) {
+    // whole collections only: close to exact over many of them
+    r.gcBytesPerRequest = Object.fromEntries(Object.keys(t.gc).map((k) => [k, Math.round((t.gc[k] - gc0[k]) / w.requests)]));
+  }
   if (p0 && p1) {
     const n = p1.requests - p0.requests;
     r.probe = {
@@ -177,6 +192,9 @@ try {
       cpuUsPerRequest: med(xs, (x) => x.cpuUsPerRequest),
       mainThreadUsPerRequest: med(xs, (x) => x.mainThread.user + x.mainThread.sys),
       otherThreadsUsPerRequest: med(xs, (x) => x.otherThreads),
+      ...(xs.some((x) => x.gcBytesPerRequest)
+        ? { allocatedBytesPerRequest: med(xs, (x) => x.gcBytesPerRequest?.allocated), survivedBytesPerRequest: med(xs, (x) => x.gcBytesPerRequest?.survived), promotedBytesPerRequest: med(xs, (x) => x.gcBytesPerRequest?.promoted) }
+        : {}),
       ...(opt.probe
         ? {
             chainUsPerRequest: med(xs, (x) => x.probe?.chainTotalUsPerRequest),
@@ -186,14 +204,12 @@ try {
         : {}),
     };
   }
-  // Ratios within each repetition (the same noise hits both), then their median.
-  const base = targets.find((t) => t.mode === 'none');
-  if (base) {
-    for (const t of targets) {
-      if (t === base) continue;
-      const ratios = runs[t.id].map((x, i) => x.rps / runs[base.id][i].rps);
-      summary[t.id].rpsRatioVsNone = { median: round(median(ratios), 3), range: spread(ratios).map((x) => round(x, 3)) };
-    }
+  // Ratios to the proxy without adapters from the same tree and repetition (the same noise hits both), then their median.
+  for (const t of targets) {
+    const base = targets.find((b) => b.mode === 'none' && b.roles === t.roles);
+    if (base === undefined || base === t) continue;
+    const ratios = runs[t.id].map((x, i) => x.rps / runs[base.id][i].rps);
+    summary[t.id].rpsRatioVsNone = { median: round(median(ratios), 3), range: spread(ratios).map((x) => round(x, 3)) };
   }
   let strace = null;
   if (opt.strace) {
@@ -221,6 +237,7 @@ try {
         `${id}: ${s.rps.median} req/s [${s.rps.range.join('–')}]` +
           (s.rpsRatioVsNone ? ` (×${s.rpsRatioVsNone.median} of none [${s.rpsRatioVsNone.range.join('–')}])` : '') +
           `, CPU ${s.cpuUsPerRequest.median} µs/req (main thread ${s.mainThreadUsPerRequest.median}, other threads ${s.otherThreadsUsPerRequest.median})` +
+          (s.allocatedBytesPerRequest ? `, allocated ${s.allocatedBytesPerRequest.median} B/req (survived a scavenge ${s.survivedBytesPerRequest.median}, promoted ${s.promotedBytesPerRequest.median})` : '') +
           (s.chainUsPerRequest ? `, in the chain ${s.chainUsPerRequest.median} µs, GC pause ${s.gcPauseUsPerRequest.median} µs, ${s.scavengesPer1000.median} scavenges/1000 req` : '') +
           '\n',
       );
