@@ -40,6 +40,12 @@ export function createProxyServer(
   const limits = serverLimits(config);
   /** The latest request on each connection: a timeout while its body is still arriving is answered through it. */
   const current = new WeakMap<Socket, { req: IncomingMessage; res: ServerResponse }>();
+  // Once a request is complete and answered, its entry only kept the whole request (its stream, the
+  // adapters' contexts) alive while the keep-alive connection waits for the next one.
+  const forget = function (this: ServerResponse): void {
+    const req = this.req;
+    if (req.complete && current.get(req.socket)?.res === this) current.delete(req.socket);
+  };
   const server = http.createServer({
     keepAlive: true,
     maxHeaderSize: limits.maxHeaderBytes,
@@ -50,6 +56,7 @@ export function createProxyServer(
   }, (req, res) => {
     drain.track(res);
     current.set(req.socket, { req, res });
+    res.on('close', forget);
     handle(req, res);
   });
   server.keepAliveTimeout = limits.keepAliveTimeoutMs; // not a createServer option on Node 20
