@@ -16,6 +16,8 @@
 //   main-thread pause per request; wall time per request inside the adapter chain's entry
 //   points (newStream, request and response headers, log phase).
 // --strace: one more run per variant under `strace -f -c`: system calls per request.
+// A variant run with @--trace-gc-nvp also reports the bytes its proxy allocates per request,
+// and how many of them survive a scavenge or are promoted (load-independent, unlike CPU time).
 // Everything shares the machine (wrk, upstream, proxies): compare variants within a run.
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
