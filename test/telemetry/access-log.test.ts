@@ -140,6 +140,32 @@ t.test('file sink: appends, rotates by size, keeps maxFiles', async (t) => {
   t.equal(metrics.value('wasm_mixer_access_log_dropped_total', { sink: 'file', reason: 'closed' }), 1);
 });
 
+t.test('file sink: a full batch is written at once, a partial one after the flush interval', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'wm-alog-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const { metrics, router } = setup();
+  const path = join(dir, 'access.log');
+  router.add(new FileSink('file', { path, batchBytes: 1000, flushIntervalMs: 300 }, router.statsFor('file')));
+  const written = () => metrics.value('wasm_mixer_access_log_entries_total', { sink: 'file' });
+  const line = 'x'.repeat(99); // 100 bytes with its newline
+  for (let i = 0; i < 3; i++) router.write(entry(line));
+  await new Promise((r) => setTimeout(r, 50));
+  t.equal(written(), 0, 'less than a batch waits');
+  for (let i = 0; i < 7; i++) router.write(entry(line));
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(written(), 10, 'a full batch is written without waiting for the interval');
+  router.write(entry('late'));
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(written(), 10);
+  await new Promise((r) => setTimeout(r, 350));
+  t.equal(written(), 11, 'the rest is written after the interval');
+  t.equal((await readFile(path, 'utf8')).split('\n').length, 12);
+  router.write(entry('flushed'));
+  await router.flush();
+  t.equal(written(), 12, 'flush() does not wait for the interval');
+  await router.close();
+});
+
 t.test('file sink: an unwritable path drops with write_error and recovers when it becomes writable', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'wm-alog-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));

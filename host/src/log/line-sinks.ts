@@ -11,6 +11,8 @@ import { refused, type AccessLogEntry, type AccessLogSink, type SinkStats } from
 export const DEFAULT_BUFFER_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_MAX_FILE_BYTES = 100 * 1024 * 1024;
 export const DEFAULT_MAX_FILES = 5;
+export const DEFAULT_FILE_BATCH_BYTES = 256 * 1024;
+export const DEFAULT_FILE_FLUSH_INTERVAL_MS = 100;
 /** Largest single write; rotation is checked before each. */
 const MAX_WRITE_BYTES = 256 * 1024;
 const NL = Buffer.from('\n');
@@ -189,20 +191,35 @@ export interface FileSinkOptions {
   /** Rotated files kept: PATH.1 (newest) … PATH.N. */
   maxFiles?: number;
   bufferBytes?: number;
+  /** Write once this much is waiting (at most 256 KiB, the default). */
+  batchBytes?: number;
+  /** …or this long after the first entry waiting. */
+  flushIntervalMs?: number;
 }
 
 /**
  * Appends to a file with async writes (the libuv thread pool), one batch in flight at a
  * time. Size-based rotation, logrotate style: PATH → PATH.1 → PATH.2 … up to maxFiles.
  * A write error drops that batch (counted) and the file is reopened for the next one.
+ *
+ * Batches are written when they reach batchBytes, else flushIntervalMs after the first
+ * entry waiting (as Envoy's access-log flush interval and buffer size): a write through the
+ * thread pool costs about the same CPU for 1 KiB as for 256 KiB (~45 µs here), so one write
+ * per event-loop turn cost more than formatting the entries did. flush() and close() write
+ * everything at once.
  */
 export class FileSink extends BufferedSink<SinkStats & { rotated?(): void }> {
   private fh: FileHandle | null = null;
   private size = 0;
   private running = false;
+  /** flush() or the interval asked for everything to be written, however little. */
+  private writeAll = false;
+  private timer: NodeJS.Timeout | null = null;
   readonly path: string;
   readonly maxBytes: number;
   readonly maxFiles: number;
+  readonly batchBytes: number;
+  readonly flushIntervalMs: number;
   rotations = 0;
 
   constructor(name: string, opts: FileSinkOptions, stats: SinkStats & { rotated?(): void }) {
@@ -210,18 +227,31 @@ export class FileSink extends BufferedSink<SinkStats & { rotated?(): void }> {
     this.path = opts.path;
     this.maxBytes = opts.maxBytes ?? DEFAULT_MAX_FILE_BYTES;
     this.maxFiles = opts.maxFiles ?? DEFAULT_MAX_FILES;
+    this.batchBytes = Math.min(opts.batchBytes ?? DEFAULT_FILE_BATCH_BYTES, MAX_WRITE_BYTES);
+    this.flushIntervalMs = opts.flushIntervalMs ?? DEFAULT_FILE_FLUSH_INTERVAL_MS;
     mkdirSync(dirname(this.path), { recursive: true });
   }
 
   protected kick(): void {
-    if (!this.running) {
+    if (this.running) return;
+    if (this.writeAll || this.buf.bytes >= this.batchBytes) {
       this.running = true;
       setImmediate(() => void this.drain());
+    } else if (this.timer === null) {
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.writeAll = true;
+        this.kick();
+      }, this.flushIntervalMs);
     }
   }
 
   private async drain(): Promise<void> {
-    while (this.buf.length > 0) {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    while (this.buf.length > 0 && (this.writeAll || this.buf.bytes >= this.batchBytes)) {
       const { data, count } = this.buf.take(Math.min(MAX_WRITE_BYTES, this.maxBytes));
       try {
         if (this.fh === null) {
@@ -245,7 +275,10 @@ export class FileSink extends BufferedSink<SinkStats & { rotated?(): void }> {
       }
     }
     this.running = false;
-    this.wakeFlushers();
+    if (this.buf.length === 0) {
+      this.writeAll = false;
+      this.wakeFlushers();
+    } else this.kick(); // less than a batch left: wait for more, or for the interval
   }
 
   private async rotate(): Promise<void> {
@@ -263,6 +296,7 @@ export class FileSink extends BufferedSink<SinkStats & { rotated?(): void }> {
 
   flush(): Promise<void> {
     if (!this.running && this.buf.length === 0) return Promise.resolve();
+    this.writeAll = true;
     this.kick();
     return new Promise((resolve) => this.idle.push(resolve));
   }
@@ -270,6 +304,8 @@ export class FileSink extends BufferedSink<SinkStats & { rotated?(): void }> {
   async close(): Promise<void> {
     if (this.closed) return;
     await Promise.race([this.flush(), new Promise<void>((r) => setTimeout(r, 5000).unref())]);
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
     this.closed = true;
     const fh = this.fh;
     this.fh = null;
