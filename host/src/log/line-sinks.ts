@@ -212,8 +212,8 @@ export class FileSink extends BufferedSink<SinkStats & { rotated?(): void }> {
   private fh: FileHandle | null = null;
   private size = 0;
   private running = false;
-  /** flush() or the interval asked for everything to be written, however little. */
-  private writeAll = false;
+  /** Lines written however few (flush() or the interval asked for what was waiting then). */
+  private due = 0;
   private timer: NodeJS.Timeout | null = null;
   readonly path: string;
   readonly maxBytes: number;
@@ -234,13 +234,13 @@ export class FileSink extends BufferedSink<SinkStats & { rotated?(): void }> {
 
   protected kick(): void {
     if (this.running) return;
-    if (this.writeAll || this.buf.bytes >= this.batchBytes) {
+    if (this.due > 0 || this.buf.bytes >= this.batchBytes) {
       this.running = true;
       setImmediate(() => void this.drain());
-    } else if (this.timer === null) {
+    } else if (this.timer === null && this.buf.length > 0) {
       this.timer = setTimeout(() => {
         this.timer = null;
-        this.writeAll = true;
+        this.due = this.buf.length;
         this.kick();
       }, this.flushIntervalMs);
     }
@@ -251,8 +251,9 @@ export class FileSink extends BufferedSink<SinkStats & { rotated?(): void }> {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    while (this.buf.length > 0 && (this.writeAll || this.buf.bytes >= this.batchBytes)) {
+    while (this.buf.length > 0 && (this.due > 0 || this.buf.bytes >= this.batchBytes)) {
       const { data, count } = this.buf.take(Math.min(MAX_WRITE_BYTES, this.maxBytes));
+      this.due = Math.max(0, this.due - count);
       try {
         if (this.fh === null) {
           this.fh = await open(this.path, 'a');
@@ -275,10 +276,8 @@ export class FileSink extends BufferedSink<SinkStats & { rotated?(): void }> {
       }
     }
     this.running = false;
-    if (this.buf.length === 0) {
-      this.writeAll = false;
-      this.wakeFlushers();
-    } else this.kick(); // less than a batch left: wait for more, or for the interval
+    if (this.due === 0) this.wakeFlushers();
+    this.kick(); // what is left is less than a batch: wait for more, or for the interval
   }
 
   private async rotate(): Promise<void> {
@@ -296,7 +295,7 @@ export class FileSink extends BufferedSink<SinkStats & { rotated?(): void }> {
 
   flush(): Promise<void> {
     if (!this.running && this.buf.length === 0) return Promise.resolve();
-    this.writeAll = true;
+    this.due = this.buf.length; // what is waiting now, not what comes while it is written
     this.kick();
     return new Promise((resolve) => this.idle.push(resolve));
   }
