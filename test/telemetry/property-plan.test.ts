@@ -11,7 +11,8 @@ const facts: PluginFacts = { name: 'logging', rootId: 'root', vmId: 'vm', worker
 function stream(): HttpStream {
   const s = new HttpStream(
     [[':method', 'POST'], [':path', '/api/v1/orders?page=2'], [':authority', 'orders.local'], [':scheme', 'https'], ['user-agent', 'ua/1 ü'],
-      ['x-request-id', 'r-1'], ['referer', 'http://x/'], ['x-empty', '']],
+      ['x-request-id', 'r-1'], ['referer', 'http://x/'], ['x-empty', ''],
+      ['x-long', 'a'.repeat(17) + '/ascii/long/enough/to/be/copied/natively'], ['x-long-u', 'é'.repeat(20) + ' past the native thresholds ü']],
     { sourceAddress: '::1', sourcePort: 41000, destinationPort: 8443, connectionId: 7, routeName: 'orders', clusterName: 'orders-c', upstreamAddress: '10.0.0.1:80',
       responseCode: 503, responseCodeDetails: 'upstream_reset', responseFlags: 'UF', requestBytes: 12, responseBytes: 2 ** 40, tls: true,
       endMono: process.hrtime.bigint(), upstreamFirstByteMono: process.hrtime.bigint() },
@@ -42,7 +43,7 @@ function decode(t: Tap.Test, out: Uint8Array): Array<Buffer | null> {
 const names = Object.keys(PROPERTIES).filter((n) => n !== 'request.duration'); // read at call time: differs between two reads
 const paths = [
   ...names, ...names.map((n) => n.replace(/\./g, '\0')),
-  'request\0headers\0:path', 'request\0headers\0User-Agent', 'request\0headers\0x-empty', 'request\0headers\0missing', 'request.headers.user-agent',
+  'request\0headers\0:path', 'request\0headers\0User-Agent', 'request\0headers\0x-long', 'request\0headers\0x-long-u', 'request\0headers\0x-empty', 'request\0headers\0missing', 'request.headers.user-agent',
   'response\0headers\0grpc-status', 'response\0headers\0CONTENT-TYPE', 'response\0headers\0',
   'mixer\0principal', 'mixer.principal', 'a\0b', 'request\0headers\0a\0b', 'nope', 'nope\0x',
 ];
