@@ -182,6 +182,24 @@ t.test('file sink: a full batch is written at once, a partial one after the flus
   await router.close();
 });
 
+t.test('file sink: lines across the 256 KiB chunks, and one longer than a chunk, land whole and in order', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'wm-alog-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const { router } = setup();
+  const path = join(dir, 'access.log');
+  router.add(new FileSink('file', { path, bufferBytes: 8 << 20 }, router.statsFor('file')));
+  const want: string[] = [];
+  for (let i = 0; i < 3000; i++) {
+    const line = i === 1500 ? 'L'.repeat(300 * 1024) : `${i} ${'z'.repeat(i % 397)}`;
+    want.push(line);
+    if (!router.write(entry(line))) t.fail(`line ${i} refused`);
+    if (i % 700 === 0) await router.flush();
+  }
+  await router.flush();
+  t.same((await readFile(path, 'utf8')).split('\n'), [...want, ''], 'every line once, whole, in order');
+  await router.close();
+});
+
 t.test('file sink: an unwritable path drops with write_error and recovers when it becomes writable', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'wm-alog-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));

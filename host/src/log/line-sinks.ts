@@ -15,17 +15,34 @@ export const DEFAULT_FILE_BATCH_BYTES = 256 * 1024;
 export const DEFAULT_FILE_FLUSH_INTERVAL_MS = 100;
 /** Largest single write; rotation is checked before each. */
 const MAX_WRITE_BYTES = 256 * 1024;
-const NL = Buffer.from('\n');
+/** Lines are copied into chunks of this size as they arrive (a longer line gets its own). */
+const CHUNK_BYTES = 256 * 1024;
 
-/** A bounded queue of lines waiting for one batched write. */
+interface Chunk {
+  readonly data: Buffer;
+  /** Bytes before this were taken (and may still be being written: they are never reused). */
+  start: number;
+  used: number;
+  /** End offset of each line after `start`, from index `head`. */
+  ends: number[];
+  head: number;
+}
+
+/**
+ * A bounded queue of lines waiting for one batched write. Each line is copied, newline
+ * included, into the chunk being filled as it arrives, so the entry's own bytes die young
+ * (lines wait up to a flush interval: kept as they came, each would hold its Buffer-pool
+ * slab through a scavenge) and a batch is a view of one chunk, not a concatenation.
+ */
 class LineBuffer {
-  private lines: Uint8Array[] = [];
+  private chunks: Chunk[] = [];
+  private lines = 0;
   bytes = 0;
 
   constructor(readonly limit: number) {}
 
   get length(): number {
-    return this.lines.length;
+    return this.lines;
   }
 
   fits(line: Uint8Array): boolean {
@@ -36,8 +53,17 @@ class LineBuffer {
   push(line: Uint8Array): boolean {
     const n = line.length + 1;
     if (this.bytes + n > this.limit) return false;
-    this.lines.push(line);
+    let c = this.chunks[this.chunks.length - 1];
+    if (c === undefined || c.used + n > c.data.length) {
+      c = { data: Buffer.allocUnsafeSlow(Math.max(CHUNK_BYTES, n)), start: 0, used: 0, ends: [], head: 0 };
+      this.chunks.push(c);
+    }
+    c.data.set(line, c.used);
+    c.data[c.used + line.length] = 0x0a;
+    c.used += n;
+    c.ends.push(c.used);
     this.bytes += n;
+    this.lines++;
     return true;
   }
 
@@ -45,21 +71,36 @@ class LineBuffer {
   take(maxBytes = Infinity): { data: Buffer; count: number } {
     let size = 0;
     let count = 0;
-    const lines = this.lines;
-    while (count < lines.length) {
-      const n = lines[count]!.length + 1;
-      if (count > 0 && size + n > maxBytes) break;
-      size += n;
-      count++;
+    const parts: Buffer[] = [];
+    let full = false;
+    while (!full && this.chunks.length > 0) {
+      const c = this.chunks[0]!;
+      let end = c.start;
+      let k = c.head;
+      while (k < c.ends.length) {
+        const n = c.ends[k]! - end;
+        if (count > 0 && size + n > maxBytes) {
+          full = true;
+          break;
+        }
+        size += n;
+        count++;
+        end = c.ends[k++]!;
+      }
+      if (end > c.start) parts.push(c.data.subarray(c.start, end));
+      c.start = end;
+      c.head = k;
+      if (k < c.ends.length) break;
+      if (this.chunks.length > 1) this.chunks.shift(); // used up; the last one keeps filling
+      else {
+        c.ends = [];
+        c.head = 0;
+        break;
+      }
     }
-    const parts: Uint8Array[] = new Array(count * 2);
-    for (let i = 0; i < count; i++) {
-      parts[2 * i] = lines[i]!;
-      parts[2 * i + 1] = NL;
-    }
-    this.lines = count === lines.length ? [] : lines.slice(count);
     this.bytes -= size;
-    return { data: Buffer.concat(parts, size), count };
+    this.lines -= count;
+    return { data: parts.length === 1 ? parts[0]! : Buffer.concat(parts, size), count };
   }
 }
 

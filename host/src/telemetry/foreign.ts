@@ -34,7 +34,7 @@
 //   adapters read 10-25 attributes per request, and each proxy_get_property costs a guest
 //   allocation and a boundary crossing (bench/results/telemetry.json).
 
-import { MetricType, Status } from '../abi/constants.js';
+import { MetricType, Status, type LogLevel } from '../abi/constants.js';
 import type { AccessLogEntry } from '../log/access-log.js';
 import type { MetricsRegistry } from '../metrics/registry.js';
 import type { ForeignFunction, ForeignWriter } from '../plugin/foreign-functions.js';
@@ -56,14 +56,34 @@ const decoder = new TextDecoder();
 let lastNameBytes = new Uint8Array(0);
 let lastName = '';
 
-function logName(bytes: Uint8Array): string {
-  let same = bytes.length === lastNameBytes.length;
-  for (let i = 0; same && i < bytes.length; i++) same = bytes[i] === lastNameBytes[i];
+function logName(args: Uint8Array, at: number, len: number): string {
+  let same = len === lastNameBytes.length;
+  for (let i = 0; same && i < len; i++) same = args[at + i] === lastNameBytes[i];
   if (!same) {
-    lastName = decoder.decode(bytes);
-    lastNameBytes = bytes.slice();
+    lastNameBytes = args.slice(at, at + len);
+    lastName = decoder.decode(lastNameBytes);
   }
   return lastName;
+}
+
+/**
+ * An entry read from its envelope (the host's copy of the arguments): the request start,
+ * which only an OTLP sink reads, is decoded when asked for, so a line for a file or a stream
+ * costs no BigInt or DataView.
+ */
+class EnvelopeEntry implements AccessLogEntry {
+  constructor(
+    private readonly args: Uint8Array,
+    readonly adapter: string,
+    readonly logName: string,
+    readonly level: LogLevel,
+    readonly format: 'json' | 'text',
+    readonly line: Uint8Array,
+  ) {}
+
+  get timeNs(): bigint {
+    return new DataView(this.args.buffer, this.args.byteOffset + 4, 8).getBigInt64(0, true);
+  }
 }
 
 /** Decodes an access-log envelope, or null when malformed. */
@@ -72,18 +92,10 @@ export function decodeAccessLogEnvelope(args: Uint8Array, adapter: string): Acce
   const level = args[1]!;
   const format = args[2]!;
   if (level > 5 || format > 1) return null;
-  const dv = new DataView(args.buffer, args.byteOffset, args.byteLength);
-  const timeNs = dv.getBigInt64(4, true);
-  const nameLen = dv.getUint16(12, true);
+  const nameLen = args[12]! | (args[13]! << 8);
   if (HEADER + nameLen > args.length) return null;
-  return {
-    adapter,
-    logName: nameLen === 0 ? 'access' : logName(args.subarray(HEADER, HEADER + nameLen)),
-    level,
-    format: format === 1 ? 'json' : 'text',
-    timeNs,
-    line: args.subarray(HEADER + nameLen),
-  };
+  const name = nameLen === 0 ? 'access' : logName(args, HEADER, nameLen);
+  return new EnvelopeEntry(args, adapter, name, level, format === 1 ? 'json' : 'text', args.subarray(HEADER + nameLen));
 }
 
 export function accessLogFunction(write: (e: AccessLogEntry) => boolean): ForeignFunction {
