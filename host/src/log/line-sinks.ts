@@ -17,25 +17,33 @@ export const DEFAULT_FILE_FLUSH_INTERVAL_MS = 100;
 const MAX_WRITE_BYTES = 256 * 1024;
 /** Lines are copied into chunks of this size as they arrive (a longer line gets its own). */
 const CHUNK_BYTES = 256 * 1024;
+/** Written-out chunks kept for reuse: a fresh one costs page faults on every first touch. */
+const FREE_CHUNKS = 2;
 
 interface Chunk {
   readonly data: Buffer;
-  /** Bytes before this were taken (and may still be being written: they are never reused). */
+  /** Bytes before this were taken (and may still be being written: never overwritten until released). */
   start: number;
   used: number;
   /** End offset of each line after `start`, from index `head`. */
   ends: number[];
   head: number;
+  /** Takes of this chunk not released yet. */
+  lent: number;
 }
 
 /**
  * A bounded queue of lines waiting for one batched write. Each line is copied, newline
  * included, into the chunk being filled as it arrives, so the entry's own bytes die young
  * (lines wait up to a flush interval: kept as they came, each would hold its Buffer-pool
- * slab through a scavenge) and a batch is a view of one chunk, not a concatenation.
+ * slab through a scavenge), and a batch is a view of one chunk, not a concatenation. A
+ * chunk is reused once it is used up and every batch taken from it has been released.
  */
 class LineBuffer {
   private chunks: Chunk[] = [];
+  /** Used up, with batches still being written. */
+  private retired: Chunk[] = [];
+  private free: Buffer[] = [];
   private lines = 0;
   bytes = 0;
 
@@ -55,7 +63,8 @@ class LineBuffer {
     if (this.bytes + n > this.limit) return false;
     let c = this.chunks[this.chunks.length - 1];
     if (c === undefined || c.used + n > c.data.length) {
-      c = { data: Buffer.allocUnsafeSlow(Math.max(CHUNK_BYTES, n)), start: 0, used: 0, ends: [], head: 0 };
+      const data = n <= CHUNK_BYTES ? (this.free.pop() ?? Buffer.allocUnsafeSlow(CHUNK_BYTES)) : Buffer.allocUnsafeSlow(n);
+      c = { data, start: 0, used: 0, ends: [], head: 0, lent: 0 };
       this.chunks.push(c);
     }
     c.data.set(line, c.used);
@@ -67,40 +76,65 @@ class LineBuffer {
     return true;
   }
 
-  /** Takes up to `maxBytes` worth of lines (at least one) as one newline-joined buffer. */
+  /**
+   * Takes up to `maxBytes` worth of lines (at least one) from the oldest chunk, as one
+   * newline-joined view of it (call again for the rest); release() it once written.
+   */
   take(maxBytes = Infinity): { data: Buffer; count: number } {
+    let c = this.chunks[0]!;
+    while (c.head === c.ends.length && this.chunks.length > 1) {
+      this.retire(this.chunks.shift()!);
+      c = this.chunks[0]!;
+    }
     let size = 0;
     let count = 0;
-    const parts: Buffer[] = [];
-    let full = false;
-    while (!full && this.chunks.length > 0) {
-      const c = this.chunks[0]!;
-      let end = c.start;
-      let k = c.head;
-      while (k < c.ends.length) {
-        const n = c.ends[k]! - end;
-        if (count > 0 && size + n > maxBytes) {
-          full = true;
-          break;
-        }
-        size += n;
-        count++;
-        end = c.ends[k++]!;
-      }
-      if (end > c.start) parts.push(c.data.subarray(c.start, end));
-      c.start = end;
-      c.head = k;
-      if (k < c.ends.length) break;
-      if (this.chunks.length > 1) this.chunks.shift(); // used up; the last one keeps filling
+    let end = c.start;
+    let k = c.head;
+    while (k < c.ends.length) {
+      const n = c.ends[k]! - end;
+      if (count > 0 && size + n > maxBytes) break;
+      size += n;
+      count++;
+      end = c.ends[k++]!;
+    }
+    const data = c.data.subarray(c.start, end);
+    c.start = end;
+    c.head = k;
+    c.lent++;
+    if (k === c.ends.length) {
+      if (this.chunks.length > 1) this.retire(this.chunks.shift()!);
       else {
-        c.ends = [];
+        c.ends = []; // the last chunk keeps filling after `used`
         c.head = 0;
-        break;
       }
     }
     this.bytes -= size;
     this.lines -= count;
-    return { data: parts.length === 1 ? parts[0]! : Buffer.concat(parts, size), count };
+    return { data, count };
+  }
+
+  /** A batch from take() has been written (or failed): its chunk may be reused. */
+  release(data: Buffer): void {
+    const at = this.retired.findIndex((c) => c.data.buffer === data.buffer);
+    if (at >= 0) {
+      const c = this.retired[at]!;
+      if (--c.lent === 0) {
+        this.retired.splice(at, 1);
+        this.recycle(c);
+      }
+      return;
+    }
+    const live = this.chunks.find((c) => c.data.buffer === data.buffer);
+    if (live !== undefined) live.lent--;
+  }
+
+  private retire(c: Chunk): void {
+    if (c.lent === 0) this.recycle(c);
+    else this.retired.push(c);
+  }
+
+  private recycle(c: Chunk): void {
+    if (c.data.length === CHUNK_BYTES && this.free.length < FREE_CHUNKS) this.free.push(c.data);
   }
 }
 
@@ -181,12 +215,26 @@ export class StreamSink extends BufferedSink {
   private pump(): void {
     this.scheduled = false;
     if (this.blocked || this.buf.length === 0) return this.settle();
+    let ok = true;
+    // Usually one write; two when the waiting lines straddle two chunks.
+    while (ok && this.buf.length > 0) ok = this.writeOne();
+    if (!ok) {
+      this.blocked = true;
+      this.stream.once('drain', () => {
+        this.blocked = false;
+        if (this.buf.length > 0) this.kick();
+      });
+    }
+  }
+
+  /** Writes one batch; false when the stream asks to wait for 'drain'. */
+  private writeOne(): boolean {
     const { data, count } = this.buf.take();
     this.inflight++;
-    let ok: boolean;
     try {
-      ok = this.stream.write(data, (err) => {
+      return this.stream.write(data, (err) => {
         this.inflight--;
+        this.buf.release(data);
         if (err) {
           this.stats.dropped(count, 'write_error');
           this.stats.error(err.message);
@@ -195,16 +243,10 @@ export class StreamSink extends BufferedSink {
       });
     } catch (err) {
       this.inflight--;
+      this.buf.release(data);
       this.stats.dropped(count, 'write_error');
       this.stats.error((err as Error).message);
-      ok = true;
-    }
-    if (!ok) {
-      this.blocked = true;
-      this.stream.once('drain', () => {
-        this.blocked = false;
-        if (this.buf.length > 0) this.kick();
-      });
+      return true;
     }
   }
 
@@ -314,6 +356,8 @@ export class FileSink extends BufferedSink<SinkStats & { rotated?(): void }> {
         const fh = this.fh;
         this.fh = null;
         await fh?.close().catch(() => {});
+      } finally {
+        this.buf.release(data);
       }
     }
     this.running = false;
