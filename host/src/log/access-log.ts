@@ -7,7 +7,8 @@
 // (telemetry/foreign.ts decodes the envelope). The router passes it to every sink whose
 // logNames filter matches. Nothing here waits on I/O:
 //   * write() appends the entry to the sink's in-memory buffer and returns;
-//   * the buffer is flushed once per event-loop turn (setImmediate), as one write;
+//   * the buffer is flushed as one write: once per event-loop turn (setImmediate) for
+//     streams, in batches of up to 256 KiB or every 100 ms for files (line-sinks.ts);
 //   * a sink whose destination is slow (a full pipe, a slow disk, an OTLP collector that
 //     does not answer) keeps accepting until its buffer is full, then drops new entries
 //     and counts them in wasm_mixer_access_log_dropped_total{sink,reason}.

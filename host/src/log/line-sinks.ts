@@ -11,19 +11,46 @@ import { refused, type AccessLogEntry, type AccessLogSink, type SinkStats } from
 export const DEFAULT_BUFFER_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_MAX_FILE_BYTES = 100 * 1024 * 1024;
 export const DEFAULT_MAX_FILES = 5;
+export const DEFAULT_FILE_BATCH_BYTES = 256 * 1024;
+export const DEFAULT_FILE_FLUSH_INTERVAL_MS = 100;
 /** Largest single write; rotation is checked before each. */
 const MAX_WRITE_BYTES = 256 * 1024;
-const NL = Buffer.from('\n');
+/** Lines are copied into chunks of this size as they arrive (a longer line gets its own). */
+const CHUNK_BYTES = 256 * 1024;
+/** Written-out chunks kept for reuse: a fresh one costs page faults on every first touch. */
+const FREE_CHUNKS = 2;
 
-/** A bounded queue of lines waiting for one batched write. */
+interface Chunk {
+  readonly data: Buffer;
+  /** Bytes before this were taken (and may still be being written: never overwritten until released). */
+  start: number;
+  used: number;
+  /** End offset of each line after `start`, from index `head`. */
+  ends: number[];
+  head: number;
+  /** Takes of this chunk not released yet. */
+  lent: number;
+}
+
+/**
+ * A bounded queue of lines waiting for one batched write. Each line is copied, newline
+ * included, into the chunk being filled as it arrives, so the entry's own bytes die young
+ * (lines wait up to a flush interval: kept as they came, each would hold its Buffer-pool
+ * slab through a scavenge), and a batch is a view of one chunk, not a concatenation. A
+ * chunk is reused once it is used up and every batch taken from it has been released.
+ */
 class LineBuffer {
-  private lines: Uint8Array[] = [];
+  private chunks: Chunk[] = [];
+  /** Used up, with batches still being written. */
+  private retired: Chunk[] = [];
+  private free: Buffer[] = [];
+  private lines = 0;
   bytes = 0;
 
   constructor(readonly limit: number) {}
 
   get length(): number {
-    return this.lines.length;
+    return this.lines;
   }
 
   fits(line: Uint8Array): boolean {
@@ -34,30 +61,80 @@ class LineBuffer {
   push(line: Uint8Array): boolean {
     const n = line.length + 1;
     if (this.bytes + n > this.limit) return false;
-    this.lines.push(line);
+    let c = this.chunks[this.chunks.length - 1];
+    if (c === undefined || c.used + n > c.data.length) {
+      const data = n <= CHUNK_BYTES ? (this.free.pop() ?? Buffer.allocUnsafeSlow(CHUNK_BYTES)) : Buffer.allocUnsafeSlow(n);
+      c = { data, start: 0, used: 0, ends: [], head: 0, lent: 0 };
+      this.chunks.push(c);
+    }
+    c.data.set(line, c.used);
+    c.data[c.used + line.length] = 0x0a;
+    c.used += n;
+    c.ends.push(c.used);
     this.bytes += n;
+    this.lines++;
     return true;
   }
 
-  /** Takes up to `maxBytes` worth of lines (at least one) as one newline-joined buffer. */
+  /**
+   * Takes up to `maxBytes` worth of lines (at least one) from the oldest chunk, as one
+   * newline-joined view of it (call again for the rest); release() it once written.
+   */
   take(maxBytes = Infinity): { data: Buffer; count: number } {
+    let c = this.chunks[0]!;
+    while (c.head === c.ends.length && this.chunks.length > 1) {
+      this.retire(this.chunks.shift()!);
+      c = this.chunks[0]!;
+    }
     let size = 0;
     let count = 0;
-    const lines = this.lines;
-    while (count < lines.length) {
-      const n = lines[count]!.length + 1;
+    let end = c.start;
+    let k = c.head;
+    while (k < c.ends.length) {
+      const n = c.ends[k]! - end;
       if (count > 0 && size + n > maxBytes) break;
       size += n;
       count++;
+      end = c.ends[k++]!;
     }
-    const parts: Uint8Array[] = new Array(count * 2);
-    for (let i = 0; i < count; i++) {
-      parts[2 * i] = lines[i]!;
-      parts[2 * i + 1] = NL;
+    const data = c.data.subarray(c.start, end);
+    c.start = end;
+    c.head = k;
+    c.lent++;
+    if (k === c.ends.length) {
+      if (this.chunks.length > 1) this.retire(this.chunks.shift()!);
+      else {
+        c.ends = []; // the last chunk keeps filling after `used`
+        c.head = 0;
+      }
     }
-    this.lines = count === lines.length ? [] : lines.slice(count);
     this.bytes -= size;
-    return { data: Buffer.concat(parts, size), count };
+    this.lines -= count;
+    return { data, count };
+  }
+
+  /** A batch from take() has been written (or failed): its chunk may be reused. */
+  release(data: Buffer): void {
+    const at = this.retired.findIndex((c) => c.data.buffer === data.buffer);
+    if (at >= 0) {
+      const c = this.retired[at]!;
+      if (--c.lent === 0) {
+        this.retired.splice(at, 1);
+        this.recycle(c);
+      }
+      return;
+    }
+    const live = this.chunks.find((c) => c.data.buffer === data.buffer);
+    if (live !== undefined) live.lent--;
+  }
+
+  private retire(c: Chunk): void {
+    if (c.lent === 0) this.recycle(c);
+    else this.retired.push(c);
+  }
+
+  private recycle(c: Chunk): void {
+    if (c.data.length === CHUNK_BYTES && this.free.length < FREE_CHUNKS) this.free.push(c.data);
   }
 }
 
@@ -138,12 +215,26 @@ export class StreamSink extends BufferedSink {
   private pump(): void {
     this.scheduled = false;
     if (this.blocked || this.buf.length === 0) return this.settle();
+    let ok = true;
+    // Usually one write; two when the waiting lines straddle two chunks.
+    while (ok && this.buf.length > 0) ok = this.writeOne();
+    if (!ok) {
+      this.blocked = true;
+      this.stream.once('drain', () => {
+        this.blocked = false;
+        if (this.buf.length > 0) this.kick();
+      });
+    }
+  }
+
+  /** Writes one batch; false when the stream asks to wait for 'drain'. */
+  private writeOne(): boolean {
     const { data, count } = this.buf.take();
     this.inflight++;
-    let ok: boolean;
     try {
-      ok = this.stream.write(data, (err) => {
+      return this.stream.write(data, (err) => {
         this.inflight--;
+        this.buf.release(data);
         if (err) {
           this.stats.dropped(count, 'write_error');
           this.stats.error(err.message);
@@ -152,16 +243,10 @@ export class StreamSink extends BufferedSink {
       });
     } catch (err) {
       this.inflight--;
+      this.buf.release(data);
       this.stats.dropped(count, 'write_error');
       this.stats.error((err as Error).message);
-      ok = true;
-    }
-    if (!ok) {
-      this.blocked = true;
-      this.stream.once('drain', () => {
-        this.blocked = false;
-        if (this.buf.length > 0) this.kick();
-      });
+      return true;
     }
   }
 
@@ -189,20 +274,35 @@ export interface FileSinkOptions {
   /** Rotated files kept: PATH.1 (newest) … PATH.N. */
   maxFiles?: number;
   bufferBytes?: number;
+  /** Write once this much is waiting (at most 256 KiB, the default). */
+  batchBytes?: number;
+  /** …or this long after the first entry waiting. */
+  flushIntervalMs?: number;
 }
 
 /**
  * Appends to a file with async writes (the libuv thread pool), one batch in flight at a
  * time. Size-based rotation, logrotate style: PATH → PATH.1 → PATH.2 … up to maxFiles.
  * A write error drops that batch (counted) and the file is reopened for the next one.
+ *
+ * Batches are written when they reach batchBytes, else flushIntervalMs after the first
+ * entry waiting (as Envoy's access-log flush interval and buffer size): a write through the
+ * thread pool costs about the same CPU for 1 KiB as for 256 KiB (~45 µs here), so one write
+ * per event-loop turn cost more than formatting the entries did. flush() and close() write
+ * everything at once.
  */
 export class FileSink extends BufferedSink<SinkStats & { rotated?(): void }> {
   private fh: FileHandle | null = null;
   private size = 0;
   private running = false;
+  /** Lines written however few (flush() or the interval asked for what was waiting then). */
+  private due = 0;
+  private timer: NodeJS.Timeout | null = null;
   readonly path: string;
   readonly maxBytes: number;
   readonly maxFiles: number;
+  readonly batchBytes: number;
+  readonly flushIntervalMs: number;
   rotations = 0;
 
   constructor(name: string, opts: FileSinkOptions, stats: SinkStats & { rotated?(): void }) {
@@ -210,19 +310,33 @@ export class FileSink extends BufferedSink<SinkStats & { rotated?(): void }> {
     this.path = opts.path;
     this.maxBytes = opts.maxBytes ?? DEFAULT_MAX_FILE_BYTES;
     this.maxFiles = opts.maxFiles ?? DEFAULT_MAX_FILES;
+    this.batchBytes = Math.min(opts.batchBytes ?? DEFAULT_FILE_BATCH_BYTES, MAX_WRITE_BYTES);
+    this.flushIntervalMs = opts.flushIntervalMs ?? DEFAULT_FILE_FLUSH_INTERVAL_MS;
     mkdirSync(dirname(this.path), { recursive: true });
   }
 
   protected kick(): void {
-    if (!this.running) {
+    if (this.running) return;
+    if (this.due > 0 || this.buf.bytes >= this.batchBytes) {
       this.running = true;
       setImmediate(() => void this.drain());
+    } else if (this.timer === null && this.buf.length > 0) {
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.due = this.buf.length;
+        this.kick();
+      }, this.flushIntervalMs);
     }
   }
 
   private async drain(): Promise<void> {
-    while (this.buf.length > 0) {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    while (this.buf.length > 0 && (this.due > 0 || this.buf.bytes >= this.batchBytes)) {
       const { data, count } = this.buf.take(Math.min(MAX_WRITE_BYTES, this.maxBytes));
+      this.due = Math.max(0, this.due - count);
       try {
         if (this.fh === null) {
           this.fh = await open(this.path, 'a');
@@ -242,10 +356,13 @@ export class FileSink extends BufferedSink<SinkStats & { rotated?(): void }> {
         const fh = this.fh;
         this.fh = null;
         await fh?.close().catch(() => {});
+      } finally {
+        this.buf.release(data);
       }
     }
     this.running = false;
-    this.wakeFlushers();
+    if (this.due === 0) this.wakeFlushers();
+    this.kick(); // what is left is less than a batch: wait for more, or for the interval
   }
 
   private async rotate(): Promise<void> {
@@ -263,6 +380,7 @@ export class FileSink extends BufferedSink<SinkStats & { rotated?(): void }> {
 
   flush(): Promise<void> {
     if (!this.running && this.buf.length === 0) return Promise.resolve();
+    this.due = this.buf.length; // what is waiting now, not what comes while it is written
     this.kick();
     return new Promise((resolve) => this.idle.push(resolve));
   }
@@ -270,6 +388,8 @@ export class FileSink extends BufferedSink<SinkStats & { rotated?(): void }> {
   async close(): Promise<void> {
     if (this.closed) return;
     await Promise.race([this.flush(), new Promise<void>((r) => setTimeout(r, 5000).unref())]);
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
     this.closed = true;
     const fh = this.fh;
     this.fh = null;

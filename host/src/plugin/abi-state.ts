@@ -318,6 +318,8 @@ export abstract class VmAbiState implements PluginFacts, AbiContext {
       adapter: this.name,
       warn: (m) => this.settings.logger.log(LogLevel.Warn, this.name, m, { code: 'CAPABILITY_DENIED' }),
       property: (path) => this.getProperty(path), // the current context's, at call time
+      stream: () => this.calls.streamContext()?.stream ?? null,
+      facts: this,
     });
     return (this.settings.foreign ?? defaultForeignFunctions).call(caller, name, args);
   }

@@ -19,7 +19,8 @@
 
 import { createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { Status } from '../abi/constants.js';
-import type { PropertyValue } from './properties.js';
+import type { PluginFacts, PropertyValue } from './properties.js';
+import type { HttpStream } from '../stream/http-stream.js';
 
 /**
  * A result of known size written straight into the guest's allocation (status OK): the host
@@ -53,6 +54,13 @@ export interface ForeignCaller {
    * a boolean meaning one byte (plugin/properties.ts writeFixedProperty); null when unknown.
    */
   readonly property?: (path: string) => PropertyValue | null;
+  /**
+   * The calling context's request (null outside one) and the plugin's facts: what `property`
+   * reads, for functions that resolve their paths once instead of on every call
+   * (telemetry/property-plan.ts). Both or neither.
+   */
+  readonly stream?: () => HttpStream | null;
+  readonly facts?: PluginFacts;
 }
 
 export type ForeignFunction = (args: Uint8Array, caller: ForeignCaller) => ForeignResult;

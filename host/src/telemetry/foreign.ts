@@ -34,11 +34,11 @@
 //   adapters read 10-25 attributes per request, and each proxy_get_property costs a guest
 //   allocation and a boundary crossing (bench/results/telemetry.json).
 
-import { MetricType, Status } from '../abi/constants.js';
+import { MetricType, Status, type LogLevel } from '../abi/constants.js';
 import type { AccessLogEntry } from '../log/access-log.js';
 import type { MetricsRegistry } from '../metrics/registry.js';
 import type { ForeignFunction, ForeignWriter } from '../plugin/foreign-functions.js';
-import { fixedPropertySize, writeFixedProperty, type PropertyValue } from '../plugin/properties.js';
+import { PropertyPlan } from './property-plan.js';
 
 export const ACCESS_LOG_FUNCTION = 'wasm_mixer.access_log';
 export const DESCRIBE_METRIC_FUNCTION = 'wasm_mixer.describe_metric';
@@ -56,14 +56,34 @@ const decoder = new TextDecoder();
 let lastNameBytes = new Uint8Array(0);
 let lastName = '';
 
-function logName(bytes: Uint8Array): string {
-  let same = bytes.length === lastNameBytes.length;
-  for (let i = 0; same && i < bytes.length; i++) same = bytes[i] === lastNameBytes[i];
+function logName(args: Uint8Array, at: number, len: number): string {
+  let same = len === lastNameBytes.length;
+  for (let i = 0; same && i < len; i++) same = args[at + i] === lastNameBytes[i];
   if (!same) {
-    lastName = decoder.decode(bytes);
-    lastNameBytes = bytes.slice();
+    lastNameBytes = args.slice(at, at + len);
+    lastName = decoder.decode(lastNameBytes);
   }
   return lastName;
+}
+
+/**
+ * An entry read from its envelope (the host's copy of the arguments): the request start,
+ * which only an OTLP sink reads, is decoded when asked for, so a line for a file or a stream
+ * costs no BigInt or DataView.
+ */
+class EnvelopeEntry implements AccessLogEntry {
+  constructor(
+    private readonly args: Uint8Array,
+    readonly adapter: string,
+    readonly logName: string,
+    readonly level: LogLevel,
+    readonly format: 'json' | 'text',
+    readonly line: Uint8Array,
+  ) {}
+
+  get timeNs(): bigint {
+    return new DataView(this.args.buffer, this.args.byteOffset + 4, 8).getBigInt64(0, true);
+  }
 }
 
 /** Decodes an access-log envelope, or null when malformed. */
@@ -72,18 +92,12 @@ export function decodeAccessLogEnvelope(args: Uint8Array, adapter: string): Acce
   const level = args[1]!;
   const format = args[2]!;
   if (level > 5 || format > 1) return null;
-  const dv = new DataView(args.buffer, args.byteOffset, args.byteLength);
-  const timeNs = dv.getBigInt64(4, true);
-  const nameLen = dv.getUint16(12, true);
+  const nameLen = args[12]! | (args[13]! << 8);
   if (HEADER + nameLen > args.length) return null;
-  return {
-    adapter,
-    logName: nameLen === 0 ? 'access' : logName(args.subarray(HEADER, HEADER + nameLen)),
-    level,
-    format: format === 1 ? 'json' : 'text',
-    timeNs,
-    line: args.subarray(HEADER + nameLen),
-  };
+  const name = nameLen === 0 ? 'access' : logName(args, HEADER, nameLen);
+  // A plain view: args is a Buffer, whose subarray() costs several times more.
+  const line = new Uint8Array(args.buffer, args.byteOffset + HEADER + nameLen, args.length - HEADER - nameLen);
+  return new EnvelopeEntry(args, adapter, name, level, format === 1 ? 'json' : 'text', line);
 }
 
 export function accessLogFunction(write: (e: AccessLogEntry) => boolean): ForeignFunction {
@@ -125,9 +139,9 @@ export function describeMetricFunction(metrics: MetricsRegistry, warn: (adapter:
   };
 }
 
-/** Registered property lists, per adapter name. */
+/** Registered property lists, per adapter name, each compiled once (property-plan.ts). */
 export class PropertySets {
-  private readonly byAdapter = new Map<string, { keys: Map<string, number>; sets: string[][] }>();
+  private readonly byAdapter = new Map<string, { keys: Map<string, number>; sets: PropertyPlan[] }>();
 
   register(adapter: string, paths: string[]): number | null {
     let a = this.byAdapter.get(adapter);
@@ -139,12 +153,16 @@ export class PropertySets {
     const known = a.keys.get(key);
     if (known !== undefined) return known;
     if (a.sets.length >= MAX_SETS_PER_ADAPTER) return null;
-    a.sets.push(paths);
+    a.sets.push(new PropertyPlan(paths));
     a.keys.set(key, a.sets.length - 1);
     return a.sets.length - 1;
   }
 
-  get(adapter: string, id: number): string[] | undefined {
+  get(adapter: string, id: number): readonly string[] | undefined {
+    return this.byAdapter.get(adapter)?.sets[id]?.paths;
+  }
+
+  plan(adapter: string, id: number): PropertyPlan | undefined {
     return this.byAdapter.get(adapter)?.sets[id];
   }
 }
@@ -152,14 +170,13 @@ export class PropertySets {
 export function propertySetFunction(sets: PropertySets): ForeignFunction {
   return (args, caller) => {
     if (args.length < 4) return Status.BadArgument;
-    const dv = new DataView(args.buffer, args.byteOffset, args.byteLength);
-    const n = dv.getUint32(0, true);
+    const n = readU32(args, 0);
     if (n > MAX_PATHS_PER_SET) return Status.BadArgument;
     const paths: string[] = [];
     let off = 4;
     for (let i = 0; i < n; i++) {
       if (off + 4 > args.length) return Status.BadArgument;
-      const len = dv.getUint32(off, true);
+      const len = readU32(args, off);
       off += 4;
       if (off + len > args.length) return Status.BadArgument;
       paths.push(decoder.decode(args.subarray(off, off + len)));
@@ -168,73 +185,30 @@ export function propertySetFunction(sets: PropertySets): ForeignFunction {
     const id = sets.register(caller.adapter, paths);
     if (id === null) return Status.InternalFailure; // too many lists for this adapter
     const out = new Uint8Array(4);
-    new DataView(out.buffer).setUint32(0, id, true);
+    writeU32(out, 0, id);
     return out;
   };
 }
 
+/**
+ * The answer is the set's plan itself, as a writer: every value read at once (at call time),
+ * then written straight into the guest's allocation before the host call returns.
+ */
 export function getPropertySetFunction(sets: PropertySets): ForeignFunction {
   return (args, caller) => {
-    if (args.length !== 4 || caller.property === undefined) return Status.BadArgument;
-    const id = new DataView(args.buffer, args.byteOffset, 4).getUint32(0, true);
-    const paths = sets.get(caller.adapter, id);
-    if (paths === undefined) return Status.NotFound;
-    return new PropertySetWriter(paths, caller.property);
+    const direct = caller.stream !== undefined && caller.facts !== undefined;
+    if (args.length !== 4 || (!direct && caller.property === undefined)) return Status.BadArgument;
+    const plan = sets.plan(caller.adapter, readU32(args, 0));
+    if (plan === undefined) return Status.NotFound;
+    return direct ? plan.read(caller.stream!(), caller.facts!) : plan.readEach(caller.property!);
   };
 }
 
-/**
- * One get_property_set result: every value read at once (properties are read at call time),
- * then written straight into the guest's allocation, without an intermediate Buffer.
- */
-class PropertySetWriter implements ForeignWriter {
-  readonly size: number;
-  private readonly values: Array<PropertyValue | null>;
-  /** Encoded length of each value, -1 when unknown. */
-  private readonly lens: Int32Array;
-
-  constructor(paths: readonly string[], property: (path: string) => PropertyValue | null) {
-    const n = paths.length;
-    this.values = new Array(n);
-    this.lens = new Int32Array(n);
-    let size = 4 + 4 * n;
-    for (let i = 0; i < n; i++) {
-      const v = property(paths[i]!);
-      this.values[i] = v;
-      const len = v === null ? -1 : typeof v === 'string' ? utf8Length(v) : v instanceof Uint8Array ? v.length : fixedPropertySize(v);
-      this.lens[i] = len;
-      if (len > 0) size += len;
-    }
-    this.size = size;
-  }
-
-  write(dst: Uint8Array): void {
-    const n = this.values.length;
-    writeU32(dst, 0, n);
-    let off = 4;
-    for (let i = 0; i < n; i++) {
-      const v = this.values[i]!;
-      const len = this.lens[i]!;
-      writeU32(dst, off, len);
-      off += 4;
-      if (len <= 0) continue;
-      if (typeof v === 'string') {
-        if (len === v.length) for (let j = 0; j < len; j++) dst[off + j] = v.charCodeAt(j); // ASCII
-        else encoder.encodeInto(v, dst.subarray(off, off + len));
-      } else if (v instanceof Uint8Array) dst.set(v, off);
-      else writeFixedProperty(v, dst, off);
-      off += len;
-    }
-  }
+function readU32(b: Uint8Array, off: number): number {
+  return (b[off]! | (b[off + 1]! << 8) | (b[off + 2]! << 16) | (b[off + 3]! << 24)) >>> 0;
 }
 
-/** UTF-8 length of a string; equal to its length exactly when it is ASCII. */
-function utf8Length(s: string): number {
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return Buffer.byteLength(s, 'utf8');
-  return s.length;
-}
-
-/** u32 (or -1 as 0xffffffff) little-endian. */
+/** u32 little-endian. */
 function writeU32(dst: Uint8Array, off: number, v: number): void {
   dst[off] = v & 0xff;
   dst[off + 1] = (v >>> 8) & 0xff;

@@ -124,12 +124,26 @@ export class Telemetry {
    * Cost: two performance.now() calls and a bucket increment per guest callback (bench/telemetry).
    */
   callObserver(adapter: string): CallObserver {
+    // Callback names are the same few string constants on every call: a short list searched
+    // by identity first (cheaper than hashing into a Map, and this runs on every guest call).
+    const names: string[] = [];
+    const observers: Array<(v: number) => void> = [];
     const byCallback = new Map<string, (v: number) => void>();
     return (callback, seconds) => {
+      for (let i = 0; i < names.length; i++) {
+        if (names[i] === callback) {
+          observers[i]!(seconds);
+          return;
+        }
+      }
       let h = byCallback.get(callback);
       if (h === undefined) {
         h = this.metrics.histogram('wasm_mixer_adapter_call_duration_seconds', 'Wall time of calls into adapter VMs, by adapter and Proxy-Wasm callback.', { adapter, callback }, { buckets: CALL_SECONDS_BUCKETS, unit: 'seconds' });
         byCallback.set(callback, h);
+      }
+      if (names.length < 16) {
+        names.push(callback);
+        observers.push(h);
       }
       h(seconds);
     };
