@@ -1,4 +1,4 @@
-// About 800 lines, one file: the rewriter is one pass over the code section (decoder,
+// About 900 lines, one file: the rewriter is one pass over the code section (decoder,
 // fuel insertion, call-site charges, bulk-op and table caps) that must agree on one
 // instruction model; splitting it would spread that model over several files.
 //
