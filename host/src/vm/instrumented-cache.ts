@@ -64,6 +64,7 @@ export class InstrumentedCache {
       opts.maxTableElements ?? -1,
       opts.callSiteCharges === false ? 0 : 1,
       opts.hostCallFuel ?? 0,
+      opts.localFuel === false ? 0 : 1,
     ];
     return createHash('sha256').update(parts.join('/')).digest('hex');
   }

@@ -34,6 +34,16 @@
 //     functions is broken by charging one of them at entry; a site cost above
 //     MAX_SITE_COST is charged at entry too.
 //
+//     In a function with a loop, the counter lives in a local of its own from the entry
+//     charge on (`localFuel`, default): loop iterations charge a register instead of the
+//     exported global. The local is written back to the global before every way the
+//     global may be read or the function left (calls, except to functions that neither
+//     charge nor reach the host; return, return_call*, a branch to the function's own
+//     label, the final end, bulk-op charges, and a charge that traps) and reloaded after
+//     each such call, so the host sees the same counter at every host call, return and
+//     trap as with the global alone (test/host/metering-local-fuel.test.ts). Bodies with
+//     exception handling, call_ref or br_on_* keep the global.
+//
 //     With `hostCallFuel`, each call of an imported (host) function adds that
 //     fixed host-call charge to its block the same way, so the host need not
 //     wrap every import in a JS function that charges it (plugin/host-meter.ts
@@ -81,7 +91,7 @@ export const GROW_REFUSED_EXPORT = '__wasm_mixer_grow_refused';
  * Bumped whenever the rewriter's output for the same input and options changes: part of
  * the instrumented-module cache key (vm/instrumented-cache.ts).
  */
-export const REWRITER_VERSION = 2;
+export const REWRITER_VERSION = 3;
 
 export interface RewriteOptions {
   /** Insert the fuel counter (default true). */
@@ -99,6 +109,8 @@ export interface RewriteOptions {
   callSiteCharges?: boolean;
   /** Charge this much fuel per call of an imported function, at its call site (with fuel; see hostCallsCharged). */
   hostCallFuel?: number;
+  /** Keep the counter in a local inside functions with loops (default true; false: the global everywhere). */
+  localFuel?: boolean;
   /** For error messages. */
   source: string;
 }
@@ -346,6 +358,10 @@ const EV_CHARGE = 0;
 const EV_BULK = 1;
 /** The refused-grow check after memory.grow. */
 const EV_GROW = 2;
+/** Write the local counter back to the global (a call, return or branch out of the function); argument: the callee, or -1. */
+const EV_OUT = 3;
+/** Reload the local counter from the global after a call; argument: the callee, or -1. */
+const EV_IN = 4;
 
 /**
  * One decoding pass over the code section: where each body starts and ends, its
@@ -373,9 +389,17 @@ interface CodeScan {
   /** Functions named by ref.func in code. */
   referenced: Set<number>;
   loops: number;
+  /** Where the locals vector ends (the first instruction), its groups, its local count. */
+  localsEnd: Int32Array;
+  localGroups: Int32Array;
+  locals: Float64Array;
+  /** 1: the body uses control flow the local counter does not follow (exceptions, call_ref, br_on_*). */
+  noLocal: Uint8Array;
+  /** 1: the body calls through a table or reference (call_indirect, call_ref and their tail forms). */
+  indirect: Uint8Array;
 }
 
-function scanCode(r: Reader, n: number, globals: Globals, source: string): CodeScan {
+function scanCode(r: Reader, n: number, globals: Globals, source: string, localFuel: boolean): CodeScan {
   const s: CodeScan = {
     n,
     start: new Int32Array(n),
@@ -390,8 +414,13 @@ function scanCode(r: Reader, n: number, globals: Globals, source: string): CodeS
     evFrom: new Int32Array(n + 1),
     referenced: new Set(),
     loops: 0,
+    localsEnd: new Int32Array(n),
+    localGroups: new Int32Array(n),
+    locals: new Float64Array(n),
+    noLocal: new Uint8Array(n),
+    indirect: new Uint8Array(n),
   };
-  const flags = (globals.fuel !== null && globals.bulk !== null ? WATCH_BULK : 0) | (globals.grow !== null ? WATCH_GROW : 0);
+  const flags = (globals.fuel !== null && globals.bulk !== null ? WATCH_BULK : 0) | (globals.grow !== null ? WATCH_GROW : 0) | (globals.fuel !== null && localFuel ? WATCH_EXITS : 0);
   const body = new Reader(r.b, 0, r.end);
   for (let i = 0; i < n; i++) {
     const size = r.u32();
@@ -413,6 +442,20 @@ function scanCode(r: Reader, n: number, globals: Globals, source: string): CodeS
 
 const WATCH_BULK = 1;
 const WATCH_GROW = 2;
+/** Record calls, returns and branches out of the function (for the local counter). */
+const WATCH_EXITS = 4;
+
+/**
+ * Opcodes whose control flow the local counter does not follow, so a body with one keeps the
+ * counter in the global: exception handling (try, catch, throw, rethrow, throw_ref, delegate,
+ * catch_all, try_table: a callee's throw lands in a handler with a stale local), call_ref and
+ * return_call_ref (no callee to judge), br_on_null/br_on_non_null (a label leaving the function).
+ */
+const NO_LOCAL: Uint8Array = (() => {
+  const t = new Uint8Array(256);
+  for (const op of [0x06, 0x07, 0x08, 0x09, 0x0a, 0x18, 0x19, 0x1f, 0x14, 0x15, 0xd5, 0xd6]) t[op] = 1;
+  return t;
+})();
 
 /**
  * Scans body `i` (from body.pos to `end`) into `s`. One function per body, not one loop
@@ -432,11 +475,16 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
   let unknown = false;
   try {
     const nLocalGroups = body.u32();
+    let locals = 0;
     for (let g = 0; g < nLocalGroups; g++) {
-      body.u32();
+      locals += body.u32();
       skipValType(body);
     }
     p = body.pos;
+    s.localsEnd[i] = p;
+    s.localGroups[i] = nLocalGroups;
+    s.locals[i] = locals;
+    const exits = (flags & WATCH_EXITS) !== 0;
     let owner = cost.n;
     cost.push(0);
     ev.push(EV_CHARGE), ev.push(p), ev.push(owner);
@@ -458,6 +506,7 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
         if (op === 0x0b) {
           if (depth === 0) {
             if (p !== end) throw new HostError('WASM_MALFORMED', `${source}: function ${i}: code after the final end`, { file: source });
+            if (exits) ev.push(EV_OUT), ev.push(at), ev.push(-1);
             break;
           }
           const inner = owners[depth--]!;
@@ -467,11 +516,12 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
             paid = cost.a[outer]!;
             owner = outer;
           }
-        }
+        } else if (exits && op === 0x0f) ev.push(EV_OUT), ev.push(at), ev.push(-1);
+        else if (NO_LOCAL[op] === 1) s.noLocal[i] = 1;
         continue;
       }
       if (kind === LEB) {
-        if (op === 0x10 || op === 0x12 || op === 0xd2) {
+        if (op === 0x10 || op === 0x12 || op === 0xd2 || (exits && (op === 0x0c || op === 0x0d))) {
           let v = 0;
           let shift = 0;
           let x = 0;
@@ -481,12 +531,21 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
             shift += 7;
           } while ((x & 0x80) !== 0 && shift < 35);
           if (op === 0xd2) s.referenced.add(v >>> 0);
-          else {
+          else if (op === 0x0c || op === 0x0d) {
+            if (v === depth) ev.push(EV_OUT), ev.push(at), ev.push(-1); // a branch to the function's own label returns
+          } else {
             s.callee.push(v >>> 0);
             s.callOwner.push(owner);
+            if (exits) {
+              // A tail call leaves the function: the counter goes back whatever the callee.
+              ev.push(EV_OUT), ev.push(at), ev.push(op === 0x10 ? v >>> 0 : -1);
+              if (op === 0x10) ev.push(EV_IN), ev.push(p), ev.push(v >>> 0);
+            }
           }
         } else {
           while ((b[p++]! & 0x80) !== 0);
+          if (NO_LOCAL[op] === 1) s.noLocal[i] = 1;
+          if (op === 0x14 || op === 0x15) s.indirect[i] = 1;
           if (op === 0x40 && (flags & WATCH_GROW) !== 0) ev.push(EV_GROW), ev.push(p), ev.push(0);
         }
         continue;
@@ -497,6 +556,19 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
         continue;
       }
       body.pos = p;
+      if (op === 0x11 || op === 0x13) s.indirect[i] = 1;
+      if (exits) {
+        if (op === 0x11 || op === 0x13) ev.push(EV_OUT), ev.push(at), ev.push(-1);
+        else if (op === 0x0e) {
+          // br_table: back to the global if any target is the function's own label.
+          const n = body.u32();
+          let out = false;
+          for (let k = 0; k <= n; k++) if (body.u32() === depth) out = true;
+          body.pos = p;
+          if (out) ev.push(EV_OUT), ev.push(at), ev.push(-1);
+        }
+      }
+      if (NO_LOCAL[op] === 1) s.noLocal[i] = 1;
       if (op === 0xfc && (flags & WATCH_BULK) !== 0) {
         const perUnit = bulkPerUnit(body.u32());
         if (perUnit > 0) ev.push(EV_BULK), ev.push(at), ev.push(perUnit);
@@ -507,6 +579,7 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
         break;
       }
       p = body.pos;
+      if (op === 0x11 && exits) ev.push(EV_IN), ev.push(p), ev.push(-1);
       if (kind === BLOCK || kind === TRY_TABLE) {
         if (++depth === owners.length) {
           const next = new Int32Array(owners.length * 2);
@@ -659,8 +732,18 @@ function siteCosts(scan: CodeScan, imported: number, pinned: Set<number> | null,
   return cost;
 }
 
+/** V8's limit on a function's locals (params included). */
+const MAX_LOCALS = 50_000;
+
+/** What the local counter needs: each defined function's parameter count, and which callees never touch the counter. */
+interface LocalFuel {
+  params: Int32Array;
+  /** 1 for a function (by index) that neither charges nor calls one that does nor calls the host: no write-back around a call to it. */
+  pure: Uint8Array;
+}
+
 /** Writes the rewritten code section's content (the body count and every body). */
-function writeCode(w: ByteWriter, b: Uint8Array, scan: CodeScan, globals: Globals, site: Int32Array | null, imported: number): void {
+function writeCode(w: ByteWriter, b: Uint8Array, scan: CodeScan, globals: Globals, site: Int32Array | null, imported: number, local: LocalFuel | null): void {
   w.u32(scan.n);
   const ev = scan.events.a;
   const cost = scan.cost.a;
@@ -672,22 +755,51 @@ function writeCode(w: ByteWriter, b: Uint8Array, scan: CodeScan, globals: Global
     let from = scan.start[i]!;
     // A site-charged function was paid for by its callers: no charge at its entry.
     const entryPaid = site !== null && site[imported + i]! >= 0;
+    // In a function with loops, the counter lives in a new local between the entry and every
+    // way out (calls that may read or charge it, returns, branches out, traps on it): each loop
+    // iteration then charges a register, not the exported global.
+    let l: Uint8Array | null = null;
+    if (g !== null && local !== null && scan.hasLoop[i] === 1 && scan.noLocal[i] === 0 && !entryPaid && local.params[i]! + scan.locals[i]! + 1 <= MAX_LOCALS) {
+      l = new Uint8Array(u32leb(local.params[i]! + scan.locals[i]!));
+      const groups = new Reader(b, from, scan.end[i]);
+      groups.u32();
+      w.u32(scan.localGroups[i]! + 1);
+      w.copy(b, groups.pos, scan.localsEnd[i]!);
+      w.byte(0x01), w.byte(0x7f); // one more i32
+      from = scan.localsEnd[i]!;
+    }
+    const pure = local?.pure;
     for (let e = scan.evFrom[i]!; e < scan.evFrom[i + 1]!; e++) {
       const kind = ev[3 * e]!;
       const at = ev[3 * e + 1]!;
       const arg = ev[3 * e + 2]!;
       if (kind === EV_CHARGE && (g === null || (entryPaid && e === scan.evFrom[i]!))) continue;
+      if ((kind === EV_OUT || kind === EV_IN) && (l === null || (arg >= 0 && pure![arg] === 1))) continue;
       w.copy(b, from, at);
       from = at;
       if (kind === EV_CHARGE) {
-        // fuel -= cost; if (fuel < 0) unreachable
         const c = Math.max(1, Math.min(cost[arg]!, MAX_CHARGE));
-        w.byte(0x23), w.copy(g!), w.byte(0x41), w.s32(c), w.byte(0x6b), w.byte(0x24), w.copy(g!);
-        w.byte(0x23), w.copy(g!), w.byte(0x41), w.byte(0x00), w.byte(0x48), w.byte(0x04), w.byte(0x40), w.byte(0x00), w.byte(0x0b);
+        if (l === null) {
+          // fuel -= cost; if (fuel < 0) unreachable
+          w.byte(0x23), w.copy(g!), w.byte(0x41), w.s32(c), w.byte(0x6b), w.byte(0x24), w.copy(g!);
+          w.byte(0x23), w.copy(g!), w.byte(0x41), w.byte(0x00), w.byte(0x48), w.byte(0x04), w.byte(0x40), w.byte(0x00), w.byte(0x0b);
+        } else {
+          // l = (entry ? fuel : l) - cost; if (l < 0) { fuel = l; unreachable }
+          if (e === scan.evFrom[i]!) w.byte(0x23), w.copy(g!);
+          else w.byte(0x20), w.copy(l);
+          w.byte(0x41), w.s32(c), w.byte(0x6b), w.byte(0x22), w.copy(l), w.byte(0x41), w.byte(0x00), w.byte(0x48);
+          w.byte(0x04), w.byte(0x40), w.byte(0x20), w.copy(l), w.byte(0x24), w.copy(g!), w.byte(0x00), w.byte(0x0b);
+        }
+      } else if (kind === EV_OUT) {
+        w.byte(0x20), w.copy(l!), w.byte(0x24), w.copy(g!); // fuel = l
+      } else if (kind === EV_IN) {
+        w.byte(0x23), w.copy(g!), w.byte(0x21), w.copy(l!); // l = fuel
       } else if (kind === EV_BULK) {
         let bytes = bulk.get(arg);
         if (bytes === undefined) bulk.set(arg, (bytes = bulkCharge(globals.fuel!, globals.bulk!, arg)));
+        if (l !== null) w.byte(0x20), w.copy(l), w.byte(0x24), w.copy(g!);
         w.copy(bytes);
+        if (l !== null) w.byte(0x23), w.copy(g!), w.byte(0x21), w.copy(l);
       } else {
         w.copy(grow!);
       }
@@ -697,6 +809,62 @@ function writeCode(w: ByteWriter, b: Uint8Array, scan: CodeScan, globals: Global
   }
 }
 
+/** Each defined function's parameter count, or null when the type or function section is not plain function types. */
+function paramCounts(sections: ReadonlyArray<{ id: number; content: Uint8Array }>, imported: number, n: number): Int32Array | null {
+  try {
+    const typeSection = sections.find((x) => x.id === 1);
+    const funcSection = sections.find((x) => x.id === 3);
+    if (typeSection === undefined || funcSection === undefined) return null;
+    const tr = new Reader(typeSection.content);
+    const types: number[] = [];
+    const nTypes = tr.u32();
+    for (let t = 0; t < nTypes; t++) {
+      if (tr.byte() !== 0x60) return null; // GC proposal types: not followed
+      const np = tr.u32();
+      for (let k = 0; k < np; k++) skipValType(tr);
+      types.push(np);
+      const nr = tr.u32();
+      for (let k = 0; k < nr; k++) skipValType(tr);
+    }
+    const fr = new Reader(funcSection.content);
+    if (fr.u32() !== n) return null;
+    const out = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      const t = fr.u32();
+      if (t >= types.length) return null;
+      out[i] = types[t]!;
+    }
+    void imported;
+    return out;
+  } catch {
+    return null;
+  }
+}
+
+/** Functions that neither charge fuel, call the host nor call one that does (see LocalFuel.pure). */
+function pureFunctions(scan: CodeScan, site: Int32Array | null, imported: number): Uint8Array {
+  const total = imported + scan.n;
+  const pure = new Uint8Array(total);
+  if (site === null) return pure;
+  const state = new Uint8Array(total); // 0 unvisited, 1 visiting, 2 done
+  const callee = scan.callee.a;
+  const visit = (f: number, depth: number): boolean => {
+    if (f < imported || f >= total || site[f]! < 0 || depth > 500) return false;
+    if (state[f] === 2) return pure[f] === 1;
+    if (state[f] === 1) return false;
+    state[f] = 1;
+    const i = f - imported;
+    let ok = scan.hasLoop[i] === 0;
+    for (let k = scan.callFrom[i]!; ok && k < scan.callFrom[i + 1]!; k++) ok = visit(callee[k]!, depth + 1);
+    // call_indirect and the like reach anything: a body with one is not pure either.
+    if (scan.indirect[i] === 1) ok = false;
+    state[f] = 2;
+    pure[f] = ok ? 1 : 0;
+    return ok;
+  };
+  for (let f = imported; f < total; f++) visit(f, 0);
+  return pure;
+}
 /**
  * Returns a rewritten copy of a (valid) module. Throws WASM_METERING_UNSUPPORTED
  * for an instruction it cannot decode, VM_MEMORY_LIMIT when the module's initial
@@ -841,7 +1009,8 @@ export function rewriteModule(input: Uint8Array, opts: RewriteOptions): RewriteR
     } else if (s.id === 10 && rewriteCode) {
       const cr = new Reader(bytes, s.offset, s.offset + s.content.length);
       const n = cr.u32();
-      const scan = scanCode(cr, n, globals, opts.source);
+      const localFuel = opts.fuel && opts.localFuel !== false;
+      const scan = scanCode(cr, n, globals, opts.source, localFuel);
       loops = scan.loops;
       let site: Int32Array | null = null;
       if (opts.fuel) {
@@ -865,9 +1034,11 @@ export function rewriteModule(input: Uint8Array, opts: RewriteOptions): RewriteR
           for (let i = 0; i < n; i++) site[importedFunctions + i]! >= 0 ? siteCharged++ : functions++;
         } else functions = n;
       }
+      const params = localFuel ? paramCounts(sections, importedFunctions, n) : null;
+      const local = params === null ? null : { params, pure: pureFunctions(scan, site, importedFunctions) };
       w.byte(10);
       const sized = w.beginSized();
-      writeCode(w, bytes, scan, globals, site, importedFunctions);
+      writeCode(w, bytes, scan, globals, site, importedFunctions, local);
       w.endSized(sized);
     } else {
       emit(s.id, s.content);
