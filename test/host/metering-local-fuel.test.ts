@@ -1,4 +1,5 @@
-// The work budget kept in a local inside functions with loops (vm/metering.ts localFuel):
+// The work budget kept in a local inside functions with loops that call nothing charging
+// (vm/metering.ts localFuel):
 // seen from outside the module, it must be the same counter as the exported global. At
 // every host call, after every return (normal, early, by a branch to the function's label,
 // by a tail call) and at every trap, the global holds exactly what it holds when every
@@ -27,6 +28,7 @@ const MODULE = wat(`(module
   (func $leaf (param i32) (result i32) (i32.add (local.get 0) (i32.const 1)))
   (func $leaf_host (param i32) (result i32) (call $host (local.get 0)))
   (func $indirect (param i32) (result i32) (i32.mul (local.get 0) (i32.const 3)))
+  ;; A loop calling only a pure leaf: the counter in a local.
   (func $looper (param $n i32) (result i32) (local $acc i32)
     (block $done (loop $next
       (br_if $done (i32.eqz (local.get $n)))
@@ -34,6 +36,40 @@ const MODULE = wat(`(module
       (local.set $n (i32.sub (local.get $n) (i32.const 1)))
       (br $next)))
     (local.get $acc))
+  (func (export "looper") (param i32) (result i32) (call $looper (local.get 0)))
+  ;; Local: a pure call and a bulk operation in the loop.
+  (func (export "bulk") (param $n i32) (result i32) (local $acc i32)
+    (loop $next
+      (local.set $acc (call $leaf (local.get $acc)))
+      (memory.fill (i32.const 0) (i32.const 0) (i32.mul (local.get $n) (i32.const 10)))
+      (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+      (br_if $next (local.get $n)))
+    (local.get $acc))
+  ;; Local: an early return from inside the loop.
+  (func (export "early") (param $n i32) (result i32)
+    (loop $next
+      (if (i32.eq (local.get $n) (i32.const 5)) (then (return (call $leaf (local.get $n)))))
+      (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+      (br $next))
+    (i32.const -1))
+  ;; Local: a branch to the function's own label from inside the loop.
+  (func (export "brout") (param $n i32)
+    (loop $next
+      (br_if 1 (i32.eqz (local.get $n)))
+      (local.set $n (i32.sub (local.get $n) (call $leaf (i32.const 0))))
+      (br $next)))
+  ;; Local: br_table with the function's label among its targets.
+  (func (export "table") (param $n i32)
+    (block $a (loop $next
+      (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+      (br_table $next 2 $a (local.get $n)))))
+  ;; Local: a tail call out of a looping function (to one with its own local counter).
+  (func (export "tail") (param $n i32) (result i32)
+    (loop $next
+      (local.set $n (i32.sub (local.get $n) (call $leaf (i32.const 0))))
+      (br_if $next (i32.gt_s (local.get $n) (i32.const 3))))
+    (return_call $looper (local.get $n)))
+  ;; Global: loops that call the host, or functions that charge, or through the table.
   (func (export "mixed") (param $n i32) (result i32) (local $acc i32)
     (loop $next
       (local.set $acc (call $leaf (local.get $acc)))
@@ -44,30 +80,9 @@ const MODULE = wat(`(module
       (local.set $n (i32.sub (local.get $n) (i32.const 1)))
       (br_if $next (local.get $n)))
     (local.get $acc))
-  (func (export "early") (param $n i32) (result i32)
-    (loop $next
-      (if (i32.eq (local.get $n) (i32.const 5)) (then (return (call $host (local.get $n)))))
-      (drop (call $host (local.get $n)))
-      (local.set $n (i32.sub (local.get $n) (i32.const 1)))
-      (br $next))
-    (i32.const -1))
-  (func (export "brout") (param $n i32)
-    (loop $next
-      (br_if 1 (i32.eqz (local.get $n)))
-      (drop (call $host (local.get $n)))
-      (local.set $n (i32.sub (local.get $n) (i32.const 1)))
-      (br $next)))
-  (func (export "table") (param $n i32)
-    (block $a (loop $next
-      (drop (call $host (local.get $n)))
-      (local.set $n (i32.sub (local.get $n) (i32.const 1)))
-      (br_table $next 2 $a (local.get $n)))))
-  (func (export "tail") (param $n i32) (result i32)
-    (loop $next
-      (local.set $n (i32.sub (local.get $n) (call $leaf (i32.const 0))))
-      (br_if $next (i32.gt_s (local.get $n) (i32.const 3))))
-    (return_call $looper (local.get $n)))
   (func (export "spin_leaf") (loop $l (br $l)))
+  (func (export "spin_pure_call") (loop $l (drop (call $leaf (i32.const 1))) (br $l)))
+  (func (export "spin_bulk") (loop $l (memory.fill (i32.const 0) (i32.const 0) (i32.const 1000)) (br $l)))
   (func (export "spin_host") (loop $l (drop (call $host (i32.const 1))) (br $l)))
   (func (export "spin_calls_looper") (loop $l (drop (call $looper (i32.const 4))) (br $l)))
 )`);
@@ -119,7 +134,7 @@ t.test('the rewrite uses a local where a function has a loop', async (t) => {
 });
 
 t.test('the counter seen at host calls and after returns is the same as with the global alone', async (t) => {
-  for (const [name, arg] of [['mixed', 6], ['early', 9], ['brout', 4], ['table', 4], ['tail', 9]] as const) {
+  for (const [name, arg] of [['looper', 7], ['bulk', 6], ['early', 9], ['brout', 4], ['table', 4], ['tail', 9], ['mixed', 6]] as const) {
     const a = local.run(name, arg, 1_000_000);
     const b = global.run(name, arg, 1_000_000);
     t.same(a, b, `${name}: same result, same counter at each host call and at the end`);
@@ -137,8 +152,8 @@ t.test('a budget running out mid-function traps at the same point with the same 
   }
 });
 
-t.test('runaway loops stop on the budget: in a leaf function, around a host call, around a call to a looping function', async (t) => {
-  for (const name of ['spin_leaf', 'spin_host', 'spin_calls_looper']) {
+t.test('runaway loops stop on the budget: in a leaf function, around a pure call, a bulk operation, a host call, a call to a looping function', async (t) => {
+  for (const name of ['spin_leaf', 'spin_pure_call', 'spin_bulk', 'spin_host', 'spin_calls_looper']) {
     const a = local.run(name, 0, 200_000);
     t.ok(a.trapped && a.fuel < 0, `${name} trapped on the budget`);
     t.same(a, global.run(name, 0, 200_000), `${name}: as with the global alone`);

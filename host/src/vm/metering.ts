@@ -34,9 +34,10 @@
 //     functions is broken by charging one of them at entry; a site cost above
 //     MAX_SITE_COST is charged at entry too.
 //
-//     In a function with a loop, the counter lives in a local of its own from the entry
-//     charge on (`localFuel`, default): loop iterations charge a register instead of the
-//     exported global. The local is written back to the global before every way the
+//     In a function with a loop that calls nothing that may read or charge the counter
+//     (only straight-line callees that reach neither a charge nor the host), the counter
+//     lives in a local of its own from the entry charge on (`localFuel`, default): loop
+//     iterations charge a register instead of the exported global. The local is written back to the global before every way the
 //     global may be read or the function left (calls, except to functions that neither
 //     charge nor reach the host; return, return_call*, a branch to the function's own
 //     label, the final end, bulk-op charges, and a charge that traps) and reloaded after
@@ -759,7 +760,7 @@ function writeCode(w: ByteWriter, b: Uint8Array, scan: CodeScan, globals: Global
     // way out (calls that may read or charge it, returns, branches out, traps on it): each loop
     // iteration then charges a register, not the exported global.
     let l: Uint8Array | null = null;
-    if (g !== null && local !== null && scan.hasLoop[i] === 1 && scan.noLocal[i] === 0 && !entryPaid && local.params[i]! + scan.locals[i]! + 1 <= MAX_LOCALS) {
+    if (g !== null && local !== null && scan.hasLoop[i] === 1 && scan.noLocal[i] === 0 && !entryPaid && local.params[i]! + scan.locals[i]! + 1 <= MAX_LOCALS && !callsImpure(scan, i, local.pure)) {
       l = new Uint8Array(u32leb(local.params[i]! + scan.locals[i]!));
       const groups = new Reader(b, from, scan.end[i]);
       groups.u32();
@@ -807,6 +808,21 @@ function writeCode(w: ByteWriter, b: Uint8Array, scan: CodeScan, globals: Global
     w.copy(b, from, scan.end[i]!);
     w.endSized(sized);
   }
+}
+
+/**
+ * Whether body i calls (other than by a tail call) a function that may read or charge the
+ * counter: then its loops would write the local back and reload it around each such call,
+ * which costs about what the local saves, in code size too; it keeps the global.
+ */
+function callsImpure(scan: CodeScan, i: number, pure: Uint8Array): boolean {
+  const ev = scan.events.a;
+  for (let e = scan.evFrom[i]!; e < scan.evFrom[i + 1]!; e++) {
+    if (ev[3 * e] !== EV_IN) continue;
+    const callee = ev[3 * e + 2]!;
+    if (callee < 0 || pure[callee] !== 1) return true;
+  }
+  return false;
 }
 
 /** Each defined function's parameter count, or null when the type or function section is not plain function types. */
