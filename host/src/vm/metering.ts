@@ -826,7 +826,7 @@ function callsImpure(scan: CodeScan, i: number, pure: Uint8Array): boolean {
 }
 
 /** Each defined function's parameter count, or null when the type or function section is not plain function types. */
-function paramCounts(sections: ReadonlyArray<{ id: number; content: Uint8Array }>, imported: number, n: number): Int32Array | null {
+function paramCounts(sections: ReadonlyArray<{ id: number; content: Uint8Array }>, n: number): Int32Array | null {
   try {
     const typeSection = sections.find((x) => x.id === 1);
     const funcSection = sections.find((x) => x.id === 3);
@@ -850,7 +850,6 @@ function paramCounts(sections: ReadonlyArray<{ id: number; content: Uint8Array }
       if (t >= types.length) return null;
       out[i] = types[t]!;
     }
-    void imported;
     return out;
   } catch {
     return null;
@@ -1050,7 +1049,7 @@ export function rewriteModule(input: Uint8Array, opts: RewriteOptions): RewriteR
           for (let i = 0; i < n; i++) site[importedFunctions + i]! >= 0 ? siteCharged++ : functions++;
         } else functions = n;
       }
-      const params = localFuel ? paramCounts(sections, importedFunctions, n) : null;
+      const params = localFuel ? paramCounts(sections, n) : null;
       const local = params === null ? null : { params, pure: pureFunctions(scan, site, importedFunctions) };
       w.byte(10);
       const sized = w.beginSized();
