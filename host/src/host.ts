@@ -22,6 +22,8 @@ import { scrubbingLogger, SecretScrubber } from './security/redact.js';
 import { SharedStore } from './shared/shared-store.js';
 import { compileModule, type CompiledModule } from './vm/module.js';
 import { readModuleBytes } from './vm/module-source.js';
+import { instrumentedCacheFor } from './vm/instrumented-cache.js';
+import { resolve } from 'node:path';
 import { MIB } from './limits.js';
 import { HttpStream, type StreamInfo } from './stream/http-stream.js';
 
@@ -135,12 +137,14 @@ export class WasmHost {
     let compiled: CompiledModule;
     const fuel = p.limits?.fuelPerCallback;
     const limits = { metering: p.limits?.metering, maxMemoryMb: p.limits?.maxMemoryMb, maxTableElements: p.limits?.maxTableElements, startFuel: fuel === undefined ? undefined : fuel * START_FUEL_FACTOR };
+    const ic = config.moduleCache?.instrumented;
+    const cache = instrumentedCacheFor(ic?.dir === undefined ? ic : { ...ic, dir: resolve(this.options.baseDir ?? process.cwd(), ic.dir) });
     try {
-      if (pre instanceof Uint8Array) compiled = compileModule(pre, p.url, p.sha256, limits);
+      if (pre instanceof Uint8Array) compiled = compileModule(pre, p.url, p.sha256, limits, { cache });
       else if (pre !== undefined) compiled = pre;
       else {
         const src = await readModuleBytes(p.url, p.sha256, { baseDir: this.options.baseDir ?? process.cwd(), cacheDir: config.moduleCache?.dir, fetchTimeoutMs: config.moduleCache?.fetchTimeoutMs, plugin: p.name });
-        compiled = compileModule(src.bytes, src.source, p.sha256, limits);
+        compiled = compileModule(src.bytes, src.source, p.sha256, limits, { cache });
       }
     } catch (err) {
       if (err instanceof HostError) throw new HostError(err.code, `plugin ${p.name}: ${err.message}`, { ...err.detail, adapter: p.name }, { cause: err });

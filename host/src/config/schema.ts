@@ -164,7 +164,16 @@ export const CONFIG_SCHEMA = {
     moduleCache: {
       type: 'object',
       additionalProperties: false,
-      properties: { dir: { type: 'string', minLength: 1 }, fetchTimeoutMs: { type: 'integer', minimum: 1 } },
+      properties: {
+        dir: { type: 'string', minLength: 1 },
+        fetchTimeoutMs: { type: 'integer', minimum: 1 },
+        // Instrumented (metered) modules, by content (host/src/vm/instrumented-cache.ts).
+        instrumented: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { enabled: { type: 'boolean' }, dir: { type: 'string', minLength: 1 }, maxMb: { type: 'number', exclusiveMinimum: 0 } },
+        },
+      },
     },
     reload: {
       type: 'object',

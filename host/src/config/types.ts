@@ -141,8 +141,12 @@ export interface MixerConfig {
   accessLog?: { sinks?: AccessLogSinkConfig[] };
   /** OpenTelemetry export over OTLP/HTTP: metrics (unless metrics.enabled is false) and, with an `otlp` access-log sink, logs. */
   otlp?: OtlpConfig;
-  /** Where modules fetched from http(s) URLs are cached (by sha256). */
-  moduleCache?: { dir?: string; fetchTimeoutMs?: number };
+  /**
+   * Where modules fetched from http(s) URLs are cached (by sha256); `instrumented`: the cache of
+   * metered modules (host/src/vm/instrumented-cache.ts; default on, in
+   * $WASM_MIXER_INSTRUMENTED_CACHE or $XDG_CACHE_HOME/wasm-mixer/instrumented, 64 MiB at most).
+   */
+  moduleCache?: { dir?: string; fetchTimeoutMs?: number; instrumented?: { enabled?: boolean; dir?: string; maxMb?: number } };
   /** Hot reload of adapters: watch the config and module files, and how long old VMs may finish in-flight requests. */
   reload?: { watch?: boolean; debounceMs?: number; drainTimeoutMs?: number };
   /** The last-line watchdog: a blocked event loop past hardLimitMs ends the process (docs/operating.md "Watchdog"). */

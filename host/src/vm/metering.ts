@@ -1,4 +1,4 @@
-// About 800 lines, one file: the rewriter is one pass over the code section (decoder,
+// About 900 lines, one file: the rewriter is one pass over the code section (decoder,
 // fuel insertion, call-site charges, bulk-op and table caps) that must agree on one
 // instruction model; splitting it would spread that model over several files.
 //
@@ -33,6 +33,17 @@
 //     stays an upper bound on instructions executed. A call cycle among such
 //     functions is broken by charging one of them at entry; a site cost above
 //     MAX_SITE_COST is charged at entry too.
+//
+//     In a function with a loop that calls nothing that may read or charge the counter
+//     (only straight-line callees that reach neither a charge nor the host), the counter
+//     lives in a local of its own from the entry charge on (`localFuel`, default): loop
+//     iterations charge a register instead of the exported global. The local is written back to the global before every way the
+//     global may be read or the function left (calls, except to functions that neither
+//     charge nor reach the host; return, return_call*, a branch to the function's own
+//     label, the final end, bulk-op charges, and a charge that traps) and reloaded after
+//     each such call, so the host sees the same counter at every host call, return and
+//     trap as with the global alone (test/host/metering-local-fuel.test.ts). Bodies with
+//     exception handling, call_ref or br_on_* keep the global.
 //
 //     With `hostCallFuel`, each call of an imported (host) function adds that
 //     fixed host-call charge to its block the same way, so the host need not
@@ -71,11 +82,17 @@
 
 import { HostError } from '../errors.js';
 import { BULK_FUEL_PER_BYTE, TABLE_FUEL_PER_ELEMENT } from '../limits.js';
+import { ByteWriter, IntList, Reader } from './wasm-bytes.js';
 
 /** The exported mutable i32 global that holds the remaining budget. */
 export const FUEL_EXPORT = '__wasm_mixer_fuel';
 /** The exported mutable i32 global that counts memory.grow calls refused by the cap. */
 export const GROW_REFUSED_EXPORT = '__wasm_mixer_grow_refused';
+/**
+ * Bumped whenever the rewriter's output for the same input and options changes: part of
+ * the instrumented-module cache key (vm/instrumented-cache.ts).
+ */
+export const REWRITER_VERSION = 3;
 
 export interface RewriteOptions {
   /** Insert the fuel counter (default true). */
@@ -93,6 +110,8 @@ export interface RewriteOptions {
   callSiteCharges?: boolean;
   /** Charge this much fuel per call of an imported function, at its call site (with fuel; see hostCallsCharged). */
   hostCallFuel?: number;
+  /** Keep the counter in a local inside functions with loops (default true; false: the global everywhere). */
+  localFuel?: boolean;
   /** For error messages. */
   source: string;
 }
@@ -110,40 +129,6 @@ export interface RewriteResult {
 }
 
 const SECTION_ORDER: Record<number, number> = { 1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 13: 6, 6: 7, 7: 8, 8: 9, 9: 10, 12: 11, 10: 12, 11: 13 };
-
-class Reader {
-  pos: number;
-  constructor(readonly b: Uint8Array, pos = 0, readonly end = b.length) {
-    this.pos = pos;
-  }
-  fail(what: string): never {
-    throw new RangeError(`${what} at byte offset ${this.pos}`);
-  }
-  byte(): number {
-    if (this.pos >= this.end) this.fail('unexpected end of input');
-    return this.b[this.pos++]!;
-  }
-  u32(): number {
-    let result = 0;
-    let shift = 0;
-    for (let i = 0; i < 5; i++) {
-      const b = this.byte();
-      result |= (b & 0x7f) << shift;
-      if ((b & 0x80) === 0) return result >>> 0;
-      shift += 7;
-    }
-    this.fail('u32 LEB128 too long');
-  }
-  /** Skips a signed or unsigned LEB128 of up to `maxBytes` bytes. */
-  skipLeb(maxBytes = 10): void {
-    for (let i = 0; i < maxBytes; i++) if ((this.byte() & 0x80) === 0) return;
-    this.fail('LEB128 too long');
-  }
-  skip(n: number): void {
-    if (this.pos + n > this.end) this.fail('unexpected end of input');
-    this.pos += n;
-  }
-}
 
 function u32leb(n: number): number[] {
   const out: number[] = [];
@@ -183,10 +168,6 @@ function concat(parts: ArrayLike<number>[] | Uint8Array[]): Uint8Array {
   return out;
 }
 
-function section(id: number, content: Uint8Array): Uint8Array {
-  return concat([[id], u32leb(content.length), content]);
-}
-
 /** A value type; reference types of the function-references/GC proposals carry a heap type. */
 function skipValType(r: Reader): void {
   const t = r.byte();
@@ -194,8 +175,8 @@ function skipValType(r: Reader): void {
 }
 
 function skipBlockType(r: Reader): void {
-  const t = r.b[r.pos];
-  if (t === undefined) r.fail('unexpected end of input');
+  if (r.pos >= r.end) r.fail('unexpected end of input');
+  const t = r.b[r.pos]!;
   if (t === 0x40) return void r.pos++;
   if (t === 0x63 || t === 0x64) return skipValType(r);
   if (t >= 0x40 && t <= 0x7f) return void r.pos++; // a one-byte value type (negative s33)
@@ -208,35 +189,70 @@ function skipMemarg(r: Reader): void {
   r.skipLeb(10); // offset (u64 under memory64)
 }
 
+// How each one-byte opcode's immediates are laid out (the decoder's one table).
+const NONE = 0;
+/** One LEB128 (u32, s33 or s64; decoders skip it alike). */
+const LEB = 1;
+const U32_U32 = 2;
+const BLOCK = 3;
+const MEMARG = 4;
+const BYTES4 = 7;
+const BYTES8 = 8;
+const BR_TABLE = 9;
+const SELECT_T = 10;
+const TRY_TABLE = 11;
+const PREFIX_FC = 12;
+const PREFIX_FD = 13;
+const PREFIX_FE = 14;
+const UNKNOWN = 255;
+
+const IMMEDIATES: Uint8Array = (() => {
+  const t = new Uint8Array(256).fill(UNKNOWN);
+  for (let op = 0x45; op <= 0xc4; op++) t[op] = NONE; // numeric
+  for (let op = 0x28; op <= 0x3e; op++) t[op] = MEMARG; // loads and stores
+  for (const op of [0x00, 0x01, 0x05, 0x0a, 0x0b, 0x0f, 0x19, 0x1a, 0x1b, 0xd1, 0xd3, 0xd5]) t[op] = NONE;
+  for (const op of [0x02, 0x03, 0x04, 0x06]) t[op] = BLOCK;
+  for (const op of [0x07, 0x08, 0x09, 0x0c, 0x0d, 0x10, 0x12, 0x14, 0x15, 0x18, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x3f, 0x40, 0xd2, 0xd4, 0xd6]) t[op] = LEB;
+  t[0x0e] = BR_TABLE;
+  t[0x11] = U32_U32; // call_indirect
+  t[0x13] = U32_U32; // return_call_indirect
+  t[0x1c] = SELECT_T;
+  t[0x1f] = TRY_TABLE;
+  t[0x41] = LEB; // i32.const
+  t[0x42] = LEB; // i64.const
+  t[0x43] = BYTES4;
+  t[0x44] = BYTES8;
+  t[0xd0] = LEB; // ref.null heaptype (s33)
+  t[0xfc] = PREFIX_FC;
+  t[0xfd] = PREFIX_FD;
+  t[0xfe] = PREFIX_FE;
+  return t;
+})();
+
 /**
  * Decodes one instruction's immediates after its opcode. Returns false for an
  * opcode this decoder does not know.
  */
 function skipImmediates(op: number, r: Reader): boolean {
-  if (op >= 0x45 && op <= 0xc4) return true; // numeric, no immediates
-  if (op >= 0x28 && op <= 0x3e) return skipMemarg(r), true; // loads and stores
-  switch (op) {
-    case 0x00: case 0x01: case 0x05: case 0x0a: case 0x0b: case 0x0f: case 0x19: case 0x1a: case 0x1b:
-    case 0xd1: case 0xd3: case 0xd5:
-      return true;
-    case 0x02: case 0x03: case 0x04: case 0x06:
-      return skipBlockType(r), true;
-    case 0x07: case 0x08: case 0x09: case 0x0c: case 0x0d: case 0x10: case 0x12: case 0x14: case 0x15: case 0x18:
-    case 0x20: case 0x21: case 0x22: case 0x23: case 0x24: case 0x25: case 0x26: case 0xd2: case 0xd4: case 0xd6:
-      return r.u32(), true;
-    case 0x0e: {
+  switch (IMMEDIATES[op]!) {
+    case NONE: return true;
+    case LEB: return r.skipLeb(10), true;
+    case U32_U32: return r.u32(), r.u32(), true;
+    case BLOCK: return skipBlockType(r), true;
+    case MEMARG: return skipMemarg(r), true;
+    case BYTES4: return r.skip(4), true;
+    case BYTES8: return r.skip(8), true;
+    case BR_TABLE: {
       const n = r.u32();
       for (let i = 0; i <= n; i++) r.u32();
       return true;
     }
-    case 0x11: case 0x13:
-      return r.u32(), r.u32(), true;
-    case 0x1c: {
+    case SELECT_T: {
       const n = r.u32();
       for (let i = 0; i < n; i++) skipValType(r);
       return true;
     }
-    case 0x1f: { // try_table
+    case TRY_TABLE: {
       skipBlockType(r);
       const n = r.u32();
       for (let i = 0; i < n; i++) {
@@ -247,18 +263,10 @@ function skipImmediates(op: number, r: Reader): boolean {
       }
       return true;
     }
-    case 0x3f: case 0x40:
-      return r.u32(), true;
-    case 0x41: return r.skipLeb(5), true;
-    case 0x42: return r.skipLeb(10), true;
-    case 0x43: return r.skip(4), true;
-    case 0x44: return r.skip(8), true;
-    case 0xd0: return r.skipLeb(5), true; // ref.null heaptype (s33)
-    case 0xfc: return skipFc(r.u32(), r);
-    case 0xfd: return skipSimd(r.u32(), r);
-    case 0xfe: return skipAtomic(r.u32(), r);
-    default:
-      return false;
+    case PREFIX_FC: return skipFc(r.u32(), r);
+    case PREFIX_FD: return skipSimd(r.u32(), r);
+    case PREFIX_FE: return skipAtomic(r.u32(), r);
+    default: return false;
   }
 }
 
@@ -294,14 +302,6 @@ function skipAtomic(sub: number, r: Reader): boolean {
   return false;
 }
 
-interface Charge {
-  /** Where the charge goes in the original body (inserted before this byte). */
-  at: number;
-  cost: number;
-  /** Fixed bytes to insert instead of a fuel charge. */
-  bytes?: number[];
-}
-
 interface Globals {
   fuel: number | null;
   /** [scratch, refused counter] when memory.grow is watched. */
@@ -310,14 +310,16 @@ interface Globals {
   bulk: number | null;
 }
 
-/** memory.init, memory.copy, memory.fill: the 0xfc sub-opcodes whose top operand is a byte count. */
-const MEMORY_BULK_OPS: ReadonlySet<number> = new Set([8, 10, 11]);
-/**
- * table.init, table.copy, table.fill: the same with an element count (each element costs
- * far more than a byte). table.grow is bounded by the table cap instead: a refused grow
- * does no work.
- */
-const TABLE_BULK_OPS: ReadonlySet<number> = new Set([12, 14, 17]);
+/** The fuel charge per unit of a 0xfc sub-opcode's length operand (0: not a bulk operation). */
+function bulkPerUnit(sub: number): number {
+  // memory.init, memory.copy, memory.fill: the top operand is a byte count.
+  if (sub === 8 || sub === 10 || sub === 11) return BULK_FUEL_PER_BYTE;
+  // table.init, table.copy, table.fill: the same with an element count (each element costs
+  // far more than a byte). table.grow is bounded by the table cap instead: a refused grow
+  // does no work.
+  if (sub === 12 || sub === 14 || sub === 17) return TABLE_FUEL_PER_ELEMENT;
+  return 0;
+}
 
 /**
  * (stack: ..., len) -> (stack: ..., len), charging perUnit x len fuel first, computed in
@@ -326,16 +328,23 @@ const TABLE_BULK_OPS: ReadonlySet<number> = new Set([12, 14, 17]);
  *   if (i64(fuel) - i64(scratch) * perUnit < 0) { fuel = -1; unreachable }
  *   fuel -= scratch * perUnit; push scratch
  */
-function bulkCharge(fuel: number, scratch: number, perUnit: number): number[] {
+function bulkCharge(fuel: number, scratch: number, perUnit: number): Uint8Array {
   const f = u32leb(fuel);
   const s = u32leb(scratch);
-  return [
+  return new Uint8Array([
     0x24, ...s,
     0x23, ...f, 0xac, 0x23, ...s, 0xad, 0x42, ...s32leb(perUnit), 0x7e, 0x7d, 0x42, 0x00, 0x53,
     0x04, 0x40, 0x41, 0x7f, 0x24, ...f, 0x00, 0x0b,
     0x23, ...f, 0x23, ...s, 0x41, ...s32leb(perUnit), 0x6c, 0x6b, 0x24, ...f,
     0x23, ...s,
-  ];
+  ]);
+}
+
+/** (stack: result) tmp = result; if (tmp == -1) refused++; push tmp */
+function growCheck(tmp: number, refused: number): Uint8Array {
+  const t = u32leb(tmp);
+  const c = u32leb(refused);
+  return new Uint8Array([0x24, ...t, 0x23, ...t, 0x41, 0x7f, 0x46, 0x04, 0x40, 0x23, ...c, 0x41, 0x01, 0x6a, 0x24, ...c, 0x0b, 0x23, ...t]);
 }
 
 /** A site cost above this is charged at the function's entry instead (bounds the sums, no i32 overflow). */
@@ -343,54 +352,280 @@ const MAX_SITE_COST = 100_000;
 /** A block's charge is clamped here (far above any budget, below i32 overflow). */
 const MAX_CHARGE = 0x3fffffff;
 
-/** What the call-site charging needs to know of one function body. */
-interface BodyScan {
-  /** Instructions in the body (the whole cost when it has no loop). */
-  instructions: number;
-  hasLoop: boolean;
-  /** Function indices of its direct calls (call, return_call), once per call site. */
-  callees: number[];
-  /** Decoding failed: left to meterBody, which reports it. */
-  failed: boolean;
+// Where the rewrite inserts code into a body (CodeScan.events), in body order.
+/** A fuel charge; its argument is the charge's index in CodeScan.cost. */
+const EV_CHARGE = 0;
+/** A bulk-operation charge before the 0xfc opcode; argument: fuel per unit. */
+const EV_BULK = 1;
+/** The refused-grow check after memory.grow. */
+const EV_GROW = 2;
+/** Write the local counter back to the global (a call, return or branch out of the function); argument: the callee, or -1. */
+const EV_OUT = 3;
+/** Reload the local counter from the global after a call; argument: the callee, or -1. */
+const EV_IN = 4;
+
+/**
+ * One decoding pass over the code section: where each body starts and ends, its
+ * instruction count, loops and direct calls (for call-site charging), the cost of each
+ * charge (function entry or loop iteration) before callees' site costs, and every point
+ * where the rewrite inserts code. Flat typed arrays: no object per instruction.
+ */
+interface CodeScan {
+  n: number;
+  /** Offsets in the module's bytes: after the size prefix, and the end. */
+  start: Int32Array;
+  end: Int32Array;
+  instructions: Int32Array;
+  hasLoop: Uint8Array;
+  /** Direct calls (call, return_call) of body i: callee/callOwner[callFrom[i] .. callFrom[i+1]). */
+  callFrom: Int32Array;
+  callee: IntList;
+  /** The charge each call's cost goes to. */
+  callOwner: IntList;
+  /** Instructions paid by each charge (site costs not yet added). */
+  cost: IntList;
+  /** Triples (kind, offset in the module, argument); body i's are evFrom[i] .. evFrom[i+1] (in triples). */
+  events: IntList;
+  evFrom: Int32Array;
+  /** Functions named by ref.func in code. */
+  referenced: Set<number>;
+  loops: number;
+  /** Where the locals vector ends (the first instruction), its groups, its local count. */
+  localsEnd: Int32Array;
+  localGroups: Int32Array;
+  locals: Float64Array;
+  /** 1: the body uses control flow the local counter does not follow (exceptions, call_ref, br_on_*). */
+  noLocal: Uint8Array;
+  /** 1: the body calls through a table or reference (call_indirect, call_ref and their tail forms). */
+  indirect: Uint8Array;
 }
 
-function peekU32(b: Uint8Array, pos: number): number {
-  return new Reader(b, pos).u32();
+function scanCode(r: Reader, n: number, globals: Globals, source: string, localFuel: boolean): CodeScan {
+  const s: CodeScan = {
+    n,
+    start: new Int32Array(n),
+    end: new Int32Array(n),
+    instructions: new Int32Array(n),
+    hasLoop: new Uint8Array(n),
+    callFrom: new Int32Array(n + 1),
+    callee: new IntList(n * 4),
+    callOwner: new IntList(n * 4),
+    cost: new IntList(n * 2),
+    events: new IntList(n * 8),
+    evFrom: new Int32Array(n + 1),
+    referenced: new Set(),
+    loops: 0,
+    localsEnd: new Int32Array(n),
+    localGroups: new Int32Array(n),
+    locals: new Float64Array(n),
+    noLocal: new Uint8Array(n),
+    indirect: new Uint8Array(n),
+  };
+  const flags = (globals.fuel !== null && globals.bulk !== null ? WATCH_BULK : 0) | (globals.grow !== null ? WATCH_GROW : 0) | (globals.fuel !== null && localFuel ? WATCH_EXITS : 0);
+  const body = new Reader(r.b, 0, r.end);
+  for (let i = 0; i < n; i++) {
+    const size = r.u32();
+    const start = r.pos;
+    const end = start + size;
+    if (end > r.end) r.fail('unexpected end of input');
+    s.start[i] = start;
+    s.end[i] = end;
+    s.callFrom[i] = s.callee.n;
+    s.evFrom[i] = s.events.n / 3;
+    body.pos = start;
+    scanBody(s, body, i, end, flags, source);
+    r.pos = end;
+  }
+  s.callFrom[n] = s.callee.n;
+  s.evFrom[n] = s.events.n / 3;
+  return s;
 }
 
-/** Scans a body for call-site charging; functions it names with ref.func are added to `referenced`. */
-function scanBody(body: Uint8Array, referenced: Set<number>): BodyScan {
-  const scan: BodyScan = { instructions: 0, hasLoop: false, callees: [], failed: false };
+const WATCH_BULK = 1;
+const WATCH_GROW = 2;
+/** Record calls, returns and branches out of the function (for the local counter). */
+const WATCH_EXITS = 4;
+
+/**
+ * Opcodes whose control flow the local counter does not follow, so a body with one keeps the
+ * counter in the global: exception handling (try, catch, throw, rethrow, throw_ref, delegate,
+ * catch_all, try_table: a callee's throw lands in a handler with a stale local), call_ref and
+ * return_call_ref (no callee to judge), br_on_null/br_on_non_null (a label leaving the function).
+ */
+const NO_LOCAL: Uint8Array = (() => {
+  const t = new Uint8Array(256);
+  for (const op of [0x06, 0x07, 0x08, 0x09, 0x0a, 0x18, 0x19, 0x1f, 0x14, 0x15, 0xd5, 0xd6]) t[op] = 1;
+  return t;
+})();
+
+/**
+ * Scans body `i` (from body.pos to `end`) into `s`. One function per body, not one loop
+ * over the whole section: the JIT then optimises a small function, not a huge OSR'd one
+ * (which cost more compile time than the whole scan at start-up).
+ */
+function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: number, source: string): void {
+  const b = body.b;
+  const ev = s.events;
+  const cost = s.cost;
+  const imm = IMMEDIATES;
+  const bodyStart = body.pos;
+  let p = bodyStart;
+  let count = 0;
+  let at = 0;
+  let op = 0;
+  let unknown = false;
   try {
-    const r = new Reader(body);
-    const nLocalGroups = r.u32();
-    for (let i = 0; i < nLocalGroups; i++) {
-      r.u32();
-      skipValType(r);
+    const nLocalGroups = body.u32();
+    let locals = 0;
+    for (let g = 0; g < nLocalGroups; g++) {
+      locals += body.u32();
+      skipValType(body);
     }
-    while (r.pos < r.end) {
-      const op = r.byte();
-      scan.instructions++;
-      if (op === 0x10 || op === 0x12) scan.callees.push(peekU32(body, r.pos));
-      else if (op === 0xd2) referenced.add(peekU32(body, r.pos));
-      else if (op === 0x03) scan.hasLoop = true;
-      if (!skipImmediates(op, r)) {
-        scan.failed = true;
+    p = body.pos;
+    s.localsEnd[i] = p;
+    s.localGroups[i] = nLocalGroups;
+    s.locals[i] = locals;
+    const exits = (flags & WATCH_EXITS) !== 0;
+    let owner = cost.n;
+    cost.push(0);
+    ev.push(EV_CHARGE), ev.push(p), ev.push(owner);
+    // Instructions counted for `owner` so far (written back when the owner changes).
+    let paid = 0;
+    let depth = 0;
+    // The charge each open block's instructions count towards (loops open a new one).
+    let owners = OWNERS;
+    owners[0] = owner;
+    // Runs mostly before the JIT has optimised it (start-up): state in locals, the common
+    // immediates decoded inline, a call out only for the rare ones (`body` carries the position).
+    while (p < end) {
+      at = p;
+      op = b[p++]!;
+      count++;
+      paid++;
+      const kind = imm[op]!;
+      if (kind === NONE) {
+        if (op === 0x0b) {
+          if (depth === 0) {
+            if (p !== end) throw new HostError('WASM_MALFORMED', `${source}: function ${i}: code after the final end`, { file: source });
+            if (exits) ev.push(EV_OUT), ev.push(at), ev.push(-1);
+            break;
+          }
+          const inner = owners[depth--]!;
+          const outer = owners[depth]!;
+          if (inner !== outer) {
+            cost.a[inner] = paid;
+            paid = cost.a[outer]!;
+            owner = outer;
+          }
+        } else if (exits && op === 0x0f) ev.push(EV_OUT), ev.push(at), ev.push(-1);
+        else if (NO_LOCAL[op] === 1) s.noLocal[i] = 1;
+        continue;
+      }
+      if (kind === LEB) {
+        if (op === 0x10 || op === 0x12 || op === 0xd2 || (exits && (op === 0x0c || op === 0x0d))) {
+          let v = 0;
+          let shift = 0;
+          let x = 0;
+          do {
+            x = b[p++]!;
+            v |= (x & 0x7f) << shift;
+            shift += 7;
+          } while ((x & 0x80) !== 0 && shift < 35);
+          if (op === 0xd2) s.referenced.add(v >>> 0);
+          else if (op === 0x0c || op === 0x0d) {
+            if (v === depth) ev.push(EV_OUT), ev.push(at), ev.push(-1); // a branch to the function's own label returns
+          } else {
+            s.callee.push(v >>> 0);
+            s.callOwner.push(owner);
+            if (exits) {
+              // A tail call leaves the function: the counter goes back whatever the callee.
+              ev.push(EV_OUT), ev.push(at), ev.push(op === 0x10 ? v >>> 0 : -1);
+              if (op === 0x10) ev.push(EV_IN), ev.push(p), ev.push(v >>> 0);
+            }
+          }
+        } else {
+          while ((b[p++]! & 0x80) !== 0);
+          if (NO_LOCAL[op] === 1) s.noLocal[i] = 1;
+          if (op === 0x14 || op === 0x15) s.indirect[i] = 1;
+          if (op === 0x40 && (flags & WATCH_GROW) !== 0) ev.push(EV_GROW), ev.push(p), ev.push(0);
+        }
+        continue;
+      }
+      if (kind === MEMARG && b[p]! < 0x40) {
+        p++; // alignment (one byte, no memory index)
+        while ((b[p++]! & 0x80) !== 0); // offset
+        continue;
+      }
+      body.pos = p;
+      if (op === 0x11 || op === 0x13) s.indirect[i] = 1;
+      if (exits) {
+        if (op === 0x11 || op === 0x13) ev.push(EV_OUT), ev.push(at), ev.push(-1);
+        else if (op === 0x0e) {
+          // br_table: back to the global if any target is the function's own label.
+          const n = body.u32();
+          let out = false;
+          for (let k = 0; k <= n; k++) if (body.u32() === depth) out = true;
+          body.pos = p;
+          if (out) ev.push(EV_OUT), ev.push(at), ev.push(-1);
+        }
+      }
+      if (NO_LOCAL[op] === 1) s.noLocal[i] = 1;
+      if (op === 0xfc && (flags & WATCH_BULK) !== 0) {
+        const perUnit = bulkPerUnit(body.u32());
+        if (perUnit > 0) ev.push(EV_BULK), ev.push(at), ev.push(perUnit);
+        body.pos = p;
+      }
+      if (!skipImmediates(op, body)) {
+        unknown = true;
         break;
       }
+      p = body.pos;
+      if (op === 0x11 && exits) ev.push(EV_IN), ev.push(p), ev.push(-1);
+      if (kind === BLOCK || kind === TRY_TABLE) {
+        if (++depth === owners.length) {
+          const next = new Int32Array(owners.length * 2);
+          next.set(owners);
+          owners = OWNERS = next;
+        }
+        if (op === 0x03) {
+          cost.a[owner] = paid;
+          paid = 0;
+          owner = cost.n;
+          cost.push(0);
+          ev.push(EV_CHARGE), ev.push(p), ev.push(owner);
+          s.hasLoop[i] = 1;
+          s.loops++;
+        }
+        owners[depth] = owner;
+      }
     }
-  } catch {
-    scan.failed = true;
+    cost.a[owner] = paid;
+  } catch (err) {
+    if (err instanceof HostError) throw err;
+    throw new HostError('WASM_MALFORMED', `${source}: function ${i}: ${(err as Error).message}`, { file: source });
   }
-  return scan;
+  if (unknown) {
+    const prefix = op === 0xfc || op === 0xfd || op === 0xfe ? ` (prefix 0x${op.toString(16)})` : '';
+    throw new HostError(
+      'WASM_METERING_UNSUPPORTED',
+      `${source}: function ${i} uses opcode 0x${op.toString(16).padStart(2, '0')}${prefix} at code offset ${at - bodyStart}, which the work-budget rewriter does not know; ` +
+        'rebuild the adapter without that proposal (e.g. GC), or set limits.metering: false for this plugin to load it without a work budget',
+      { file: source, opcode: op, offset: at - bodyStart },
+    );
+  }
+  if (p > end) throw new HostError('WASM_MALFORMED', `${source}: function ${i}: unexpected end of input`, { file: source });
+  s.instructions[i] = count;
 }
+
+/** scanBody's stack of open blocks, reused (grown when a body nests deeper). */
+let OWNERS = new Int32Array(64);
 
 /** Adds to `out` every function a constant expression names with ref.func; returns the position after its end. */
 function scanConstExpr(r: Reader, out: Set<number>): void {
   for (;;) {
     const op = r.byte();
     if (op === 0x0b) return;
-    if (op === 0xd2) out.add(peekU32(r.b, r.pos));
+    if (op === 0xd2) out.add(new Reader(r.b, r.pos, r.end).u32());
     if (!skipImmediates(op, r)) r.fail(`unknown opcode 0x${op.toString(16)} in a constant expression`);
   }
 }
@@ -398,7 +633,7 @@ function scanConstExpr(r: Reader, out: Set<number>): void {
 /**
  * Functions the host or a table can reach without a direct call: exported, the start
  * function, in an element segment, or named by ref.func in a global's initialiser
- * (ref.func in code is found by scanBody). Null when a section does not parse: then
+ * (ref.func in code is found by scanCode). Null when a section does not parse: then
  * every function is charged at entry.
  */
 function pinnedFunctions(sections: ReadonlyArray<{ id: number; content: Uint8Array }>): Set<number> | null {
@@ -453,8 +688,8 @@ function pinnedFunctions(sections: ReadonlyArray<{ id: number; content: Uint8Arr
  * entry. Imported functions (below `imported`) cost `hostCallFuel`, or nothing (-1) when
  * the host charges its own calls (plugin/host-meter.ts).
  */
-function siteCosts(scans: BodyScan[], imported: number, pinned: Set<number> | null, hostCallFuel: number, callSites: boolean): Int32Array {
-  const total = imported + scans.length;
+function siteCosts(scan: CodeScan, imported: number, pinned: Set<number> | null, hostCallFuel: number, callSites: boolean): Int32Array {
+  const total = imported + scan.n;
   const cost = new Int32Array(total).fill(-1);
   // An import's "site cost" is the host-call charge (0: the host charges it).
   cost.fill(hostCallFuel > 0 ? hostCallFuel : -1, 0, imported);
@@ -462,7 +697,8 @@ function siteCosts(scans: BodyScan[], imported: number, pinned: Set<number> | nu
   const UNVISITED = 0;
   const ACTIVE = 1;
   const DONE = 2;
-  const state = new Uint8Array(total);
+  const state = new Uint8Array(total).fill(UNVISITED);
+  const callee = scan.callee.a;
   // Depth-first over direct calls; an ACTIVE callee closes a cycle, and the caller that
   // finds it is charged at entry, which breaks the cycle.
   const visit = (f: number, depth: number): number => {
@@ -470,15 +706,15 @@ function siteCosts(scans: BodyScan[], imported: number, pinned: Set<number> | nu
     if (f >= total) return -1;
     if (state[f] === DONE) return cost[f]!;
     if (state[f] === ACTIVE) return -2;
-    const scan = scans[f - imported]!;
-    if (pinned.has(f) || scan.hasLoop || scan.failed || depth > 500) {
+    const i = f - imported;
+    if (pinned.has(f) || scan.hasLoop[i] || depth > 500) {
       state[f] = DONE;
       return -1;
     }
     state[f] = ACTIVE;
-    let sum = scan.instructions;
-    for (const g of scan.callees) {
-      const c = visit(g, depth + 1);
+    let sum = scan.instructions[i]!;
+    for (let k = scan.callFrom[i]!; k < scan.callFrom[i + 1]!; k++) {
+      const c = visit(callee[k]!, depth + 1);
       if (c === -2) {
         sum = -1;
         break;
@@ -497,102 +733,169 @@ function siteCosts(scans: BodyScan[], imported: number, pinned: Set<number> | nu
   return cost;
 }
 
-/** Rewrites one function body (without its size prefix). */
-function meterBody(body: Uint8Array, globals: Globals, source: string, funcIndex: number, site: Int32Array | null = null, funcIdx = -1): { bytes: Uint8Array; loops: number } {
-  const r = new Reader(body);
-  const nLocalGroups = r.u32();
-  for (let i = 0; i < nLocalGroups; i++) {
-    r.u32();
-    skipValType(r);
-  }
-  const charges: Charge[] = [{ at: r.pos, cost: 0 }];
-  // The stack of open blocks; for each, the charge (function or loop) its instructions count towards.
-  const stack: Charge[] = [charges[0]!];
-  const blockKinds: boolean[] = []; // true when the open block is a loop
-  let loops = 0;
-  while (r.pos < r.end) {
-    const at = r.pos;
-    const op = r.byte();
-    const owner = stack[stack.length - 1]!;
-    owner.cost++;
-    if (site !== null && (op === 0x10 || op === 0x12)) {
-      const callee = peekU32(body, r.pos);
-      const c = callee < site.length ? site[callee]! : -1;
-      if (c > 0) owner.cost = Math.min(owner.cost + c, MAX_CHARGE);
-    }
-    let ok: boolean;
-    try {
-      ok = skipImmediates(op, r);
-    } catch (err) {
-      throw new HostError('WASM_MALFORMED', `${source}: function ${funcIndex}: ${(err as Error).message}`, { file: source });
-    }
-    if (!ok) {
-      const prefix = op === 0xfc || op === 0xfd || op === 0xfe ? ` (prefix 0x${op.toString(16)})` : '';
-      throw new HostError(
-        'WASM_METERING_UNSUPPORTED',
-        `${source}: function ${funcIndex} uses opcode 0x${op.toString(16).padStart(2, '0')}${prefix} at code offset ${at}, which the work-budget rewriter does not know; ` +
-          'rebuild the adapter without that proposal (e.g. GC), or set limits.metering: false for this plugin to load it without a work budget',
-        { file: source, opcode: op, offset: at },
-      );
-    }
-    if (op === 0xfc && globals.fuel !== null && globals.bulk !== null) {
-      const sub = new Reader(body, at + 1).u32();
-      const perUnit = MEMORY_BULK_OPS.has(sub) ? BULK_FUEL_PER_BYTE : TABLE_BULK_OPS.has(sub) ? TABLE_FUEL_PER_ELEMENT : 0;
-      if (perUnit > 0) charges.push({ at, cost: 0, bytes: bulkCharge(globals.fuel, globals.bulk, perUnit) });
-    }
-    if (op === 0x40 && globals.grow !== null) {
-      const [tmp, refused] = globals.grow.map(u32leb) as [number[], number[]];
-      // (stack: result) tmp = result; if (tmp == -1) refused++; push tmp
-      charges.push({ at: r.pos, cost: 0, bytes: [0x24, ...tmp, 0x23, ...tmp, 0x41, 0x7f, 0x46, 0x04, 0x40, 0x23, ...refused, 0x41, 0x01, 0x6a, 0x24, ...refused, 0x0b, 0x23, ...tmp] });
-    }
-    if (op === 0x02 || op === 0x04 || op === 0x06 || op === 0x1f) {
-      stack.push(owner);
-      blockKinds.push(false);
-    } else if (op === 0x03) {
-      const c: Charge = { at: r.pos, cost: 0 };
-      charges.push(c);
-      stack.push(c);
-      blockKinds.push(true);
-      loops++;
-    } else if (op === 0x0b) {
-      if (blockKinds.length === 0) {
-        if (r.pos !== r.end) throw new HostError('WASM_MALFORMED', `${source}: function ${funcIndex}: code after the final end`, { file: source });
-        break;
-      }
-      stack.pop();
-      blockKinds.pop();
-    }
-  }
-  const parts: Array<Uint8Array | number[]> = [];
-  let from = 0;
-  const g = globals.fuel === null ? [] : u32leb(globals.fuel);
-  // A site-charged function was paid for by its callers: no charge at its entry.
-  const entry = site !== null && funcIdx >= 0 && site[funcIdx]! >= 0 ? charges[0] : undefined;
-  for (const c of charges) {
-    if (c.bytes === undefined && globals.fuel === null) continue;
-    if (c === entry) continue;
-    parts.push(body.subarray(from, c.at));
-    parts.push(c.bytes ?? [0x23, ...g, 0x41, ...s32leb(Math.max(1, c.cost)), 0x6b, 0x24, ...g, 0x23, ...g, 0x41, 0x00, 0x48, 0x04, 0x40, 0x00, 0x0b]);
-    from = c.at;
-  }
-  parts.push(body.subarray(from));
-  return { bytes: concat(parts), loops };
+/** V8's limit on a function's locals (params included). */
+const MAX_LOCALS = 50_000;
+
+/** What the local counter needs: each defined function's parameter count, and which callees never touch the counter. */
+interface LocalFuel {
+  params: Int32Array;
+  /** 1 for a function (by index) that neither charges nor calls one that does nor calls the host: no write-back around a call to it. */
+  pure: Uint8Array;
 }
 
+/** Writes the rewritten code section's content (the body count and every body). */
+function writeCode(w: ByteWriter, b: Uint8Array, scan: CodeScan, globals: Globals, site: Int32Array | null, imported: number, local: LocalFuel | null): void {
+  w.u32(scan.n);
+  const ev = scan.events.a;
+  const cost = scan.cost.a;
+  const g = globals.fuel === null ? null : new Uint8Array(u32leb(globals.fuel));
+  const bulk = new Map<number, Uint8Array>();
+  const grow = globals.grow === null ? null : growCheck(globals.grow[0], globals.grow[1]);
+  for (let i = 0; i < scan.n; i++) {
+    const sized = w.beginSized();
+    let from = scan.start[i]!;
+    // A site-charged function was paid for by its callers: no charge at its entry.
+    const entryPaid = site !== null && site[imported + i]! >= 0;
+    // In a function with loops, the counter lives in a new local between the entry and every
+    // way out (calls that may read or charge it, returns, branches out, traps on it): each loop
+    // iteration then charges a register, not the exported global.
+    let l: Uint8Array | null = null;
+    if (g !== null && local !== null && scan.hasLoop[i] === 1 && scan.noLocal[i] === 0 && !entryPaid && local.params[i]! + scan.locals[i]! + 1 <= MAX_LOCALS && !callsImpure(scan, i, local.pure)) {
+      l = new Uint8Array(u32leb(local.params[i]! + scan.locals[i]!));
+      const groups = new Reader(b, from, scan.end[i]);
+      groups.u32();
+      w.u32(scan.localGroups[i]! + 1);
+      w.copy(b, groups.pos, scan.localsEnd[i]!);
+      w.byte(0x01), w.byte(0x7f); // one more i32
+      from = scan.localsEnd[i]!;
+    }
+    const pure = local?.pure;
+    for (let e = scan.evFrom[i]!; e < scan.evFrom[i + 1]!; e++) {
+      const kind = ev[3 * e]!;
+      const at = ev[3 * e + 1]!;
+      const arg = ev[3 * e + 2]!;
+      if (kind === EV_CHARGE && (g === null || (entryPaid && e === scan.evFrom[i]!))) continue;
+      if ((kind === EV_OUT || kind === EV_IN) && (l === null || (arg >= 0 && pure![arg] === 1))) continue;
+      w.copy(b, from, at);
+      from = at;
+      if (kind === EV_CHARGE) {
+        const c = Math.max(1, Math.min(cost[arg]!, MAX_CHARGE));
+        if (l === null) {
+          // fuel -= cost; if (fuel < 0) unreachable
+          w.byte(0x23), w.copy(g!), w.byte(0x41), w.s32(c), w.byte(0x6b), w.byte(0x24), w.copy(g!);
+          w.byte(0x23), w.copy(g!), w.byte(0x41), w.byte(0x00), w.byte(0x48), w.byte(0x04), w.byte(0x40), w.byte(0x00), w.byte(0x0b);
+        } else {
+          // l = (entry ? fuel : l) - cost; if (l < 0) { fuel = l; unreachable }
+          if (e === scan.evFrom[i]!) w.byte(0x23), w.copy(g!);
+          else w.byte(0x20), w.copy(l);
+          w.byte(0x41), w.s32(c), w.byte(0x6b), w.byte(0x22), w.copy(l), w.byte(0x41), w.byte(0x00), w.byte(0x48);
+          w.byte(0x04), w.byte(0x40), w.byte(0x20), w.copy(l), w.byte(0x24), w.copy(g!), w.byte(0x00), w.byte(0x0b);
+        }
+      } else if (kind === EV_OUT) {
+        w.byte(0x20), w.copy(l!), w.byte(0x24), w.copy(g!); // fuel = l
+      } else if (kind === EV_IN) {
+        w.byte(0x23), w.copy(g!), w.byte(0x21), w.copy(l!); // l = fuel
+      } else if (kind === EV_BULK) {
+        let bytes = bulk.get(arg);
+        if (bytes === undefined) bulk.set(arg, (bytes = bulkCharge(globals.fuel!, globals.bulk!, arg)));
+        if (l !== null) w.byte(0x20), w.copy(l), w.byte(0x24), w.copy(g!);
+        w.copy(bytes);
+        if (l !== null) w.byte(0x23), w.copy(g!), w.byte(0x21), w.copy(l);
+      } else {
+        w.copy(grow!);
+      }
+    }
+    w.copy(b, from, scan.end[i]!);
+    w.endSized(sized);
+  }
+}
+
+/**
+ * Whether body i calls (other than by a tail call) a function that may read or charge the
+ * counter: then its loops would write the local back and reload it around each such call,
+ * which costs about what the local saves, in code size too; it keeps the global.
+ */
+function callsImpure(scan: CodeScan, i: number, pure: Uint8Array): boolean {
+  const ev = scan.events.a;
+  for (let e = scan.evFrom[i]!; e < scan.evFrom[i + 1]!; e++) {
+    if (ev[3 * e] !== EV_IN) continue;
+    const callee = ev[3 * e + 2]!;
+    if (callee < 0 || pure[callee] !== 1) return true;
+  }
+  return false;
+}
+
+/** Each defined function's parameter count, or null when the type or function section is not plain function types. */
+function paramCounts(sections: ReadonlyArray<{ id: number; content: Uint8Array }>, n: number): Int32Array | null {
+  try {
+    const typeSection = sections.find((x) => x.id === 1);
+    const funcSection = sections.find((x) => x.id === 3);
+    if (typeSection === undefined || funcSection === undefined) return null;
+    const tr = new Reader(typeSection.content);
+    const types: number[] = [];
+    const nTypes = tr.u32();
+    for (let t = 0; t < nTypes; t++) {
+      if (tr.byte() !== 0x60) return null; // GC proposal types: not followed
+      const np = tr.u32();
+      for (let k = 0; k < np; k++) skipValType(tr);
+      types.push(np);
+      const nr = tr.u32();
+      for (let k = 0; k < nr; k++) skipValType(tr);
+    }
+    const fr = new Reader(funcSection.content);
+    if (fr.u32() !== n) return null;
+    const out = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      const t = fr.u32();
+      if (t >= types.length) return null;
+      out[i] = types[t]!;
+    }
+    return out;
+  } catch {
+    return null;
+  }
+}
+
+/** Functions that neither charge fuel, call the host nor call one that does (see LocalFuel.pure). */
+function pureFunctions(scan: CodeScan, site: Int32Array | null, imported: number): Uint8Array {
+  const total = imported + scan.n;
+  const pure = new Uint8Array(total);
+  if (site === null) return pure;
+  const state = new Uint8Array(total); // 0 unvisited, 1 visiting, 2 done
+  const callee = scan.callee.a;
+  const visit = (f: number, depth: number): boolean => {
+    if (f < imported || f >= total || site[f]! < 0 || depth > 500) return false;
+    if (state[f] === 2) return pure[f] === 1;
+    if (state[f] === 1) return false;
+    state[f] = 1;
+    const i = f - imported;
+    let ok = scan.hasLoop[i] === 0;
+    for (let k = scan.callFrom[i]!; ok && k < scan.callFrom[i + 1]!; k++) ok = visit(callee[k]!, depth + 1);
+    // call_indirect and the like reach anything: a body with one is not pure either.
+    if (scan.indirect[i] === 1) ok = false;
+    state[f] = 2;
+    pure[f] = ok ? 1 : 0;
+    return ok;
+  };
+  for (let f = imported; f < total; f++) visit(f, 0);
+  return pure;
+}
 /**
  * Returns a rewritten copy of a (valid) module. Throws WASM_METERING_UNSUPPORTED
  * for an instruction it cannot decode, VM_MEMORY_LIMIT when the module's initial
  * memory is already above the cap.
  */
-export function rewriteModule(bytes: Uint8Array, opts: RewriteOptions): RewriteResult {
+export function rewriteModule(input: Uint8Array, opts: RewriteOptions): RewriteResult {
+  // A plain view: a Buffer's subarray allocates a Buffer through JS, slow before the JIT warms up.
+  const bytes = new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
   const r = new Reader(bytes, 8);
-  const sections: Array<{ id: number; content: Uint8Array }> = [];
+  const sections: Array<{ id: number; content: Uint8Array; offset: number }> = [];
   while (r.pos < r.end) {
     const id = r.byte();
     const size = r.u32();
     const start = r.pos;
     r.skip(size);
-    sections.push({ id, content: bytes.subarray(start, start + size) });
+    sections.push({ id, content: bytes.subarray(start, start + size), offset: start });
   }
   let importedGlobals = 0;
   let importedFunctions = 0;
@@ -660,10 +963,25 @@ export function rewriteModule(bytes: Uint8Array, opts: RewriteOptions): RewriteR
   }
   const rewriteCode = opts.fuel || watchGrow;
 
-  const out: Array<{ id: number; content: Uint8Array }> = [];
+  // The output is at most a few percent larger than the input (a charge per function and loop).
+  const w = new ByteWriter(bytes.length + (bytes.length >> 3) + 1024);
+  w.copy(bytes, 0, 8);
+  const emit = (id: number, content: Uint8Array): void => {
+    w.byte(id);
+    w.u32(content.length);
+    w.copy(content);
+  };
+  // The global and export sections, when the module has none, go where the section order puts them.
+  const missing: Array<{ id: number; content: Uint8Array }> = [];
+  if (added.length > 0 && !sections.some((s) => s.id === 6)) missing.push({ id: 6, content: concat([[added.length], ...added]) });
+  if (exportsAdded.length > 0 && !sections.some((s) => s.id === 7)) missing.push({ id: 7, content: concat([[exportsAdded.length], ...exportsAdded]) });
   for (const s of sections) {
+    while (missing.length > 0 && s.id !== 0 && (SECTION_ORDER[s.id] ?? 0) > SECTION_ORDER[missing[0]!.id]!) {
+      const m = missing.shift()!;
+      emit(m.id, m.content);
+    }
     if (s.id === 4 && opts.maxTableElements !== undefined) {
-      out.push({ id: 4, content: capTables(s.content, opts.maxTableElements, opts.source) });
+      emit(4, capTables(s.content, opts.maxTableElements, opts.source));
     } else if (s.id === 5 && opts.maxMemoryPages !== undefined) {
       const sr = new Reader(s.content);
       const n = sr.u32();
@@ -686,7 +1004,7 @@ export function rewriteModule(bytes: Uint8Array, opts: RewriteOptions): RewriteR
         if (i === 0) memory = { initial, maximum: max };
         mems.push([(flags | 1) & 0xff, ...u32leb(initial), ...u32leb(max)]);
       }
-      out.push({ id: 5, content: concat([u32leb(n), ...mems]) });
+      emit(5, concat([u32leb(n), ...mems]));
     } else if (s.id === 5) {
       const sr = new Reader(s.content);
       if (sr.u32() > 0) {
@@ -694,53 +1012,55 @@ export function rewriteModule(bytes: Uint8Array, opts: RewriteOptions): RewriteR
         const initial = sr.u32();
         memory = { initial, maximum: flags & 1 ? sr.u32() : null };
       }
-      out.push(s);
+      emit(5, s.content);
     } else if (s.id === 6 && added.length > 0) {
       const sr = new Reader(s.content);
       const n = sr.u32();
-      out.push({ id: 6, content: concat([u32leb(n + added.length), s.content.subarray(sr.pos), ...added]) });
+      emit(6, concat([u32leb(n + added.length), s.content.subarray(sr.pos), ...added]));
     } else if (s.id === 7 && exportsAdded.length > 0) {
       const sr = new Reader(s.content);
       const n = sr.u32();
-      out.push({ id: 7, content: concat([u32leb(n + exportsAdded.length), s.content.subarray(sr.pos), ...exportsAdded]) });
+      emit(7, concat([u32leb(n + exportsAdded.length), s.content.subarray(sr.pos), ...exportsAdded]));
     } else if (s.id === 10 && rewriteCode) {
-      const sr = new Reader(s.content);
-      const n = sr.u32();
-      const raw: Uint8Array[] = [];
-      for (let i = 0; i < n; i++) {
-        const size = sr.u32();
-        raw.push(s.content.subarray(sr.pos, sr.pos + size));
-        sr.skip(size);
-      }
+      const cr = new Reader(bytes, s.offset, s.offset + s.content.length);
+      const n = cr.u32();
+      const localFuel = opts.fuel && opts.localFuel !== false;
+      const scan = scanCode(cr, n, globals, opts.source, localFuel);
+      loops = scan.loops;
       let site: Int32Array | null = null;
       if (opts.fuel) {
         const pinned = pinnedFunctions(sections);
-        const scans = pinned === null ? [] : raw.map((b) => scanBody(b, pinned));
+        if (pinned !== null) for (const f of scan.referenced) pinned.add(f);
         let importsReachable = pinned === null;
         for (let f = 0; f < importedFunctions && !importsReachable; f++) importsReachable = pinned!.has(f);
         hostCallsCharged = (opts.hostCallFuel ?? 0) > 0 && !importsReachable;
         const callSites = opts.callSiteCharges !== false && pinned !== null;
-        if (callSites || hostCallsCharged) site = siteCosts(scans, importedFunctions, pinned, hostCallsCharged ? opts.hostCallFuel! : 0, callSites);
+        if (callSites || hostCallsCharged) site = siteCosts(scan, importedFunctions, pinned, hostCallsCharged ? opts.hostCallFuel! : 0, callSites);
+        if (site !== null) {
+          // Each direct call adds its callee's site cost to the charge that holds it.
+          const callee = scan.callee.a;
+          const owner = scan.callOwner.a;
+          const cost = scan.cost.a;
+          for (let k = 0; k < scan.callee.n; k++) {
+            const f = callee[k]!;
+            const c = f < site.length ? site[f]! : -1;
+            if (c > 0) cost[owner[k]!] = Math.min(cost[owner[k]!]! + c, MAX_CHARGE);
+          }
+          for (let i = 0; i < n; i++) site[importedFunctions + i]! >= 0 ? siteCharged++ : functions++;
+        } else functions = n;
       }
-      const bodies: Uint8Array[] = [new Uint8Array(u32leb(n))];
-      for (let i = 0; i < n; i++) {
-        const m = meterBody(raw[i]!, globals, opts.source, i, site, importedFunctions + i);
-        loops += m.loops;
-        if (opts.fuel) {
-          if (site !== null && site[importedFunctions + i]! >= 0) siteCharged++;
-          else functions++;
-        }
-        bodies.push(new Uint8Array(u32leb(m.bytes.length)), m.bytes);
-      }
-      out.push({ id: 10, content: concat(bodies) });
+      const params = localFuel ? paramCounts(sections, n) : null;
+      const local = params === null ? null : { params, pure: pureFunctions(scan, site, importedFunctions) };
+      w.byte(10);
+      const sized = w.beginSized();
+      writeCode(w, bytes, scan, globals, site, importedFunctions, local);
+      w.endSized(sized);
     } else {
-      out.push(s);
+      emit(s.id, s.content);
     }
   }
-  if (added.length > 0 && !out.some((s) => s.id === 6)) insertSection(out, { id: 6, content: concat([[added.length], ...added]) });
-  if (exportsAdded.length > 0 && !out.some((s) => s.id === 7)) insertSection(out, { id: 7, content: concat([[exportsAdded.length], ...exportsAdded]) });
-  const result = concat([bytes.subarray(0, 8), ...out.map((s) => section(s.id, s.content))]);
-  return { bytes: result, functions, siteCharged, hostCallsCharged, loops, memory };
+  for (const m of missing) emit(m.id, m.content);
+  return { bytes: w.bytes(), functions, siteCharged, hostCallsCharged, loops, memory };
 }
 
 /**
@@ -794,11 +1114,4 @@ function mutI32Global(value: number): Uint8Array {
 function globalExport(exportName: string, idx: number): Uint8Array {
   const name = new TextEncoder().encode(exportName);
   return concat([u32leb(name.length), name, [0x03], u32leb(idx)]);
-}
-
-function insertSection(list: Array<{ id: number; content: Uint8Array }>, s: { id: number; content: Uint8Array }): void {
-  const rank = SECTION_ORDER[s.id]!;
-  let i = list.findIndex((x) => x.id !== 0 && (SECTION_ORDER[x.id] ?? 0) > rank);
-  if (i < 0) i = list.length;
-  list.splice(i, 0, s);
 }

@@ -6,7 +6,8 @@ import { readFile } from 'node:fs/promises';
 import { ABI_MARKERS, type AbiVersion } from '../abi/constants.js';
 import { ABI_0_1_0_ONLY, ABI_0_2_ONLY, IMPLEMENTED_IMPORTS, KNOWN_UNIMPLEMENTED_IMPORTS, WASI_MODULES } from '../abi/names.js';
 import { HostError } from '../errors.js';
-import { rewriteModule } from './metering.js';
+import { FUEL_EXPORT, GROW_REFUSED_EXPORT, rewriteModule, type RewriteOptions } from './metering.js';
+import { InstrumentedCache, instrumentedCacheFor } from './instrumented-cache.js';
 import { DEFAULT_FUEL_PER_CALLBACK, DEFAULT_MAX_MEMORY_MB, DEFAULT_MAX_TABLE_ELEMENTS, HOST_CALL_FUEL, MAX_FUEL, START_FUEL_FACTOR } from '../limits.js';
 
 /** Defaults for the isolation limits (docs/operating.md "Limits", host/src/limits.ts). */
@@ -64,7 +65,15 @@ export async function loadModuleFile(path: string, expectedSha256?: string, limi
   return compileModule(bytes, path, expectedSha256, limits);
 }
 
-export function compileModule(bytes: Uint8Array, source = '<bytes>', expectedSha256?: string, limits: ModuleLimits = {}): CompiledModule {
+export interface CompileOptions {
+  /**
+   * Where instrumented modules are cached (vm/instrumented-cache.ts); null: no cache.
+   * Default: instrumentedCacheFor() (the WASM_MIXER_INSTRUMENTED_CACHE variable, or the default directory).
+   */
+  cache?: InstrumentedCache | null;
+}
+
+export function compileModule(bytes: Uint8Array, source = '<bytes>', expectedSha256?: string, limits: ModuleLimits = {}, options: CompileOptions = {}): CompiledModule {
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   if (expectedSha256 !== undefined && expectedSha256.toLowerCase() !== sha256) {
     throw new HostError(
@@ -73,13 +82,77 @@ export function compileModule(bytes: Uint8Array, source = '<bytes>', expectedSha
       { file: source },
     );
   }
+  // Isolation: a work budget and a memory cap, compiled into the module itself.
+  const metering = limits.metering ?? true;
+  const maxMemoryMb = limits.maxMemoryMb ?? DEFAULT_MAX_MEMORY_MB;
+  if (!metering && maxMemoryMb <= 0) {
+    const module = compileOriginal(bytes, source);
+    return { ...inspect(module, source, null), module, source, metered: false, hostCallsCharged: false, hasStart: hasStartSection(bytes), memoryPages: null, maxTableElements: null, sha256, bytes: bytes.length };
+  }
+  const opts = instrumentOptions(limits, source);
+  const maxTableElements = opts.maxTableElements!;
+  const cache = options.cache === undefined ? instrumentedCacheFor() : options.cache;
+  const key = cache === null ? '' : InstrumentedCache.key(sha256, opts);
+  // Only the instrumented module is compiled (that validates it): the original is compiled
+  // too only when something fails, so that its own faults are reported first, as their codes say.
+  let rw = cache?.get(key) ?? null;
+  const cached = rw !== null;
+  if (rw === null) {
+    try {
+      rw = rewriteModule(bytes, opts);
+    } catch (err) {
+      inspect(compileOriginal(bytes, source), source, null);
+      throw err;
+    }
+  }
   let module: WebAssembly.Module;
   try {
-    module = new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>);
+    module = new WebAssembly.Module(rw.bytes as Uint8Array<ArrayBuffer>);
+  } catch (err) {
+    inspect(compileOriginal(bytes, source), source, null);
+    throw new HostError('WASM_METERING_UNSUPPORTED', `${source}: the instrumented module does not compile (${(err as Error).message}); set limits.metering: false for this plugin and report the module`, { file: source }, { cause: err });
+  }
+  const info = inspect(module, source, addedExports(opts));
+  if (cache !== null && !cached) cache.put(key, rw);
+  return { ...info, module, source, metered: metering, hostCallsCharged: rw.hostCallsCharged, hasStart: hasStartSection(bytes), memoryPages: rw.memory, maxTableElements, sha256, bytes: bytes.length };
+}
+
+/** How compileModule instruments a module under `limits` (metering or a memory cap on). */
+export function instrumentOptions(limits: ModuleLimits, source = '<bytes>'): RewriteOptions {
+  const maxMemoryMb = limits.maxMemoryMb ?? DEFAULT_MAX_MEMORY_MB;
+  return {
+    fuel: limits.metering ?? true,
+    initialFuel: Math.min(limits.startFuel ?? DEFAULT_START_FUEL, MAX_FUEL),
+    hostCallFuel: HOST_CALL_FUEL,
+    maxMemoryPages: maxMemoryMb > 0 ? Math.max(1, Math.floor((maxMemoryMb * 1024 * 1024) / 65536)) : undefined,
+    maxTableElements: limits.maxTableElements ?? DEFAULT_MAX_TABLE_ELEMENTS,
+    source,
+  };
+}
+
+/** The exports vm/metering.ts adds with these options, which are not the module's own. */
+function addedExports(opts: RewriteOptions): ReadonlySet<string> {
+  const added = new Set<string>();
+  if (opts.fuel) added.add(FUEL_EXPORT);
+  if (opts.maxMemoryPages !== undefined) added.add(GROW_REFUSED_EXPORT);
+  return added;
+}
+
+function compileOriginal(bytes: Uint8Array, source: string): WebAssembly.Module {
+  try {
+    return new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>);
   } catch (err) {
     throw new HostError('WASM_MALFORMED', `${source} is not a valid WebAssembly module: ${(err as Error).message}`, { file: source }, { cause: err });
   }
-  const exportNames = new Set(WebAssembly.Module.exports(module).map((e) => e.name));
+}
+
+/**
+ * The ABI checks on a compiled module: its marker, allocator, memory export and imports.
+ * `added` names exports the rewriter added, left out of the module's own.
+ */
+function inspect(module: WebAssembly.Module, source: string, added: ReadonlySet<string> | null): Pick<CompiledModule, 'abiVersion' | 'exports' | 'unimplementedImports'> {
+  const exportNames = new Set<string>();
+  for (const e of WebAssembly.Module.exports(module)) if (added === null || !added.has(e.name)) exportNames.add(e.name);
   const marker = ABI_MARKERS.find((m) => exportNames.has(m));
   if (marker === undefined) {
     const other = [...exportNames].find((n) => n.startsWith('proxy_abi_version_'));
@@ -133,38 +206,7 @@ export function compileModule(bytes: Uint8Array, source = '<bytes>', expectedSha
       { file: source, imports: unknown },
     );
   }
-  // Isolation: a work budget and a memory cap, compiled into the module itself.
-  const metering = limits.metering ?? true;
-  const maxMemoryMb = limits.maxMemoryMb ?? DEFAULT_MAX_MEMORY_MB;
-  let memoryPages: CompiledModule['memoryPages'] = null;
-  let maxTableElements: number | null = null;
-  let hostCallsCharged = false;
-  if (metering || maxMemoryMb > 0) {
-    maxTableElements = limits.maxTableElements ?? DEFAULT_MAX_TABLE_ELEMENTS;
-    const initialFuel = Math.min(limits.startFuel ?? DEFAULT_START_FUEL, MAX_FUEL);
-    const rw = rewriteModule(bytes, { fuel: metering, initialFuel, hostCallFuel: HOST_CALL_FUEL, maxMemoryPages: maxMemoryMb > 0 ? Math.max(1, Math.floor((maxMemoryMb * 1024 * 1024) / 65536)) : undefined, maxTableElements, source });
-    memoryPages = rw.memory;
-    hostCallsCharged = rw.hostCallsCharged;
-    try {
-      module = new WebAssembly.Module(rw.bytes as Uint8Array<ArrayBuffer>);
-    } catch (err) {
-      throw new HostError('WASM_METERING_UNSUPPORTED', `${source}: the instrumented module does not compile (${(err as Error).message}); set limits.metering: false for this plugin and report the module`, { file: source }, { cause: err });
-    }
-  }
-  return {
-    module,
-    source,
-    metered: metering,
-    hostCallsCharged,
-    hasStart: hasStartSection(bytes),
-    memoryPages,
-    maxTableElements,
-    sha256,
-    abiVersion,
-    exports: exportNames,
-    unimplementedImports: unimplemented,
-    bytes: bytes.length,
-  };
+  return { abiVersion, exports: exportNames, unimplementedImports: unimplemented };
 }
 
 /** Whether a (valid) module has a start section (id 8). */
