@@ -88,7 +88,11 @@ export class GuestMemory {
     len >>>= 0;
     if (ptr + len > u8.length) return null;
     this.charge(len);
-    return u8.slice(ptr, ptr + len);
+    if (len > LOOP_COPY_MAX) return u8.slice(ptr, ptr + len);
+    // Small typed arrays live on V8's heap: far cheaper than a fresh ArrayBuffer.
+    const out = new Uint8Array(len);
+    for (let i = 0; i < len; i++) out[i] = u8[ptr + i]!;
+    return out;
   }
 
   /**
