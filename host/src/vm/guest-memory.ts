@@ -147,14 +147,19 @@ export class GuestMemory {
 
   /**
    * Short strings (header names, property paths) repeat on every request: keep the
-   * decoded string for each distinct byte sequence, found by an FNV-1a hash and checked
-   * byte for byte, so no string is built on a hit.
+   * decoded string for each distinct byte sequence, found by a hash of its length and
+   * five of its bytes (the compare below reads every byte anyway) and checked byte for
+   * byte, so no string is built on a hit.
    */
   private interned(u8: Uint8Array, ptr: number, len: number): string {
+    if (len === 0) return '';
     const end = ptr + len;
-    let h = 0x811c9dc5;
-    for (let i = ptr; i < end; i++) h = Math.imul(h ^ u8[i]!, 0x01000193);
-    const slot = (h >>> 0) & (INTERN_SLOTS - 1);
+    let h = Math.imul(len ^ u8[ptr]!, 0x01000193);
+    h = Math.imul(h ^ u8[end - 1]!, 0x01000193);
+    h = Math.imul(h ^ u8[ptr + (len >>> 1)]!, 0x01000193);
+    h = Math.imul(h ^ u8[ptr + (len >>> 2)]!, 0x01000193);
+    h = Math.imul(h ^ u8[end - 1 - (len >>> 2)]!, 0x01000193);
+    const slot = (h ^ (h >>> 15)) & (INTERN_SLOTS - 1);
     const hit = internCache[slot];
     if (hit !== undefined && hit.length === len) {
       let i = 0;
