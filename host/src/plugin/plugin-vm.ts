@@ -40,6 +40,7 @@ import { DEFAULT_FUEL_PER_CALLBACK, MAX_FUEL, START_FUEL_FACTOR } from '../limit
 import { defaultGuestMemory, VmAbiState, type Exports, type GuestFn, type PluginVmSettings } from './abi-state.js';
 import { hostMemoryUsage, type HostMemoryUsage } from './accounting.js';
 import { restrictImports } from './capabilities.js';
+import { fuelCounter } from './fuel-counter.js';
 import { CallPhase, MigratedContext, newContextId, type GuestContext } from './guest-call.js';
 import { meterImports, type HostMeter } from './host-meter.js';
 import { RestartTracker, type RestartState } from './restart-policy.js';
@@ -147,7 +148,7 @@ export class PluginVm extends VmAbiState implements Adapter {
     this.optionalCallbacks = null;
     this.memory = (this.settings.guestMemory ?? defaultGuestMemory)(memory, this.calls.hostMeter);
     const fuel = exports[FUEL_EXPORT];
-    this.calls.fuel = fuel instanceof WebAssembly.Global ? fuel : null;
+    this.calls.fuel = fuel instanceof WebAssembly.Global ? fuelCounter(fuel) : null;
     this.calls.hostMeter.fuel = this.calls.fuel;
     const refused = exports[GROW_REFUSED_EXPORT];
     this.calls.growRefused = refused instanceof WebAssembly.Global ? refused : null;
