@@ -33,6 +33,11 @@ t.test('interned strings follow the bytes, never a stale slot', async (t) => {
   put(300, new Uint8Array([0x63, 0xe9, 0xff]));
   t.equal(m.latin1(300, 3), 'c\u00e9\u00ff', 'latin1: one char per byte');
   t.equal(m.string(300, 3), 'c\ufffd\ufffd', 'string: UTF-8 (invalid bytes replaced)');
+  put(350, new Uint8Array([0x61, 0xe9]));
+  t.equal(m.latin1(350, 2), 'a\u00e9', 'interned as latin1');
+  t.equal(m.string(350, 2), 'a\ufffd', 'the same bytes as UTF-8 are not served the latin1 string');
+  t.equal(m.string(350, 1), 'a');
+  t.equal(m.string(350, 1), 'a', 'an ASCII hit');
   put(400, Buffer.from('é-ü', 'utf8'));
   t.equal(m.string(400, Buffer.byteLength('é-ü')), 'é-ü', 'UTF-8');
   const long = 'a'.repeat(40) + 'Z';

@@ -58,13 +58,15 @@ interface ChainShape {
   readonly needsTrailers: Readonly<Record<Direction, boolean>>;
 }
 
-/** The last shape made for each chain (entries array), so a request allocates none. */
+/**
+ * The shape of each chain (entries array), made on its first request: implements() answers
+ * do not change for an adapter's lifetime (chain/adapter.ts), and a reload makes new entries.
+ */
 const shapes = new WeakMap<readonly ChainEntry[], ChainShape>();
 
 function shapeOf(entries: readonly ChainEntry[]): ChainShape {
   const known = shapes.get(entries);
-  // Asked again on every request (a few field reads) so a changed answer is never missed.
-  if (known !== undefined && sameShape(known, entries)) return known;
+  if (known !== undefined) return known;
   const n = entries.length;
   const hasBody = { request: new Array<boolean>(n), response: new Array<boolean>(n) };
   const hasTrailers = { request: new Array<boolean>(n), response: new Array<boolean>(n) };
@@ -83,21 +85,6 @@ function shapeOf(entries: readonly ChainEntry[]): ChainShape {
   };
   shapes.set(entries, shape);
   return shape;
-}
-
-function sameShape(s: ChainShape, entries: readonly ChainEntry[]): boolean {
-  for (let i = 0; i < entries.length; i++) {
-    const a = entries[i]!.adapter;
-    if (
-      s.hasBody.request[i] !== a.implements('request_body') ||
-      s.hasBody.response[i] !== a.implements('response_body') ||
-      s.hasTrailers.request[i] !== a.implements('request_trailers') ||
-      s.hasTrailers.response[i] !== a.implements('response_trailers')
-    ) {
-      return false;
-    }
-  }
-  return true;
 }
 
 export class HostStream {

@@ -17,6 +17,20 @@ const internCache: Array<string | undefined> = new Array(INTERN_SLOTS);
 /** Below this many bytes a JS loop copies faster than TypedArray.set on a fresh view. */
 const LOOP_COPY_MAX = 64;
 
+/**
+ * The intern cache slot of guest bytes [ptr, ptr+len), len >= 1: a hash of the length and
+ * five of the bytes (a hit is compared byte for byte anyway).
+ */
+function internSlot(u8: Uint8Array, ptr: number, len: number): number {
+  const end = ptr + len;
+  let h = Math.imul(len ^ u8[ptr]!, 0x01000193);
+  h = Math.imul(h ^ u8[end - 1]!, 0x01000193);
+  h = Math.imul(h ^ u8[ptr + (len >>> 1)]!, 0x01000193);
+  h = Math.imul(h ^ u8[ptr + (len >>> 2)]!, 0x01000193);
+  h = Math.imul(h ^ u8[end - 1 - (len >>> 2)]!, 0x01000193);
+  return (h ^ (h >>> 15)) & (INTERN_SLOTS - 1);
+}
+
 export class GuestMemory {
   private u8: Uint8Array;
   private dv: DataView;
@@ -120,17 +134,32 @@ export class GuestMemory {
     len >>>= 0;
     if (ptr + len > u8.length) return null;
     this.charge(len);
-    // Short ASCII strings (header names, property paths) decode faster as latin1,
-    // which is identical to UTF-8 for ASCII.
-    if (len <= 128) {
-      let ascii = true;
-      for (let i = ptr, end = ptr + len; i < end; i++) {
-        if (u8[i]! >= 0x80) {
-          ascii = false;
-          break;
+    if (len === 0) return '';
+    // Short ASCII strings (header names, property paths) decode faster as latin1, which is
+    // identical to UTF-8 for ASCII; an interned one matches only if every char is ASCII too.
+    let slot = -1;
+    if (len <= INTERN_MAX) {
+      slot = internSlot(u8, ptr, len);
+      const hit = internCache[slot];
+      if (hit !== undefined && hit.length === len) {
+        let i = 0;
+        while (i < len) {
+          const c = hit.charCodeAt(i);
+          if (c !== u8[ptr + i] || c >= 0x80) break;
+          i++;
         }
+        if (i === len) return hit;
       }
-      if (ascii) return len <= INTERN_MAX ? this.interned(u8, ptr, len) : this.buf.toString('latin1', ptr, ptr + len);
+    }
+    if (len <= 128) {
+      let i = ptr;
+      const end = ptr + len;
+      while (i < end && u8[i]! < 0x80) i++;
+      if (i === end) {
+        const s = this.buf.toString('latin1', ptr, end);
+        if (slot >= 0) internCache[slot] = s;
+        return s;
+      }
     }
     return decoder.decode(u8.subarray(ptr, ptr + len));
   }
@@ -142,31 +171,19 @@ export class GuestMemory {
     len >>>= 0;
     if (ptr + len > u8.length) return null;
     this.charge(len);
-    return len <= INTERN_MAX ? this.interned(u8, ptr, len) : this.buf.toString('latin1', ptr, ptr + len);
-  }
-
-  /**
-   * Short strings (header names, property paths) repeat on every request: keep the
-   * decoded string for each distinct byte sequence, found by a hash of its length and
-   * five of its bytes (the compare below reads every byte anyway) and checked byte for
-   * byte, so no string is built on a hit.
-   */
-  private interned(u8: Uint8Array, ptr: number, len: number): string {
+    if (len > INTERN_MAX) return this.buf.toString('latin1', ptr, ptr + len);
     if (len === 0) return '';
-    const end = ptr + len;
-    let h = Math.imul(len ^ u8[ptr]!, 0x01000193);
-    h = Math.imul(h ^ u8[end - 1]!, 0x01000193);
-    h = Math.imul(h ^ u8[ptr + (len >>> 1)]!, 0x01000193);
-    h = Math.imul(h ^ u8[ptr + (len >>> 2)]!, 0x01000193);
-    h = Math.imul(h ^ u8[end - 1 - (len >>> 2)]!, 0x01000193);
-    const slot = (h ^ (h >>> 15)) & (INTERN_SLOTS - 1);
+    // Short strings (header names, property paths) repeat on every request: the decoded
+    // string is kept for each distinct byte sequence, checked byte for byte, so no string
+    // is built on a hit.
+    const slot = internSlot(u8, ptr, len);
     const hit = internCache[slot];
     if (hit !== undefined && hit.length === len) {
       let i = 0;
       while (i < len && hit.charCodeAt(i) === u8[ptr + i]) i++;
       if (i === len) return hit;
     }
-    const s = this.buf.toString('latin1', ptr, end);
+    const s = this.buf.toString('latin1', ptr, ptr + len);
     internCache[slot] = s;
     return s;
   }
