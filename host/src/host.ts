@@ -223,20 +223,35 @@ export class WasmHost {
     return new HostStream(stream, this.chainFor(init), init.maxBufferedBodyBytes);
   }
 
-  /** The previous chain, reused while the plugin list is unchanged and no plugin has a `match`. */
-  private lastChain: { plugins: LoadedPlugin[]; entries: ChainEntry[]; unconditional: boolean } | null = null;
+  /**
+   * The previous chain, reused while the plugin list is unchanged: the whole list when no
+   * plugin has a `match`, else one entries array per set of matching plugins, so each
+   * chain keeps the shape HostStream works out once per chain (chain/chain.ts).
+   */
+  private lastChain: { plugins: LoadedPlugin[]; entries: ChainEntry[]; unconditional: boolean; byMatch: Map<number, ChainEntry[]> } | null = null;
 
   /** The adapters that apply to a request, in chain order. */
   private chainFor(init: StreamInit): ChainEntry[] {
     const plugins = this.plugins;
     let c = this.lastChain;
     if (c === null || c.plugins.length !== plugins.length || c.plugins.some((p, i) => p !== plugins[i])) {
-      c = this.lastChain = { plugins: plugins.slice(), entries: plugins.map((p) => p.entry), unconditional: plugins.every((p) => !p.config.match?.length) };
+      c = this.lastChain = { plugins: plugins.slice(), entries: plugins.map((p) => p.entry), unconditional: plugins.every((p) => !p.config.match?.length), byMatch: new Map() };
     }
     if (c.unconditional) return c.entries;
     const host = stripPort(init.authority);
-    const entries: ChainEntry[] = [];
-    for (const p of plugins) if (matches(p.config.match, init.route, host, init.path)) entries.push(p.entry);
+    if (plugins.length > 30) {
+      const entries: ChainEntry[] = [];
+      for (const p of plugins) if (matches(p.config.match, init.route, host, init.path)) entries.push(p.entry);
+      return entries;
+    }
+    let mask = 0;
+    for (let i = 0; i < plugins.length; i++) if (matches(plugins[i]!.config.match, init.route, host, init.path)) mask |= 1 << i;
+    let entries = c.byMatch.get(mask);
+    if (entries === undefined) {
+      entries = [];
+      for (let i = 0; i < plugins.length; i++) if (mask & (1 << i)) entries.push(plugins[i]!.entry);
+      c.byMatch.set(mask, entries);
+    }
     return entries;
   }
 

@@ -56,3 +56,44 @@ t.test('source.address follows the stream it is read from', async (t) => {
   a.info.sourcePort = 3;
   t.equal(getProperty('source\0address', a, facts), '10.0.0.1:3', 'a changed port is not served stale');
 });
+
+// The values computed for a request are kept on its stream and shared by every adapter of
+// the chain (stream/property-memo.ts); each of these reads would see the old value if the
+// memo were not checked against its inputs.
+t.test('computed values shared by a request are never served stale', async (t) => {
+  const s = new HttpStream([[':path', '/a/b?x=1'], ['x-foo', 'bar']], { sourceAddress: '10.0.0.1', sourcePort: 1, destinationAddress: '10.0.0.2', destinationPort: 80 });
+  const other = { name: 'q', rootId: '', vmId: 'q' };
+  t.equal(getProperty('request\0url_path', s, facts), '/a/b');
+  t.equal(getProperty('request\0query', s, other), 'x=1', 'a second adapter reads the same request');
+  t.equal(s.propertyMemo !== null, true, 'kept on the stream');
+  s.requestHeaders[0] = [':path', '/c?y=2'];
+  t.equal(getProperty('request\0url_path', s, facts), '/c', 'a rewritten :path is split again');
+  t.equal(getProperty('request\0query', s, facts), 'y=2');
+  s.requestHeaders.splice(0, 1);
+  t.equal(getProperty('request\0url_path', s, facts), '', 'no :path: empty, not the old value');
+  t.equal(getProperty('destination\0address', s, facts), '10.0.0.2:80');
+  s.info.destinationPort = 8080;
+  t.equal(getProperty('destination\0address', s, other), '10.0.0.2:8080', 'a port set later is seen');
+  s.info.destinationAddress = '::1';
+  t.equal(getProperty('destination\0address', s, facts), '[::1]:8080');
+  t.equal(getProperty('request\0headers\0x-foo', s, facts), 'bar');
+  s.requestHeaders.push(['x-new', 'v']);
+  t.equal(getProperty('request\0headers\0x-new', s, facts), 'v', 'a header added after the first read');
+  t.equal(getProperty('response\0code', s, facts), null, 'no response yet');
+  s.info.responseCode = 503;
+  t.equal(getProperty('response\0code', s, facts), 503, 'response.code after the response headers');
+  s.filterState.set('mixer.principal', new Uint8Array([1]));
+  t.same(getProperty('mixer\0principal', s, other), new Uint8Array([1]), 'filter state set by an earlier adapter');
+  s.filterState.set('mixer.principal', new Uint8Array([2]));
+  t.same(getProperty('mixer\0principal', s, other), new Uint8Array([2]), 'and replaced later');
+});
+
+t.test('resolved paths: table names, headers and filter state do not shadow each other', async (t) => {
+  const s = new HttpStream([[':path', '/'], ['x-a', '1']], {});
+  s.filterState.set('request.headers.x-a', new Uint8Array([9]));
+  t.equal(getProperty('request\0headers\0x-a', s, facts), '1', 'a header path reads the header');
+  t.same(getProperty('request.headers.x-a', s, facts), new Uint8Array([9]), 'the dotted form of a header path is filter state, as before');
+  s.filterState.set('request.size', new Uint8Array([7]));
+  t.equal(getProperty('request\0size', s, facts), 0, 'a table property wins over filter state of the same name');
+  t.equal(getProperty('request\0headers\0a\0b', s, facts), null, 'a deeper header path names nothing');
+});

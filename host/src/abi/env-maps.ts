@@ -143,7 +143,8 @@ export function mapFunctions(vm: AbiContext, { mem, copyOut, copyOutString, copy
 function removeKey(map: Array<[string, string]>, key: string): void {
   let w = 0;
   for (let r = 0; r < map.length; r++) if (map[r]![0] !== key) map[w++] = map[r]!;
-  map.length = w;
+  // Setting length calls into the engine: only when something was removed.
+  if (w !== map.length) map.length = w;
 }
 
 function serializedPairsSize(map: ReadonlyArray<readonly [string, string]>): number {

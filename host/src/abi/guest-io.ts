@@ -28,69 +28,58 @@ export function guestIo(vm: AbiContext): GuestIo {
 
   /** Copies `data` into a fresh guest allocation and writes its pointer and size. */
   const copyOut = (data: Uint8Array, retPtr: number, retSize: number): Status => {
-    const m = mem();
-    if (!m.inBounds(retPtr, 4) || !m.inBounds(retSize, 4)) return Status.InvalidMemoryAccess;
-    if (data.length === 0) {
-      m.setU32(retPtr, 0);
-      m.setU32(retSize, 0);
-      return Status.Ok;
-    }
-    const p = vm.allocate(data.length);
+    const m = vm.memory;
+    // The result slots are checked before anything is allocated in the guest.
+    if (!m.resultInBounds(retPtr, retSize)) return Status.InvalidMemoryAccess;
+    const n = data.length;
+    if (n === 0) return m.setResult(retPtr, retSize, 0, 0) ? Status.Ok : Status.InvalidMemoryAccess;
+    const p = vm.allocate(n);
     if (p === 0 || !m.write(p, data)) return Status.InvalidMemoryAccess;
-    m.setU32(retPtr, p);
-    m.setU32(retSize, data.length);
-    return Status.Ok;
+    return m.setResult(retPtr, retSize, p, n) ? Status.Ok : Status.InvalidMemoryAccess;
   };
 
   /**
    * copyOut for host strings (header values, properties), which are byte strings as
-   * Node's HTTP layer holds them: short ASCII ones are written straight into guest memory.
+   * Node's HTTP layer holds them (headerBytes): written straight into guest memory,
+   * one byte per char, unless a char above 0xFF makes them UTF-8.
    */
   const copyOutString = (s: string, retPtr: number, retSize: number): Status => {
-    if (s.length > 256 || !isAscii(s)) return copyOut(headerBytes(s), retPtr, retSize);
-    const m = mem();
-    if (!m.inBounds(retPtr, 4) || !m.inBounds(retSize, 4)) return Status.InvalidMemoryAccess;
-    if (s.length === 0) {
-      m.setU32(retPtr, 0);
-      m.setU32(retSize, 0);
-      return Status.Ok;
-    }
-    const p = vm.allocate(s.length);
-    if (p === 0 || !m.writeStringAscii(p, s)) return Status.InvalidMemoryAccess;
-    m.setU32(retPtr, p);
-    m.setU32(retSize, s.length);
-    return Status.Ok;
+    if (!isByteString(s)) return copyOut(headerBytes(s), retPtr, retSize);
+    const m = vm.memory;
+    if (!m.resultInBounds(retPtr, retSize)) return Status.InvalidMemoryAccess;
+    const n = s.length;
+    if (n === 0) return m.setResult(retPtr, retSize, 0, 0) ? Status.Ok : Status.InvalidMemoryAccess;
+    const p = vm.allocate(n);
+    if (p === 0 || !m.writeLatin1(p, s)) return Status.InvalidMemoryAccess;
+    return m.setResult(retPtr, retSize, p, n) ? Status.Ok : Status.InvalidMemoryAccess;
   };
   const copyOutSized = (w: ForeignWriter, retPtr: number, retSize: number): Status => {
     const size = w.size;
-    const m = mem();
-    if (!m.inBounds(retPtr, 4) || !m.inBounds(retSize, 4)) return Status.InvalidMemoryAccess;
-    if (size === 0) {
-      m.setU32(retPtr, 0);
-      m.setU32(retSize, 0);
-      return Status.Ok;
-    }
+    const m = vm.memory;
+    if (!m.resultInBounds(retPtr, retSize)) return Status.InvalidMemoryAccess;
+    if (size === 0) return m.setResult(retPtr, retSize, 0, 0) ? Status.Ok : Status.InvalidMemoryAccess;
     const p = vm.allocate(size);
     const dst = p === 0 ? null : m.writable(p, size);
     if (dst === null) return Status.InvalidMemoryAccess;
     w.write(dst);
-    m.setU32(retPtr, p);
-    m.setU32(retSize, size);
-    return Status.Ok;
+    return m.setResult(retPtr, retSize, p, size) ? Status.Ok : Status.InvalidMemoryAccess;
   };
 
   // One writer for every int64/boolean property: it is used up before the host function returns.
   const fixed = {
     value: 0 as number | bigint | boolean,
-    size: 0,
-    write(dst: Uint8Array): void {
-      writeFixedProperty(this.value, dst, 0);
+    write(dst: Uint8Array, offset: number): void {
+      writeFixedProperty(this.value, dst, offset);
     },
   };
   const copyOutFixed = (v: number | bigint | boolean, retPtr: number, retSize: number): Status => {
+    const m = vm.memory;
+    if (!m.resultInBounds(retPtr, retSize)) return Status.InvalidMemoryAccess;
+    const size = fixedPropertySize(v);
+    const p = vm.allocate(size);
     fixed.value = v;
-    fixed.size = fixedPropertySize(v);
-    return copyOutSized(fixed, retPtr, retSize);
+    if (p === 0 || !m.fill(p, size, fixed)) return Status.InvalidMemoryAccess;
+    return m.setResult(retPtr, retSize, p, size) ? Status.Ok : Status.InvalidMemoryAccess;
   };
   return { mem, copyOut, copyOutString, copyOutSized, copyOutFixed };
 }
@@ -99,14 +88,32 @@ export const EMPTY_BYTES = new Uint8Array(0);
 
 // RFC 9110 field names are tokens (pseudo-headers start with ':'); values must not
 // contain CR, LF or NUL, which would let an adapter split the message (Node refuses them).
-const HEADER_NAME = /^:?[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const BAD_VALUE = /[\r\n\0]/;
+// Checked with a char table rather than regular expressions: this runs on every header
+// an adapter adds or replaces.
+const TOKEN = new Uint8Array(128);
+for (const c of "!#$%&'*+.^_`|~-") TOKEN[c.charCodeAt(0)] = 1;
+for (let c = 0x30; c <= 0x39; c++) TOKEN[c] = 1;
+for (let c = 0x41; c <= 0x5a; c++) TOKEN[c] = 1;
+for (let c = 0x61; c <= 0x7a; c++) TOKEN[c] = 1;
+
 export function validHeader(name: string, value: string): boolean {
-  return HEADER_NAME.test(name) && !BAD_VALUE.test(value);
+  const n = name.length;
+  let i = n > 0 && name.charCodeAt(0) === 0x3a ? 1 : 0; // ':'
+  if (i === n) return false;
+  for (; i < n; i++) {
+    const c = name.charCodeAt(i);
+    if (c >= 128 || TOKEN[c] === 0) return false;
+  }
+  for (let j = 0; j < value.length; j++) {
+    const c = value.charCodeAt(j);
+    if (c === 0x0d || c === 0x0a || c === 0) return false;
+  }
+  return true;
 }
 
-function isAscii(s: string): boolean {
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return false;
+/** One char per byte (every char below 0x100): headerBytes would encode it as latin1. */
+function isByteString(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0xff) return false;
   return true;
 }
 

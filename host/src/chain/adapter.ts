@@ -61,7 +61,10 @@ export interface Adapter {
   details(): AdapterDetails;
   /** Stops timers and calls in flight; the adapter is not called again. */
   stop(): void;
-  /** Whether the adapter wants this callback (bodies are only buffered for adapters that do). */
+  /**
+   * Whether the adapter wants this callback (bodies are only buffered for adapters that do).
+   * The answer must not change for the adapter's lifetime: the chain asks once per chain.
+   */
   implements(callback: OptionalCallback): boolean;
   /** A context for one request, or null when the adapter is not running. */
   createStream(stream: HttpStream): StreamContext | null;

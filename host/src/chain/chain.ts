@@ -50,18 +50,57 @@ export type Maybe<T> = T | Promise<T>;
 
 const isPromise = <T>(v: Maybe<T>): v is Promise<T> => v instanceof Promise;
 
+/** Which optional callbacks each adapter of a chain implements: the same for every request of that chain. */
+interface ChainShape {
+  readonly hasBody: Record<Direction, readonly boolean[]>;
+  readonly hasTrailers: Record<Direction, readonly boolean[]>;
+  readonly needsBody: Readonly<Record<Direction, boolean>>;
+  readonly needsTrailers: Readonly<Record<Direction, boolean>>;
+}
+
+/**
+ * The shape of each chain (entries array), made on its first request: implements() answers
+ * do not change for an adapter's lifetime (chain/adapter.ts), and a reload makes new entries.
+ */
+const shapes = new WeakMap<readonly ChainEntry[], ChainShape>();
+
+function shapeOf(entries: readonly ChainEntry[]): ChainShape {
+  const known = shapes.get(entries);
+  if (known !== undefined) return known;
+  const n = entries.length;
+  const hasBody = { request: new Array<boolean>(n), response: new Array<boolean>(n) };
+  const hasTrailers = { request: new Array<boolean>(n), response: new Array<boolean>(n) };
+  for (let i = 0; i < n; i++) {
+    const a = entries[i]!.adapter;
+    hasBody.request[i] = a.implements('request_body');
+    hasBody.response[i] = a.implements('response_body');
+    hasTrailers.request[i] = a.implements('request_trailers');
+    hasTrailers.response[i] = a.implements('response_trailers');
+  }
+  const shape: ChainShape = {
+    hasBody,
+    hasTrailers,
+    needsBody: Object.freeze({ request: hasBody.request.some(Boolean), response: hasBody.response.some(Boolean) }),
+    needsTrailers: Object.freeze({ request: hasTrailers.request.some(Boolean), response: hasTrailers.response.some(Boolean) }),
+  };
+  shapes.set(entries, shape);
+  return shape;
+}
+
 export class HostStream {
   private readonly ctx: Array<StreamContext | null>;
-  private readonly skip: boolean[];
-  private readonly held: Record<Direction, Array<BodyAccumulator | null>>;
-  private readonly hasBody: Record<Direction, boolean[]>;
-  private readonly hasTrailers: Record<Direction, boolean[]>;
+  /** Adapters skipped for the rest of this request (fail-open, body too large); made on first use. */
+  private skip: boolean[] | null = null;
+  /** Body bytes each adapter holds (StopIterationAndBuffer); made on first use. */
+  private held: Record<Direction, Array<BodyAccumulator | null>> | null = null;
+  private readonly hasBody: Record<Direction, readonly boolean[]>;
+  private readonly hasTrailers: Record<Direction, readonly boolean[]>;
   private failure: Decision | null = null;
   private finished = false;
   /** True when some adapter in the chain implements a body callback for that direction. */
-  readonly needsBody: Record<Direction, boolean>;
+  readonly needsBody: Readonly<Record<Direction, boolean>>;
   /** True when some adapter in the chain implements a trailers callback for that direction. */
-  readonly needsTrailers: Record<Direction, boolean>;
+  readonly needsTrailers: Readonly<Record<Direction, boolean>>;
 
   constructor(
     readonly stream: HttpStream,
@@ -70,17 +109,14 @@ export class HostStream {
     private readonly routeMaxBufferedBodyBytes = Infinity,
   ) {
     const n = entries.length;
+    const shape = shapeOf(entries);
+    this.hasBody = shape.hasBody;
+    this.hasTrailers = shape.hasTrailers;
+    this.needsBody = shape.needsBody;
+    this.needsTrailers = shape.needsTrailers;
     this.ctx = new Array(n);
-    this.skip = new Array(n).fill(false);
-    this.held = { request: new Array(n).fill(null), response: new Array(n).fill(null) };
-    this.hasBody = { request: new Array(n), response: new Array(n) };
-    this.hasTrailers = { request: new Array(n), response: new Array(n) };
     for (let i = 0; i < n; i++) {
       const e = entries[i]!;
-      this.hasBody.request[i] = e.adapter.implements('request_body');
-      this.hasBody.response[i] = e.adapter.implements('response_body');
-      this.hasTrailers.request[i] = e.adapter.implements('request_trailers');
-      this.hasTrailers.response[i] = e.adapter.implements('response_trailers');
       const sc = e.adapter.createStream(stream);
       this.ctx[i] = sc;
       if (sc === null && this.failure === null) {
@@ -88,8 +124,19 @@ export class HostStream {
         if (d !== null) this.failure = d;
       }
     }
-    this.needsBody = { request: this.hasBody.request.some(Boolean), response: this.hasBody.response.some(Boolean) };
-    this.needsTrailers = { request: this.hasTrailers.request.some(Boolean), response: this.hasTrailers.response.some(Boolean) };
+  }
+
+  private skipped(i: number): boolean {
+    return this.skip !== null && this.skip[i] === true;
+  }
+
+  private skipFrom(i: number): void {
+    (this.skip ??= new Array<boolean>(this.entries.length).fill(false))[i] = true;
+  }
+
+  private heldFor(dir: Direction): Array<BodyAccumulator | null> {
+    const n = this.entries.length;
+    return (this.held ??= { request: new Array<BodyAccumulator | null>(n).fill(null), response: new Array<BodyAccumulator | null>(n).fill(null) })[dir];
   }
 
   get adapters(): readonly string[] {
@@ -160,7 +207,7 @@ export class HostStream {
     const n = this.entries.length;
     for (; k < n; k++) {
       const i = this.index(dir, k);
-      if (this.skip[i]) continue;
+      if (this.skipped(i)) continue;
       const sc = this.ctx[i]!;
       const a = this.entries[i]!.adapter;
       const r = dir === 'request' ? a.onRequestHeaders(sc, eos) : a.onResponseHeaders(sc, eos);
@@ -180,7 +227,7 @@ export class HostStream {
     const map = dir === 'request' ? this.stream.requestTrailers : this.stream.responseTrailers;
     for (; k < n; k++) {
       const i = this.index(dir, k);
-      if (!this.skip[i] && this.hasTrailers[dir][i]) {
+      if (!this.skipped(i) && this.hasTrailers[dir][i]) {
         const r = this.entries[i]!.adapter.onTrailers(this.ctx[i]!, dir, map?.length ?? 0);
         const d = this.settle(i, r);
         if (d !== null) return d;
@@ -208,9 +255,9 @@ export class HostStream {
    */
   private releaseHeld(dir: Direction, k: number, out: Uint8Array): Uint8Array | Decision {
     const i = this.index(dir, k);
-    const held = this.held[dir][i];
+    const held = this.held === null ? null : this.held[dir][i];
     if (held === null || held === undefined || held.length === 0) return out;
-    this.held[dir][i] = null;
+    this.held![dir][i] = null;
     // With end_of_stream false no adapter waits, so this is synchronous.
     const r = this.bodyFrom(dir, k + 1, held.view(), false);
     if (isPromise(r)) throw new Error('unreachable: body callbacks do not wait before end of stream');
@@ -220,10 +267,10 @@ export class HostStream {
   private bodyFrom(dir: Direction, k: number, data: Uint8Array, eos: boolean): Maybe<Uint8Array | Decision> {
     const n = this.entries.length;
     const buffer = dir === 'request' ? this.stream.requestBody : this.stream.responseBody;
-    const held = this.held[dir];
+    const held = this.heldFor(dir);
     for (; k < n; k++) {
       const i = this.index(dir, k);
-      if (this.skip[i] || !this.hasBody[dir][i]) continue;
+      if (this.skipped(i) || !this.hasBody[dir][i]) continue;
       const prev = held[i];
       if (prev) {
         const limit = Math.min(this.entries[i]!.maxBufferedBodyBytes, this.routeMaxBufferedBodyBytes);
@@ -258,8 +305,8 @@ export class HostStream {
    */
   private bodyTooLarge(i: number, dir: Direction, limit: number): Decision {
     const e = this.entries[i]!;
-    this.held[dir][i] = null;
-    this.skip[i] = true;
+    this.heldFor(dir)[i] = null;
+    this.skipFrom(i);
     e.adapter.logger.log(LogLevel.Warn, e.name, `the ${dir} body buffered for adapter ${e.name} passed its limit of ${limit} bytes (limits.maxBufferedBodyBytes / the route's maxBufferedBodyBytes); ${dir === 'request' ? 'answering 413' : 'resetting the stream'}`, { code: 'BODY_TOO_LARGE' });
     e.adapter.metrics.counter('wasm_mixer_body_too_large_total', 'Requests stopped because an adapter buffered more body than its limit, by direction.', { adapter: e.name, direction: dir })();
     const request = dir === 'request';
@@ -325,7 +372,7 @@ export class HostStream {
   /** Applies an adapter's fail strategy. Returns the reply for fail-closed, or null after skipping it (fail-open). */
   private failAdapter(i: number, err: HostError): Decision | null {
     const e = this.entries[i]!;
-    this.skip[i] = true;
+    this.skipFrom(i);
     e.adapter.logger.log(LogLevel.Warn, e.name, `${err.message}; ${e.failStrategy === 'FAIL_OPEN' ? 'skipping it for this request (FAIL_OPEN)' : 'rejecting the request (FAIL_CLOSE)'}`, { code: err.code });
     e.adapter.metrics.counter('wasm_mixer_adapter_failures_total', 'Requests on which an adapter failed (trap, timeout, not running), by fail strategy.', {
       adapter: e.name,

@@ -9,6 +9,7 @@ import { ProcExit } from '../abi/wasi.js';
 import { describeError, type HostErrorCode } from '../errors.js';
 import { StreamContext, type Direction } from '../stream/stream-context.js';
 import { runningAdapter } from '../watchdog.js';
+import type { FuelCounter } from './fuel-counter.js';
 import { GuestLogBudget } from './guest-log-budget.js';
 import { HostBudgetExceeded, HostMeter } from './host-meter.js';
 
@@ -71,7 +72,7 @@ export class GuestCalls {
   effective: GuestContext | null = null;
   phase = CallPhase.None;
   /** The metering globals of this instance (null for an unmetered module). */
-  fuel: WebAssembly.Global | null = null;
+  fuel: FuelCounter | null = null;
   growRefused: WebAssembly.Global | null = null;
   /** Work budget of the next outermost call. */
   budget = 0;
@@ -139,7 +140,7 @@ export class GuestCalls {
     const outermost = this.depth === 0;
     if (outermost) {
       runningAdapter[0] = this.watchdogId;
-      if (this.fuel !== null) this.fuel.value = this.budget;
+      if (this.fuel !== null) this.fuel.set(this.budget);
       this.hostMeter.pending = 0;
       this.logBudget.begin();
     }
@@ -148,13 +149,13 @@ export class GuestCalls {
   }
 
   /** Undoes enter (the caller kept what it replaced) after the call returned or threw. */
-  private leave(outermost: boolean, fuel: WebAssembly.Global | null, prevCurrent: GuestContext | null, prevEffective: GuestContext | null, prevPhase: CallPhase): void {
+  private leave(outermost: boolean, fuel: FuelCounter | null, prevCurrent: GuestContext | null, prevEffective: GuestContext | null, prevPhase: CallPhase): void {
     this.depth--;
     if (outermost) {
       runningAdapter[0] = 0;
       const charged = this.hostMeter.take();
       if (fuel !== null) {
-        const used = this.budget - (fuel.value as number) + charged;
+        const used = this.budget - fuel.get() + charged;
         if (used > this.fuelHighWater) this.fuelHighWater = used;
       }
       if (this.logBudget.droppedLines > 0 || this.logBudget.droppedBytes > 0) this.onDroppedLogs(this.logBudget);
@@ -166,7 +167,7 @@ export class GuestCalls {
 
   /** Names the reason for a trap: budget, memory cap, stack, proc_exit, or the engine's message. */
   classify(err: unknown, maxMemoryPages: number, memoryBytes: number): TrapCause {
-    if ((this.fuel !== null && (this.fuel.value as number) < 0) || err instanceof HostBudgetExceeded) {
+    if ((this.fuel !== null && this.fuel.get() < 0) || err instanceof HostBudgetExceeded) {
       return { code: 'VM_BUDGET_EXCEEDED', reason: `exceeded its work budget of ${this.budget} fuel units (limits.fuelPerCallback)` };
     }
     if (err instanceof ProcExit) return { code: 'VM_TRAP', reason: `proc_exit(${err.exitCode})` };

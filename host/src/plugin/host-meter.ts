@@ -16,6 +16,7 @@
 // reach. Bytes are charged by vm/guest-memory.ts either way.
 
 import { HOST_CALL_FUEL, HOST_CHARGE_BATCH } from '../limits.js';
+import type { FuelCounter } from './fuel-counter.js';
 
 /** Thrown from a host function when its charge exhausted the work budget: unwinds the guest call (VM_BUDGET_EXCEEDED). */
 export class HostBudgetExceeded extends Error {
@@ -29,7 +30,7 @@ export class HostMeter {
   /** Units charged and not yet taken from the fuel global. */
   pending = 0;
   /** The metered module's fuel global; null for an unmetered module (nothing is charged). */
-  fuel: WebAssembly.Global | null = null;
+  fuel: FuelCounter | null = null;
 
   /** Charges one host call (after it ran, so its bytes are included); may throw HostBudgetExceeded. */
   call(): void {
@@ -43,8 +44,8 @@ export class HostMeter {
     this.pending = 0;
     if (f === null || p === 0) return;
     // Clamp: the i32 global must not wrap around to a large positive budget.
-    const v = Math.max((f.value as number) - p, -1);
-    f.value = v;
+    const v = Math.max(f.get() - p, -1);
+    f.set(v);
     if (v < 0) throw new HostBudgetExceeded();
   }
 

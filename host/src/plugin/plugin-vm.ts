@@ -40,6 +40,7 @@ import { DEFAULT_FUEL_PER_CALLBACK, MAX_FUEL, START_FUEL_FACTOR } from '../limit
 import { defaultGuestMemory, VmAbiState, type Exports, type GuestFn, type PluginVmSettings } from './abi-state.js';
 import { hostMemoryUsage, type HostMemoryUsage } from './accounting.js';
 import { restrictImports } from './capabilities.js';
+import { fuelCounter } from './fuel-counter.js';
 import { CallPhase, MigratedContext, newContextId, type GuestContext } from './guest-call.js';
 import { meterImports, type HostMeter } from './host-meter.js';
 import { RestartTracker, type RestartState } from './restart-policy.js';
@@ -57,6 +58,36 @@ export { DEFAULT_FUEL_PER_CALLBACK, START_FUEL_FACTOR } from '../limits.js';
 /** On average one guest callback in this many is timed for onGuestCall (guard). */
 export const CALL_TIMING_SAMPLE = 8;
 
+/**
+ * The per-request callbacks by index (Cb): guard() keeps each one's last timed duration
+ * in an array slot and start() looks their exports up once, not on every request.
+ * Root callbacks (ticks, queues, call-out answers) get indexes after these (callbackId).
+ */
+const STREAM_CALLBACKS = [
+  'proxy_on_context_create',
+  'proxy_on_request_headers',
+  'proxy_on_response_headers',
+  'proxy_on_request_body',
+  'proxy_on_response_body',
+  'proxy_on_request_trailers',
+  'proxy_on_response_trailers',
+  'proxy_on_done',
+  'proxy_on_log',
+  'proxy_on_delete',
+] as const;
+const enum Cb {
+  ContextCreate,
+  RequestHeaders,
+  ResponseHeaders,
+  RequestBody,
+  ResponseBody,
+  RequestTrailers,
+  ResponseTrailers,
+  Done,
+  Log,
+  Delete,
+}
+
 export class PluginVm extends VmAbiState implements Adapter {
   /** Bumped on every (re)start; contexts from an older generation are dead. */
   generation = 0;
@@ -70,10 +101,17 @@ export class PluginVm extends VmAbiState implements Adapter {
   private restartTimer: NodeJS.Timeout | null = null;
   private readonly onFailure: Array<(reason: string) => void> = [];
   private lastMemoryBytes = 0;
+  /** This instance's per-request callback exports, by Cb (undefined: not exported). */
+  private fns: Array<GuestFn | undefined> = [];
+  /** ABI 0.1.0 header callbacks take no end_of_stream. */
+  private readonly v010: boolean;
+  private readonly observeCall: ((callback: string, seconds: number) => void) | undefined;
 
   constructor(compiled: CompiledModule, settings: PluginVmSettings) {
     super(compiled, settings);
     this.restartPolicy = new RestartTracker(settings.restart, { maxRestarts: settings.maxRestarts, windowMs: settings.restartWindowMs });
+    this.v010 = compiled.abiVersion === '0.1.0';
+    this.observeCall = settings.onGuestCall;
   }
 
   /** Host functions' charges against the work budget (plugin/host-meter.ts). */
@@ -106,10 +144,11 @@ export class PluginVm extends VmAbiState implements Adapter {
     // vm/module.ts refused modules without a memory export; WebAssembly gives exports no static shape.
     if (!(memory instanceof WebAssembly.Memory)) throw new HostError('VM_START_FAILED', `adapter ${this.name} (${this.compiled.source}) exports no memory`, { adapter: this.name });
     this.exports = exports as Exports;
+    this.fns = STREAM_CALLBACKS.map((n) => this.exports[n]);
     this.optionalCallbacks = null;
     this.memory = (this.settings.guestMemory ?? defaultGuestMemory)(memory, this.calls.hostMeter);
     const fuel = exports[FUEL_EXPORT];
-    this.calls.fuel = fuel instanceof WebAssembly.Global ? fuel : null;
+    this.calls.fuel = fuel instanceof WebAssembly.Global ? fuelCounter(fuel) : null;
     this.calls.hostMeter.fuel = this.calls.fuel;
     const refused = exports[GROW_REFUSED_EXPORT];
     this.calls.growRefused = refused instanceof WebAssembly.Global ? refused : null;
@@ -237,8 +276,8 @@ export class PluginVm extends VmAbiState implements Adapter {
     this.restartPolicy.request();
     const sc = new StreamContext(newContextId(), stream, this.generation);
     this.streams.set(sc.id, sc);
-    const f = this.exports.proxy_on_context_create;
-    if (f !== undefined && this.guard(sc, CallPhase.None, 'proxy_on_context_create', f, 2, sc.id, this.root.id) === null) return null;
+    const f = this.fns[Cb.ContextCreate];
+    if (f !== undefined && this.guard(sc, CallPhase.None, Cb.ContextCreate, f, 2, sc.id, this.root.id) === null) return null;
     return sc;
   }
 
@@ -257,26 +296,26 @@ export class PluginVm extends VmAbiState implements Adapter {
     this.streams.set(n.id, n);
     this.migrated.set(sc, n);
     this.metrics.counter('wasm_mixer_vm_contexts_migrated_total', 'In-flight requests moved to a replacement VM after a crash caused by another request.', { adapter: this.name })();
-    const f = this.exports.proxy_on_context_create;
-    if (f !== undefined && this.guard(n, CallPhase.None, 'proxy_on_context_create', f, 2, n.id, this.root.id) === null) return null;
+    const f = this.fns[Cb.ContextCreate];
+    if (f !== undefined && this.guard(n, CallPhase.None, Cb.ContextCreate, f, 2, n.id, this.root.id) === null) return null;
     return n;
   }
 
   onRequestHeaders(sc: StreamContext, endOfStream: boolean): CallResult {
-    return this.headersCall(sc, CallPhase.RequestHeaders, 'proxy_on_request_headers', sc.stream.requestHeaders.length, endOfStream);
+    return this.headersCall(sc, CallPhase.RequestHeaders, Cb.RequestHeaders, sc.stream.requestHeaders.length, endOfStream);
   }
 
   onResponseHeaders(sc: StreamContext, endOfStream: boolean): CallResult {
-    return this.headersCall(sc, CallPhase.ResponseHeaders, 'proxy_on_response_headers', sc.stream.responseHeaders?.length ?? 0, endOfStream);
+    return this.headersCall(sc, CallPhase.ResponseHeaders, Cb.ResponseHeaders, sc.stream.responseHeaders?.length ?? 0, endOfStream);
   }
 
-  private headersCall(origin: StreamContext, phase: CallPhase, name: string, n: number, eos: boolean): CallResult {
-    if (this.exports[name] === undefined) return CallResult.Continue;
+  private headersCall(origin: StreamContext, phase: CallPhase, cb: Cb, n: number, eos: boolean): CallResult {
+    const f = this.fns[cb];
+    if (f === undefined) return CallResult.Continue;
     const sc = this.live(origin);
     if (sc === null) return CallResult.Failed;
-    const f = this.exports[name]!;
     // ABI 0.1.0 header callbacks take (context_id, num_headers): no end_of_stream.
-    const r = this.compiled.abiVersion === '0.1.0' ? this.guard(sc, phase, name, f, 2, sc.id, n) : this.guard(sc, phase, name, f, 3, sc.id, n, eos ? 1 : 0);
+    const r = this.v010 ? this.guard(sc, phase, cb, f, 2, sc.id, n) : this.guard(sc, phase, cb, f, 3, sc.id, n, eos ? 1 : 0);
     if (r === null) return CallResult.Failed;
     // Continue and ContinueAndEndStream continue; every stop code (and any
     // unknown value, as cpp-host does) stops until the adapter resumes.
@@ -284,23 +323,23 @@ export class PluginVm extends VmAbiState implements Adapter {
   }
 
   onBody(origin: StreamContext, direction: Direction, size: number, eos: boolean): CallResult {
-    const name = direction === 'request' ? 'proxy_on_request_body' : 'proxy_on_response_body';
-    if (this.exports[name] === undefined) return CallResult.Continue;
+    const cb = direction === 'request' ? Cb.RequestBody : Cb.ResponseBody;
+    const f = this.fns[cb];
+    if (f === undefined) return CallResult.Continue;
     const sc = this.live(origin);
     if (sc === null) return CallResult.Failed;
-    const f = this.exports[name]!;
-    const r = this.guard(sc, direction === 'request' ? CallPhase.RequestBody : CallPhase.ResponseBody, name, f, 3, sc.id, size, eos ? 1 : 0);
+    const r = this.guard(sc, direction === 'request' ? CallPhase.RequestBody : CallPhase.ResponseBody, cb, f, 3, sc.id, size, eos ? 1 : 0);
     if (r === null) return CallResult.Failed;
     return r === 0 ? CallResult.Continue : CallResult.Stop;
   }
 
   onTrailers(origin: StreamContext, direction: Direction, n: number): CallResult {
-    const name = direction === 'request' ? 'proxy_on_request_trailers' : 'proxy_on_response_trailers';
-    if (this.exports[name] === undefined) return CallResult.Continue;
+    const cb = direction === 'request' ? Cb.RequestTrailers : Cb.ResponseTrailers;
+    const f = this.fns[cb];
+    if (f === undefined) return CallResult.Continue;
     const sc = this.live(origin);
     if (sc === null) return CallResult.Failed;
-    const f = this.exports[name]!;
-    const r = this.guard(sc, direction === 'request' ? CallPhase.RequestTrailers : CallPhase.ResponseTrailers, name, f, 2, sc.id, n);
+    const r = this.guard(sc, direction === 'request' ? CallPhase.RequestTrailers : CallPhase.ResponseTrailers, cb, f, 2, sc.id, n);
     if (r === null) return CallResult.Failed;
     return r === 0 ? CallResult.Continue : CallResult.Stop;
   }
@@ -310,18 +349,20 @@ export class PluginVm extends VmAbiState implements Adapter {
    * proxy_done) proxy_on_log and proxy_on_delete.
    */
   finishStream(origin: StreamContext): void {
-    const e = this.exports;
-    const sc = e.proxy_on_done === undefined && e.proxy_on_log === undefined && e.proxy_on_delete === undefined && origin.generation !== this.generation ? null : this.live(origin);
+    const fns = this.fns;
+    const done = fns[Cb.Done];
+    const sc = done === undefined && fns[Cb.Log] === undefined && fns[Cb.Delete] === undefined && origin.generation !== this.generation ? null : this.live(origin);
     if (sc === null) {
       this.streams.delete(origin.id);
       return;
     }
-    if (this.memory.byteLength !== this.lastMemoryBytes) {
-      this.lastMemoryBytes = this.memory.byteLength;
-      this.metrics.gauge('wasm_mixer_vm_memory_bytes', 'Linear memory of the adapter VM, in bytes.', { adapter: this.name })(this.lastMemoryBytes);
+    // The memory's size is a field read (vm/guest-memory.ts); the gauge is set only when it changed.
+    const bytes = this.memory.byteLength;
+    if (bytes !== this.lastMemoryBytes) {
+      this.lastMemoryBytes = bytes;
+      this.metrics.gauge('wasm_mixer_vm_memory_bytes', 'Linear memory of the adapter VM, in bytes.', { adapter: this.name })(bytes);
     }
-    const done = this.exports.proxy_on_done;
-    const r = done === undefined ? 1 : this.guard(sc, CallPhase.Done, 'proxy_on_done', done, 1, sc.id);
+    const r = done === undefined ? 1 : this.guard(sc, CallPhase.Done, Cb.Done, done, 1, sc.id);
     if (r === 0) {
       sc.donePending = true;
       sc.onDone = () => this.logAndDelete(sc);
@@ -337,12 +378,12 @@ export class PluginVm extends VmAbiState implements Adapter {
   private logAndDelete(sc: StreamContext): void {
     sc.donePending = false;
     if (this.alive(sc)) {
-      const log = this.exports.proxy_on_log;
-      if (log !== undefined) this.guard(sc, CallPhase.Log, 'proxy_on_log', log, 1, sc.id);
+      const log = this.fns[Cb.Log];
+      if (log !== undefined) this.guard(sc, CallPhase.Log, Cb.Log, log, 1, sc.id);
     }
     if (this.alive(sc)) {
-      const del = this.exports.proxy_on_delete;
-      if (del !== undefined) this.guard(sc, CallPhase.None, 'proxy_on_delete', del, 1, sc.id);
+      const del = this.fns[Cb.Delete];
+      if (del !== undefined) this.guard(sc, CallPhase.None, Cb.Delete, del, 1, sc.id);
     }
     this.streams.delete(sc.id);
   }
@@ -354,42 +395,67 @@ export class PluginVm extends VmAbiState implements Adapter {
     const f = this.exports[callback];
     if (f === undefined) return;
     // Not per request: a closure is fine here.
-    this.guard(this.root, phase, callback, (id: number) => call(f, id), 1, this.root.id);
+    this.guard(this.root, phase, this.callbackId(callback), (id: number) => call(f, id), 1, this.root.id);
   }
+
+  /** guard()'s index for a root callback's name (after the per-request ones). */
+  private callbackId(name: string): number {
+    let id = this.rootCallbackIds.get(name);
+    if (id === undefined) {
+      id = this.callbackNames.length;
+      this.callbackNames.push(name);
+      this.lastCallSeconds.push(-1);
+      this.rootCallbackIds.set(name, id);
+    }
+    return id;
+  }
+  private readonly rootCallbackIds = new Map<string, number>();
+  /** Callback names by guard() index: the per-request ones (Cb), then root callbacks as they are first called. */
+  private readonly callbackNames: string[] = [...STREAM_CALLBACKS];
 
   private classify(err: unknown): { code: HostErrorCode; reason: string } {
     return this.calls.classify(err, this.compiled.memoryPages?.maximum ?? 0, this.memory.byteLength);
   }
 
   /**
-   * Runs guest callback f with argc (1 to 3) i32 arguments, passed rather than closed over
-   * (no closure per guest call); a trap fails the VM and returns null.
+   * Runs guest callback f (callback index cb) with argc (1 to 3) i32 arguments, passed rather
+   * than closed over (no closure per guest call); a trap fails the VM and returns null.
    */
-  private guard(ctx: GuestContext, phase: CallPhase, callback: string, f: (...args: number[]) => number | undefined, argc: number, a: number, b = 0, c = 0): number | null {
-    const observe = this.settings.onGuestCall;
+  private guard(ctx: GuestContext, phase: CallPhase, cb: number, f: (...args: number[]) => number | undefined, argc: number, a: number, b = 0, c = 0): number | null {
+    const observe = this.observeCall;
+    if (observe === undefined) {
+      try {
+        return this.calls.call(ctx, phase, f, argc, a, b, c) ?? 0;
+      } catch (err) {
+        this.trapped(ctx, cb, err);
+        return null;
+      }
+    }
     // Timing is sampled (two clock reads cost more than many callbacks): see onGuestCall.
+    const last = this.lastCallSeconds;
     let t0 = -1;
-    let last: number | undefined;
-    if (observe !== undefined && (--this.untimedCalls < 0 || (last = this.lastCallSeconds.get(callback)) === undefined)) {
+    if (--this.untimedCalls < 0 || last[cb]! < 0) {
       this.untimedCalls = (Math.random() * 2 * CALL_TIMING_SAMPLE) | 0;
       t0 = performance.now();
     }
     try {
       return this.calls.call(ctx, phase, f, argc, a, b, c) ?? 0;
     } catch (err) {
-      if (ctx instanceof StreamContext) this.poisoned.add(ctx instanceof MigratedContext ? ctx.origin : ctx);
-      this.crash(callback, err);
+      this.trapped(ctx, cb, err);
       return null;
     } finally {
-      if (observe !== undefined) {
-        if (t0 >= 0) this.lastCallSeconds.set(callback, (last = (performance.now() - t0) / 1000));
-        observe(callback, last!);
-      }
+      if (t0 >= 0) last[cb] = (performance.now() - t0) / 1000;
+      observe(this.callbackNames[cb]!, last[cb]!);
     }
   }
-  /** Callbacks left before the next timed one, and each callback's last timed duration (guard). */
+  /** Callbacks left before the next timed one, and each callback's last timed duration by guard() index (-1: never timed). */
   private untimedCalls = 0;
-  private readonly lastCallSeconds = new Map<string, number>();
+  private readonly lastCallSeconds: number[] = STREAM_CALLBACKS.map(() => -1);
+
+  private trapped(ctx: GuestContext, cb: number, err: unknown): void {
+    if (ctx instanceof StreamContext) this.poisoned.add(ctx instanceof MigratedContext ? ctx.origin : ctx);
+    this.crash(this.callbackNames[cb]!, err);
+  }
 
   private crash(callback: string, err: unknown): void {
     if (this.failed !== null) return;

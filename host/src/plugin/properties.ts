@@ -7,6 +7,7 @@
 
 import { serializePairs } from '../abi/pairs.js';
 import type { HttpStream } from '../stream/http-stream.js';
+import { PropertyMemo } from '../stream/property-memo.js';
 
 export interface PluginFacts {
   readonly name: string;
@@ -72,36 +73,9 @@ export function propertyBytes(v: PropertyValue): Uint8Array {
 const i64 = (v: number | bigint): number | bigint => v;
 const bool = (v: boolean): boolean => v;
 
-function splitPath(path: string): { path: string; query: string } {
-  const q = path.indexOf('?');
-  return q < 0 ? { path, query: '' } : { path: path.slice(0, q), query: path.slice(q + 1) };
+function memo(s: HttpStream): PropertyMemo {
+  return (s.propertyMemo ??= new PropertyMemo());
 }
-
-/** "ip:port", with IPv6 addresses in brackets ("[::1]:8080") as Envoy writes them. */
-function hostPort(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
-}
-
-/**
- * hostPort, remembered for the last address and port it was asked for: every adapter of a
- * chain reads source.address of the same request, so this builds the string once per request
- * (the inputs are compared on each read, so a changed address is never served stale).
- */
-class HostPortMemo {
-  private address = '';
-  private port = -1;
-  private value = '';
-  get(address: string, port: number): string {
-    if (address !== this.address || port !== this.port) {
-      this.address = address;
-      this.port = port;
-      this.value = hostPort(address, port);
-    }
-    return this.value;
-  }
-}
-const sourceMemo = new HostPortMemo();
-const destinationMemo = new HostPortMemo();
 
 function durationNs(s: HttpStream): bigint {
   const end = s.info.endMono !== 0n ? s.info.endMono : process.hrtime.bigint();
@@ -111,8 +85,8 @@ function durationNs(s: HttpStream): bigint {
 /** name → [type (for docs), getter]. Stream properties return null outside a stream. */
 export const PROPERTIES: Record<string, [string, Getter]> = {
   'request.path': ['string', (s) => str(s?.requestHeader(':path'))],
-  'request.url_path': ['string', (s) => (s ? str(splitPath(s.requestHeader(':path') ?? '').path) : null)],
-  'request.query': ['string', (s) => (s ? str(splitPath(s.requestHeader(':path') ?? '').query) : null)],
+  'request.url_path': ['string', (s) => (s ? memo(s).urlPathOf(s.requestHeader(':path') ?? '') : null)],
+  'request.query': ['string', (s) => (s ? memo(s).queryOf(s.requestHeader(':path') ?? '') : null)],
   'request.host': ['string', (s) => str(s?.requestHeader(':authority'))],
   'request.scheme': ['string', (s) => str(s?.requestHeader(':scheme'))],
   'request.method': ['string', (s) => str(s?.requestHeader(':method'))],
@@ -133,9 +107,9 @@ export const PROPERTIES: Record<string, [string, Getter]> = {
   'response.size': ['int', (s) => (s ? i64(s.info.responseBytes) : null)],
   'response.total_size': ['int', (s) => (s ? i64(s.info.responseBytes + s.info.responseHeaderBytes) : null)],
   'response.backend_latency': ['duration', (s) => (s && s.info.upstreamFirstByteMono !== 0n ? i64(s.info.upstreamFirstByteMono - s.info.startMono) : null)],
-  'source.address': ['string', (s) => (s ? sourceMemo.get(s.info.sourceAddress, s.info.sourcePort) : null)],
+  'source.address': ['string', (s) => (s ? memo(s).sourceOf(s.info.sourceAddress, s.info.sourcePort) : null)],
   'source.port': ['int', (s) => (s ? i64(s.info.sourcePort) : null)],
-  'destination.address': ['string', (s) => (s ? destinationMemo.get(s.info.destinationAddress, s.info.destinationPort) : null)],
+  'destination.address': ['string', (s) => (s ? memo(s).destinationOf(s.info.destinationAddress, s.info.destinationPort) : null)],
   'destination.port': ['int', (s) => (s ? i64(s.info.destinationPort) : null)],
   'connection.id': ['int', (s) => (s ? i64(s.info.connectionId) : null)],
   'connection.mtls': ['bool', (s) => (s ? bool(false) : null)],
@@ -150,17 +124,19 @@ export const PROPERTIES: Record<string, [string, Getter]> = {
   'wasm_mixer.worker_quota_cluster': ['string', (_s, p) => str(p.workerQuotaCluster)],
 };
 
-const BY_NUL_PATH = new Map<string, Getter>();
+const BY_NAME = new Map<string, Getter>();
 for (const [name, [, getter]] of Object.entries(PROPERTIES)) {
-  BY_NUL_PATH.set(name.replace(/\./g, '\0'), getter);
-  BY_NUL_PATH.set(name, getter);
+  BY_NAME.set(name.replace(/\./g, '\0'), getter);
+  BY_NAME.set(name, getter);
 }
 
 const REQ_HEADER = 'request\0headers\0';
 const RESP_HEADER = 'response\0headers\0';
 
-/** What a path outside the table names: one request or response header, or filter state. */
-interface DynamicPath {
+/** What a path names, worked out once per distinct path: a table property, one header, or filter state. */
+interface ResolvedPath {
+  /** The table property's getter, or null. */
+  readonly getter: Getter | null;
   /** 1: request header, 2: response header, 0: neither. */
   readonly header: 0 | 1 | 2;
   /** The header name, lower-cased. */
@@ -170,47 +146,46 @@ interface DynamicPath {
 }
 
 /**
- * Parsed dynamic paths: guests ask for the same few on every request, so each is split,
- * lower-cased and dotted once. Bounded (guests choose the paths): cleared when full.
+ * Resolved paths: guests ask for the same few on every request, so each is looked up,
+ * split, lower-cased and dotted once, and a read costs one map lookup. Bounded (guests
+ * choose the paths): cleared when full.
  */
-const DYNAMIC_MAX = 4096;
-const dynamicPaths = new Map<string, DynamicPath>();
+const RESOLVED_MAX = 4096;
+const resolvedPaths = new Map<string, ResolvedPath>();
 
-function dynamicPath(path: string): DynamicPath {
-  let d = dynamicPaths.get(path);
+function resolve(path: string): ResolvedPath {
+  let d = resolvedPaths.get(path);
   if (d === undefined) {
     let header: 0 | 1 | 2 = 0;
     let name = '';
-    if (path.startsWith(REQ_HEADER)) {
+    const getter = BY_NAME.get(path) ?? null;
+    if (getter === null && path.startsWith(REQ_HEADER)) {
       name = path.slice(REQ_HEADER.length);
       if (!name.includes('\0')) header = 1;
-    } else if (path.startsWith(RESP_HEADER)) {
+    } else if (getter === null && path.startsWith(RESP_HEADER)) {
       name = path.slice(RESP_HEADER.length);
       if (!name.includes('\0')) header = 2;
     }
-    d = { header, name: header === 0 ? '' : name.toLowerCase(), dotted: path.includes('\0') ? path.replace(/\0/g, '.') : path };
-    if (dynamicPaths.size >= DYNAMIC_MAX) dynamicPaths.clear();
-    dynamicPaths.set(path, d);
+    d = { getter, header, name: header === 0 ? '' : name.toLowerCase(), dotted: path.includes('\0') ? path.replace(/\0/g, '.') : path };
+    if (resolvedPaths.size >= RESOLVED_MAX) resolvedPaths.clear();
+    resolvedPaths.set(path, d);
   }
   return d;
 }
 
 /** The filter-state key of a property path (segments joined by dots). */
 export function dottedPath(path: string): string {
-  return path.includes('\0') ? dynamicPath(path).dotted : path;
+  return path.includes('\0') ? resolve(path).dotted : path;
 }
 
 /** Resolves a property path, or null when it names nothing (→ NOT_FOUND). */
 export function getProperty(path: string, s: HttpStream | null, p: PluginFacts): PropertyValue | null {
-  const getter = BY_NUL_PATH.get(path);
-  if (getter !== undefined) return getter(s, p);
-  if (s !== null) {
-    const d = dynamicPath(path);
-    // request.headers.<name> / response.headers.<name>: one header value.
-    if (d.header === 1) return str(s.requestHeader(d.name));
-    if (d.header === 2) return str(s.responseHeader(d.name));
-    const fs = s.filterState.get(path) ?? (d.dotted === path ? undefined : s.filterState.get(d.dotted));
-    if (fs !== undefined) return fs;
-  }
-  return null;
+  const d = resolvedPaths.get(path) ?? resolve(path);
+  if (d.getter !== null) return d.getter(s, p);
+  if (s === null) return null;
+  // request.headers.<name> / response.headers.<name>: one header value.
+  if (d.header === 1) return str(s.requestHeader(d.name));
+  if (d.header === 2) return str(s.responseHeader(d.name));
+  const fs = s.filterState.get(path) ?? (d.dotted === path ? undefined : s.filterState.get(d.dotted));
+  return fs ?? null;
 }

@@ -3,6 +3,7 @@
 // to each other through proxy_set_property ("filter state").
 
 import type { HeaderPair } from '../abi/pairs.js';
+import type { PropertyMemo } from './property-memo.js';
 
 export interface LocalResponse {
   status: number;
@@ -81,6 +82,8 @@ export class HttpStream {
   requestHeadersSent = false;
   responseHeadersSent = false;
   readonly info: StreamInfo;
+  /** Property values computed for this request, shared by the adapters of its chain (made on first use). */
+  propertyMemo: PropertyMemo | null = null;
 
   constructor(requestHeaders: HeaderPair[], info: Partial<StreamInfo> = {}) {
     this.requestHeaders = requestHeaders;

@@ -21,7 +21,9 @@ interface Waiter {
 
 /** One request's context inside one VM. */
 export class StreamContext {
-  resumeRequested: Record<Direction, boolean> = { request: false, response: false };
+  /** proxy_continue_stream arrived for a direction that was not (yet) paused: two fields, not a record, as one is made per adapter and request. */
+  private resumeRequest = false;
+  private resumeResponse = false;
   waiter: Waiter | null = null;
   donePending = false;
   onDone: (() => void) | null = null;
@@ -34,8 +36,10 @@ export class StreamContext {
 
   /** Resolves when the adapter resumes the paused direction or replies locally. */
   waitForResume(direction: Direction): Promise<void> {
-    if (this.resumeRequested[direction] || this.stream.localResponse !== null || this.stream.reset) {
-      this.resumeRequested[direction] = false;
+    const requested = direction === 'request' ? this.resumeRequest : this.resumeResponse;
+    if (requested || this.stream.localResponse !== null || this.stream.reset) {
+      if (direction === 'request') this.resumeRequest = false;
+      else this.resumeResponse = false;
       return Promise.resolve();
     }
     return new Promise<void>((resolve, reject) => {
@@ -47,7 +51,8 @@ export class StreamContext {
   wake(direction: Direction | null): void {
     const w = this.waiter;
     if (w === null || (direction !== null && w.direction !== direction)) {
-      if (direction !== null) this.resumeRequested[direction] = true;
+      if (direction === 'request') this.resumeRequest = true;
+      else if (direction === 'response') this.resumeResponse = true;
       return;
     }
     this.waiter = null;
