@@ -6,7 +6,16 @@ import {
   Adapter, Config, Counter, Decision, Gauge, Headers, HttpCallResponse, JSONValue, LogLevel, Request,
   log, now, parseJSON, quoteJSON, raw, register, setProperty,
 } from "wasm-mixer/sdk";
-export * from "wasm-mixer/sdk/exports";
+// The ABI callbacks auth has work in. Every callback is optional: a host skips one the module
+// does not export (Envoy, and this host), so proxy_on_response_headers, proxy_on_done and
+// proxy_on_log (nothing to do there: no onResponse, no report) cost no guest call per request.
+// An onResponse or report added here needs its callback exported again.
+export {
+  proxy_abi_version_0_2_1, proxy_on_memory_allocate, malloc, proxy_on_context_create, proxy_on_vm_start, proxy_on_configure,
+  proxy_on_tick, proxy_on_queue_ready, proxy_on_foreign_function, proxy_on_delete, proxy_on_request_headers,
+  proxy_on_http_call_response, proxy_on_grpc_receive_initial_metadata, proxy_on_grpc_receive,
+  proxy_on_grpc_receive_trailing_metadata, proxy_on_grpc_close,
+} from "wasm-mixer/sdk/exports";
 
 import { Attrs, Match, PathMatcher, anyPath, onlyKeys, parsePaths } from "./match";
 import { ALG_NAMES, algFromName, loadKeySet, KeySet } from "./jwks";
@@ -794,7 +803,7 @@ class AuthAdapter extends Adapter {
               let due = r.reason == R_NO_KEYS ? nowMs >= rem.nextRefreshMs : nowMs - rem.lastStartMs >= rem.minRefetchMs;
               if (due) fetching = this.startFetch(p, nowMs);
             }
-              if (fetching) {
+            if (fetching) {
               if (rem.waiting.length >= MAX_WAITING) return this.deny(a, 503, E_UNAVAILABLE, "jwks_wait_queue_full", false);
               rem.waiting.push(req);
               this.stripOwned(a);

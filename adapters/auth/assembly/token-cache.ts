@@ -38,6 +38,7 @@ export class TokenCache<T> {
 
   /** The value cached for the token [p, p+n), or null. */
   get(p: usize, n: usize): T | null {
+    if (this.count == 0) return null;
     let i = this.find(p, n, this.hash(p, n));
     return i < 0 ? null : unchecked(this.vals[i]);
   }

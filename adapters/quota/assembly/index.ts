@@ -14,7 +14,15 @@ import { Bytes, readProperty, viewLen, viewPtr } from "wasm-mixer/sdk/assembly/h
 import * as hb from "wasm-mixer/sdk/assembly/hostbytes";
 import { DIMS_MISSING, DIMS_READ, KeyCaches, KeyEntry, findKey, keepKey, readDimensionBytes } from "./keys";
 import { PendingMap } from "./ratelimit-headers";
-export * from "wasm-mixer/sdk/exports";
+// Every ABI callback but proxy_on_done, which the SDK answers "done" without running adapter
+// code: a host treats a module without it as done at once (Envoy, and this host), so the
+// callback costs no guest call per request.
+export {
+  proxy_abi_version_0_2_1, proxy_on_memory_allocate, malloc, proxy_on_context_create, proxy_on_vm_start, proxy_on_configure,
+  proxy_on_tick, proxy_on_queue_ready, proxy_on_foreign_function, proxy_on_log, proxy_on_delete, proxy_on_request_headers,
+  proxy_on_response_headers, proxy_on_http_call_response, proxy_on_grpc_receive_initial_metadata, proxy_on_grpc_receive,
+  proxy_on_grpc_receive_trailing_metadata, proxy_on_grpc_close,
+} from "wasm-mixer/sdk/exports";
 
 // Pool record (global limits), one per key in shared data: tokens leased from
 // Redis and not yet spent by this proxy, and what the last lease said.
