@@ -4,6 +4,7 @@
 // each against the no-adapter host measured in the same run:
 //   none             WasmHost with no plugins (the baseline)
 //   auth, quota, logging, prometheus   each adapter alone with its benchmark config
+//   auth jwt         auth alone with a JWT request (Authorization: Bearer, the e2e run's other half)
 //   chain4           the four together (bench/e2e/configs.js, unchanged)
 //   chain4 unmetered the same with limits.metering: false (what the work budget costs)
 //   header-check     the SDK's example adapter
@@ -62,6 +63,7 @@ const startup = { chain4LoadMs: round(performance.now() - t0, 1), chain4RssAdded
 const variants = {
   none: await host([]),
   auth: await host([byName.auth]),
+  'auth jwt': await host([byName.auth]),
   quota: await host([byName.quota]),
   logging: await host([byName.logging]),
   prometheus: await host([byName.prometheus]),
@@ -71,11 +73,15 @@ const variants = {
 };
 const names = Object.keys(variants).filter((n) => !opt.only || n === 'none' || opt.only.split(',').includes(n));
 
+// Every variant sends the API-key request but 'auth jwt', which sends the JWT one.
+const apiKeyHeader = ['x-api-key', creds.apiKey];
+const jwtHeader = ['authorization', `Bearer ${creds.jwt}`];
+const credentialOf = (h) => (h === variants['auth jwt'] ? jwtHeader : apiKeyHeader);
 let conn = 0;
 let denied = 0;
 function oneRequest(h) {
   const c = conn++ % 16;
-  const s = h.newStream(benchStream(['x-api-key', creds.apiKey], c));
+  const s = h.newStream(benchStream(credentialOf(h).slice(), c));
   const d = s.requestHeaders(false);
   if (d instanceof Promise) throw new Error('in-process chain returned a promise');
   if (d.action !== 'continue') {

@@ -2,11 +2,12 @@
 // buffer the host wrote (no UTF-16 string made), writes from UTF-8 encoded once
 // at configure time. Statuses are treated as the SDK treats them (NOT_FOUND is
 // a value, anything else unexpected aborts). Used by the auth and quota adapters
-// (import "wasm-mixer/sdk/assembly/hostbytes"); it calls the Proxy-Wasm ABI
-// directly and depends on no other SDK internals, so it also runs in Envoy.
+// (import "wasm-mixer/sdk/assembly/hostbytes"); it calls the standard Proxy-Wasm
+// ABI directly, so it also runs in Envoy.
 //
-// A view stays valid until the callback returns: the SDK's allocator keeps
-// every host-written buffer pinned until then (sdk/assembly/runtime.ts).
+// A view stays valid until the callback returns: reads are written into the SDK's
+// read arena, which is emptied when the callback ends, or (a value too big for what
+// is left of it) into a buffer the allocator keeps pinned until then (runtime.ts).
 
 @external("env", "proxy_get_header_map_value")
 declare function abi_get_header(map: u32, key: usize, keySize: usize, retPtr: usize, retSize: usize): u32;
@@ -22,6 +23,8 @@ declare function abi_get_shared_data(key: usize, keySize: usize, retPtr: usize, 
 declare function abi_set_shared_data(key: usize, keySize: usize, value: usize, valueSize: usize, cas: u32): u32;
 @external("env", "proxy_set_property")
 declare function abi_set_property(path: usize, pathSize: usize, value: usize, valueSize: usize): u32;
+
+import { keepArena, lendArena } from "./runtime";
 
 const OK: u32 = 0;
 const NOT_FOUND: u32 = 1;
@@ -61,7 +64,9 @@ function unexpected(call: string, status: u32): void {
 export function readHeader(name: Bytes): bool {
   store<u64>(RET_PTR, 0);
   store<u64>(RET_SIZE, 0);
+  lendArena();
   let s = abi_get_header(REQUEST_HEADERS, name.ptr, name.len, RET_PTR, RET_SIZE);
+  keepArena(load<usize>(RET_PTR), load<usize>(RET_SIZE));
   if (s == NOT_FOUND) return false;
   if (s != OK) unexpected("proxy_get_header_map_value", s);
   viewPtr = load<usize>(RET_PTR);
@@ -73,7 +78,9 @@ export function readHeader(name: Bytes): bool {
 export function readProperty(path: Bytes): bool {
   store<u64>(RET_PTR, 0);
   store<u64>(RET_SIZE, 0);
+  lendArena();
   let s = abi_get_property(path.ptr, path.len, RET_PTR, RET_SIZE);
+  keepArena(load<usize>(RET_PTR), load<usize>(RET_SIZE));
   if (s == NOT_FOUND) return false;
   if (s != OK) unexpected("proxy_get_property", s);
   viewPtr = load<usize>(RET_PTR);
@@ -105,6 +112,14 @@ export function setProperty(path: Bytes, value: Bytes): bool {
   return true;
 }
 
+/** setProperty for a value held as raw bytes. */
+export function setPropertyRaw(path: Bytes, value: ArrayBuffer): bool {
+  let s = abi_set_property(path.ptr, path.len, changetype<usize>(value), <usize>value.byteLength);
+  if (s == NOT_FOUND) return false;
+  if (s != OK) unexpected("proxy_set_property", s);
+  return true;
+}
+
 /** The CAS token of the last successful readShared. */
 export let sharedCas: u32 = 0;
 
@@ -113,7 +128,9 @@ export function readShared(key: Bytes): bool {
   store<u64>(RET_PTR, 0);
   store<u64>(RET_SIZE, 0);
   store<u64>(RET_CAS, 0);
+  lendArena();
   let s = abi_get_shared_data(key.ptr, key.len, RET_PTR, RET_SIZE, RET_CAS);
+  keepArena(load<usize>(RET_PTR), load<usize>(RET_SIZE));
   if (s == NOT_FOUND) return false;
   if (s != OK) unexpected("proxy_get_shared_data", s);
   viewPtr = load<usize>(RET_PTR);

@@ -50,6 +50,27 @@ export function unlend(): void {
   lentPtr = 0;
 }
 
+// The read arena: values hostbytes.ts reads (a header, a property, a shared-data record) are
+// written by the host into this static region, one after another, instead of into a fresh
+// pinned ArrayBuffer each: no allocation and no garbage per read. releaseAll() empties it
+// when the callback ends, so a value stays readable until then, as a pinned buffer does.
+// A value that does not fit in what is left takes the ordinary path (allocate).
+const ARENA_BYTES: usize = 8192;
+const arenaBase: usize = memory.data(<i32>ARENA_BYTES, 16);
+let arenaTop: usize = arenaBase;
+
+/** Offers the rest of the read arena for the host's next allocation (then call keepArena). */
+export function lendArena(): void {
+  lentPtr = arenaTop;
+  lentCap = arenaBase + ARENA_BYTES - arenaTop;
+}
+
+/** Withdraws lendArena's offer; the value [ptr, ptr+size) stays in the arena when the host wrote it there. */
+export function keepArena(ptr: usize, size: usize): void {
+  lentPtr = 0;
+  if (ptr == arenaTop && ptr != 0) arenaTop = (ptr + size + 7) & ~<usize>7;
+}
+
 function unpinPending(ptr: usize): bool {
   let n = pending.length;
   for (let i = n - 1; i >= 0; i--) {
@@ -97,6 +118,7 @@ export function releaseBuffer(ptr: usize): void {
 
 /** Unpins whatever the host allocated but the SDK never took (called after every callback). */
 export function releaseAll(): void {
+  arenaTop = arenaBase;
   let n = pending.length;
   if (n == 0) return;
   for (let i = 0; i < n; i++) __unpin(unchecked(pending[i]));

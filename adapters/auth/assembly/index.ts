@@ -6,14 +6,25 @@ import {
   Adapter, Config, Counter, Decision, Gauge, Headers, HttpCallResponse, JSONValue, LogLevel, Request,
   log, now, parseJSON, quoteJSON, raw, register, setProperty,
 } from "wasm-mixer/sdk";
-export * from "wasm-mixer/sdk/exports";
+// The ABI callbacks auth has work in. Every callback is optional: a host skips one the module
+// does not export (Envoy, and this host), so proxy_on_response_headers, proxy_on_done and
+// proxy_on_log (nothing to do there: no onResponse, no report) cost no guest call per request.
+// An onResponse or report added here needs its callback exported again.
+export {
+  proxy_abi_version_0_2_1, proxy_on_memory_allocate, malloc, proxy_on_context_create, proxy_on_vm_start, proxy_on_configure,
+  proxy_on_tick, proxy_on_queue_ready, proxy_on_foreign_function, proxy_on_delete, proxy_on_request_headers,
+  proxy_on_http_call_response, proxy_on_grpc_receive_initial_metadata, proxy_on_grpc_receive,
+  proxy_on_grpc_receive_trailing_metadata, proxy_on_grpc_close,
+} from "wasm-mixer/sdk/exports";
 
 import { Attrs, Match, PathMatcher, anyPath, onlyKeys, parsePaths } from "./match";
 import { ALG_NAMES, algFromName, loadKeySet, KeySet } from "./jwks";
 import {
-  ClaimHeader, Provider, REASONS, R_NO_KEYS, R_UNKNOWN_KID, R_VERIFY_UNAVAILABLE, RemoteJwks, SRC_HEADER,
-  Source, TokenCache, VerifiedToken, Verifier, claimByPath,
+  ClaimHeader, Provider, REASONS, R_NO_KEYS, R_UNKNOWN_KID, R_VERIFY_UNAVAILABLE, RemoteJwks, SRC_HEADER, SRC_QUERY,
+  Source, TokenOutputs, VerifiedToken, VerifyResult, Verifier, claimByPath,
 } from "./jwt";
+import { TokenCache } from "./token-cache";
+import { CRED_BYTES, CRED_NONE, CRED_TEXT, credLen, credPtr } from "./credential";
 import { SHA256, digest, toHex } from "./sha2";
 import { ByteCache } from "wasm-mixer/sdk/assembly/bytecache";
 import * as hb from "wasm-mixer/sdk/assembly/hostbytes";
@@ -34,6 +45,9 @@ const mKeys = new Gauge("auth_jwks_keys");
 const P_PRINCIPAL = Bytes.path("mixer", "principal");
 const P_AUTH_METHOD = Bytes.path("mixer", "auth_method");
 const P_TENANT = Bytes.path("mixer", "tenant");
+const P_JWT_ISSUER = Bytes.path("mixer", "jwt_issuer");
+const P_JWT_PROVIDER = Bytes.path("mixer", "jwt_provider");
+const P_JWT_PAYLOAD = Bytes.path("mixer", "jwt_payload");
 const V_JWT = new Bytes("jwt");
 const V_API_KEY = new Bytes("api_key");
 const V_JWT_AND_API_KEY = new Bytes("jwt+api_key");
@@ -41,6 +55,20 @@ const V_JWT_AND_API_KEY = new Bytes("jwt+api_key");
 // auth_allowed_total{method} by method index, looked up once.
 const ALLOWED_METHODS: string[] = ["jwt", "jwt_and_api_key", "api_key", "anonymous"];
 const allowedBy: Array<Counter | null> = [null, null, null, null];
+
+// auth_jwt_cache_total{result}: hit, miss.
+let cacheHits: Counter | null = null;
+let cacheMisses: Counter | null = null;
+
+function cacheCounter(hit: bool): Counter {
+  let c = hit ? cacheHits : cacheMisses;
+  if (c === null) {
+    c = mCache.with(["result", hit ? "hit" : "miss"]);
+    if (hit) cacheHits = c;
+    else cacheMisses = c;
+  }
+  return c;
+}
 
 function allowedCounter(i: i32): Counter {
   let c = unchecked(allowedBy[i]);
@@ -193,6 +221,11 @@ class AuthAdapter extends Adapter {
 
   jwtOn: bool = false;
   verifier: Verifier = new Verifier();
+  /** The tokens a request presented so far (pointer, length), so a repeated one is verified once. */
+  seenPtr: StaticArray<usize> = new StaticArray<usize>(0);
+  seenLen: StaticArray<usize> = new StaticArray<usize>(0);
+  /** UTF-8 of tokens found as text (the rare path), kept until the next decision. */
+  textTokens: ArrayBuffer[] = [];
   minRsaBits: i32 = 2048;
 
   denyRules: Rule[] = [];
@@ -203,6 +236,15 @@ class AuthAdapter extends Adapter {
   /** Headers this adapter sets upstream: removed from every incoming request first, so clients cannot forge them. */
   owned: string[] = [];
   ownedBytes: Bytes[] = [];
+  /**
+   * Remove the owned headers before deciding (some condition or credential source reads one of
+   * them). Otherwise an allowed request's owned headers are replaced or removed as it leaves
+   * (allow), and a denied or held one's removed then: the same headers, two calls fewer.
+   */
+  stripFirst: bool = true;
+  /** Bits of the principal and tenant headers in owned (0: not owned). */
+  principalBit: u64 = 0;
+  tenantBit: u64 = 0;
   principalHeaderBytes: Bytes = new Bytes("");
   tenantHeaderBytes: Bytes = new Bytes("");
 
@@ -279,7 +321,11 @@ class AuthAdapter extends Adapter {
     for (let i = 0; i < this.owned.length; i++) this.ownedBytes.push(new Bytes(this.owned[i]));
     this.principalHeaderBytes = new Bytes(this.principalHeader);
     this.tenantHeaderBytes = new Bytes(this.tenantHeader);
-    this.keyCache = new ByteCache<ApiKey>(<u32>now() ^ <u32>(now() >> 32));
+    let seed = <u32>now() ^ <u32>(now() >> 32);
+    this.keyCache = new ByteCache<ApiKey>(seed);
+    let tc = this.verifier.cache;
+    this.verifier.cache = new TokenCache<VerifiedToken>(tc.maxEntries, tc.maxTokenBytes, seed ^ 0x5bd1e995);
+    this.assignOwnedBits();
 
     let err = c.error;
     if (err !== null) return err;
@@ -306,6 +352,63 @@ class AuthAdapter extends Adapter {
 
   private addOwned(h: string): void {
     if (!this.owned.includes(h)) this.owned.push(h);
+  }
+
+  private ownedBit(h: string): u64 {
+    let i = this.owned.indexOf(h);
+    return i < 0 || i >= 64 ? 0 : <u64>1 << <u64>i;
+  }
+
+  /** Each owned header's bit (allow's record of what it set), and whether they are removed first. */
+  private assignOwnedBits(): void {
+    this.principalBit = this.principalHeader.length > 0 ? this.ownedBit(this.principalHeader) : 0;
+    this.tenantBit = this.tenantHeader.length > 0 ? this.ownedBit(this.tenantHeader) : 0;
+    let ps = this.verifier.providers;
+    for (let i = 0; i < ps.length; i++) {
+      let p = ps[i];
+      for (let j = 0; j < p.claimHeaders.length; j++) p.claimHeaders[j].ownedBit = this.ownedBit(p.claimHeaders[j].header);
+      if (p.payloadHeader.length > 0) p.payloadOwnedBit = this.ownedBit(p.payloadHeader);
+    }
+    this.stripFirst = this.owned.length > 64 || this.readsOwnedHeader();
+  }
+
+  /** Whether deciding reads a request header this adapter owns (then it must be gone first). */
+  private readsOwnedHeader(): bool {
+    let read: string[] = [];
+    let rules = this.denyRules.concat(this.auditRules).concat(this.allowRules);
+    for (let i = 0; i < rules.length; i++) {
+      let r = rules[i];
+      for (let j = 0; j < r.match.headers.length; j++) read.push(r.match.headers[j].name);
+      let u = r.unless;
+      if (u !== null) for (let j = 0; j < u.headers.length; j++) read.push(u.headers[j].name);
+      if (r.match.hosts.length > 0 || (u !== null && u.hosts.length > 0)) read.push("host");
+    }
+    for (let i = 0; i < this.routeRequirements.length; i++) {
+      let m = this.routeRequirements[i].match;
+      for (let j = 0; j < m.headers.length; j++) read.push(m.headers[j].name);
+      if (m.hosts.length > 0) read.push("host");
+    }
+    let srcs = this.apiKeySources.concat(this.verifier.sources);
+    for (let i = 0; i < srcs.length; i++) {
+      let s = srcs[i];
+      if (s.kind == SRC_HEADER) read.push(s.name);
+      else if (s.kind != SRC_QUERY) read.push("cookie");
+    }
+    if (this.bypassCorsPreflight) {
+      read.push("origin");
+      read.push("access-control-request-method");
+    }
+    if (this.xffTrustedHops > 0) read.push("x-forwarded-for");
+    for (let i = 0; i < read.length; i++) if (this.owned.includes(read[i])) return true;
+    return false;
+  }
+
+  /** Removes every owned header (a request denied or held, when they were not removed first). */
+  private stripOwned(a: Attrs): void {
+    if (a.ownedStripped) return;
+    a.ownedStripped = true;
+    let owned = this.ownedBytes;
+    for (let i = 0, n = owned.length; i < n; i++) hb.removeHeader(unchecked(owned[i]));
   }
 
   private hasRemote(): bool {
@@ -582,7 +685,7 @@ class AuthAdapter extends Adapter {
     for (let i = 0; i < waiting.length; i++) {
       let req = waiting[i];
       if (!raw.setEffectiveContext(req.contextId)) continue; // the request is gone
-      let d = this.decide(req);
+      let d = this.decide(req, true); // held requests had their owned headers removed
       if (d.isAllow) req.resume();
       else if (d.isDeny) req.deny(d.status, d.body, d.headers);
       // pause: decide() queued it again behind a new fetch
@@ -601,9 +704,18 @@ class AuthAdapter extends Adapter {
   // ---- requests ----
 
   check(req: Request): Decision {
-    let owned = this.ownedBytes;
-    for (let i = 0, n = owned.length; i < n; i++) hb.removeHeader(unchecked(owned[i]));
-    return this.decide(req);
+    if (this.stripFirst) {
+      let owned = this.ownedBytes;
+      for (let i = 0, n = owned.length; i < n; i++) hb.removeHeader(unchecked(owned[i]));
+    }
+    return this.decide(req, this.stripFirst);
+  }
+
+  private seenBefore(seen: i32, p: usize, n: usize): bool {
+    for (let i = 0; i < seen; i++) {
+      if (unchecked(this.seenLen[i]) == n && memory.compare(unchecked(this.seenPtr[i]), p, n) == 0) return true;
+    }
+    return false;
   }
 
   private requirementFor(a: Attrs): i32 {
@@ -612,9 +724,13 @@ class AuthAdapter extends Adapter {
     return this.requires;
   }
 
-  /** The whole decision for a request (also re-run when keys it waited for arrive). */
-  decide(req: Request): Decision {
+  /**
+   * The whole decision for a request (also re-run when keys it waited for arrive).
+   * `stripped`: the owned headers were removed already.
+   */
+  decide(req: Request, stripped: bool): Decision {
     let a = new Attrs(req, this.xffTrustedHops);
+    a.ownedStripped = stripped;
     let requires = this.requirementFor(a);
     if (this.bypassCorsPreflight && a.method == "OPTIONS" && req.header("origin") !== null &&
       req.header("access-control-request-method") !== null) {
@@ -628,19 +744,54 @@ class AuthAdapter extends Adapter {
       if (this.jwtOn && requires != REQ_API_KEY) {
         let v = this.verifier;
         let nowMs: f64 = -1; // read when a token is present
-        let seen: string[] | null = null;
+        let seen = 0; // tokens in seenPtr/seenLen
+        if (this.seenPtr.length < v.sources.length) {
+          this.seenPtr = new StaticArray<usize>(v.sources.length);
+          this.seenLen = new StaticArray<usize>(v.sources.length);
+        }
+        if (this.textTokens.length > 0) this.textTokens.length = 0;
         for (let si = 0; si < v.sources.length; si++) {
-          let tok = unchecked(v.sources[si]).read(req);
-          if (tok === null) continue;
-          if (seen === null) seen = [];
-          else if (seen.includes(tok)) continue;
-          seen.push(tok);
+          // the token's bytes (a view of what the host wrote, or the UTF-8 of the text rules' answer)
+          let src = unchecked(v.sources[si]);
+          let tok: string | null = null;
+          let tp: usize = 0;
+          let tn: usize = 0;
+          let k = CRED_TEXT;
+          if (src.kind == SRC_HEADER) {
+            if (!src.readRaw()) continue;
+            tp = viewPtr;
+            tn = viewLen;
+            k = src.findInHeader(tp, tn);
+            if (k == CRED_TEXT) tok = src.fromHeader(tn == 0 ? "" : String.UTF8.decodeUnsafe(tp, tn));
+          } else if (src.kind == SRC_QUERY) {
+            if (!a.readRawPath()) continue;
+            k = src.findInPath(a.rawPathPtr, a.rawPathLen);
+            if (k == CRED_TEXT) tok = src.read(req);
+          } else {
+            tok = src.read(req);
+          }
+          if (k == CRED_NONE) continue;
+          if (k == CRED_BYTES) {
+            tp = credPtr;
+            tn = credLen;
+          } else {
+            if (tok === null) continue;
+            let b = String.UTF8.encode(tok!);
+            this.textTokens.push(b); // alive until the next request
+            tp = changetype<usize>(b);
+            tn = <usize>b.byteLength;
+          }
+          if (this.seenBefore(seen, tp, tn)) continue;
+          unchecked((this.seenPtr[seen] = tp));
+          unchecked((this.seenLen[seen] = tn));
+          seen++;
           if (nowMs < 0) nowMs = <f64>now() / 1e6;
           sawCredential = true;
-          let r = v.verify(tok, si, nowMs / 1000);
+          let r: VerifyResult | null = v.cached(tp, tn, si, nowMs / 1000);
+          if (r === null) r = v.verify(tok !== null ? tok! : String.UTF8.decodeUnsafe(tp, tn), si, nowMs / 1000, true);
           if (r.badKey) mErrors.with(["error", "verify_bad_key"]).inc();
           if (r.token !== null) {
-            mCache.with(["result", r.cached ? "hit" : "miss"]).inc();
+            cacheCounter(r.cached).inc();
             a.addToken(r.token!, si);
             continue;
           }
@@ -655,6 +806,7 @@ class AuthAdapter extends Adapter {
             if (fetching) {
               if (rem.waiting.length >= MAX_WAITING) return this.deny(a, 503, E_UNAVAILABLE, "jwks_wait_queue_full", false);
               rem.waiting.push(req);
+              this.stripOwned(a);
               return Decision.pause();
             }
           }
@@ -717,6 +869,9 @@ class AuthAdapter extends Adapter {
       a.issuer = t.issuer;
       a.claims = t.claims;
       a.tenant = t.tenant;
+      let o = outputsOf(t);
+      a.principalBytes = o.subject;
+      a.tenantBytes = o.tenant;
     }
     if (apiKey !== null) {
       a.authenticated = true;
@@ -764,13 +919,19 @@ class AuthAdapter extends Adapter {
   }
 
   private allow(a: Attrs): Decision {
-    let req = a.req;
     let tokens = a.tokens;
     // a value a header cannot carry (e.g. a claim with CR/LF) is left out, never forwarded mangled
     let principal = a.principal.length > 0 ? a.principalUtf8 : null;
     let tenant = a.tenant.length > 0 ? a.tenantUtf8 : null;
-    if (principal !== null && this.principalHeader.length > 0 && headerSafe(a.principal)) hb.setHeader(this.principalHeaderBytes, principal);
-    if (tenant !== null && this.tenantHeader.length > 0 && headerSafe(a.tenant)) hb.setHeader(this.tenantHeaderBytes, tenant);
+    let set: u64 = 0; // owned headers set below (replacing what the client sent)
+    if (principal !== null && this.principalHeader.length > 0 && headerSafe(a.principal)) {
+      hb.setHeader(this.principalHeaderBytes, principal);
+      set |= this.principalBit;
+    }
+    if (tenant !== null && this.tenantHeader.length > 0 && headerSafe(a.tenant)) {
+      hb.setHeader(this.tenantHeaderBytes, tenant);
+      set |= this.tenantBit;
+    }
     if (a.authenticated) {
       hb.setProperty(P_PRINCIPAL, a.principalUtf8);
       hb.setProperty(P_AUTH_METHOD, a.viaJwt ? (a.viaApiKey ? V_JWT_AND_API_KEY : V_JWT) : V_API_KEY);
@@ -779,22 +940,33 @@ class AuthAdapter extends Adapter {
     for (let i = 0; i < tokens.length; i++) {
       let t = unchecked(tokens[i]);
       let p = t.provider;
+      let o = outputsOf(t);
       if (i == 0) {
-        setProperty<string>(["mixer", "jwt_issuer"], t.issuer);
-        setProperty<string>(["mixer", "jwt_provider"], p.name);
-        setProperty<ArrayBuffer>(["mixer", "jwt_payload"], t.payloadJson);
+        hb.setProperty(P_JWT_ISSUER, o.issuer);
+        hb.setProperty(P_JWT_PROVIDER, p.nameBytes);
+        hb.setPropertyRaw(P_JWT_PAYLOAD, t.payloadJson);
       }
       for (let j = 0; j < p.claimHeaders.length; j++) {
-        let ch = unchecked(p.claimHeaders[j]);
-        let v = claimByPath(t.claims, ch.claim);
+        let v = unchecked(o.claimValues[j]);
         if (v === null) continue;
-        let s = claimHeaderValue(v);
-        if (s !== null) req.setHeader(ch.header, s);
+        let ch = unchecked(p.claimHeaders[j]);
+        hb.setHeader(ch.headerBytes, v);
+        set |= ch.ownedBit;
       }
-      if (p.payloadHeader.length > 0) req.setHeader(p.payloadHeader, t.payloadSegment);
-      if (!p.forward) unchecked(this.verifier.sources[a.tokenSources[i]]).strip(req);
+      let ps = o.payloadSegment;
+      if (ps !== null) {
+        hb.setHeader(p.payloadHeaderBytes, ps);
+        set |= p.payloadOwnedBit;
+      }
+      if (!p.forward) unchecked(this.verifier.sources[a.tokenSources[i]]).strip(a.req);
     }
-    if (a.apiKeySource >= 0 && !this.apiKeyForward) unchecked(this.apiKeySources[a.apiKeySource]).strip(req);
+    if (a.apiKeySource >= 0 && !this.apiKeyForward) unchecked(this.apiKeySources[a.apiKeySource]).strip(a.req);
+    if (!a.ownedStripped) {
+      // what the client sent in the owned headers this request did not set
+      a.ownedStripped = true;
+      let owned = this.ownedBytes;
+      for (let i = 0, n = owned.length; i < n; i++) if ((set & (<u64>1 << <u64>i)) == 0) hb.removeHeader(unchecked(owned[i]));
+    }
     allowedCounter(a.viaJwt ? (a.viaApiKey ? 1 : 0) : a.viaApiKey ? 2 : 3).inc();
     if (log.enabled(LogLevel.Debug)) log.debug("allow " + this.describe(a));
     return Decision.allow();
@@ -829,6 +1001,7 @@ class AuthAdapter extends Adapter {
       this.shadow(a, status, reason, rule);
       return this.allow(a);
     }
+    this.stripOwned(a);
     mDenied.with(["status", status.toString(), "reason", reason]).inc();
     if (log.enabled(LogLevel.Debug)) {
       log.debug("deny " + status.toString() + " reason=" + reason + (rule.length > 0 ? " rule=" + rule : "") + " " + this.describe(a));
@@ -845,6 +1018,23 @@ class AuthAdapter extends Adapter {
       (id.length > 0 ? ",\"request_id\":" + quoteJSON(id) : "") + "}";
     return Decision.deny(<u32>status, body, h).withDetails("auth_" + reason);
   }
+}
+
+/** The token's outputs, made on its first allowed request and kept with it (in the cache). */
+function outputsOf(t: VerifiedToken): TokenOutputs {
+  let o = t.outputs;
+  if (o !== null) return o;
+  let p = t.provider;
+  let values = new Array<Bytes | null>(p.claimHeaders.length);
+  for (let j = 0; j < p.claimHeaders.length; j++) {
+    let v = claimByPath(t.claims, unchecked(p.claimHeaders[j]).claim);
+    let s: string | null = v === null ? null : claimHeaderValue(v!);
+    if (s !== null) unchecked((values[j] = new Bytes(s!)));
+  }
+  o = new TokenOutputs(new Bytes(t.subject), new Bytes(t.tenant), new Bytes(t.issuer), values,
+    p.payloadHeader.length > 0 ? new Bytes(t.payloadSegment) : null);
+  t.outputs = o;
+  return o;
 }
 
 function onJwksResponse(adapter: Adapter, resp: HttpCallResponse): void {

@@ -8,6 +8,8 @@ import { ALG_NONE, Jwk, algFromName, algHashName, hmacMinBytes, isEc, isHmac, is
 import { constantTimeEqual } from "./sha2";
 import { VERIFY_BAD_KEY, VERIFY_OK, VERIFY_UNAVAILABLE, hostVerify } from "./verify";
 import { Bytes, readHeader, viewLen, viewPtr } from "wasm-mixer/sdk/assembly/hostbytes";
+import { CRED_TEXT, asciiLower, credentialFromHeader, credentialFromQuery } from "./credential";
+import { TokenCache } from "./token-cache";
 
 // ---- where credentials come from ---------------------------------------------------------------
 
@@ -89,6 +91,32 @@ export class Source {
    */
   readRaw(): bool {
     return readHeader(this.nameBytes);
+  }
+
+  private _prefixLower: ArrayBuffer | null = null;
+  private _nameAscii: ArrayBuffer | null = null;
+  private _bytesChecked: bool = false;
+
+  /** Whether the prefix (header) or name (query) is ASCII, so the credential can be found in bytes. */
+  private get bytesOk(): bool {
+    if (!this._bytesChecked) {
+      this._bytesChecked = true;
+      this._prefixLower = asciiLower(this.prefix);
+      let n = asciiLower(this.name);
+      // the name is compared exactly: only when lower-casing changed nothing
+      this._nameAscii = n !== null && String.UTF8.decode(n) == this.name ? n : null;
+    }
+    return this.kind == SRC_HEADER ? this._prefixLower !== null : this.kind == SRC_QUERY && this._nameAscii !== null;
+  }
+
+  /** A header source's credential in the header's bytes [p, p+n) (credential.ts: CRED_*). */
+  findInHeader(p: usize, n: usize): i32 {
+    return this.bytesOk ? credentialFromHeader(this._prefixLower!, p, n) : CRED_TEXT;
+  }
+
+  /** A query source's credential in request.path's bytes [p, p+n) (credential.ts: CRED_*). */
+  findInPath(p: usize, n: usize): i32 {
+    return this.bytesOk ? credentialFromQuery(this._nameAscii!, p, n) : CRED_TEXT;
   }
 
   /** The credential in this source, or null. Header prefixes compare case-insensitively (RFC 7235 schemes). */
@@ -241,7 +269,13 @@ function removeCookie(header: string, name: string): string {
 // ---- providers ---------------------------------------------------------------------------------
 
 export class ClaimHeader {
-  constructor(public claim: string, public header: string) {}
+  /** The header name as UTF-8. */
+  headerBytes: Bytes;
+  /** Bit of this header in the adapter's owned headers (index.ts). */
+  ownedBit: u64 = 0;
+  constructor(public claim: string, public header: string) {
+    this.headerBytes = new Bytes(header);
+  }
 }
 
 /** A remote JWKS and its fetch state. */
@@ -288,6 +322,37 @@ export class Provider {
   payloadHeader: string = "";
   /** Keep the token in the request sent upstream (Envoy's `forward`; default false strips it). */
   forward: bool = false;
+  /** Bit of payloadHeader in the adapter's owned headers (index.ts). */
+  payloadOwnedBit: u64 = 0;
+
+  private _nameBytes: Bytes | null = null;
+  private _payloadHeaderBytes: Bytes | null = null;
+
+  /** The name as UTF-8 (the mixer.jwt_provider property). */
+  get nameBytes(): Bytes {
+    let b = this._nameBytes;
+    if (b === null) this._nameBytes = b = new Bytes(this.name);
+    return b;
+  }
+
+  get payloadHeaderBytes(): Bytes {
+    let b = this._payloadHeaderBytes;
+    if (b === null) this._payloadHeaderBytes = b = new Bytes(this.payloadHeader);
+    return b;
+  }
+}
+
+/** What an allowed request with a token gets, as UTF-8: made once per verified token (index.ts). */
+export class TokenOutputs {
+  constructor(
+    public subject: Bytes,
+    public tenant: Bytes,
+    public issuer: Bytes,
+    /** claim_to_headers values, by the provider's claimHeaders index; null: not forwarded. */
+    public claimValues: Array<Bytes | null>,
+    /** The payload segment, when the provider forwards it. */
+    public payloadSegment: Bytes | null,
+  ) {}
 }
 
 // ---- verification ------------------------------------------------------------------------------
@@ -298,6 +363,8 @@ export class VerifiedToken {
   keysGen: i32;
   exp: f64 = 0;
   hasExp: bool = false;
+  nbf: f64 = 0;
+  hasNbf: bool = false;
   subject: string = "";
   issuer: string = "";
   tenant: string = "";
@@ -306,6 +373,8 @@ export class VerifiedToken {
   payloadSegment: string;
   /** The decoded payload JSON as UTF-8 (half the memory of a string), for the mixer.jwt_payload property. */
   payloadJson: ArrayBuffer;
+  /** Filled on the token's first allowed request (index.ts). */
+  outputs: TokenOutputs | null = null;
 
   constructor(provider: Provider, claims: JSONValue, payloadSegment: string, payloadJson: ArrayBuffer) {
     this.provider = provider;
@@ -421,26 +490,55 @@ export class Verifier {
   /** Distinct token sources across providers. */
   sources: Source[] = [];
   maxTokenBytes: i32 = 8192;
-  cache: TokenCache = new TokenCache(1000, 4096);
+  cache: TokenCache<VerifiedToken> = new TokenCache<VerifiedToken>(1000, 4096);
+  /** What cached() returns (one object, reused: read it before the next lookup). */
+  private hit: VerifyResult = new VerifyResult();
+
+  /**
+   * The cache's answer for the token [p, p+n) found in source `si` at `nowS` (seconds): a
+   * result (the token, or why a cached token no longer holds: expired, not yet valid), or
+   * null when the token must go through verify().
+   */
+  cached(p: usize, n: usize, si: i32, nowS: f64): VerifyResult | null {
+    let t = this.cache.get(p, n);
+    if (t === null || t.keysGen != t.provider.keysGen || !t.provider.sources.includes(si)) return null;
+    let r = this.hit;
+    r.token = null;
+    r.cached = false;
+    r.badKey = false;
+    let skew = t.provider.clockSkewS;
+    if (t.hasExp && nowS > t.exp + skew) {
+      this.cache.remove(p, n);
+      return fail(r, R_EXPIRED, t.provider);
+    }
+    if (t.hasNbf && nowS + skew < t.nbf) return fail(r, R_NOT_YET_VALID, t.provider);
+    r.reason = R_OK;
+    r.token = t;
+    r.provider = t.provider;
+    r.cached = true;
+    return r;
+  }
 
   /**
    * Verifies `token` found in source `si` at time `nowS` (seconds). Checks
-   * the cache first; then the header, the claims (cheap, so an expired or
-   * misaddressed token never costs a signature check), then the signature.
+   * the cache first (unless the caller just did: cached()); then the header,
+   * the claims (cheap, so an expired or misaddressed token never costs a
+   * signature check), then the signature.
    */
-  verify(token: string, si: i32, nowS: f64): VerifyResult {
+  verify(token: string, si: i32, nowS: f64, cacheChecked: bool = false): VerifyResult {
     let r = new VerifyResult();
     if (token.length > this.maxTokenBytes) return fail(r, R_TOO_LARGE, null);
-    let hit = this.cache.get(token);
-    if (hit !== null && hit.keysGen == hit.provider.keysGen && hit.provider.sources.includes(si)) {
-      if (hit.hasExp && nowS > hit.exp + hit.provider.clockSkewS) {
-        this.cache.remove(token);
-        return fail(r, R_EXPIRED, hit.provider);
+    if (!cacheChecked && this.cache.size > 0) {
+      let b = String.UTF8.encode(token);
+      let c = this.cached(changetype<usize>(b), <usize>b.byteLength, si, nowS);
+      if (c !== null) {
+        // a result of its own: the caller may keep it past the next lookup
+        r.reason = c.reason;
+        r.token = c.token;
+        r.provider = c.provider;
+        r.cached = c.cached;
+        return r;
       }
-      r.token = hit;
-      r.provider = hit.provider;
-      r.cached = true;
-      return r;
     }
     // structure: three segments, the last (signature) non-empty
     let d1 = token.indexOf(".");
@@ -551,6 +649,10 @@ export class Verifier {
       t.hasExp = true;
       t.exp = exp;
     }
+    if (!isNaN(nbf)) {
+      t.hasNbf = true;
+      t.nbf = nbf;
+    }
     t.issuer = iss;
     t.subject = subV === null ? "" : subV.strValue;
     if (p.tenantClaim.length > 0) {
@@ -591,56 +693,4 @@ function asciiBytes(s: string, start: i32, end: i32): ArrayBuffer {
   let sp = changetype<usize>(s) + (<usize>start << 1);
   for (let i = 0; i < n; i++) store<u8>(o + <usize>i, <u8>load<u16>(sp + (<usize>i << 1)));
   return out;
-}
-
-// ---- the cache of verified tokens --------------------------------------------------------------
-
-/**
- * Verified tokens by their text, bounded: the oldest entry is evicted when
- * full (a ring of insertion order), and an entry is dropped when its token
- * expires or its provider's keys change. Tokens longer than maxTokenBytes
- * are verified every time.
- */
-export class TokenCache {
-  private map: Map<string, VerifiedToken> = new Map<string, VerifiedToken>();
-  private ring: string[] = [];
-  private pos: i32 = 0;
-  hits: i64 = 0;
-  misses: i64 = 0;
-
-  constructor(public maxEntries: i32, public maxTokenBytes: i32) {
-    for (let i = 0; i < maxEntries; i++) this.ring.push("");
-  }
-
-  get size(): i32 {
-    return this.map.size;
-  }
-
-  get(token: string): VerifiedToken | null {
-    if (this.maxEntries <= 0 || !this.map.has(token)) return null;
-    return this.map.get(token);
-  }
-
-  put(token: string, t: VerifiedToken): void {
-    if (this.maxEntries <= 0 || token.length > this.maxTokenBytes) return;
-    if (this.map.has(token)) {
-      this.map.set(token, t);
-      return;
-    }
-    let old = unchecked(this.ring[this.pos]);
-    if (old.length > 0) this.map.delete(old);
-    unchecked((this.ring[this.pos] = token));
-    this.pos = (this.pos + 1) % this.maxEntries;
-    this.map.set(token, t);
-  }
-
-  remove(token: string): void {
-    this.map.delete(token);
-  }
-
-  clear(): void {
-    this.map.clear();
-    for (let i = 0; i < this.ring.length; i++) unchecked((this.ring[i] = ""));
-    this.pos = 0;
-  }
 }

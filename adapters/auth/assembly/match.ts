@@ -35,11 +35,8 @@ function readMethod(): string {
 /** Normalized paths by the raw request.path (a pure function; clients repeat paths). */
 const pathCache = new ByteCache<string>(0, 64, 256);
 
-/** request.path normalized for matching ("" normalized when the host does not know it). */
-function readPath(): string {
-  if (!readProperty(P_REQUEST_PATH)) return normalizePath("");
-  let p = viewPtr;
-  let n = viewLen;
+/** request.path [p, p+n) normalized for matching. */
+function pathOf(p: usize, n: usize): string {
   let v = pathCache.get(0, p, n);
   if (v === null) {
     v = normalizePath(n == 0 ? "" : String.UTF8.decodeUnsafe(p, n));
@@ -126,6 +123,13 @@ function endsWithPort(p: usize, n: usize, port: i64): bool {
 export class Attrs {
   private _method: string | null = null;
   private _path: string | null = null;
+  private _rawPathRead: bool = false;
+  private _rawPathKnown: bool = false;
+  /** request.path as the host wrote it (after readRawPath() returned true; valid during the callback). */
+  rawPathPtr: usize = 0;
+  rawPathLen: usize = 0;
+  /** The headers the adapter owns were removed from the request already. */
+  ownedStripped: bool = false;
   private _host: string | null = null;
   private _route: string | null = null;
   private _sourceDone: bool = false;
@@ -177,10 +181,27 @@ export class Attrs {
     return b !== null ? b : new Bytes(this.tenant);
   }
 
-  /** The URL path without query, normalized (see normalizePath). */
+  /** Reads request.path's bytes once (rawPathPtr, rawPathLen); false when the host does not know it. */
+  readRawPath(): bool {
+    if (!this._rawPathRead) {
+      this._rawPathRead = true;
+      if (readProperty(P_REQUEST_PATH)) {
+        this._rawPathKnown = true;
+        this.rawPathPtr = viewPtr;
+        this.rawPathLen = viewLen;
+      }
+    }
+    return this._rawPathKnown;
+  }
+
+  /** The URL path without query, normalized (see normalizePath); "" normalized when the host does not know it. */
   get path(): string {
     let v = this._path;
-    if (v === null) this._path = v = readPath();
+    if (v === null) {
+      let p = this.readRawPath() ? pathOf(this.rawPathPtr, this.rawPathLen) : normalizePath("");
+      this._path = p;
+      return p;
+    }
     return v;
   }
 

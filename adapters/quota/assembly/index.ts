@@ -12,9 +12,17 @@ import { Out, Slot, commit, decideLocal, readRec, refund } from "./local";
 import { Rec, headerSeconds, keyPart, pathSegments, stripPort, urlPath } from "./util";
 import { Bytes, readProperty, viewLen, viewPtr } from "wasm-mixer/sdk/assembly/hostbytes";
 import * as hb from "wasm-mixer/sdk/assembly/hostbytes";
-import { KeyCaches, KeyEntry, findKey, keepKey, readDimensionBytes } from "./keys";
+import { DIMS_MISSING, DIMS_READ, KeyCaches, KeyEntry, findKey, keepKey, readDimensionBytes } from "./keys";
 import { PendingMap } from "./ratelimit-headers";
-export * from "wasm-mixer/sdk/exports";
+// Every ABI callback but proxy_on_done, which the SDK answers "done" without running adapter
+// code: a host treats a module without it as done at once (Envoy, and this host), so the
+// callback costs no guest call per request.
+export {
+  proxy_abi_version_0_2_1, proxy_on_memory_allocate, malloc, proxy_on_context_create, proxy_on_vm_start, proxy_on_configure,
+  proxy_on_tick, proxy_on_queue_ready, proxy_on_foreign_function, proxy_on_log, proxy_on_delete, proxy_on_request_headers,
+  proxy_on_response_headers, proxy_on_http_call_response, proxy_on_grpc_receive_initial_metadata, proxy_on_grpc_receive,
+  proxy_on_grpc_receive_trailing_metadata, proxy_on_grpc_close,
+} from "wasm-mixer/sdk/exports";
 
 // Pool record (global limits), one per key in shared data: tokens leased from
 // Redis and not yet spent by this proxy, and what the last lease said.
@@ -94,6 +102,14 @@ class Quota extends Adapter {
   lastOpenWarn: i64 = 0;
   /** The pool whose waiters are being decided again; its next lease is sent once, after. */
   draining: string = "";
+  /**
+   * Every limit is local: a request is decided within its callback and nothing keeps its
+   * slots, so one list and one Slot per limit serve every request (no garbage per request).
+   * With a global limit a held request keeps its own (Waiter).
+   */
+  reuseSlots: bool = false;
+  planned: Slot[] = [];
+  slotOf: Array<Slot | null> = [];
 
   configure(c: Config): string | null {
     this.spec = parseSpec(c);
@@ -103,6 +119,10 @@ class Quota extends Adapter {
     // In a worker of a multi-worker proxy, local limits lease from the primary (spec.ts leaseLocalLimits).
     let workers = getStringProperty(["wasm_mixer", "worker_quota_cluster"]);
     if (workers !== null && workers.length > 0) leaseLocalLimits(this.spec, workers);
+    let limits = this.spec.limits;
+    this.reuseSlots = true;
+    for (let i = 0; i < limits.length; i++) if (limits[i].global !== null) this.reuseSlots = false;
+    this.slotOf = new Array<Slot | null>(limits.length);
     return this.probeClusters();
   }
 
@@ -152,8 +172,27 @@ class Quota extends Adapter {
 
   // ---- which limits apply, with which key, parameters and cost ---------------------------------
 
+  /** A Slot for limit i: the limit's own one when slots are reused, else a new one. */
+  slot(i: i32, l: LimitSpec, params: Params, dimKey: string, cost: i64): Slot {
+    if (!this.reuseSlots) return new Slot(l, params, dimKey, cost);
+    let s = unchecked(this.slotOf[i]);
+    if (s === null) {
+      s = new Slot(l, params, dimKey, cost);
+      unchecked((this.slotOf[i] = s));
+      return s;
+    }
+    s.init(l, params, dimKey, cost);
+    return s;
+  }
+
   plan(req: Request): Slot[] {
-    let out: Slot[] = [];
+    let out: Slot[];
+    if (this.reuseSlots) {
+      out = this.planned;
+      out.length = 0;
+    } else {
+      out = [];
+    }
     let limits = this.spec.limits;
     let hits: i64 = -1; // read once, when the first limit applies
     let ns = this.spec.domain;
@@ -175,7 +214,13 @@ class Quota extends Adapter {
       }
       // A value set seen before: its key, values and parameters from the cache (keys.ts).
       let cache = unchecked(this.keyCaches.caches[i]);
-      let cacheable = ns == this.spec.domain && readDimensionBytes(l);
+      let read = ns == this.spec.domain ? readDimensionBytes(l) : -1;
+      if (read == DIMS_MISSING && !l.missingShared) {
+        // what the string path below would find: a value missing, the limit skipped
+        l.m.unkeyed.inc();
+        continue;
+      }
+      let cacheable = read == DIMS_READ;
       let entry: KeyEntry | null = cacheable ? findKey(cache) : null;
       if (entry !== null) {
         let e = entry;
@@ -183,7 +228,7 @@ class Quota extends Adapter {
         let cost = costOf(l, req);
         if (cost <= 0) continue;
         let charged = hits <= 1 || cost <= MAX_HITS / hits ? cost * hits : MAX_HITS;
-        let slot = new Slot(l, e.params, e.dimKey, charged);
+        let slot = this.slot(i, l, e.params, e.dimKey, charged);
         slot.localKey = e.localKey;
         out.push(slot);
         continue;
@@ -221,7 +266,7 @@ class Quota extends Adapter {
       if (cost <= 0) continue;
       // Weighted hits, saturated (a cost above the limit is denied anyway).
       let charged = hits <= 1 || cost <= MAX_HITS / hits ? cost * hits : MAX_HITS;
-      let slot = new Slot(l, params, key, charged);
+      let slot = this.slot(i, l, params, key, charged);
       slot.localKey = localKey;
       out.push(slot);
     }
@@ -343,20 +388,21 @@ class Quota extends Adapter {
       }
       if (waiting) return Decision.pause();
 
-      // 4. charge every admitted limit; on a CAS race give back and decide again
-      let committed: Slot[] = [];
-      let raced = false;
+      // 4. charge every admitted limit; on a CAS race give back what was charged and decide again
+      let raced = -1;
       for (let i = 0; i < slots.length; i++) {
         let s = unchecked(slots[i]);
         if (s.out != Out.Ok || s.storeError) continue;
         if (!commit(s)) {
-          raced = true;
+          raced = i;
           break;
         }
-        committed.push(s);
       }
-      if (raced) {
-        for (let i = 0; i < committed.length; i++) refund(unchecked(committed[i]));
+      if (raced >= 0) {
+        for (let i = 0; i < raced; i++) {
+          let s = unchecked(slots[i]);
+          if (s.out == Out.Ok && !s.storeError) refund(s);
+        }
         continue;
       }
       this.forget(req, waiter);

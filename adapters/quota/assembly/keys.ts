@@ -68,26 +68,30 @@ function appendHostPart(p: usize, n: usize): bool {
   return first > 0 && append(p, <usize>first);
 }
 
-/**
- * Reads the limit's dimension values as bytes into the scratch buffer; false when the
- * limit must take the string path (a dimension of another kind, a value missing or
- * empty, or too long). Every value is non-empty when this returns true.
- */
-export function readDimensionBytes(l: LimitSpec): bool {
+/** readDimensionBytes: every value is in the scratch buffer (each non-empty). */
+export const DIMS_READ: i32 = 0;
+/** readDimensionBytes: take the string path (a dimension of another kind, a value too long or with no host part). */
+export const DIMS_TEXT: i32 = 1;
+/** readDimensionBytes: a value is missing or empty (the ones before it were read): the string path would find the same. */
+export const DIMS_MISSING: i32 = 2;
+
+/** Reads the limit's dimension values as bytes into the scratch buffer (DIMS_*). */
+export function readDimensionBytes(l: LimitSpec): i32 {
   scratchLen = 0;
   let dims = l.dims;
   for (let j = 0, d = dims.length; j < d; j++) {
     let s = unchecked(dims[j]);
     if (s.kind == Src.Header) {
-      if (!readHeader(s.nameBytes) || viewLen == 0 || !append(viewPtr, viewLen)) return false;
+      if (!readHeader(s.nameBytes) || viewLen == 0) return DIMS_MISSING;
+      if (!append(viewPtr, viewLen)) return DIMS_TEXT;
     } else if (s.kind == Src.SourceIp || s.kind == Src.SourceAddress) {
-      if (!readProperty(P_SOURCE_ADDRESS) || viewLen == 0) return false;
-      if (s.kind == Src.SourceIp ? !appendHostPart(viewPtr, viewLen) : !append(viewPtr, viewLen)) return false;
+      if (!readProperty(P_SOURCE_ADDRESS) || viewLen == 0) return DIMS_MISSING;
+      if (s.kind == Src.SourceIp ? !appendHostPart(viewPtr, viewLen) : !append(viewPtr, viewLen)) return DIMS_TEXT;
     } else {
-      return false;
+      return DIMS_TEXT;
     }
   }
-  return true;
+  return DIMS_READ;
 }
 
 /** The entry for the values just read, or null. */

@@ -52,11 +52,28 @@ export class Slot {
   limitUsed: i64 = 0;
   burstUsed: i64 = 0;
 
+  /** The record local decisions read into (kept with a reused slot, so it is made once). */
+  localRec: Rec | null = null;
+
   constructor(spec: LimitSpec, params: Params, dimKey: string, cost: i64) {
     this.spec = spec;
     this.params = params;
     this.dimKey = dimKey;
     this.cost = cost;
+  }
+
+  /** Makes a reused slot what `new Slot(spec, params, dimKey, cost)` is. */
+  init(spec: LimitSpec, params: Params, dimKey: string, cost: i64): void {
+    this.spec = spec;
+    this.params = params;
+    this.dimKey = dimKey;
+    this.cost = cost;
+    this.reset();
+    this.sdKey = "";
+    this.localKey = null;
+    this.period = 0;
+    this.limitUsed = 0;
+    this.burstUsed = 0;
   }
 
   reset(): void {
@@ -126,7 +143,9 @@ export function recSlots(algo: Algo, buckets: i64): i32 {
  */
 export function decideLocal(s: Slot, key: Bytes, limit: i64, windowMs: i64, burst: i64, now: i64): void {
   let algo = s.spec.algo;
-  let rec = new Rec(recSlots(algo, s.spec.buckets));
+  let want = recSlots(algo, s.spec.buckets);
+  let rec = s.localRec;
+  if (rec === null || rec.slots != want) s.localRec = rec = new Rec(want);
   let cas = readRecBytes(key, rec);
   if (cas == 0) {
     s.storeError = true;
