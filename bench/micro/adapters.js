@@ -7,6 +7,7 @@
 //   auth jwt         auth alone with a JWT request (Authorization: Bearer, the e2e run's other half)
 //   chain4           the four together (bench/e2e/configs.js, unchanged)
 //   chain4 unmetered the same with limits.metering: false (what the work budget costs)
+//   chain4 jwt       the four with the JWT request (verified once, then from auth's cache)
 //   header-check     the SDK's example adapter
 //
 //   node bench/micro/adapters.js [--runs 5] [--requests 20000] [--only v1,v2] [--profile] [--json] [--out FILE]
@@ -69,14 +70,15 @@ const variants = {
   prometheus: await host([byName.prometheus]),
   chain4,
   'chain4 unmetered': await host(all, { metering: false }),
+  'chain4 jwt': await host(all),
   'header-check': await host([{ name: 'header-check', url: resolve(wasmDir, 'header-check.wasm'), pluginConfig: { header: 'x-api-key' } }]),
 };
 const names = Object.keys(variants).filter((n) => !opt.only || n === 'none' || opt.only.split(',').includes(n));
 
-// Every variant sends the API-key request but 'auth jwt', which sends the JWT one.
+// Every variant sends the API-key request but the two jwt ones, which send the JWT one.
 const apiKeyHeader = ['x-api-key', creds.apiKey];
 const jwtHeader = ['authorization', `Bearer ${creds.jwt}`];
-const credentialOf = (h) => (h === variants['auth jwt'] ? jwtHeader : apiKeyHeader);
+const credentialOf = (h) => (h === variants['auth jwt'] || h === variants['chain4 jwt'] ? jwtHeader : apiKeyHeader);
 let conn = 0;
 let denied = 0;
 function oneRequest(h) {
