@@ -22,6 +22,10 @@ import wabtInit from 'wabt';
 import { compileModule, WasmHost } from '../../dist/host/src/index.js';
 import { DEFAULT_FUEL_PER_CALLBACK } from '../../dist/host/src/plugin/plugin-vm.js';
 
+// "compile" measures the rewrite itself: the instrumented-module cache (on by default) would
+// turn every run after the first into a cache hit.
+process.env.WASM_MIXER_INSTRUMENTED_CACHE = 'off';
+
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..', '..');
 const { values: opt } = benchArgs({ runs: 7, out: 'bench/results/isolation.json' });
