@@ -76,14 +76,19 @@ export class PropertyPlan implements ForeignWriter {
     const n = this.how.length;
     let size = 4 + 4 * n;
     for (let i = 0; i < n; i++) {
-      const v = this.value(i, s, facts);
-      this.values[i] = v;
-      const len = v === null ? -1 : typeof v === 'string' ? utf8Length(v) : v instanceof Uint8Array ? v.length : fixedPropertySize(v);
-      this.lens[i] = len;
+      const len = this.keep(i, this.value(i, s, facts));
       if (len > 0) size += len;
     }
     this.size = size;
     return this;
+  }
+
+  /** Holds value i and its encoded length (-1: absent) for write(); returns the length. */
+  private keep(i: number, v: PropertyValue | null): number {
+    this.values[i] = v;
+    const len = v === null ? -1 : typeof v === 'string' ? utf8Length(v) : v instanceof Uint8Array ? v.length : fixedPropertySize(v);
+    this.lens[i] = len;
+    return len;
   }
 
   /** read() with a path-by-path reader: for callers that give no request (tests, other hosts). */
@@ -91,10 +96,7 @@ export class PropertyPlan implements ForeignWriter {
     const n = this.paths.length;
     let size = 4 + 4 * n;
     for (let i = 0; i < n; i++) {
-      const v = property(this.paths[i]!);
-      this.values[i] = v;
-      const len = v === null ? -1 : typeof v === 'string' ? utf8Length(v) : v instanceof Uint8Array ? v.length : fixedPropertySize(v);
-      this.lens[i] = len;
+      const len = this.keep(i, property(this.paths[i]!));
       if (len > 0) size += len;
     }
     this.size = size;
