@@ -6,7 +6,7 @@
 // the totals since start; the runner subtracts two of them.
 import { PerformanceObserver, constants } from 'node:perf_hooks';
 
-const totals = { requests: 0, scavenges: 0, scavengeMs: 0, majorGcs: 0, majorGcMs: 0, otherGcMs: 0, chainMs: { newStream: 0, requestHeaders: 0, responseHeaders: 0, finish: 0 } };
+const totals = { requests: 0, scavenges: 0, scavengeMs: 0, majorGcs: 0, majorGcMs: 0, otherGcMs: 0, chainMs: { newStream: 0, requestHeaders: 0, responseHeaders: 0, finish: 0 }, chainCpuMs: { newStream: 0, requestHeaders: 0, responseHeaders: 0, finish: 0 } };
 
 new PerformanceObserver((list) => {
   for (const e of list.getEntries()) {
@@ -26,10 +26,13 @@ const timed = (proto, name, count = false) => {
   proto[name] = function (...args) {
     if (count) totals.requests++;
     const t = performance.now();
+    const c = process.cpuUsage();
     try {
       return f.apply(this, args);
     } finally {
       totals.chainMs[name] += performance.now() - t;
+      const d = process.cpuUsage(c);
+      totals.chainCpuMs[name] += (d.user + d.system) / 1000;
     }
   };
 };

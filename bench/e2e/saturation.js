@@ -144,6 +144,7 @@ async function run(t, seconds) {
       gcPauseUsPerRequest: round(((p1.scavengeMs - p0.scavengeMs + p1.majorGcMs - p0.majorGcMs + p1.otherGcMs - p0.otherGcMs) * 1000) / n, 1),
       majorGcs: p1.majorGcs - p0.majorGcs,
       chainUsPerRequest: Object.fromEntries(Object.keys(p1.chainMs).map((k) => [k, round(((p1.chainMs[k] - p0.chainMs[k]) * 1000) / n, 1)])),
+      chainCpuUsPerRequest: p1.chainCpuMs ? Object.fromEntries(Object.keys(p1.chainCpuMs).map((k) => [k, round(((p1.chainCpuMs[k] - p0.chainCpuMs[k]) * 1000) / n, 1)])) : undefined,
     };
     r.probe.chainTotalUsPerRequest = round(Object.values(r.probe.chainUsPerRequest).reduce((x, y) => x + y, 0), 1);
   }

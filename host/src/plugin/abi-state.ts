@@ -61,12 +61,13 @@ export interface PluginVmSettings {
   /** This host's foreign functions (default: the process-wide defaultForeignFunctions). */
   foreign?: ForeignFunctionRegistry;
   /**
-   * Called after every guest callback with its wall time in seconds (the adapter call latency
-   * histogram). Timing is sampled: the first call of each callback and on average one in
+   * The observer of one callback's wall time in seconds (the adapter call latency histogram),
+   * asked for once per callback name and then called after every call of that callback.
+   * Timing is sampled: the first call of each callback and on average one in
    * CALL_TIMING_SAMPLE are timed, the others report their callback's last timed duration,
    * so counts are exact and the distribution is an estimate.
    */
-  onGuestCall?: (callback: string, seconds: number) => void;
+  onGuestCall?: (callback: string) => (seconds: number) => void;
   /** In a worker of a multi-worker proxy: the cluster local quota limits lease from (property wasm_mixer.worker_quota_cluster). */
   workerQuotaCluster?: string;
   /** Makes the VM's GuestMemory on every (re)start (default: a plain GuestMemory). */

@@ -105,13 +105,16 @@ export class PluginVm extends VmAbiState implements Adapter {
   private fns: Array<GuestFn | undefined> = [];
   /** ABI 0.1.0 header callbacks take no end_of_stream. */
   private readonly v010: boolean;
-  private readonly observeCall: ((callback: string, seconds: number) => void) | undefined;
+  /** Makes the observer of one callback's duration (settings.onGuestCall). */
+  private readonly observerFor: ((callback: string) => (seconds: number) => void) | undefined;
+  /** Each callback's duration observer by guard() index, made on its first call: no lookup by name per call. */
+  private readonly callObservers: Array<((seconds: number) => void) | undefined> = [];
 
   constructor(compiled: CompiledModule, settings: PluginVmSettings) {
     super(compiled, settings);
     this.restartPolicy = new RestartTracker(settings.restart, { maxRestarts: settings.maxRestarts, windowMs: settings.restartWindowMs });
     this.v010 = compiled.abiVersion === '0.1.0';
-    this.observeCall = settings.onGuestCall;
+    this.observerFor = settings.onGuestCall;
   }
 
   /** Host functions' charges against the work budget (plugin/host-meter.ts). */
@@ -422,8 +425,8 @@ export class PluginVm extends VmAbiState implements Adapter {
    * than closed over (no closure per guest call); a trap fails the VM and returns null.
    */
   private guard(ctx: GuestContext, phase: CallPhase, cb: number, f: (...args: number[]) => number | undefined, argc: number, a: number, b = 0, c = 0): number | null {
-    const observe = this.observeCall;
-    if (observe === undefined) {
+    const observerFor = this.observerFor;
+    if (observerFor === undefined) {
       try {
         return this.calls.call(ctx, phase, f, argc, a, b, c) ?? 0;
       } catch (err) {
@@ -445,7 +448,7 @@ export class PluginVm extends VmAbiState implements Adapter {
       return null;
     } finally {
       if (t0 >= 0) last[cb] = (performance.now() - t0) / 1000;
-      observe(this.callbackNames[cb]!, last[cb]!);
+      (this.callObservers[cb] ??= observerFor(this.callbackNames[cb]!))(last[cb]!);
     }
   }
   /** Callbacks left before the next timed one, and each callback's last timed duration by guard() index (-1: never timed). */

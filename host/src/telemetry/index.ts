@@ -33,8 +33,8 @@ export interface TelemetryOptions {
   accessLogSinks?: AccessLogSink[];
 }
 
-/** Called after every guest callback with its wall time in seconds. */
-export type CallObserver = (callback: string, seconds: number) => void;
+/** Gives the observer of one callback's wall time in seconds (PluginVm asks once per callback). */
+export type CallObserver = (callback: string) => (seconds: number) => void;
 
 export class Telemetry {
   readonly accessLog: AccessLogRouter;
@@ -124,29 +124,7 @@ export class Telemetry {
    * Cost: two performance.now() calls and a bucket increment per guest callback (bench/telemetry).
    */
   callObserver(adapter: string): CallObserver {
-    // Callback names are the same few string constants on every call: a short list searched
-    // by identity first (cheaper than hashing into a Map, and this runs on every guest call).
-    const names: string[] = [];
-    const observers: Array<(v: number) => void> = [];
-    const byCallback = new Map<string, (v: number) => void>();
-    return (callback, seconds) => {
-      for (let i = 0; i < names.length; i++) {
-        if (names[i] === callback) {
-          observers[i]!(seconds);
-          return;
-        }
-      }
-      let h = byCallback.get(callback);
-      if (h === undefined) {
-        h = this.metrics.histogram('wasm_mixer_adapter_call_duration_seconds', 'Wall time of calls into adapter VMs, by adapter and Proxy-Wasm callback.', { adapter, callback }, { buckets: CALL_SECONDS_BUCKETS, unit: 'seconds' });
-        byCallback.set(callback, h);
-      }
-      if (names.length < 16) {
-        names.push(callback);
-        observers.push(h);
-      }
-      h(seconds);
-    };
+    return (callback) => this.metrics.histogram('wasm_mixer_adapter_call_duration_seconds', 'Wall time of calls into adapter VMs, by adapter and Proxy-Wasm callback.', { adapter, callback }, { buckets: CALL_SECONDS_BUCKETS, unit: 'seconds' });
   }
 
   /** Flushes and closes the access-log sinks and does a last OTLP metrics export. */
