@@ -29,7 +29,7 @@ export function mapFunctions(vm: AbiContext, { mem, copyOut, copyOutString, copy
       const pairs = deserializePairs(raw);
       if (pairs === null || !pairs.every(([k, v]) => validHeader(k, v))) return Status.BadArgument;
       map.length = 0;
-      for (const [k, v] of pairs) map.push([k.toLowerCase(), v]);
+      for (const [k, v] of pairs) map.push([lowerCase(k), v]);
       vm.headersChanged(mapType);
       return Status.Ok;
     },
@@ -39,7 +39,7 @@ export function mapFunctions(vm: AbiContext, { mem, copyOut, copyOutString, copy
       const map = vm.headerMap(mapType, false);
       if (map === undefined) return Status.BadArgument;
       if (map === null) return Status.NotFound;
-      const k = key.toLowerCase();
+      const k = lowerCase(key);
       // Like Envoy, the first value of a repeated header.
       for (let i = 0; i < map.length; i++) {
         if (map[i]![0] === k) return copyOutString(map[i]![1], retPtr, retSize);
@@ -53,7 +53,7 @@ export function mapFunctions(vm: AbiContext, { mem, copyOut, copyOutString, copy
       if (key === null || value === null) return Status.InvalidMemoryAccess;
       const map = vm.headerMap(mapType, true);
       if (map === undefined || map === null || !validHeader(key, value)) return Status.BadArgument;
-      map.push([key.toLowerCase(), value]);
+      map.push([lowerCase(key), value]);
       vm.headersChanged(mapType);
       return Status.Ok;
     },
@@ -63,7 +63,7 @@ export function mapFunctions(vm: AbiContext, { mem, copyOut, copyOutString, copy
       if (key === null || value === null) return Status.InvalidMemoryAccess;
       const map = vm.headerMap(mapType, true);
       if (map === undefined || map === null || !validHeader(key, value)) return Status.BadArgument;
-      const k = key.toLowerCase();
+      const k = lowerCase(key);
       removeKey(map, k);
       map.push([k, value]);
       vm.headersChanged(mapType);
@@ -74,7 +74,7 @@ export function mapFunctions(vm: AbiContext, { mem, copyOut, copyOutString, copy
       if (key === null) return Status.InvalidMemoryAccess;
       const map = vm.headerMap(mapType, true);
       if (map === undefined || map === null) return Status.BadArgument;
-      removeKey(map, key.toLowerCase());
+      removeKey(map, lowerCase(key));
       vm.headersChanged(mapType);
       return Status.Ok;
     },
@@ -138,6 +138,19 @@ export function mapFunctions(vm: AbiContext, { mem, copyOut, copyOutString, copy
       return vm.setProperty(path, value) ? Status.Ok : Status.NotFound;
     },
   };
+}
+
+/**
+ * Header names arrive lower-case almost always (SDKs lower-case them, as HTTP/2 requires):
+ * a scan for an upper-case (or non-ASCII) char is several times cheaper than toLowerCase(),
+ * which makes a new string even when nothing changes.
+ */
+function lowerCase(name: string): string {
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if ((c >= 0x41 && c <= 0x5a) || c >= 0x80) return name.toLowerCase();
+  }
+  return name;
 }
 
 function removeKey(map: Array<[string, string]>, key: string): void {
