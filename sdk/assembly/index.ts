@@ -27,7 +27,7 @@ import { MapType as M, BufferType as B, StreamType as S } from "./abi/constants"
 import { Headers } from "./pairs";
 import { ByteBuffer } from "./bytes";
 import { pendingBuffers } from "./runtime";
-import { liveContexts } from "./dispatcher";
+import { liveContexts, pooledContexts } from "./dispatcher";
 
 /** Diagnostics: host-written buffers not yet taken by the SDK (0 between callbacks). */
 export function pendingHostBuffers(): i32 {
@@ -37,6 +37,11 @@ export function pendingHostBuffers(): i32 {
 /** Diagnostics: root plus stream contexts the SDK currently tracks. */
 export function liveContextCount(): i32 {
   return liveContexts();
+}
+
+/** Diagnostics: objects of ended requests kept for reuse by the next ones. */
+export function pooledContextCount(): i32 {
+  return pooledContexts();
 }
 
 /** Current time, nanoseconds since the epoch (proxy_get_current_time_nanoseconds). */
