@@ -72,7 +72,7 @@ let lastRoot: Adapter | null = null;
 
 function findRoot(id: u32): Adapter | null {
   if (id == lastRootId && lastRoot !== null) return lastRoot;
-  let a = roots.get(id);
+  let a = roots.find(id);
   if (a !== null) {
     lastRootId = id;
     lastRoot = a;
@@ -93,7 +93,7 @@ let lastStream: Report | null = null;
 
 function findStream(id: u32): Report | null {
   if (id == lastId && lastStream !== null) return lastStream;
-  let r = streams.get(id);
+  let r = streams.find(id);
   if (r !== null) {
     lastId = id;
     lastStream = r;
@@ -193,13 +193,13 @@ export function onLog(id: u32): void {
 }
 
 export function onDelete(id: u32): void {
-  let r = streams.delete(id);
+  let r = streams.take(id);
   if (r !== null) {
     lastStream = null;
     lastId = 0;
     if (r.pendingCalls > 0) dropCallsOf(id);
     recycle(r);
-  } else if (roots.delete(id) !== null) {
+  } else if (roots.delete(id)) {
     lastRoot = null;
     lastRootId = 0;
   }

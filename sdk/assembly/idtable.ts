@@ -4,9 +4,13 @@
 // grown to the peak number of live entries (std Map appends an entry per set and rehashes
 // into fresh buffers every few sets, so a request's create/delete left garbage behind).
 
-/** u32 id -> T (a reference type; null is "absent", so null cannot be stored). */
+/**
+ * u32 id -> T (a reference type; null is "absent", so null cannot be stored). The methods
+ * Map<u32, T> has behave as Map's do (get aborts on a missing id, delete answers whether it
+ * removed one), so a Map<u32, T> field can become an IdTable<T> by changing its type.
+ */
 export class IdTable<T> {
-  private keys: StaticArray<u32>;
+  private ids: StaticArray<u32>;
   private vals: StaticArray<T | null>;
   private mask: u32;
   private shift: u32;
@@ -14,7 +18,7 @@ export class IdTable<T> {
 
   constructor(capacityLog2: u32 = 4) {
     let cap = <i32>(1 << capacityLog2);
-    this.keys = new StaticArray<u32>(cap);
+    this.ids = new StaticArray<u32>(cap);
     this.vals = new StaticArray<T | null>(cap);
     this.mask = <u32>cap - 1;
     this.shift = 32 - capacityLog2;
@@ -31,7 +35,7 @@ export class IdTable<T> {
 
   /** Slot of `id`, or -1. */
   private slot(id: u32): i32 {
-    let keys = this.keys;
+    let keys = this.ids;
     let vals = this.vals;
     let mask = this.mask;
     let i = this.home(id);
@@ -43,9 +47,17 @@ export class IdTable<T> {
     return -1; // unreachable: the table is never full
   }
 
-  get(id: u32): T | null {
+  /** The value of `id`, or null. */
+  find(id: u32): T | null {
     let i = this.slot(id);
     return i < 0 ? null : unchecked(this.vals[i]);
+  }
+
+  /** The value of `id`; aborts when there is none (as Map#get). */
+  get(id: u32): T {
+    let i = this.slot(id);
+    if (i < 0) abort("IdTable.get: no entry " + id.toString());
+    return changetype<T>(unchecked(this.vals[i]));
   }
 
   has(id: u32): bool {
@@ -53,16 +65,16 @@ export class IdTable<T> {
   }
 
   /** Sets or replaces the value of `id`. */
-  set(id: u32, value: T): void {
+  set(id: u32, value: T): this {
     if (changetype<usize>(value) == 0) abort("IdTable.set: null value");
-    let keys = this.keys;
+    let keys = this.ids;
     let vals = this.vals;
     let mask = this.mask;
     let i = this.home(id);
     while (changetype<usize>(unchecked(vals[i])) != 0) {
       if (unchecked(keys[i]) == id) {
         unchecked((vals[i] = value));
-        return;
+        return this;
       }
       i = (i + 1) & mask;
     }
@@ -70,13 +82,19 @@ export class IdTable<T> {
     unchecked((vals[i] = value));
     // Keep the load at most 1/2, so probes stay short and an empty slot always exists.
     if (++this.count * 2 > <i32>(mask + 1)) this.grow();
+    return this;
   }
 
-  /** Removes `id`; returns its value (null if absent). */
-  delete(id: u32): T | null {
+  /** Removes `id`; whether it was there (as Map#delete). */
+  delete(id: u32): bool {
+    return this.take(id) !== null;
+  }
+
+  /** Removes `id` and returns its value (null if absent). */
+  take(id: u32): T | null {
     let i = this.slot(id);
     if (i < 0) return null;
-    let keys = this.keys;
+    let keys = this.ids;
     let vals = this.vals;
     let mask = this.mask;
     let out = unchecked(vals[i]);
@@ -102,22 +120,22 @@ export class IdTable<T> {
     return out;
   }
 
-  /** Every id in the table (allocates: for rare paths). */
-  ids(): u32[] {
+  /** Every id in the table, in no particular order (allocates: for rare paths). */
+  keys(): u32[] {
     let out = new Array<u32>();
     let vals = this.vals;
     for (let i = 0, n = vals.length; i < n; i++) {
-      if (changetype<usize>(unchecked(vals[i])) != 0) out.push(unchecked(this.keys[i]));
+      if (changetype<usize>(unchecked(vals[i])) != 0) out.push(unchecked(this.ids[i]));
     }
     return out;
   }
 
   private grow(): void {
-    let oldKeys = this.keys;
+    let oldKeys = this.ids;
     let oldVals = this.vals;
     let log2 = 33 - this.shift; // twice the capacity
     let cap = <i32>(1 << log2);
-    this.keys = new StaticArray<u32>(cap);
+    this.ids = new StaticArray<u32>(cap);
     this.vals = new StaticArray<T | null>(cap);
     this.mask = <u32>cap - 1;
     this.shift = 32 - log2;

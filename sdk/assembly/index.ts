@@ -19,6 +19,7 @@ export { HostStatus, BufferStatus, ForeignCallResult } from "./hostcalls";
 export { ByteBuffer, bytesEqual, bytesStartWith } from "./bytes";
 export { PropertySet } from "./propset";
 export { BytesMap, hashBytes } from "./bytesmap";
+export { IdTable } from "./idtable";
 export { PathFilter } from "./paths";
 export { Attr, AttrSource, AttrType, parseAttr, attrError, attrString, attrInt, isoTime, strftime } from "./attributes";
 
