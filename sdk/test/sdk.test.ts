@@ -182,6 +182,14 @@ t.test('a reused context is fresh: nothing of an ended request shows in the next
   }
 });
 
+t.test('ByteBuffer: short raw copies and one-pass str() write the same bytes as memory.copy and UTF-8 encode', async (t) => {
+  const h = await loadAdapter(wasm, { name: 'probe' });
+  t.teardown(() => h.close());
+  const r = await h.run({ path: '/copy' });
+  t.equal(r.status, 200, r.body);
+  t.equal(JSON.stringify(r.upstream?.headers['x-copy']), '"ok"');
+});
+
 t.test('the context id table agrees with Map over random sets and deletes', async (t) => {
   const h = await loadAdapter(wasm, { name: 'probe' });
   t.teardown(() => h.close());
