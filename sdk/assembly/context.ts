@@ -200,13 +200,63 @@ export class Request {
   private respNames: string[] | null = null;
   private respValues: string[] | null = null;
   private locals: Map<string, string> | null = null;
+  private _contextId: u32;
+  private _adapter: Adapter;
+  /**
+   * @internal The adapter may hold this object past the request's end (it paused the
+   * request or made a call-out for it): the dispatcher then never reuses it for another.
+   */
+  retained: bool = false;
+  /** @internal next free object in the dispatcher's pool. */
+  nextFree: Request | null = null;
 
-  constructor(
-    /** Proxy-Wasm context id of this stream. */
-    public readonly contextId: u32,
-    /** The adapter instance (root context) handling this request. */
-    public readonly adapter: Adapter,
-  ) {}
+  constructor(contextId: u32, adapter: Adapter) {
+    this._contextId = contextId;
+    this._adapter = adapter;
+  }
+
+  /** Proxy-Wasm context id of this stream. */
+  get contextId(): u32 {
+    return this._contextId;
+  }
+
+  /** The adapter instance (root context) handling this request. */
+  get adapter(): Adapter {
+    return this._adapter;
+  }
+
+  /**
+   * @internal Clears an ended request for reuse: every per-request field as the constructor
+   * leaves it, so nothing of it shows in the next request (sdk/test: "a reused context is
+   * fresh"). A field added to Request must be reset here too.
+   */
+  reset(): void {
+    this.paused = false;
+    this.denied = false;
+    this.pendingCalls = 0;
+    this.retained = false;
+    // References cleared with plain stores: `this.f = null` calls the GC's write barrier
+    // (__link) for each, which has nothing to do for a null.
+    let p = changetype<usize>(this);
+    store<usize>(p + offsetof<Request>("_method"), 0);
+    store<usize>(p + offsetof<Request>("_path"), 0);
+    store<usize>(p + offsetof<Request>("_host"), 0);
+    store<usize>(p + offsetof<Request>("_scheme"), 0);
+    store<usize>(p + offsetof<Request>("_id"), 0);
+    store<usize>(p + offsetof<Request>("_source"), 0);
+    store<usize>(p + offsetof<Request>("respOps"), 0);
+    store<usize>(p + offsetof<Request>("respNames"), 0);
+    store<usize>(p + offsetof<Request>("respValues"), 0);
+    store<usize>(p + offsetof<Request>("locals"), 0);
+    store<usize>(p + offsetof<Request>("nextFree"), 0);
+  }
+
+  /** @internal Gives a reset() object to a new request. */
+  reuse(contextId: u32, adapter: Adapter): void {
+    this._contextId = contextId;
+    this._adapter = adapter;
+    this.nextFree = null;
+  }
 
   // -- attributes (request.*, source.*, destination.*, connection.*) --
 
@@ -422,6 +472,7 @@ export class Request {
     }
     registerCall(<u32>token, this.contextId, this.adapter.contextId, cb, null);
     this.pendingCalls++;
+    this.retained = true;
     return true;
   }
 
@@ -541,6 +592,7 @@ export function applyDecision(req: Request, d: Decision, later: bool): u32 {
     return Action.Pause;
   }
   req.paused = true;
+  req.retained = true; // whoever resumes it later holds it
   return Action.Pause;
 }
 

@@ -15,13 +15,14 @@ import { pendingCalls } from "./calls";
 import { Config } from "./config";
 import { JSONValue, parseJSON } from "./json";
 import { encodePath } from "./properties";
+import { IdTable } from "./idtable";
 
 export type AdapterFactory = () => Adapter;
 
 const factoryIds: string[] = [];
 const factories: AdapterFactory[] = [];
-const roots = new Map<u32, Adapter>();
-const streams = new Map<u32, Report>();
+const roots = new IdTable<Adapter>(2);
+const streams = new IdTable<Report>();
 
 /**
  * Registers the adapter class of this module. Call it once at the top level
@@ -65,23 +66,63 @@ function pickFactory(): AdapterFactory {
   return factories[i];
 }
 
+// The root the last stream was created under: a module usually has one.
+let lastRootId: u32 = 0;
+let lastRoot: Adapter | null = null;
+
+function findRoot(id: u32): Adapter | null {
+  if (id == lastRootId && lastRoot !== null) return lastRoot;
+  let a = roots.find(id);
+  if (a !== null) {
+    lastRootId = id;
+    lastRoot = a;
+  }
+  return a;
+}
+
 function rootOf(id: u32): Adapter {
-  if (!roots.has(id)) abort("unknown root context " + id.toString());
-  return roots.get(id);
+  let a = findRoot(id);
+  if (a === null) abort("unknown root context " + id.toString());
+  return a!;
 }
 
 // The stream the last callbacks were about: a request's callbacks come one after another,
-// so most lookups skip the map.
+// so most lookups skip the table.
 let lastId: u32 = 0;
 let lastStream: Report | null = null;
 
 function findStream(id: u32): Report | null {
   if (id == lastId && lastStream !== null) return lastStream;
-  if (!streams.has(id)) return null;
-  let r = streams.get(id);
-  lastId = id;
-  lastStream = r;
+  let r = streams.find(id);
+  if (r !== null) {
+    lastId = id;
+    lastStream = r;
+  }
   return r;
+}
+
+// Reports of ended requests, reused by the next ones (linked through nextFree), so a
+// request allocates nothing in steady state. At most POOL_MAX wait here; one the adapter
+// may still hold (Request.retained) is never put back.
+const POOL_MAX = 64;
+let pool: Request | null = null;
+let pooled = 0;
+
+function newReport(id: u32, adapter: Adapter): Report {
+  let r = pool;
+  if (r === null) return new Report(id, adapter);
+  pool = r.nextFree;
+  pooled--;
+  r.reuse(id, adapter);
+  return changetype<Report>(r);
+}
+
+function recycle(r: Report): void {
+  if (r.retained || pooled >= POOL_MAX) return;
+  r.reset(); // drops the request's strings and maps now, not at reuse
+  r.nextFree = pool;
+  pool = r;
+  pooled++;
 }
 
 function streamOf(id: u32): Report {
@@ -98,8 +139,10 @@ export function onContextCreate(id: u32, parentId: u32): void {
     let adapter = pickFactory()();
     adapter.contextId = id;
     roots.set(id, adapter);
+    lastRoot = null; // the id may have named an earlier root
+    lastRootId = 0;
   } else {
-    let r = new Report(id, rootOf(parentId));
+    let r = newReport(id, rootOf(parentId));
     streams.set(id, r);
     lastId = id;
     lastStream = r;
@@ -142,10 +185,6 @@ export function onConfigure(rootId: u32, configSize: u32): u32 {
   return 1;
 }
 
-export function onDone(id: u32): u32 {
-  return 1;
-}
-
 export function onLog(id: u32): void {
   begin();
   let r = findStream(id);
@@ -154,14 +193,15 @@ export function onLog(id: u32): void {
 }
 
 export function onDelete(id: u32): void {
-  let r = findStream(id);
+  let r = streams.take(id);
   if (r !== null) {
-    streams.delete(id);
     lastStream = null;
     lastId = 0;
     if (r.pendingCalls > 0) dropCallsOf(id);
-  } else if (roots.has(id)) {
-    roots.delete(id);
+    recycle(r);
+  } else if (roots.delete(id)) {
+    lastRoot = null;
+    lastRootId = 0;
   }
   end();
 }
@@ -227,8 +267,9 @@ export function onHttpCallResponse(contextId: u32, token: u32, headerCount: u32,
         applyDecision(r, d, true);
       }
     }
-  } else if (roots.has(call.rootId)) {
-    call.adapterCb!(roots.get(call.rootId), resp);
+  } else {
+    let a = findRoot(call.rootId);
+    if (a !== null) call.adapterCb!(a, resp);
   }
   end();
 }
@@ -242,4 +283,9 @@ export function ignore3(a: u32, b: u32, c: u32): void {}
 /** Number of live contexts (for tests). */
 export function liveContexts(): i32 {
   return roots.size + streams.size;
+}
+
+/** Ended requests' objects waiting for reuse (for tests). */
+export function pooledContexts(): i32 {
+  return pooled;
 }

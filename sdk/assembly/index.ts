@@ -19,6 +19,7 @@ export { HostStatus, BufferStatus, ForeignCallResult } from "./hostcalls";
 export { ByteBuffer, bytesEqual, bytesStartWith } from "./bytes";
 export { PropertySet } from "./propset";
 export { BytesMap, hashBytes } from "./bytesmap";
+export { IdTable } from "./idtable";
 export { PathFilter } from "./paths";
 export { Attr, AttrSource, AttrType, parseAttr, attrError, attrString, attrInt, isoTime, strftime } from "./attributes";
 
@@ -27,7 +28,7 @@ import { MapType as M, BufferType as B, StreamType as S } from "./abi/constants"
 import { Headers } from "./pairs";
 import { ByteBuffer } from "./bytes";
 import { pendingBuffers } from "./runtime";
-import { liveContexts } from "./dispatcher";
+import { liveContexts, pooledContexts } from "./dispatcher";
 
 /** Diagnostics: host-written buffers not yet taken by the SDK (0 between callbacks). */
 export function pendingHostBuffers(): i32 {
@@ -37,6 +38,11 @@ export function pendingHostBuffers(): i32 {
 /** Diagnostics: root plus stream contexts the SDK currently tracks. */
 export function liveContextCount(): i32 {
   return liveContexts();
+}
+
+/** Diagnostics: objects of ended requests kept for reuse by the next ones. */
+export function pooledContextCount(): i32 {
+  return pooledContexts();
 }
 
 /** Current time, nanoseconds since the epoch (proxy_get_current_time_nanoseconds). */

@@ -151,6 +151,52 @@ t.test('HTTP call-out: pause, then allow or deny from the callback', async (t) =
   t.equal(refused.status, 502, 'a call the host refuses returns false');
 });
 
+t.test('a reused context is fresh: nothing of an ended request shows in the next one', async (t) => {
+  const h = await loadAdapter(wasm, {
+    name: 'probe',
+    clusters: ['authz'],
+    httpCall: async () => ({ headers: [[':status', '200'], ['x-user', 'ann']], body: new Uint8Array(), trailers: [] }),
+  });
+  t.teardown(() => h.close());
+  const probe = async () => {
+    const r = await h.run({ method: 'GET', path: '/pool-check', host: 'second.local', headers: { 'x-request-id': 'id-2' }, sourceAddress: '10.0.0.2', sourcePort: 2222 });
+    t.notOk('x-stale' in r.headers, 'a response-header op queued by the ended request is not applied');
+    return r.upstream!.headers['x-pool']!.split('|');
+  };
+  const dirty = await h.run({ method: 'POST', path: '/pool-dirty', host: 'first.local', headers: { 'x-request-id': 'id-1' }, sourceAddress: '10.0.0.1', sourcePort: 1111 });
+  t.equal(dirty.status, 409);
+  const p = await probe();
+  t.equal(p[0], 'reused', 'the ended request\'s object serves the next request (no allocation)');
+  t.equal(p[1], 'id-fresh', 'with the new context id');
+  t.equal(p[2], 'GET /pool-check second.local http id-2 10.0.0.2:2222', 'cached attributes are the new request\'s');
+  t.equal(p[3], 'no-local', 'locals are gone');
+  t.equal(p[4], '--0', 'not paused, not denied, no calls pending');
+  // A paused request with a call-out is one the adapter may still hold: it is never reused.
+  const call = await h.run({ path: '/call', headers: { 'x-user': 'ann' } });
+  t.equal(call.status, 200);
+  for (let i = 0; i < 3; i++) {
+    const q = await probe();
+    t.equal(q[5], 'held-kept', 'a request that was paused is not handed to a later one');
+    t.equal(q[6], 'held-intact', 'and keeps its own context id');
+    t.equal(q[3], 'no-local');
+  }
+});
+
+t.test('ByteBuffer: short raw copies and one-pass str() write the same bytes as memory.copy and UTF-8 encode', async (t) => {
+  const h = await loadAdapter(wasm, { name: 'probe' });
+  t.teardown(() => h.close());
+  const r = await h.run({ path: '/copy' });
+  t.equal(r.status, 200, r.body);
+  t.equal(JSON.stringify(r.upstream?.headers['x-copy']), '"ok"');
+});
+
+t.test('the context id table agrees with Map over random sets and deletes', async (t) => {
+  const h = await loadAdapter(wasm, { name: 'probe' });
+  t.teardown(() => h.close());
+  const r = await h.run({ path: '/idtable' });
+  t.match(r.upstream?.headers['x-idtable'], /^ok (\d+) \1$/);
+});
+
 t.test('onTick, adapter-level call-outs, onQueueReady', async (t) => {
   const h = await loadAdapter(wasm, {
     name: 'probe',

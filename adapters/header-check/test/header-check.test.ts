@@ -55,3 +55,11 @@ t.test('refuses a bad configuration with a clear message', async (t) => {
     message: /not valid JSON: line 1, column 16: trailing comma before '}'/,
   });
 });
+
+t.test('exports only the per-request callbacks it uses', async (t) => {
+  const { readFile } = await import('node:fs/promises');
+  const names = WebAssembly.Module.exports(new WebAssembly.Module(await readFile(built.wasmPath))).map((e) => e.name);
+  for (const e of ['proxy_on_context_create', 'proxy_on_request_headers', 'proxy_on_log', 'proxy_on_delete']) t.ok(names.includes(e), `exports ${e}`);
+  // a host skips a callback the module does not export: no guest call for these per request
+  for (const e of ['proxy_on_response_headers', 'proxy_on_done']) t.notOk(names.includes(e), `does not export ${e}`);
+});

@@ -22,7 +22,9 @@ export function proxy_on_configure(rootContextId: u32, pluginConfigurationSize: 
 export function proxy_on_tick(rootContextId: u32): void { d.onTick(rootContextId); }
 export function proxy_on_queue_ready(rootContextId: u32, queueId: u32): void { d.onQueueReady(rootContextId, queueId); }
 export function proxy_on_foreign_function(rootContextId: u32, functionId: u32, argumentsSize: u32): void { d.ignore3(rootContextId, functionId, argumentsSize); }
-export function proxy_on_done(contextId: u32): u32 { return d.onDone(contextId); }
+// No proxy_on_done: the SDK runs no adapter code there and would only answer "done", which
+// is what a host assumes of a module without it (Envoy, cpp-host, this host), so leaving it
+// out saves a guest call per request.
 export function proxy_on_log(contextId: u32): void { d.onLog(contextId); }
 export function proxy_on_delete(contextId: u32): void { d.onDelete(contextId); }
 
