@@ -12,6 +12,7 @@ import {
   quoteJSON, register,
 } from "wasm-mixer/sdk";
 import { Entry } from "./entry";
+import { putRaw } from "./copy";
 import { Format, Kind, Op, Segment, formatError, parseFormat } from "./format";
 export * from "wasm-mixer/sdk/exports";
 
@@ -279,8 +280,8 @@ class Logging extends Adapter {
       let f = unchecked(fields[i]);
       let mark = w.len;
       let pre = f.prefix;
-      if (first) w.raw(changetype<usize>(pre) + 1, pre.byteLength - 1);
-      else w.bytes(pre);
+      if (first) putRaw(w, changetype<usize>(pre) + 1, pre.byteLength - 1);
+      else putRaw(w, changetype<usize>(pre), pre.byteLength);
       let valueAt = f.quoted ? w.len - 1 : w.len;
       let single = f.single;
       let present = true;
