@@ -358,7 +358,7 @@ const latin1Case = 'caf\u00e9 na\u00efve';
 async function copyLines(t: Test, pluginConfig: unknown, cases: string[], standard: boolean): Promise<string[]> {
   const { proxy, sink, logs } = await run(t, pluginConfig);
   if (standard) proxy.host.telemetry.foreign.setGrant((_adapter, name) => name !== 'wasm_mixer.access_log' && name !== 'wasm_mixer.get_property_set');
-  for (const [i, v] of cases.entries()) await request(proxy.port, '/c', { headers: { 'x-v': v, 'x-request-id': `copy-${i}` } });
+  for (const [i, v] of cases.entries()) await request(proxy.port, '/c', { headers: { 'x-v': v, 'x-request-id': `copy-${i}`, 'x-api-key': 'k' } });
   if (!standard) {
     await sink.waitFor(cases.length);
     return sink.lines();
@@ -372,8 +372,10 @@ for (const standard of [false, true]) {
   const how = standard ? 'through proxy_log and proxy_get_property (the standard ABI)' : 'through wasm_mixer.access_log';
   t.test(`values are copied and JSON-escaped exactly at every length and escape position, ${how}`, async (t) => {
     const cases = standard ? copyCases : [...copyCases, latin1Case];
-    const lines = await copyLines(t, { json_format: { v: '%REQ(X-V)%', id: '%REQ(X-REQUEST-ID)%' } }, cases, standard);
-    t.same(lines, cases.map((v, i) => JSON.stringify({ v, id: `copy-${i}` })));
+    // v and id are written by formatJSON itself; the others through Entry.write (truncated, '?' alternative, redacted, a CEL header)
+    const json_format = { v: '%REQ(X-V)%', id: '%REQ(X-REQUEST-ID)%', t: '%REQ(X-V):5%', a: '%REQ(X-NOPE?X-V)%', k: '%REQ(X-API-KEY)%', c: '%CEL(request.headers["x-v"])%', n: '%BYTES_RECEIVED%' };
+    const lines = await copyLines(t, { json_format }, cases, standard);
+    t.same(lines, cases.map((v, i) => JSON.stringify({ v, id: `copy-${i}`, t: v.slice(0, 5), a: v, k: '[REDACTED]', c: v, n: 0 })));
   });
   t.test(`text lines copy values as they are, ${how}`, async (t) => {
     const lines = await copyLines(t, { format: 'text', text_format: '%REQ(X-V)%|%REQ(X-REQUEST-ID)%|%DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT%' }, copyCases, standard);
