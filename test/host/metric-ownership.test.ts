@@ -48,3 +48,14 @@ t.test('a host family an adapter defined first is claimed by the host when it de
   const shared = r.define(MetricType.Counter, 'requests_total', 'a');
   t.equal(r.define(MetricType.Counter, 'requests_total', 'b'), shared, 'adapters share families by name, as Envoy stats do');
 });
+
+t.test('the host claims the whole family when it defines a new series of it (adapterMayUse reads the flag kept with the owner)', async (t) => {
+  const r = new MetricsRegistry();
+  const a = r.define(MetricType.Counter, 'wasm_mixer_late_total{x="1"}', 'thief')!;
+  t.ok(r.adapterMayUse(a));
+  const h = r.define(MetricType.Counter, 'wasm_mixer_late_total{x="2"}', 'worker');
+  t.ok(h !== null && h !== a, 'a series of its own');
+  t.notOk(r.adapterMayUse(a), "the adapter's earlier series is the host's now");
+  t.notOk(r.adapterMayUse(h!));
+  t.notOk(r.adapterMayUse(9999), 'unknown ids are refused');
+});

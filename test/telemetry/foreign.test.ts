@@ -89,3 +89,42 @@ t.test('describe_metric', async (t) => {
   t.match(d({ name: 'b', type: 'summary' }), { ok: false, error: /required/ });
   t.equal(call('wasm_mixer.describe_metric', Buffer.from('{nope')), Status.BadArgument);
 });
+
+t.test('access-log arguments are borrowed: a sink that keeps entries gets a copy, one that copies lines gets them as they came', async (t) => {
+  const metrics = new MetricsRegistry();
+  const keeping = new MemorySink('keeping');
+  const borrowed: Uint8Array[] = [];
+  const borrowing = Object.assign(new MemorySink('borrowing'), { borrows: true });
+  const copyLine = borrowing.write.bind(borrowing);
+  borrowing.write = (e) => {
+    borrowed.push(e.line);
+    return copyLine({ ...e, line: e.line.slice() });
+  };
+  const tel = new Telemetry({}, metrics, createLogger(LogLevel.Critical, () => {}), { accessLogSinks: [keeping, borrowing] });
+  // One "guest memory", reused for every call as a guest reuses its output buffer.
+  const memory = new Uint8Array(64);
+  const put = (time: bigint, line: string) => {
+    memory.fill(0);
+    memory.set([1, LogLevel.Info, 0, 0]);
+    new DataView(memory.buffer).setBigInt64(4, time, true);
+    memory.set([0, 0], 12); // no log name: "access"
+    const n = Buffer.from(memory.buffer).write(line, 14);
+    return memory.subarray(0, 14 + n);
+  };
+  const times = [0n, 1n, 0x7fff_ffff_ffff_ffffn, -1n, -(2n ** 63n), 1_764_633_600_123_456_789n, 0xffff_ffffn, 0x1_0000_0000n];
+  times.forEach((time, i) => t.same(tel.foreign.call({ adapter: 'a' }, 'wasm_mixer.access_log', put(time, `line ${i}`)), new Uint8Array([0])));
+  put(0n, 'overwritten by the next request');
+  t.same(keeping.lines(), times.map((_, i) => `line ${i}`), 'kept entries own their lines');
+  t.same(keeping.entries.map((e) => e.timeNs), times, 'the request start, signed 64 bits, from its two halves');
+  t.same(borrowing.lines(), times.map((_, i) => `line ${i}`), 'a sink that borrows copied each line during write()');
+  t.ok(borrowed.every((l) => l.buffer === memory.buffer), 'and was handed views of the arguments, not copies');
+  t.ok(keeping.entries.every((e) => e.line.buffer !== memory.buffer));
+});
+
+t.test('the built-in line sinks take borrowed entries; the OTLP sink gets a copy', async (t) => {
+  const { StreamSink } = await import('../../host/src/log/line-sinks.js');
+  const { OtlpLogSink } = await import('../../host/src/telemetry/otlp-logs.js');
+  const { PassThrough } = await import('node:stream');
+  t.equal(new StreamSink('s', new PassThrough(), { written() {}, dropped() {}, error() {} }).borrows, true, 'copies each line into its buffer (as the file sink, the same class)');
+  t.notOk((OtlpLogSink.prototype as { borrows?: boolean }).borrows, 'keeps entries in its queue: the router copies');
+});

@@ -3,7 +3,7 @@
 // what proxy_get_property's getProperty gives, in a request and outside one.
 import t from 'tap';
 import { PropertyPlan } from '../../host/src/telemetry/property-plan.js';
-import { PROPERTIES, getProperty, propertyBytes, type PluginFacts } from '../../host/src/plugin/properties.js';
+import { PROPERTIES, getProperty, propertyBytes, type PluginFacts, type PropertyValue } from '../../host/src/plugin/properties.js';
 import { HttpStream } from '../../host/src/stream/http-stream.js';
 
 const facts: PluginFacts = { name: 'logging', rootId: 'root', vmId: 'vm', workerQuotaCluster: 'wq' };
@@ -74,4 +74,33 @@ t.test('a plan is reused: each read answers for its own request', async (t) => {
     t.equal(v0!.toString(), id);
     t.same(v1 === null ? null : Number(v1.readBigInt64LE(0)), code);
   }
+});
+
+t.test('values are encoded as they are read, into a buffer reused across reads of any size', async (t) => {
+  // every length around the loop/native switch (64 UTF-16 units), ASCII and not, and
+  // answers that grow the buffer past its first size and past what it keeps (64 KiB)
+  const strings: string[] = ['', 'a', 'é', '😀', 'a😀b', '\ud800 lone', 'x\udc00'];
+  for (const n of [63, 64, 65, 200]) strings.push('a'.repeat(n), `${'a'.repeat(n - 1)}é`, `é${'a'.repeat(n - 1)}`, '😀'.repeat(n >> 1));
+  strings.push('b'.repeat(5000), 'c'.repeat(70_000), 'ü'.repeat(40_000));
+  const values: Array<PropertyValue | null> = [...strings, null, Buffer.from([0, 1, 2]), new Uint8Array(0), 0, 7, 2 ** 40, -1, 1.5, 2n ** 63n, -(2n ** 63n), true, false];
+  const paths = values.map((_, i) => `p${i}`);
+  const plan = new PropertyPlan(paths);
+  const answer = (pick: (i: number) => boolean) => {
+    const got = decode(t, (() => {
+      const p = plan.readEach((path) => {
+        const i = Number(path.slice(1));
+        return pick(i) ? values[i]! : null;
+      });
+      const out = new Uint8Array(p.size);
+      p.write(out);
+      return out;
+    })());
+    values.forEach((v, i) => {
+      const want = !pick(i) || v === null ? null : Buffer.from(propertyBytes(v));
+      if (!Buffer.from(got[i] ?? []).equals(want ?? Buffer.alloc(0)) || (got[i] === null) !== (want === null)) t.fail(`value ${i} (${typeof v}) differs`);
+    });
+  };
+  const big = (i: number) => typeof values[i] === 'string' && (values[i] as string).length > 4000;
+  for (const pick of [(i: number) => !big(i), () => true, (i: number) => i % 2 === 0, (i: number) => !big(i), () => false, () => true]) answer(pick);
+  t.pass('every answer decoded to exactly the bytes propertyBytes gives');
 });

@@ -7,6 +7,7 @@ import { ByteBuffer, LogLevel, MapType, PropertySet, AttrSource, AttrType, attrS
 import { Op, Redact, Segment } from "./format";
 import { pathUnchanged, redactQuery } from "./redact";
 import { writeIsoTime } from "./time";
+import { putJson, putRaw } from "./copy";
 
 /** "1.2.3.4:80" -> "1.2.3.4" (the end of the host part), -1 for "[v6]:port" (handled by the caller). */
 function hostEnd(p: usize, n: i32): i32 {
@@ -103,8 +104,8 @@ export class Entry {
     let n = ps.len(i);
     if (n <= 0) return false;
     if (maxLen > 0) return this.putStr(w, ps.str(i), json, maxLen);
-    if (json) w.jsonRaw(ps.ptr(i), n);
-    else w.raw(ps.ptr(i), n);
+    if (json) putJson(w, ps.ptr(i), n);
+    else putRaw(w, ps.ptr(i), n);
     return true;
   }
 
@@ -129,10 +130,10 @@ export class Entry {
     if (end < 0) {
       let close = 1;
       while (close < n && load<u8>(p + <usize>close) != 0x5d) close++;
-      w.raw(p + 1, close - 1);
+      putRaw(w, p + 1, close - 1);
       return true;
     }
-    w.raw(p, end);
+    putRaw(w, p, end);
     return true;
   }
 

@@ -12,7 +12,8 @@ import {
   quoteJSON, register,
 } from "wasm-mixer/sdk";
 import { Entry } from "./entry";
-import { Format, Kind, Op, Segment, formatError, parseFormat } from "./format";
+import { putJson, putRaw } from "./copy";
+import { Format, Kind, Op, Redact, Segment, formatError, parseFormat } from "./format";
 export * from "wasm-mixer/sdk/exports";
 
 const ACCESS_LOG_FUNCTION = "wasm_mixer.access_log";
@@ -53,9 +54,22 @@ const DEFAULT_FIELDS: string[] = [
 const DEFAULT_REDACT_HEADERS = ["authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"];
 const DEFAULT_REDACT_QUERY = ["api_key", "apikey", "access_token", "id_token", "token", "password", "secret"];
 
+/** How formatJSON writes a field whose value is one attribute of the property set, as it is. */
+enum Direct {
+  /** Through Entry.write. */
+  No = 0,
+  /** The value's bytes, JSON-escaped; missing or empty: null. */
+  Str = 1,
+  /** An int64, always present (0 when missing), as Entry.write writes RESPONSE_CODE and the byte counts. */
+  Int = 2,
+}
+
 class Field {
   /** `,"key":` (and `"` when the value is a JSON string) as UTF-8: the comma is skipped for the first field written. */
   prefix: ArrayBuffer;
+  /** See Direct; `idx` is the attribute's place in the property set. */
+  direct: Direct = Direct.No;
+  idx: i32 = -1;
   /** The one operator of a single-operator format (typed: a number or null), else null. */
   single: Segment | null;
   /** The value is a JSON string (so the prefix ends with its opening quote). */
@@ -205,8 +219,14 @@ class Logging extends Adapter {
     }
     if (this.text !== null) for (let i = 0; i < this.text!.segments.length; i++) planSegment(e, this.text!.segments[i]);
     for (let i = 0; i < this.fields.length; i++) {
-      let segs = this.fields[i].format.segments;
+      let f = this.fields[i];
+      let segs = f.format.segments;
       for (let k = 0; k < segs.length; k++) planSegment(e, segs[k]);
+      let single = f.single;
+      if (single !== null) {
+        f.direct = directOf(single);
+        f.idx = single.idx;
+      }
     }
     ps.register();
   }
@@ -279,12 +299,22 @@ class Logging extends Adapter {
       let f = unchecked(fields[i]);
       let mark = w.len;
       let pre = f.prefix;
-      if (first) w.raw(changetype<usize>(pre) + 1, pre.byteLength - 1);
-      else w.bytes(pre);
+      if (first) putRaw(w, changetype<usize>(pre) + 1, pre.byteLength - 1);
+      else putRaw(w, changetype<usize>(pre), pre.byteLength);
       let valueAt = f.quoted ? w.len - 1 : w.len;
       let single = f.single;
       let present = true;
-      if (single !== null) {
+      let direct = f.direct;
+      if (direct == Direct.Str) {
+        let ps = e.props;
+        let n = ps.len(f.idx);
+        if (n > 0) {
+          putJson(w, ps.ptr(f.idx), n);
+          w.byte(0x22);
+        } else present = false;
+      } else if (direct == Direct.Int) {
+        w.int(e.props.int(f.idx, 0));
+      } else if (single !== null) {
         present = e.write(single, w, true);
         if (present && f.quoted) w.byte(0x22);
       } else {
@@ -314,6 +344,41 @@ class Logging extends Adapter {
       log.warn("wasm_mixer.access_log is not available in this host (status " + status.toString() + "); access-log entries go to the proxy log");
     }
     log.write(LogLevel.Info, String.UTF8.decodeUnsafe(w.ptr + <usize>start, <usize>(w.len - start)));
+  }
+}
+
+/**
+ * Whether formatJSON may write the segment's value itself, as Entry.write would in JSON:
+ * one attribute, written as it is (no redaction, truncation, '?' alternative or conversion).
+ */
+function directOf(seg: Segment): Direct {
+  if (seg.idx < 0 || seg.maxLen > 0) return Direct.No;
+  switch (seg.op) {
+    case Op.Req:
+    case Op.Resp:
+      return seg.redact == Redact.None && seg.altIdx < 0 ? Direct.Str : Direct.No;
+    case Op.ResponseCodeDetails:
+    case Op.ResponseFlags:
+    case Op.Protocol:
+    case Op.UpstreamHost:
+    case Op.DownstreamRemoteAddress:
+    case Op.DownstreamLocalAddress:
+    case Op.RouteName:
+      return Direct.Str;
+    case Op.ResponseCode:
+    case Op.BytesReceived:
+    case Op.BytesSent:
+    case Op.ConnectionId:
+      return Direct.Int;
+    case Op.Cel:
+    case Op.FilterState: {
+      let a = seg.attr!;
+      if (a.source == AttrSource.RequestHeader || a.source == AttrSource.ResponseHeader) return seg.redact == Redact.None ? Direct.Str : Direct.No;
+      if (a.source == AttrSource.Property && a.type == AttrType.String && a.name != "request.path" && a.name != "request.query") return Direct.Str;
+      return Direct.No;
+    }
+    default:
+      return Direct.No;
   }
 }
 

@@ -34,6 +34,41 @@ export function writeIsoTime(w: ByteBuffer, ns: i64): void {
     days--;
   }
   let ymd = civil(days);
+  let y = ymd / 10000;
+  if (y < 0 || y > 9999) {
+    writeIsoTimeSlow(w, ymd, sod, msPart);
+    return;
+  }
+  // the usual year: all 24 bytes stored at once, without a call per part
+  w.reserve(24);
+  let p = w.ptr + <usize>w.len;
+  digits(p, y, 4);
+  store<u8>(p + 4, 0x2d);
+  digits(p + 5, (ymd / 100) % 100, 2);
+  store<u8>(p + 7, 0x2d);
+  digits(p + 8, ymd % 100, 2);
+  store<u8>(p + 10, 0x54);
+  digits(p + 11, sod / 3600, 2);
+  store<u8>(p + 13, 0x3a);
+  digits(p + 14, (sod / 60) % 60, 2);
+  store<u8>(p + 16, 0x3a);
+  digits(p + 17, sod % 60, 2);
+  store<u8>(p + 19, 0x2e);
+  digits(p + 20, msPart, 3);
+  store<u8>(p + 23, 0x5a);
+  w.len += 24;
+}
+
+/** `width` decimal digits of 0 <= v < 10^width, zero-padded, at p. */
+// @ts-ignore: decorator
+@inline function digits(p: usize, v: i64, width: i32): void {
+  for (let i = width - 1; i >= 0; i--) {
+    store<u8>(p + <usize>i, <u8>(0x30 + <i32>(v % 10)));
+    v /= 10;
+  }
+}
+
+function writeIsoTimeSlow(w: ByteBuffer, ymd: i64, sod: i64, msPart: i64): void {
   w.padded(ymd / 10000, 4);
   w.byte(0x2d);
   w.padded((ymd / 100) % 100, 2);

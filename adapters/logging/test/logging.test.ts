@@ -338,3 +338,47 @@ t.test('the same entries without batched attribute reads (a host without wasm_mi
   t.type(single!.port, 'number');
   t.equal(single!.path, '/same?api_key=[REDACTED]');
 });
+
+// Values are copied eight bytes at a time, and a value with a byte JSON escapes (", \, a
+// control character) goes through the escaper: lines must be exactly what JSON.stringify
+// writes, at every length and escape position, whether the entry reaches the host through
+// wasm_mixer.access_log or, as in Envoy, through proxy_log with one proxy_get_property per
+// attribute.
+const copyCases: string[] = [];
+for (let n = 1; n <= 70; n++) copyCases.push('abcdefghijklmnopqrstuvwxyz0123456789'.repeat(2).slice(0, n));
+for (const at of [0, 1, 7, 8, 9, 15, 16, 17, 23, 24, 30]) {
+  for (const c of ['"', '\\', '\t']) if (at > 0 || c !== '\t') copyCases.push(`${'x'.repeat(at)}${c}${'y'.repeat(31 - at)}`); // HTTP trims a leading tab
+}
+copyCases.push('a\tb"c\\d', '"', '\\\\', `${'z'.repeat(80)}"`);
+// Latin-1 header bytes: get_property_set hands them over as the UTF-8 of the header string,
+// proxy_get_property as the bytes themselves (abi/guest-io.ts copyOutString), so the two
+// paths differ here, as they did before this test: checked through access_log only.
+const latin1Case = 'caf\u00e9 na\u00efve';
+
+async function copyLines(t: Test, pluginConfig: unknown, cases: string[], standard: boolean): Promise<string[]> {
+  const { proxy, sink, logs } = await run(t, pluginConfig);
+  if (standard) proxy.host.telemetry.foreign.setGrant((_adapter, name) => name !== 'wasm_mixer.access_log' && name !== 'wasm_mixer.get_property_set');
+  for (const [i, v] of cases.entries()) await request(proxy.port, '/c', { headers: { 'x-v': v, 'x-request-id': `copy-${i}`, 'x-api-key': 'k' } });
+  if (!standard) {
+    await sink.waitFor(cases.length);
+    return sink.lines();
+  }
+  await new Promise((r) => setTimeout(r, 50));
+  t.equal(sink.entries.length, 0, 'nothing through access_log');
+  return logs.filter((r) => r.source === 'access' && r.level === 'info' && r.message.includes('copy-')).map((r) => r.message);
+}
+
+for (const standard of [false, true]) {
+  const how = standard ? 'through proxy_log and proxy_get_property (the standard ABI)' : 'through wasm_mixer.access_log';
+  t.test(`values are copied and JSON-escaped exactly at every length and escape position, ${how}`, async (t) => {
+    const cases = standard ? copyCases : [...copyCases, latin1Case];
+    // v and id are written by formatJSON itself; the others through Entry.write (truncated, '?' alternative, redacted, a CEL header)
+    const json_format = { v: '%REQ(X-V)%', id: '%REQ(X-REQUEST-ID)%', t: '%REQ(X-V):5%', a: '%REQ(X-NOPE?X-V)%', k: '%REQ(X-API-KEY)%', c: '%CEL(request.headers["x-v"])%', n: '%BYTES_RECEIVED%' };
+    const lines = await copyLines(t, { json_format }, cases, standard);
+    t.same(lines, cases.map((v, i) => JSON.stringify({ v, id: `copy-${i}`, t: v.slice(0, 5), a: v, k: '[REDACTED]', c: v, n: 0 })));
+  });
+  t.test(`text lines copy values as they are, ${how}`, async (t) => {
+    const lines = await copyLines(t, { format: 'text', text_format: '%REQ(X-V)%|%REQ(X-REQUEST-ID)%|%DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT%' }, copyCases, standard);
+    t.same(lines, copyCases.map((v, i) => `${v}|copy-${i}|127.0.0.1`));
+  });
+}

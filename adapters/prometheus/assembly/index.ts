@@ -64,6 +64,9 @@ class MetricDef {
   series: BytesMap<Metric> = new BytesMap<Metric>(64);
   overflow: Metric | null = null;
   overflowCount: Counter | null = null;
+  /** The series lookup() found for the label set's generation `lastGen` (never the overflow series, which counts each request). */
+  last: Metric | null = null;
+  lastGen: i32 = -1;
 
   constructor(kind: Kind) {
     this.kind = kind;
@@ -75,6 +78,17 @@ class MetricDef {
 
   /** The series for this request's label values (the overflow series once the cap is reached). */
   lookup(ls: LabelSet, cap: i32): Metric {
+    let last = this.last;
+    if (last !== null && this.lastGen == ls.generation) return last;
+    let m = this.find(ls, cap);
+    if (m !== this.overflow) {
+      this.last = m;
+      this.lastGen = ls.generation;
+    }
+    return m;
+  }
+
+  private find(ls: LabelSet, cap: i32): Metric {
     let k = ls.key;
     let i = this.series.find(k.ptr, k.len, ls.hash);
     if (i >= 0) return this.series.valueAt(i);

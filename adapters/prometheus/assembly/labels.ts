@@ -48,6 +48,31 @@ export class Plan {
   path: i32 = 0;
 }
 
+// The few values written on every request, encoded once: ByteBuffer.str measures and
+// encodes a string on each call, and ByteBuffer.raw calls out of wasm for memory.copy.
+const UNKNOWN = String.UTF8.encode("unknown");
+const DASH = String.UTF8.encode("-");
+const HTTP = String.UTF8.encode("http");
+const GRPC = String.UTF8.encode("grpc");
+const MUTUAL_TLS = String.UTF8.encode("mutual_tls");
+const NONE = String.UTF8.encode("none");
+
+/** Bytes src..src+n into `out`, eight at a time (label values are short). */
+function put(out: ByteBuffer, src: usize, n: i32): void {
+  if (n <= 0) return;
+  out.reserve(n);
+  let dst = out.ptr + <usize>out.len;
+  let i = 0;
+  for (; i + 8 <= n; i += 8) store<u64>(dst + <usize>i, load<u64>(src + <usize>i));
+  for (; i < n; i++) store<u8>(dst + <usize>i, load<u8>(src + <usize>i));
+  out.len += n;
+}
+
+// @ts-ignore: decorator
+@inline function putBytes(out: ByteBuffer, b: ArrayBuffer): void {
+  put(out, changetype<usize>(b), b.byteLength);
+}
+
 /** Writes one request's label values (from the PropertySet) as bytes. */
 export class Values {
   constructor(public ps: PropertySet, public plan: Plan) {}
@@ -60,10 +85,10 @@ export class Values {
   }
 
   /** Value i of the set, or `dflt` when missing or empty. */
-  private orElse(out: ByteBuffer, i: i32, dflt: string): void {
+  private orElse(out: ByteBuffer, i: i32, dflt: ArrayBuffer): void {
     let n = this.ps.len(i);
-    if (n > 0) out.raw(this.ps.ptr(i), n);
-    else out.str(dflt);
+    if (n > 0) put(out, this.ps.ptr(i), n);
+    else putBytes(out, dflt);
   }
 
   private orUnknown(out: ByteBuffer, v: string | null): void {
@@ -94,7 +119,7 @@ export class Values {
         } else if (t == AttrType.Timestamp) {
           this.orUnknown(out, attrString(d.attr!));
         } else {
-          this.orElse(out, i, "unknown");
+          this.orElse(out, i, UNKNOWN);
         }
         return;
       }
@@ -102,15 +127,15 @@ export class Values {
         out.int(ps.int(plan.code, 0));
         return;
       case Src.ResponseFlags:
-        this.orElse(out, plan.flags, "-");
+        this.orElse(out, plan.flags, DASH);
         return;
       case Src.RequestProtocol:
-        out.str(this.isGrpc() ? "grpc" : "http");
+        putBytes(out, this.isGrpc() ? GRPC : HTTP);
         return;
       case Src.GrpcStatus: {
         if (!this.isGrpc()) return;
         let n = ps.len(plan.grpcStatus);
-        if (n >= 0) out.raw(ps.ptr(plan.grpcStatus), n);
+        if (n >= 0) put(out, ps.ptr(plan.grpcStatus), n);
         else {
           let s = attrString(GRPC_STATUS_TRAILER);
           if (s !== null) out.str(s);
@@ -118,13 +143,13 @@ export class Values {
         return;
       }
       case Src.Principal:
-        this.orElse(out, plan.principal, "unknown");
+        this.orElse(out, plan.principal, UNKNOWN);
         return;
       case Src.Cluster:
-        this.orElse(out, plan.cluster, "unknown");
+        this.orElse(out, plan.cluster, UNKNOWN);
         return;
       case Src.SecurityPolicy:
-        out.str(ps.len(plan.mtls) >= 1 && load<u8>(ps.ptr(plan.mtls)) != 0 ? "mutual_tls" : "none");
+        putBytes(out, ps.len(plan.mtls) >= 1 && load<u8>(ps.ptr(plan.mtls)) != 0 ? MUTUAL_TLS : NONE);
         return;
       default:
         out.str("unknown");
@@ -139,6 +164,14 @@ export class LabelSet {
   /** This request's dynamic values, back to back (value i at offs[i], lens[i]), and their hash. */
   key: ByteBuffer = new ByteBuffer(256);
   hash: u32 = 0;
+  /**
+   * Bumped when a request's key differs from the previous request's (the usual request
+   * repeats it): a metric's series for the same generation is the one it found last time,
+   * so the label set's metrics make one comparison per request instead of a lookup each.
+   */
+  generation: i32 = 0;
+  private prev: ByteBuffer = new ByteBuffer(256);
+  private prevHash: u32 = 0;
   private offs: StaticArray<i32> = new StaticArray<i32>(0);
   private lens: StaticArray<i32> = new StaticArray<i32>(0);
   private stamp: i32 = -1;
@@ -174,7 +207,15 @@ export class LabelSet {
       unchecked((this.offs[i] = at + 4));
       unchecked((this.lens[i] = len));
     }
-    this.hash = hashBytes(k.ptr, k.len);
+    let h = hashBytes(k.ptr, k.len);
+    this.hash = h;
+    let prev = this.prev;
+    if (h != this.prevHash || k.len != prev.len || !sameBytes(k.ptr, prev.ptr, k.len)) {
+      this.generation++;
+      this.prevHash = h;
+      prev.reset();
+      prev.raw(k.ptr, k.len);
+    }
   }
 
   /** The values of the last compute() as strings (for a new series' name). */
@@ -202,4 +243,12 @@ export class LabelSet {
     parts.push("}");
     return parts.join("");
   }
+}
+
+/** Whether n bytes at a and b are equal (eight at a time: a key is ~100 bytes). */
+function sameBytes(a: usize, b: usize, n: i32): bool {
+  let i = 0;
+  for (; i + 8 <= n; i += 8) if (load<u64>(a + <usize>i) != load<u64>(b + <usize>i)) return false;
+  for (; i < n; i++) if (load<u8>(a + <usize>i) != load<u8>(b + <usize>i)) return false;
+  return true;
 }

@@ -253,3 +253,40 @@ t.test('config.example.json is a valid configuration', async (t) => {
   t.same(les(m.histogramValue('istio_request_duration_milliseconds', labels)!.buckets), [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]);
   t.notOk(m.familyNames().includes('istio_request_bytes'));
 });
+
+// A metric reuses the series it found while a request's label values repeat the previous
+// request's: runs of the same values, alternations, values that differ only in their last
+// byte or in length, and repeated overflow requests must each land where a fresh lookup puts
+// them — with batched attribute reads, and with one proxy_get_property per attribute (Envoy).
+for (const standard of [false, true]) {
+  t.test(`label values that repeat, alternate and overflow land in their series${standard ? ' (standard ABI reads)' : ''}`, async (t) => {
+    // tenant on every metric; "only" on the request counter alone (a second label set)
+    const proxy = await run(t, {
+      max_series_per_metric: 4,
+      overrides: [
+        { tagOverrides: { tenant: { value: "request.headers['x-tenant']" } } },
+        { match: { metric: 'REQUEST_COUNT' }, tagOverrides: { only: { value: "request.headers['x-only']" } } },
+      ],
+    });
+    if (standard) proxy.host.telemetry.foreign.setGrant((_adapter, name) => name !== 'wasm_mixer.get_property_set');
+    const seq: Array<[string, string, string]> = [
+      ['a', '1', '/bytes/1'], ['a', '1', '/bytes/1'], ['a', '2', '/bytes/2'], ['a', '1', '/bytes/1'], ['ab', '1', '/bytes/3'], ['a', '1', '/bytes/1'],
+      ['abcdefghijklmnop', '1', '/bytes/4'], ['abcdefghijklmnoq', '1', '/bytes/5'], ['abcdefghijklmnoq', '1', '/bytes/5'],
+      ['over', '1', '/bytes/6'], ['over', '1', '/bytes/6'], ['over', '1', '/bytes/6'], ['a', '1', '/bytes/1'], ['over2', '2', '/bytes/7'],
+    ];
+    for (const [tenant, only, path] of seq) t.equal((await request(proxy.port, path, { headers: { 'x-tenant': tenant, 'x-only': only } })).status, 200);
+    await settle();
+    const m = proxy.host.metrics;
+    const count = (tenant: string, only: string) => m.value('istio_requests_total', istio({ tenant, only }));
+    t.equal(count('a', '1'), 5, 'runs and returns of the same values');
+    t.equal(count('a', '2'), 1);
+    t.equal(count('ab', '1'), 1, 'a longer value');
+    t.equal(count('abcdefghijklmnop', '1'), 1);
+    t.equal(count('abcdefghijklmnoq', '1'), undefined, 'past the cap of 4 series');
+    const sizes = (tenant: string) => m.histogramValue('istio_response_bytes', istio({ tenant }));
+    t.match(sizes('a'), { count: 6, sum: 7 }, 'the other label set: "a" with either "only"');
+    t.same([sizes('ab')?.sum, sizes('abcdefghijklmnop')?.sum, sizes('abcdefghijklmnoq')?.sum], [3, 4, 10], 'the size metrics hold their own four series');
+    t.equal(m.value('wasm_mixer_prometheus_overflow_total', { metric: 'istio_requests_total' }), 6, 'every request past the cap is counted, repeated values included');
+    t.equal(m.value('wasm_mixer_prometheus_overflow_total', { metric: 'istio_response_bytes' }), 4);
+  });
+}

@@ -102,7 +102,9 @@ export function calloutFunctions(vm: AbiContext, { mem, copyOut, copyOutSized }:
     },
     proxy_call_foreign_function(namePtr: number, nameSize: number, argsPtr: number, argsSize: number, retPtr: number, retSize: number): number {
       const name = mem().string(namePtr, nameSize);
-      const args = mem().copyShortLived(argsPtr, argsSize); // foreign functions keep their arguments briefly at most (an access-log line until its write)
+      // A view, not a copy: foreign functions consume their arguments before returning
+      // (ForeignFunction's contract), and nothing calls into the guest until they have.
+      const args = mem().view(argsPtr, argsSize);
       if (name === null || args === null) return Status.InvalidMemoryAccess;
       const result = vm.callForeign(name, args);
       if (typeof result === 'number') return result;

@@ -33,6 +33,14 @@ export interface AccessLogEntry {
   readonly line: Uint8Array;
 }
 
+/**
+ * A copy of an entry that owns its line: what a sink that keeps entries gets, since an
+ * entry handed to the router may borrow guest memory (telemetry/foreign.ts).
+ */
+export function retainEntry(e: AccessLogEntry): AccessLogEntry {
+  return { adapter: e.adapter, logName: e.logName, level: e.level, format: e.format, timeNs: e.timeNs, line: e.line.slice() };
+}
+
 export type DropReason = 'buffer_full' | 'write_error' | 'export_failed' | 'closed';
 
 /** Counters a sink reports into. */
@@ -53,6 +61,12 @@ export function refused(stats: SinkStats, closed: boolean, full: boolean): boole
 
 export interface AccessLogSink {
   readonly name: string;
+  /**
+   * True when write() copies what it keeps of the entry before returning: the router then
+   * hands it the entry as it came, whose line may borrow guest memory. Other sinks get a
+   * copy (retainEntry), so a sink that keeps entries needs nothing special.
+   */
+  readonly borrows?: boolean;
   /** Buffers the entry; false when it was dropped (and counted). Never blocks. */
   write(entry: AccessLogEntry): boolean;
   /** Resolves when everything buffered so far has been handed to the destination. */
@@ -129,13 +143,14 @@ export class AccessLogRouter {
     return this.routes.map((r) => r.sink);
   }
 
-  /** Hands the entry to every matching sink; true when at least one accepted it. */
+  /** Hands the entry (which may be borrowed: see AccessLogSink.borrows) to every matching sink; true when at least one accepted it. */
   write(e: AccessLogEntry): boolean {
     let any = false;
+    let kept: AccessLogEntry | null = null;
     for (let i = 0; i < this.routes.length; i++) {
       const r = this.routes[i]!;
       if (r.logNames !== null && !r.logNames.has(e.logName)) continue;
-      if (r.sink.write(e)) any = true;
+      if (r.sink.write(r.sink.borrows === true ? e : (kept ??= retainEntry(e)))) any = true;
     }
     return any;
   }

@@ -144,6 +144,8 @@ class LineBuffer {
  * writes the buffer out its own way.
  */
 abstract class BufferedSink<S extends SinkStats = SinkStats> implements AccessLogSink {
+  /** write() copies the line into the buffer: the entry may be borrowed. */
+  readonly borrows = true;
   protected readonly buf: LineBuffer;
   protected closed = false;
   /** Resolvers of flush() calls waiting for the buffer to empty. */

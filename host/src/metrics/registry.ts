@@ -63,6 +63,8 @@ interface Family {
   unit: string;
   /** Who defined it: 'host', 'worker' or an adapter's name; the host claims a family an adapter defined first. */
   owner: string;
+  /** HOST_OWNERS.has(owner), kept with it: adapterMayUse asks on every metric call. */
+  hostOwned: boolean;
   bounds: number[] | null;
   /** Multiplies values recorded through the ABI (histograms only). */
   scale: number;
@@ -189,7 +191,7 @@ export class MetricsRegistry {
     const existing = this.byFullName.get(key);
     if (existing !== undefined) {
       const family = this.byId[existing - 1]!.family;
-      if (HOST_OWNERS.has(owner) && !HOST_OWNERS.has(family.owner)) family.owner = owner; // claimed, as below
+      if (HOST_OWNERS.has(owner) && !HOST_OWNERS.has(family.owner)) claim(family, owner); // as below
       return mayUse(family.owner, owner) ? existing : null;
     }
     const parsed = parseMetricName(fullName);
@@ -199,7 +201,7 @@ export class MetricsRegistry {
     if (family === null || !mayUse(family.owner, owner)) return null;
     // A host family the host creates lazily (on the first crash, say) may already have been
     // defined by an adapter under the same name: the host claims it, and the adapter loses it.
-    if (HOST_OWNERS.has(owner) && !HOST_OWNERS.has(family.owner)) family.owner = owner;
+    if (HOST_OWNERS.has(owner) && !HOST_OWNERS.has(family.owner)) claim(family, owner);
     const canon = canonicalKey(parsed.pairs);
     let series = family.series.get(canon);
     if (series === undefined) {
@@ -224,6 +226,7 @@ export class MetricsRegistry {
       help: opts.help ?? help ?? `Metric defined by ${owner}.`,
       unit: opts.unit ?? '',
       owner,
+      hostOwned: HOST_OWNERS.has(owner),
       bounds: type === MetricType.Histogram ? (this.overrides[name] ?? opts.buckets ?? this.resolver(name)).slice() : null,
       scale: opts.scale ?? 1,
       maxSeries: opts.maxSeries ?? this.maxSeriesPerMetric,
@@ -278,7 +281,7 @@ export class MetricsRegistry {
   /** Whether an adapter may write or read series `id` (false for the host's own families and unknown ids). */
   adapterMayUse(id: number): boolean {
     const s = this.byId[id - 1];
-    return s !== undefined && !HOST_OWNERS.has(s.family.owner);
+    return s !== undefined && !s.family.hostOwned;
   }
 
   increment(id: number, delta: number): Status {
@@ -612,6 +615,12 @@ function formatFloatOM(n: number): string {
 
 /** The host's own families (and those merged from workers) are out of adapters' reach; adapters share theirs by name, as Envoy's stats do. */
 const HOST_OWNERS = new Set(['host', 'worker']);
+/** The host takes over a family an adapter defined first. */
+function claim(family: Family, owner: string): void {
+  family.owner = owner;
+  family.hostOwned = true;
+}
+
 function mayUse(familyOwner: string, owner: string): boolean {
   return HOST_OWNERS.has(owner) || !HOST_OWNERS.has(familyOwner);
 }

@@ -63,6 +63,11 @@ export interface ForeignCaller {
   readonly facts?: PluginFacts;
 }
 
+/**
+ * `args` is borrowed: a view of the caller's guest memory, valid only until the function
+ * returns (the guest reuses it, and a later guest allocation may detach it). A function
+ * copies whatever it keeps, and a ForeignWriter it returns must not read `args`.
+ */
 export type ForeignFunction = (args: Uint8Array, caller: ForeignCaller) => ForeignResult;
 
 /** Decides whether `adapter` may call foreign function `name`. */

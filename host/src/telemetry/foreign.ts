@@ -67,13 +67,15 @@ function logName(args: Uint8Array, at: number, len: number): string {
 }
 
 /**
- * An entry read from its envelope (the host's copy of the arguments): the request start,
- * which only an OTLP sink reads, is decoded when asked for, so a line for a file or a stream
- * costs no BigInt or DataView.
+ * An entry read from its envelope, borrowed: `line` is a view of the arguments, which are
+ * guest memory valid only during the call (AccessLogRouter copies it for sinks that keep
+ * entries). The request start, which only an OTLP sink reads, is kept as two u32 halves and
+ * made a BigInt when asked for, so a line for a file or a stream costs no BigInt.
  */
 class EnvelopeEntry implements AccessLogEntry {
   constructor(
-    private readonly args: Uint8Array,
+    private readonly timeLo: number,
+    private readonly timeHi: number,
     readonly adapter: string,
     readonly logName: string,
     readonly level: LogLevel,
@@ -82,11 +84,11 @@ class EnvelopeEntry implements AccessLogEntry {
   ) {}
 
   get timeNs(): bigint {
-    return new DataView(this.args.buffer, this.args.byteOffset + 4, 8).getBigInt64(0, true);
+    return (BigInt(this.timeHi | 0) << 32n) | BigInt(this.timeLo);
   }
 }
 
-/** Decodes an access-log envelope, or null when malformed. */
+/** Decodes an access-log envelope, or null when malformed. The entry borrows `args` (see EnvelopeEntry). */
 export function decodeAccessLogEnvelope(args: Uint8Array, adapter: string): AccessLogEntry | null {
   if (args.length < HEADER || args[0] !== 1) return null;
   const level = args[1]!;
@@ -95,9 +97,9 @@ export function decodeAccessLogEnvelope(args: Uint8Array, adapter: string): Acce
   const nameLen = args[12]! | (args[13]! << 8);
   if (HEADER + nameLen > args.length) return null;
   const name = nameLen === 0 ? 'access' : logName(args, HEADER, nameLen);
-  // A plain view: args is a Buffer, whose subarray() costs several times more.
+  // A plain view: args may be a Buffer, whose subarray() costs several times more.
   const line = new Uint8Array(args.buffer, args.byteOffset + HEADER + nameLen, args.length - HEADER - nameLen);
-  return new EnvelopeEntry(args, adapter, name, level, format === 1 ? 'json' : 'text', line);
+  return new EnvelopeEntry(readU32(args, 4), readU32(args, 8), adapter, name, level, format === 1 ? 'json' : 'text', line);
 }
 
 export function accessLogFunction(write: (e: AccessLogEntry) => boolean): ForeignFunction {

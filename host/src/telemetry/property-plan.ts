@@ -1,15 +1,16 @@
 // One registered property list (wasm_mixer.property_set) compiled for get_property_set:
 // each path is resolved once, at registration, to how it is read (a getter of the property
 // table, one request or response header, or filter state), so a request's read is a loop
-// over resolved readers, without a lookup by path. The values and their encoded lengths go
-// into arrays the plan keeps, and the plan itself is the writer that puts them straight
-// into the guest's allocation: a get_property_set call allocates nothing of its own.
+// over resolved readers, without a lookup by path. Each value is encoded as it is read, in
+// one pass, into a buffer the plan keeps (so the answer's size is known without a pass that
+// only measures), and the plan itself is the writer that copies the answer into the guest's
+// allocation: a get_property_set call allocates nothing of its own.
 //
 // Resolution must give exactly what plugin/properties.ts getProperty gives for the same path
 // (test/telemetry/property-plan.test.ts compares the two over the whole table).
 
 import type { ForeignWriter } from '../plugin/foreign-functions.js';
-import { PROPERTIES, fixedPropertySize, writeFixedProperty, type PluginFacts, type PropertyValue } from '../plugin/properties.js';
+import { PROPERTIES, type PluginFacts, type PropertyValue } from '../plugin/properties.js';
 import type { HttpStream } from '../stream/http-stream.js';
 
 type Getter = (s: HttpStream | null, p: PluginFacts) => PropertyValue | null;
@@ -33,8 +34,13 @@ const enum How {
 }
 
 const encoder = new TextEncoder();
-/** Buffer's latin1 copy works on any Uint8Array (guest memory views are not Buffers). */
+/** Buffer's latin1 copy works on any Uint8Array. */
 const latin1Write = Buffer.prototype.latin1Write as (this: Uint8Array, s: string, offset: number, length: number) => number;
+/** Longer strings are measured and copied natively (one call beats the loop past this). */
+const LOOP_MAX = 64;
+const TWO32 = 2 ** 32;
+/** The answer buffer is kept between requests up to this size (a huge header value should not pin its copy). */
+const KEEP_BYTES = 64 * 1024;
 
 export class PropertyPlan implements ForeignWriter {
   private readonly how: How[] = [];
@@ -43,9 +49,14 @@ export class PropertyPlan implements ForeignWriter {
   private readonly keys: string[] = [];
   /** The dotted filter-state key, when it differs from the path. */
   private readonly dotted: Array<string | undefined> = [];
-  private readonly values: Array<PropertyValue | null>;
-  /** Encoded length of each value of the last read, -1 when unknown. */
-  private readonly lens: Int32Array;
+  /**
+   * The last read's answer, encoded as it is read (one pass per value: no length pass,
+   * then a copy pass), then handed over in one copy by write(). Reused between reads.
+   */
+  private buf = new Uint8Array(1024);
+  private dv = new DataView(this.buf.buffer);
+  private answer = this.buf.subarray(0, 0);
+  private at = 0;
   size = 0;
 
   constructor(readonly paths: readonly string[]) {
@@ -67,40 +78,22 @@ export class PropertyPlan implements ForeignWriter {
       const dotted = path.includes('\0') ? path.replace(/\0/g, '.') : path;
       this.dotted.push(dotted === path ? undefined : dotted);
     }
-    this.values = new Array<PropertyValue | null>(paths.length).fill(null);
-    this.lens = new Int32Array(paths.length);
   }
 
-  /** Reads every value for request `s` (null outside a request) and sizes the answer; then write() it. */
+  /** Reads every value for request `s` (null outside a request) and encodes the answer; then write() it. */
   read(s: HttpStream | null, facts: PluginFacts): this {
     const n = this.how.length;
-    let size = 4 + 4 * n;
-    for (let i = 0; i < n; i++) {
-      const len = this.keep(i, this.value(i, s, facts));
-      if (len > 0) size += len;
-    }
-    this.size = size;
-    return this;
-  }
-
-  /** Holds value i and its encoded length (-1: absent) for write(); returns the length. */
-  private keep(i: number, v: PropertyValue | null): number {
-    this.values[i] = v;
-    const len = v === null ? -1 : typeof v === 'string' ? utf8Length(v) : v instanceof Uint8Array ? v.length : fixedPropertySize(v);
-    this.lens[i] = len;
-    return len;
+    this.begin(n);
+    for (let i = 0; i < n; i++) this.put(this.value(i, s, facts));
+    return this.end();
   }
 
   /** read() with a path-by-path reader: for callers that give no request (tests, other hosts). */
   readEach(property: (path: string) => PropertyValue | null): this {
     const n = this.paths.length;
-    let size = 4 + 4 * n;
-    for (let i = 0; i < n; i++) {
-      const len = this.keep(i, property(this.paths[i]!));
-      if (len > 0) size += len;
-    }
-    this.size = size;
-    return this;
+    this.begin(n);
+    for (let i = 0; i < n; i++) this.put(property(this.paths[i]!));
+    return this.end();
   }
 
   private value(i: number, s: HttpStream | null, facts: PluginFacts): PropertyValue | null {
@@ -121,40 +114,87 @@ export class PropertyPlan implements ForeignWriter {
     }
   }
 
-  /** The last read's answer: u32 count, then count × (i32 length, -1 when unknown; bytes). */
-  write(dst: Uint8Array): void {
-    const n = this.lens.length;
-    writeU32(dst, 0, n);
-    let off = 4;
-    for (let i = 0; i < n; i++) {
-      const len = this.lens[i]!;
-      writeU32(dst, off, len);
-      off += 4;
-      if (len <= 0) continue;
-      const v = this.values[i]!;
-      this.values[i] = null; // values must not outlive the request they were read for
-      if (typeof v === 'string') {
-        if (len !== v.length) encoder.encodeInto(v, dst.subarray(off, off + len));
-        else if (len > 24) latin1Write.call(dst, v, off, len); // ASCII: one native copy beats the loop past ~24 chars
-        else for (let j = 0; j < len; j++) dst[off + j] = v.charCodeAt(j);
-      } else if (v instanceof Uint8Array) dst.set(v, off);
-      else writeFixedProperty(v, dst, off);
-      off += len;
-    }
+  // The answer: u32 count, then count × (i32 length, -1 when unknown; bytes).
+  private begin(n: number): void {
+    this.at = 0;
+    if (this.buf.length > KEEP_BYTES) this.grow(0, 1024);
+    this.room(4 + 4 * n);
+    this.dv.setUint32(0, n, true);
+    this.at = 4;
   }
-}
 
-/** UTF-8 length of a string; equal to its length exactly when it is ASCII. */
-function utf8Length(s: string): number {
-  if (s.length > 16) return Buffer.byteLength(s, 'utf8'); // native, and faster than the loop past ~16 chars
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return Buffer.byteLength(s, 'utf8');
-  return s.length;
-}
+  /** Appends one value: its length, then its bytes (strings as UTF-8, int64 and booleans as plugin/properties.ts writeFixedProperty encodes them). */
+  private put(v: PropertyValue | null): void {
+    const at = this.at;
+    if (v === null) {
+      this.room(at + 4);
+      this.dv.setInt32(at, -1, true);
+      this.at = at + 4;
+      return;
+    }
+    const start = at + 4;
+    let len: number;
+    if (typeof v === 'string') {
+      const n = v.length;
+      if (n > LOOP_MAX) {
+        len = Buffer.byteLength(v, 'utf8');
+        this.room(start + len);
+        if (len === n) latin1Write.call(this.buf, v, start, len);
+        else encoder.encodeInto(v, this.buf.subarray(start, start + len));
+      } else {
+        this.room(start + 3 * n); // a UTF-16 unit is at most 3 UTF-8 bytes
+        const b = this.buf;
+        let j = 0;
+        for (; j < n; j++) {
+          const c = v.charCodeAt(j);
+          if (c >= 0x80) break;
+          b[start + j] = c;
+        }
+        len = j === n ? n : encoder.encodeInto(v, b.subarray(start, start + 3 * n)).written;
+      }
+    } else if (v instanceof Uint8Array) {
+      len = v.length;
+      this.room(start + len);
+      this.buf.set(v, start);
+    } else if (typeof v === 'boolean') {
+      len = 1;
+      this.room(start + 1);
+      this.buf[start] = v ? 1 : 0;
+    } else {
+      // int64 little-endian, as writeFixedProperty encodes it, through the plan's DataView
+      len = 8;
+      this.room(start + 8);
+      if (typeof v === 'number' && v >= 0 && v < Number.MAX_SAFE_INTEGER) {
+        const n = Math.trunc(v);
+        this.dv.setUint32(start, n >>> 0, true);
+        this.dv.setUint32(start + 4, Math.floor(n / TWO32) >>> 0, true);
+      } else this.dv.setBigInt64(start, typeof v === 'bigint' ? v : BigInt(Math.trunc(v)), true); // wraps modulo 2^64, as there
+    }
+    this.dv.setInt32(at, len, true);
+    this.at = start + len;
+  }
 
-/** u32 (or -1 as 0xffffffff) little-endian. */
-function writeU32(dst: Uint8Array, off: number, v: number): void {
-  dst[off] = v & 0xff;
-  dst[off + 1] = (v >>> 8) & 0xff;
-  dst[off + 2] = (v >>> 16) & 0xff;
-  dst[off + 3] = (v >>> 24) & 0xff;
+  private end(): this {
+    const size = this.at;
+    this.size = size;
+    if (this.answer.length !== size || this.answer.buffer !== this.buf.buffer) this.answer = this.buf.subarray(0, size);
+    return this;
+  }
+
+  /** Makes the buffer at least `need` bytes, keeping what is written. */
+  private room(need: number): void {
+    if (need > this.buf.length) this.grow(this.at, Math.max(need, this.buf.length * 2));
+  }
+
+  private grow(keep: number, size: number): void {
+    const b = new Uint8Array(size);
+    b.set(this.buf.subarray(0, keep));
+    this.buf = b;
+    this.dv = new DataView(b.buffer);
+  }
+
+  /** The last read's answer, copied into the guest's allocation (exactly `size` bytes). */
+  write(dst: Uint8Array): void {
+    dst.set(this.answer);
+  }
 }
