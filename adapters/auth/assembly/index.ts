@@ -111,15 +111,35 @@ class RouteRequirement {
   requires: i32 = REQ_ANY;
 }
 
+// Shared empty lists for the keys without restrictions (most): configure makes no arrays for them.
+const NO_PATHS: PathMatcher[] = [];
+const NO_STRINGS: string[] = [];
+// The settings of an API key and of the api_keys section, made once (not per key).
+const API_KEY_SETTINGS: string[] = ["name", "tenant", "sha256", "paths", "methods", "route_names"];
+
+// Fields start empty and are set by configure: an ApiKey allocates nothing of its own, so the
+// 100 keys of a typical configuration leave the GC far less to walk while configure runs.
 class ApiKey {
   name: string = "";
   tenant: string = "";
-  /** name and tenant as UTF-8, for the headers and properties an allowed request gets. */
-  nameBytes: Bytes = new Bytes("");
-  tenantBytes: Bytes = new Bytes("");
-  paths: PathMatcher[] = [];
-  methods: string[] = [];
-  routeNames: string[] = [];
+  private _nameBytes: Bytes | null = null;
+  private _tenantBytes: Bytes | null = null;
+  paths: PathMatcher[] = NO_PATHS;
+  methods: string[] = NO_STRINGS;
+  routeNames: string[] = NO_STRINGS;
+
+  /** name and tenant as UTF-8, for the headers and properties an allowed request gets (encoded on first use). */
+  get nameBytes(): Bytes {
+    let b = this._nameBytes;
+    if (b === null) this._nameBytes = b = new Bytes(this.name);
+    return b;
+  }
+
+  get tenantBytes(): Bytes {
+    let b = this._tenantBytes;
+    if (b === null) this._tenantBytes = b = new Bytes(this.tenant);
+    return b;
+  }
 
   get restricted(): bool {
     return this.paths.length > 0 || this.methods.length > 0 || this.routeNames.length > 0;
@@ -141,6 +161,15 @@ function isHex64(s: string): bool {
     if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false;
   }
   return true;
+}
+
+/** Whether toLowerCase() could change s (an ASCII upper-case letter or any non-ASCII character). */
+function needsLower(s: string): bool {
+  for (let i = 0, n = s.length; i < n; i++) {
+    let c = s.charCodeAt(i);
+    if ((c >= 0x41 && c <= 0x5a) || c >= 0x80) return true;
+  }
+  return false;
 }
 
 function validHeaderName(s: string): bool {
@@ -448,19 +477,22 @@ class AuthAdapter extends Adapter {
     let ks = c.getArray("keys");
     for (let i = 0; i < ks.length; i++) {
       let kc = ks[i];
-      onlyKeys(kc, ["name", "tenant", "sha256", "paths", "methods", "route_names"]);
+      onlyKeys(kc, API_KEY_SETTINGS);
       let k = new ApiKey();
       k.name = kc.requireString("name");
       k.tenant = kc.getString("tenant", "");
-      k.nameBytes = new Bytes(k.name);
-      k.tenantBytes = new Bytes(k.tenant);
-      let d = kc.requireString("sha256").toLowerCase();
+      let d = kc.requireString("sha256");
+      if (needsLower(d)) d = d.toLowerCase(); // digests are usually written in lower case already
       if (!isHex64(d)) kc.fail("sha256", "must be the SHA-256 of the key as 64 hex digits");
       else if (this.keys.has(d)) kc.fail("sha256", "the same key is listed twice");
-      k.paths = parsePaths(kc, "paths");
-      let ms = kc.getStrings("methods");
-      for (let j = 0; j < ms.length; j++) k.methods.push(ms[j].toUpperCase());
-      k.routeNames = kc.getStrings("route_names");
+      if (kc.has("paths")) k.paths = parsePaths(kc, "paths");
+      if (kc.has("methods")) {
+        let ms = kc.getStrings("methods");
+        let up: string[] = [];
+        for (let j = 0; j < ms.length; j++) up.push(ms[j].toUpperCase());
+        k.methods = up;
+      }
+      if (kc.has("route_names")) k.routeNames = kc.getStrings("route_names");
       this.keys.set(d, k);
     }
   }

@@ -569,7 +569,10 @@ export function anyGlob(gs: Glob[], s: string): bool {
 
 /** Refuses members a section does not know: a typo in security config must not pass silently. */
 export function onlyKeys(c: Config, known: string[]): void {
-  let keys = c.keys();
+  // the object's own key list, read in place (Config.keys() copies it: one array per call)
+  let v = c.value;
+  if (!v.isObject) return;
+  let keys = v.keys!;
   for (let i = 0; i < keys.length; i++) {
     if (!known.includes(keys[i])) c.fail(keys[i], "unknown setting (known: " + known.join(", ") + ")");
   }
