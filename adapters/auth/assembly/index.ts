@@ -274,6 +274,8 @@ class AuthAdapter extends Adapter {
   /** Bits of the principal and tenant headers in owned (0: not owned). */
   principalBit: u64 = 0;
   tenantBit: u64 = 0;
+  /** The attributes of the request being decided (reused: see decide). */
+  private attrs: Attrs | null = null;
   principalHeaderBytes: Bytes = new Bytes("");
   tenantHeaderBytes: Bytes = new Bytes("");
 
@@ -761,7 +763,11 @@ class AuthAdapter extends Adapter {
    * `stripped`: the owned headers were removed already.
    */
   decide(req: Request, stripped: bool): Decision {
-    let a = new Attrs(req, this.xffTrustedHops);
+    // One Attrs for every decision: a decision never outlives its call (a held request keeps
+    // only its Request, and is decided again from scratch), and calls never overlap.
+    let a = this.attrs;
+    if (a === null) this.attrs = a = new Attrs(req, this.xffTrustedHops);
+    else a.reset(req, this.xffTrustedHops);
     a.ownedStripped = stripped;
     let requires = this.requirementFor(a);
     if (this.bypassCorsPreflight && a.method == "OPTIONS" && req.header("origin") !== null &&
