@@ -153,23 +153,25 @@ class ApiKey {
   }
 }
 
+const HEX_LOWER: i32 = 0;
+const HEX_UPPER: i32 = 1;
+const HEX_INVALID: i32 = 2;
 
-function isHex64(s: string): bool {
-  if (s.length != 64) return false;
+/**
+ * 64 hex digits in lower case (HEX_LOWER), with some in upper case (HEX_UPPER: lower-cased, it
+ * is a digest), or anything else (HEX_INVALID: lower-casing cannot make it one, as no other
+ * character lower-cases to a hex digit). One pass; toLowerCase() only for upper case.
+ */
+function hexDigestForm(s: string): i32 {
+  if (s.length != 64) return HEX_INVALID;
+  let form = HEX_LOWER;
   for (let i = 0; i < 64; i++) {
     let c = s.charCodeAt(i);
-    if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false;
+    if ((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66)) continue;
+    if (c >= 0x41 && c <= 0x46) form = HEX_UPPER;
+    else return HEX_INVALID;
   }
-  return true;
-}
-
-/** Whether toLowerCase() could change s (an ASCII upper-case letter or any non-ASCII character). */
-function needsLower(s: string): bool {
-  for (let i = 0, n = s.length; i < n; i++) {
-    let c = s.charCodeAt(i);
-    if ((c >= 0x41 && c <= 0x5a) || c >= 0x80) return true;
-  }
-  return false;
+  return form;
 }
 
 function validHeaderName(s: string): bool {
@@ -484,9 +486,15 @@ class AuthAdapter extends Adapter {
       k.name = kc.requireString("name");
       k.tenant = kc.getString("tenant", "");
       let d = kc.requireString("sha256");
-      if (needsLower(d)) d = d.toLowerCase(); // digests are usually written in lower case already
-      if (!isHex64(d)) kc.fail("sha256", "must be the SHA-256 of the key as 64 hex digits");
-      else if (this.keys.has(d)) kc.fail("sha256", "the same key is listed twice");
+      let form = hexDigestForm(d);
+      if (form != HEX_LOWER) d = d.toLowerCase(); // digests are usually written in lower case already
+      if (form == HEX_INVALID) kc.fail("sha256", "must be the SHA-256 of the key as 64 hex digits");
+      else {
+        // one lookup: a key already there is a duplicate (configure fails; the entry is replaced, as before)
+        let n = this.keys.size;
+        this.keys.set(d, k);
+        if (this.keys.size == n) kc.fail("sha256", "the same key is listed twice");
+      }
       if (kc.has("paths")) k.paths = parsePaths(kc, "paths");
       if (kc.has("methods")) {
         let ms = kc.getStrings("methods");
@@ -495,7 +503,7 @@ class AuthAdapter extends Adapter {
         k.methods = up;
       }
       if (kc.has("route_names")) k.routeNames = kc.getStrings("route_names");
-      this.keys.set(d, k);
+      if (form == HEX_INVALID) this.keys.set(d, k);
     }
   }
 
