@@ -111,15 +111,35 @@ class RouteRequirement {
   requires: i32 = REQ_ANY;
 }
 
+// Shared empty lists for the keys without restrictions (most): configure makes no arrays for them.
+const NO_PATHS: PathMatcher[] = [];
+const NO_STRINGS: string[] = [];
+// The settings of an API key and of the api_keys section, made once (not per key).
+const API_KEY_SETTINGS: string[] = ["name", "tenant", "sha256", "paths", "methods", "route_names"];
+
+// Fields start empty and are set by configure: an ApiKey allocates nothing of its own, so the
+// 100 keys of a typical configuration leave the GC far less to walk while configure runs.
 class ApiKey {
   name: string = "";
   tenant: string = "";
-  /** name and tenant as UTF-8, for the headers and properties an allowed request gets. */
-  nameBytes: Bytes = new Bytes("");
-  tenantBytes: Bytes = new Bytes("");
-  paths: PathMatcher[] = [];
-  methods: string[] = [];
-  routeNames: string[] = [];
+  private _nameBytes: Bytes | null = null;
+  private _tenantBytes: Bytes | null = null;
+  paths: PathMatcher[] = NO_PATHS;
+  methods: string[] = NO_STRINGS;
+  routeNames: string[] = NO_STRINGS;
+
+  /** name and tenant as UTF-8, for the headers and properties an allowed request gets (encoded on first use). */
+  get nameBytes(): Bytes {
+    let b = this._nameBytes;
+    if (b === null) this._nameBytes = b = new Bytes(this.name);
+    return b;
+  }
+
+  get tenantBytes(): Bytes {
+    let b = this._tenantBytes;
+    if (b === null) this._tenantBytes = b = new Bytes(this.tenant);
+    return b;
+  }
 
   get restricted(): bool {
     return this.paths.length > 0 || this.methods.length > 0 || this.routeNames.length > 0;
@@ -133,14 +153,25 @@ class ApiKey {
   }
 }
 
+const HEX_LOWER: i32 = 0;
+const HEX_UPPER: i32 = 1;
+const HEX_INVALID: i32 = 2;
 
-function isHex64(s: string): bool {
-  if (s.length != 64) return false;
+/**
+ * 64 hex digits in lower case (HEX_LOWER), with some in upper case (HEX_UPPER: lower-cased, it
+ * is a digest), or anything else (HEX_INVALID: lower-casing cannot make it one, as no other
+ * character lower-cases to a hex digit). One pass; toLowerCase() only for upper case.
+ */
+function hexDigestForm(s: string): i32 {
+  if (s.length != 64) return HEX_INVALID;
+  let form = HEX_LOWER;
   for (let i = 0; i < 64; i++) {
     let c = s.charCodeAt(i);
-    if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false;
+    if ((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66)) continue;
+    if (c >= 0x41 && c <= 0x46) form = HEX_UPPER;
+    else return HEX_INVALID;
   }
-  return true;
+  return form;
 }
 
 function validHeaderName(s: string): bool {
@@ -245,6 +276,8 @@ class AuthAdapter extends Adapter {
   /** Bits of the principal and tenant headers in owned (0: not owned). */
   principalBit: u64 = 0;
   tenantBit: u64 = 0;
+  /** The attributes of the request being decided (reused: see decide). */
+  private attrs: Attrs | null = null;
   principalHeaderBytes: Bytes = new Bytes("");
   tenantHeaderBytes: Bytes = new Bytes("");
 
@@ -448,20 +481,29 @@ class AuthAdapter extends Adapter {
     let ks = c.getArray("keys");
     for (let i = 0; i < ks.length; i++) {
       let kc = ks[i];
-      onlyKeys(kc, ["name", "tenant", "sha256", "paths", "methods", "route_names"]);
+      onlyKeys(kc, API_KEY_SETTINGS);
       let k = new ApiKey();
       k.name = kc.requireString("name");
       k.tenant = kc.getString("tenant", "");
-      k.nameBytes = new Bytes(k.name);
-      k.tenantBytes = new Bytes(k.tenant);
-      let d = kc.requireString("sha256").toLowerCase();
-      if (!isHex64(d)) kc.fail("sha256", "must be the SHA-256 of the key as 64 hex digits");
-      else if (this.keys.has(d)) kc.fail("sha256", "the same key is listed twice");
-      k.paths = parsePaths(kc, "paths");
-      let ms = kc.getStrings("methods");
-      for (let j = 0; j < ms.length; j++) k.methods.push(ms[j].toUpperCase());
-      k.routeNames = kc.getStrings("route_names");
-      this.keys.set(d, k);
+      let d = kc.requireString("sha256");
+      let form = hexDigestForm(d);
+      if (form != HEX_LOWER) d = d.toLowerCase(); // digests are usually written in lower case already
+      if (form == HEX_INVALID) kc.fail("sha256", "must be the SHA-256 of the key as 64 hex digits");
+      else {
+        // one lookup: a key already there is a duplicate (configure fails; the entry is replaced, as before)
+        let n = this.keys.size;
+        this.keys.set(d, k);
+        if (this.keys.size == n) kc.fail("sha256", "the same key is listed twice");
+      }
+      if (kc.has("paths")) k.paths = parsePaths(kc, "paths");
+      if (kc.has("methods")) {
+        let ms = kc.getStrings("methods");
+        let up: string[] = [];
+        for (let j = 0; j < ms.length; j++) up.push(ms[j].toUpperCase());
+        k.methods = up;
+      }
+      if (kc.has("route_names")) k.routeNames = kc.getStrings("route_names");
+      if (form == HEX_INVALID) this.keys.set(d, k);
     }
   }
 
@@ -729,7 +771,11 @@ class AuthAdapter extends Adapter {
    * `stripped`: the owned headers were removed already.
    */
   decide(req: Request, stripped: bool): Decision {
-    let a = new Attrs(req, this.xffTrustedHops);
+    // One Attrs for every decision: a decision never outlives its call (a held request keeps
+    // only its Request, and is decided again from scratch), and calls never overlap.
+    let a = this.attrs;
+    if (a === null) this.attrs = a = new Attrs(req, this.xffTrustedHops);
+    else a.reset(req, this.xffTrustedHops);
     a.ownedStripped = stripped;
     let requires = this.requirementFor(a);
     if (this.bypassCorsPreflight && a.method == "OPTIONS" && req.header("origin") !== null &&

@@ -156,6 +156,41 @@ export class Attrs {
 
   constructor(public req: Request, public xffTrustedHops: i32) {}
 
+  /**
+   * Makes this what `new Attrs(req, xffTrustedHops)` is: every field above back to its
+   * initial value (the auth adapter reuses one Attrs for every decision: no allocation per
+   * request). A field added to this class must be reset here too.
+   */
+  reset(req: Request, xffTrustedHops: i32): void {
+    this.req = req;
+    this.xffTrustedHops = xffTrustedHops;
+    this._method = null;
+    this._path = null;
+    this._rawPathRead = false;
+    this._rawPathKnown = false;
+    this.rawPathPtr = 0;
+    this.rawPathLen = 0;
+    this.ownedStripped = false;
+    this._host = null;
+    this._route = null;
+    this._sourceDone = false;
+    this._source = null;
+    this._remoteDone = false;
+    this._remote = null;
+    this.authenticated = false;
+    this.principal = "";
+    this.tenant = "";
+    this.principalBytes = null;
+    this.tenantBytes = null;
+    this.issuer = "";
+    this.viaJwt = false;
+    this.viaApiKey = false;
+    this.claims = null;
+    this.tokens = NO_TOKENS;
+    this.tokenSources = NO_SOURCES;
+    this.apiKeySource = -1;
+  }
+
   addToken(t: VerifiedToken, source: i32): void {
     if (this.tokens === NO_TOKENS) {
       this.tokens = [];
@@ -569,7 +604,10 @@ export function anyGlob(gs: Glob[], s: string): bool {
 
 /** Refuses members a section does not know: a typo in security config must not pass silently. */
 export function onlyKeys(c: Config, known: string[]): void {
-  let keys = c.keys();
+  // the object's own key list, read in place (Config.keys() copies it: one array per call)
+  let v = c.value;
+  if (!v.isObject) return;
+  let keys = v.keys!;
   for (let i = 0; i < keys.length; i++) {
     if (!known.includes(keys[i])) c.fail(keys[i], "unknown setting (known: " + known.join(", ") + ")");
   }
