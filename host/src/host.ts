@@ -5,7 +5,6 @@ import { LogLevel } from './abi/constants.js';
 import type { HeaderPair } from './abi/pairs.js';
 import type { Adapter } from './chain/adapter.js';
 import { DEFAULT_MAX_BUFFERED_BODY_BYTES, HostStream, type ChainEntry } from './chain/chain.js';
-import { LogPhaseQueue } from './chain/log-phase-queue.js';
 import type { MixerConfig, PathMatch, Phase, PluginConfig, PluginMatch } from './config/schema.js';
 import { describeError, HostError } from './errors.js';
 import { createLogger, parseLogLevel, type HostLogger } from './log/logger.js';
@@ -208,13 +207,6 @@ export class WasmHost {
     return { config: p, adapter: vm, vm, entry, module: compiled, loadMs };
   }
 
-  /**
-   * The proxy's log phase: `logPhase.add(stream)` ends a request and runs its proxy_on_log
-   * with the other requests that end in the same event-loop turn (chain/log-phase-queue.ts).
-   * An embedder may call `stream.finish()` instead, which runs it at once.
-   */
-  readonly logPhase = new LogPhaseQueue();
-
   /** Starts a request through the plugins that match it. Call `finish()` on the result when the response is done. */
   newStream(init: StreamInit): HostStream {
     this.countRequests();
@@ -317,8 +309,6 @@ export class WasmHost {
 
   /** Stops every VM at once; the promise settles when access logs are flushed and the last OTLP export is done. */
   close(): Promise<void> {
-    // Requests the proxy ended in this turn still get their log phase.
-    this.logPhase.flush();
     for (const p of this.plugins) p.adapter.stop();
     this.rateLimiter.flush();
     return this.telemetry.close();

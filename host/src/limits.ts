@@ -113,8 +113,3 @@ export const DEFAULT_MAX_BACKOFF_MS = 30_000;
 export const DEFAULT_WATCHDOG_HARD_LIMIT_MS = 10_000;
 /** How often the main thread beats. */
 export const WATCHDOG_HEARTBEAT_MS = 100;
-
-// --- the proxy's log phase (chain/log-phase-queue.ts) ---------------------------------------
-
-/** Requests whose log phase (proxy_on_log) waits for the end of the event-loop turn; the one that reaches this runs them all at once. */
-export const MAX_QUEUED_LOG_PHASES = 256;

@@ -188,44 +188,12 @@ export class HostStream {
 
   /** Runs the log phase (proxy_on_done, proxy_on_log, proxy_on_delete) for every adapter. Idempotent. */
   finish(): void {
-    if (!this.end()) return;
+    if (this.finished) return;
+    this.finished = true;
+    if (this.stream.info.endMono === 0n) this.stream.info.endMono = process.hrtime.bigint();
     for (let i = 0; i < this.entries.length; i++) {
       const sc = this.ctx[i];
       if (sc) this.entries[i]!.adapter.finishStream(sc);
-    }
-  }
-
-  /**
-   * Ends the stream (its end time is taken now) and leaves its log phase to logPhase();
-   * false when it had ended already.
-   */
-  end(): boolean {
-    if (this.finished) return false;
-    this.finished = true;
-    if (this.stream.info.endMono === 0n) this.stream.info.endMono = process.hrtime.bigint();
-    return true;
-  }
-
-  /**
-   * The log phase of several ended streams, adapter by adapter: each adapter runs its
-   * proxy_on_log for all of them back to back (its code and data stay in the CPU's
-   * caches), and each stream still sees its adapters in chain order. Streams of one
-   * chain (the same entries) are batched together; chain/log-phase-queue.ts collects them.
-   */
-  static logPhase(streams: readonly HostStream[]): void {
-    let from = 0;
-    while (from < streams.length) {
-      const entries = streams[from]!.entries;
-      let to = from + 1;
-      while (to < streams.length && streams[to]!.entries === entries) to++;
-      for (let i = 0; i < entries.length; i++) {
-        const adapter = entries[i]!.adapter;
-        for (let k = from; k < to; k++) {
-          const sc = streams[k]!.ctx[i];
-          if (sc) adapter.finishStream(sc);
-        }
-      }
-      from = to;
     }
   }
 

@@ -67,7 +67,7 @@ export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: Serv
     finished = true;
     info.endMono = process.hrtime.bigint();
     if (info.responseCode === 0) info.responseCode = res.statusCode;
-    host.logPhase.add(stream);
+    stream.finish();
     ctx.responses(route?.config.name ?? '', info.responseCode);
   };
   res.on('close', finish);
