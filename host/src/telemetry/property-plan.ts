@@ -10,7 +10,7 @@
 // (test/telemetry/property-plan.test.ts compares the two over the whole table).
 
 import type { ForeignWriter } from '../plugin/foreign-functions.js';
-import { PROPERTIES, type PluginFacts, type PropertyValue } from '../plugin/properties.js';
+import { PROPERTIES, fixedPropertySize, writeFixedProperty, type PluginFacts, type PropertyValue } from '../plugin/properties.js';
 import type { HttpStream } from '../stream/http-stream.js';
 
 type Getter = (s: HttpStream | null, p: PluginFacts) => PropertyValue | null;
@@ -38,7 +38,6 @@ const encoder = new TextEncoder();
 const latin1Write = Buffer.prototype.latin1Write as (this: Uint8Array, s: string, offset: number, length: number) => number;
 /** Longer strings are measured and copied natively (one call beats the loop past this). */
 const LOOP_MAX = 64;
-const TWO32 = 2 ** 32;
 /** The answer buffer is kept between requests up to this size (a huge header value should not pin its copy). */
 const KEEP_BYTES = 64 * 1024;
 
@@ -156,19 +155,10 @@ export class PropertyPlan implements ForeignWriter {
       len = v.length;
       this.room(start + len);
       this.buf.set(v, start);
-    } else if (typeof v === 'boolean') {
-      len = 1;
-      this.room(start + 1);
-      this.buf[start] = v ? 1 : 0;
     } else {
-      // int64 little-endian, as writeFixedProperty encodes it, through the plan's DataView
-      len = 8;
-      this.room(start + 8);
-      if (typeof v === 'number' && v >= 0 && v < Number.MAX_SAFE_INTEGER) {
-        const n = Math.trunc(v);
-        this.dv.setUint32(start, n >>> 0, true);
-        this.dv.setUint32(start + 4, Math.floor(n / TWO32) >>> 0, true);
-      } else this.dv.setBigInt64(start, typeof v === 'bigint' ? v : BigInt(Math.trunc(v)), true); // wraps modulo 2^64, as there
+      len = fixedPropertySize(v);
+      this.room(start + len);
+      writeFixedProperty(v, this.buf, start);
     }
     this.dv.setInt32(at, len, true);
     this.at = start + len;
