@@ -17,6 +17,7 @@ import type { CompiledModule } from '../vm/module.js';
 import { watchdogId } from '../watchdog.js';
 import { Callouts } from './callouts.js';
 import { Denials, type Capability } from './capabilities.js';
+import { ContextTable } from './context-table.js';
 import { defaultForeignFunctions, type ForeignCaller, type ForeignFunctionRegistry, type ForeignResult } from './foreign-functions.js';
 import type { GrpcCallouts, GrpcRequest, GrpcTarget } from './grpc-call.js';
 import { CallPhase, GuestCalls, type RootContext } from './guest-call.js';
@@ -99,7 +100,7 @@ export abstract class VmAbiState implements PluginFacts, AbiContext {
   protected exports!: Exports;
   protected allocator!: (size: number) => number;
   protected root!: RootContext;
-  protected readonly streams = new Map<number, StreamContext>();
+  protected readonly streams = new ContextTable<StreamContext>();
   /** The current context, phase and work budget of guest calls (plugin/guest-call.ts). */
   protected readonly calls: GuestCalls;
   /** Refused calls outside the grants, logged once per generation (plugin/capabilities.ts). */
