@@ -27,6 +27,14 @@ export function serverLimits(config: MixerConfig): ServerLimits {
 }
 
 /**
+ * The latest response on a connection, kept on the socket itself: a timeout while its request
+ * body is still arriving is answered through it. (A WeakMap keyed by socket was set and cleared
+ * on every request: its table was reallocated as it churned, and lived long enough to be promoted.)
+ */
+const CURRENT = Symbol('wasm-mixer current response');
+type ProxySocket = Socket & { [CURRENT]?: ServerResponse | null };
+
+/**
  * The proxy port's server (not yet listening). `handle` gets each request; `responses`
  * counts the answers to requests the parser refused (handled ones count themselves).
  */
@@ -38,13 +46,12 @@ export function createProxyServer(
   responses: (route: string, code: number) => void,
 ): http.Server {
   const limits = serverLimits(config);
-  /** The latest request on each connection: a timeout while its body is still arriving is answered through it. */
-  const current = new WeakMap<Socket, { req: IncomingMessage; res: ServerResponse }>();
-  // Once a request is complete and answered, its entry only kept the whole request (its stream, the
-  // adapters' contexts) alive while the keep-alive connection waits for the next one.
+  // Once a request is complete and answered, the connection's reference only kept the whole request
+  // (its stream, the adapters' contexts) alive while the keep-alive connection waits for the next one.
   const forget = function (this: ServerResponse): void {
     const req = this.req;
-    if (req.complete && current.get(req.socket)?.res === this) current.delete(req.socket);
+    const socket = req.socket as ProxySocket;
+    if (req.complete && socket[CURRENT] === this) socket[CURRENT] = null;
   };
   const server = http.createServer({
     keepAlive: true,
@@ -55,26 +62,26 @@ export function createProxyServer(
     connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs, limits.requestTimeoutMs),
   }, (req, res) => {
     drain.track(res);
-    current.set(req.socket, { req, res });
+    (req.socket as ProxySocket)[CURRENT] = res;
     res.on('close', forget);
     handle(req, res);
   });
   server.keepAliveTimeout = limits.keepAliveTimeoutMs; // not a createServer option on Node 20
   numberConnections(server);
-  server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket & { _httpMessage?: ServerResponse | null }) => {
+  server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: ProxySocket & { _httpMessage?: ServerResponse | null }) => {
     // Oversized headers (431), a slow client past headersTimeout/requestTimeout (408), malformed
     // HTTP (400): answer with the proxy's JSON error, count it, run the log phase, keep serving.
     if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || !socket.writable || socket._httpMessage?.headersSent) return void socket.destroy();
     const e = clientErrorReply(err.code, limits);
     host.logger.log(LogLevel.Debug, 'proxy', `${e.message} (from ${socket.remoteAddress ?? '?'}: ${err.message})`, { code: e.error });
     const body = JSON.stringify({ error: e.error, message: e.message });
-    const cur = current.get(socket);
-    if (cur !== undefined && !cur.req.complete) {
+    const cur = socket[CURRENT];
+    if (cur != null && !cur.req.complete) {
       // The body of a request already in the chain is too slow: answer through its response (one access-log
       // entry, from its log phase), or just close if a response already went out (e.g. an early 413).
-      if (cur.res.headersSent) return void socket.destroy();
-      cur.res.once('finish', () => socket.destroy());
-      cur.res.writeHead(e.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
+      if (cur.headersSent) return void socket.destroy();
+      cur.once('finish', () => socket.destroy());
+      cur.writeHead(e.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
       return;
     }
     socket.end(`HTTP/1.1 ${e.status} ${http.STATUS_CODES[e.status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
