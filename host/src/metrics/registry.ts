@@ -330,10 +330,10 @@ export class MetricsRegistry {
     return (value) => void (s.value = value);
   }
 
-  /** A histogram series; values are observed as given (no scale). */
-  histogram(name: string, help: string, labels: Record<string, string> = {}, opts: FamilyOptions = {}): (value: number) => void {
+  /** A histogram series; values are observed as given (no scale), `times` times (default once). */
+  histogram(name: string, help: string, labels: Record<string, string> = {}, opts: FamilyOptions = {}): (value: number, times?: number) => void {
     const s = this.hostSeries(MetricType.Histogram, name, help, labels, opts);
-    return (value) => observe(s, value);
+    return (value, times = 1) => observe(s, value, times);
   }
 
   private hostSeries(type: MetricType, name: string, help: string, labels: Record<string, string>, opts: FamilyOptions): Series {
@@ -344,9 +344,13 @@ export class MetricsRegistry {
     return this.byId[id - 1]!;
   }
 
-  /** Runs `fn` before every render and collect (to refresh gauges such as process memory). */
-  addCollector(fn: () => void): void {
+  /** Runs `fn` before every render and collect (to refresh gauges such as process memory); the result removes it. */
+  addCollector(fn: () => void): () => void {
     this.collectors.push(fn);
+    return () => {
+      const i = this.collectors.indexOf(fn);
+      if (i >= 0) this.collectors.splice(i, 1);
+    };
   }
 
   private runCollectors(): void {
@@ -486,15 +490,15 @@ export class MetricsRegistry {
   }
 }
 
-function observe(s: Series, value: number): void {
+function observe(s: Series, value: number, times = 1): void {
   const bounds = s.family.bounds!;
   const counts = s.counts!;
   let i = 0;
   const n = bounds.length;
   while (i < n && value > bounds[i]!) i++;
-  counts[i]!++;
-  s.sum += value;
-  s.count++;
+  counts[i]! += times;
+  s.sum += value * times;
+  s.count += times;
 }
 
 /** Every sample name a family exposes in either format, plus its OpenMetrics family name. */

@@ -63,12 +63,13 @@ export interface PluginVmSettings {
   foreign?: ForeignFunctionRegistry;
   /**
    * The observer of one callback's wall time in seconds (the adapter call latency histogram),
-   * asked for once per callback name and then called after every call of that callback.
-   * Timing is sampled: the first call of each callback and on average one in
-   * CALL_TIMING_SAMPLE are timed, the others report their callback's last timed duration,
-   * so counts are exact and the distribution is an estimate.
+   * asked for once per callback name. Timing is sampled: the first call of each callback and
+   * on average one in CALL_TIMING_SAMPLE are timed; the calls in between count with their
+   * callback's last timed duration, reported together (`times`) when the next call is timed
+   * or before the metrics registry is read (a collector), so counts are exact when read and
+   * the distribution is an estimate.
    */
-  onGuestCall?: (callback: string) => (seconds: number) => void;
+  onGuestCall?: (callback: string) => (seconds: number, times?: number) => void;
   /** In a worker of a multi-worker proxy: the cluster local quota limits lease from (property wasm_mixer.worker_quota_cluster). */
   workerQuotaCluster?: string;
   /** Makes the VM's GuestMemory on every (re)start (default: a plain GuestMemory). */

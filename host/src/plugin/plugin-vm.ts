@@ -106,15 +106,18 @@ export class PluginVm extends VmAbiState implements Adapter {
   /** ABI 0.1.0 header callbacks take no end_of_stream. */
   private readonly v010: boolean;
   /** Makes the observer of one callback's duration (settings.onGuestCall). */
-  private readonly observerFor: ((callback: string) => (seconds: number) => void) | undefined;
+  private readonly observerFor: ((callback: string) => (seconds: number, times?: number) => void) | undefined;
   /** Each callback's duration observer by guard() index, made on its first call: no lookup by name per call. */
-  private readonly callObservers: Array<((seconds: number) => void) | undefined> = [];
+  private readonly callObservers: Array<((seconds: number, times?: number) => void) | undefined> = [];
+  /** Removes the collector that reports untimed calls before the registry is read. */
+  private readonly dropCollector: (() => void) | null = null;
 
   constructor(compiled: CompiledModule, settings: PluginVmSettings) {
     super(compiled, settings);
     this.restartPolicy = new RestartTracker(settings.restart, { maxRestarts: settings.maxRestarts, windowMs: settings.restartWindowMs });
     this.v010 = compiled.abiVersion === '0.1.0';
     this.observerFor = settings.onGuestCall;
+    if (this.observerFor !== undefined) this.dropCollector = settings.metrics.addCollector(() => this.reportUntimedCalls());
   }
 
   /** Host functions' charges against the work budget (plugin/host-meter.ts). */
@@ -216,6 +219,8 @@ export class PluginVm extends VmAbiState implements Adapter {
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
+    this.reportUntimedCalls();
+    this.dropCollector?.();
     this.timers.stop();
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.callouts.abortAll();
@@ -408,6 +413,7 @@ export class PluginVm extends VmAbiState implements Adapter {
       id = this.callbackNames.length;
       this.callbackNames.push(name);
       this.lastCallSeconds.push(-1);
+      this.untimedCounts.push(0);
       this.rootCallbackIds.set(name, id);
     }
     return id;
@@ -447,13 +453,37 @@ export class PluginVm extends VmAbiState implements Adapter {
       this.trapped(ctx, cb, err);
       return null;
     } finally {
-      if (t0 >= 0) last[cb] = (performance.now() - t0) / 1000;
-      (this.callObservers[cb] ??= observerFor(this.callbackNames[cb]!))(last[cb]!);
+      // An untimed call is only counted: observing each one cost a bucket search per callback.
+      if (t0 < 0) this.untimedCounts[cb]!++;
+      else this.timed(cb, (performance.now() - t0) / 1000, observerFor);
     }
   }
   /** Callbacks left before the next timed one, and each callback's last timed duration by guard() index (-1: never timed). */
   private untimedCalls = 0;
   private readonly lastCallSeconds: number[] = STREAM_CALLBACKS.map(() => -1);
+  /** Calls of each callback since its last timed one, not yet reported (they count with that duration). */
+  private readonly untimedCounts: number[] = STREAM_CALLBACKS.map(() => 0);
+
+  private timed(cb: number, seconds: number, observerFor: (callback: string) => (seconds: number, times?: number) => void): void {
+    const observe = (this.callObservers[cb] ??= observerFor(this.callbackNames[cb]!));
+    const untimed = this.untimedCounts[cb]!;
+    if (untimed > 0) {
+      observe(this.lastCallSeconds[cb]!, untimed);
+      this.untimedCounts[cb] = 0;
+    }
+    this.lastCallSeconds[cb] = seconds;
+    observe(seconds);
+  }
+
+  /** Reports the untimed calls waiting (before the metrics are read, and when the VM stops). */
+  private reportUntimedCalls(): void {
+    const counts = this.untimedCounts;
+    for (let cb = 0; cb < counts.length; cb++) {
+      const observe = this.callObservers[cb];
+      if (counts[cb]! > 0 && observe !== undefined) observe(this.lastCallSeconds[cb]!, counts[cb]!);
+      counts[cb] = 0;
+    }
+  }
 
   private trapped(ctx: GuestContext, cb: number, err: unknown): void {
     if (ctx instanceof StreamContext) this.poisoned.add(ctx instanceof MigratedContext ? ctx.origin : ctx);

@@ -33,8 +33,8 @@ export interface TelemetryOptions {
   accessLogSinks?: AccessLogSink[];
 }
 
-/** Gives the observer of one callback's wall time in seconds (PluginVm asks once per callback). */
-export type CallObserver = (callback: string) => (seconds: number) => void;
+/** Gives the observer of one callback's wall time in seconds, seen `times` calls (PluginVm asks once per callback). */
+export type CallObserver = (callback: string) => (seconds: number, times?: number) => void;
 
 export class Telemetry {
   readonly accessLog: AccessLogRouter;
