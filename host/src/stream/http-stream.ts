@@ -87,30 +87,31 @@ export class HttpStream {
 
   constructor(requestHeaders: HeaderPair[], info: Partial<StreamInfo> = {}) {
     this.requestHeaders = requestHeaders;
-    const now = process.hrtime.bigint();
+    // Field by field rather than `{ ...defaults, ...info }`: copying properties by spread is a
+    // generic runtime call on every request, and this way every info has the same shape.
+    const startMono = info.startMono ?? process.hrtime.bigint();
     this.info = {
-      sourceAddress: '127.0.0.1',
-      sourcePort: 0,
-      destinationAddress: '127.0.0.1',
-      destinationPort: 0,
-      connectionId: 0,
-      protocol: 'HTTP/1.1',
-      startTimeNs: BigInt(Date.now()) * 1_000_000n,
-      startMono: now,
-      routeName: '',
-      clusterName: '',
-      upstreamAddress: '',
-      tls: false,
-      requestBytes: 0,
-      requestHeaderBytes: 0,
-      responseBytes: 0,
-      responseHeaderBytes: 0,
-      responseCode: 0,
-      responseCodeDetails: '',
-      responseFlags: '',
-      endMono: 0n,
-      upstreamFirstByteMono: 0n,
-      ...info,
+      sourceAddress: info.sourceAddress ?? '127.0.0.1',
+      sourcePort: info.sourcePort ?? 0,
+      destinationAddress: info.destinationAddress ?? '127.0.0.1',
+      destinationPort: info.destinationPort ?? 0,
+      connectionId: info.connectionId ?? 0,
+      protocol: info.protocol ?? 'HTTP/1.1',
+      startTimeNs: info.startTimeNs ?? BigInt(Date.now()) * 1_000_000n,
+      startMono,
+      routeName: info.routeName ?? '',
+      clusterName: info.clusterName ?? '',
+      upstreamAddress: info.upstreamAddress ?? '',
+      tls: info.tls ?? false,
+      requestBytes: info.requestBytes ?? 0,
+      requestHeaderBytes: info.requestHeaderBytes ?? 0,
+      responseBytes: info.responseBytes ?? 0,
+      responseHeaderBytes: info.responseHeaderBytes ?? 0,
+      responseCode: info.responseCode ?? 0,
+      responseCodeDetails: info.responseCodeDetails ?? '',
+      responseFlags: info.responseFlags ?? '',
+      endMono: info.endMono ?? 0n,
+      upstreamFirstByteMono: info.upstreamFirstByteMono ?? 0n,
     };
   }
 
