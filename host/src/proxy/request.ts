@@ -42,6 +42,7 @@ export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: Serv
     headers.push([k, raw[i + 1]!]);
   }
   if (!hasRequestId) headers.push(['x-request-id', randomUUID()]);
+  const conn = connectionInfo(req.socket);
   const stream = host.newStream({
     method: req.method ?? 'GET',
     path,
@@ -51,8 +52,12 @@ export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: Serv
     route: route?.config.name,
     maxBufferedBodyBytes: route?.config.maxBufferedBodyBytes,
     info: {
-      ...connectionInfo(req.socket),
-      protocol: `HTTP/${req.httpVersion}`,
+      sourceAddress: conn.sourceAddress,
+      sourcePort: conn.sourcePort,
+      destinationAddress: conn.destinationAddress,
+      destinationPort: conn.destinationPort,
+      connectionId: conn.connectionId,
+      protocol: req.httpVersion === '1.1' ? 'HTTP/1.1' : `HTTP/${req.httpVersion}`,
       requestHeaderBytes: headerBytes,
       // The route's cluster, as Envoy's cluster_name (known once the route is; Istio's
       // destination_service). upstreamAddress is set in forward(): a request answered
