@@ -4,10 +4,16 @@
 // which at one request in flight happens on every request, and under load keeps
 // reallocating tables that live long enough to be promoted. This table is open-addressed
 // on the (unique, non-zero u32) context ids: once grown to the peak of requests in flight
-// it allocates nothing, and it shrinks only when far emptier than that peak.
+// it allocates nothing, and it shrinks only after a burst far above the usual load.
 
 /** Smallest capacity (slots); a power of two. */
 const MIN_CAPACITY = 16;
+/**
+ * The table shrinks only above this many slots (12 KiB): requests in flight swing between
+ * none and the connection count all the time, and a table that followed them down would
+ * be reallocated on every swing.
+ */
+const SHRINK_ABOVE = 1024;
 
 export class ContextTable<T> {
   /** Context id per slot; 0 is an empty slot (ids are never 0). */
@@ -22,7 +28,7 @@ export class ContextTable<T> {
     return this.count;
   }
 
-  /** Slots held (for the memory bound: at most twice the peak in flight, and shrinks after it). */
+  /** Slots held: at most twice the peak in flight; after a burst, back down to SHRINK_ABOVE. */
   get capacity(): number {
     return this.ids.length;
   }
@@ -81,7 +87,7 @@ export class ContextTable<T> {
     vals[hole] = undefined;
     this.count--;
     // Far emptier than its peak (say after a burst): give the memory back.
-    if (this.ids.length > MIN_CAPACITY && this.count * 8 < this.ids.length) this.resize(this.ids.length / 2);
+    if (this.ids.length > SHRINK_ABOVE && this.count * 8 < this.ids.length) this.resize(this.ids.length / 2);
     return true;
   }
 
