@@ -52,7 +52,7 @@ t.test('bounds: out-of-range reads and writes are refused, u32 pointers wrap as 
   t.equal(m.latin1(size - 2, 3), null);
   t.equal(m.string(-1, 1), null, 'a negative i32 is a huge u32');
   t.equal(m.copy(size, 1), null);
-  t.equal(m.copyShortLived(size - 1, 2), null);
+  t.equal(m.equals(size - 1, 2, new Uint8Array(2)), false, 'equals() out of bounds is false');
   t.equal(m.view(size, 0)?.length, 0, 'an empty range at the end is in bounds');
   t.equal(m.writeLatin1(size - 1, 'ab'), false);
   t.equal(m.write(size - 1, new Uint8Array(2)), false);
@@ -67,11 +67,9 @@ t.test('copies are independent of guest memory; writes land in place', async (t)
   const { m, memory, put } = setup();
   put(10, new Uint8Array([1, 2, 3]));
   const small = m.copy(10, 3)!;
-  const pooled = m.copyShortLived(10, 3)!;
   const big = m.copy(10, 200)!;
   put(10, new Uint8Array([9, 9, 9]));
   t.same([...small], [1, 2, 3], 'small copy');
-  t.same([...pooled], [1, 2, 3], 'short-lived copy');
   t.same([...big.subarray(0, 3)], [1, 2, 3], 'large copy');
   t.equal(big.length, 200);
   t.ok(m.writeLatin1(1000, 'hé'));
@@ -89,13 +87,22 @@ t.test('copies are independent of guest memory; writes land in place', async (t)
   t.same([...u8.subarray(5000, 5008)], [1, 2, 3, 4, 5, 6, 7, 8]);
 });
 
-t.test('every byte moved is charged', async (t) => {
+t.test('equals() compares guest bytes in place', async (t) => {
+  const { m, put } = setup();
+  put(50, 'alice');
+  t.ok(m.equals(50, 5, Buffer.from('alice')));
+  t.notOk(m.equals(50, 5, Buffer.from('alicf')), 'last byte differs');
+  t.notOk(m.equals(50, 4, Buffer.from('alice')), 'lengths differ');
+  t.ok(m.equals(50, 0, new Uint8Array(0)), 'empty ranges are equal');
+});
+
+t.test('every byte moved or compared is charged', async (t) => {
   const { m, meter, put } = setup();
   put(0, 'abcdef');
   m.latin1(0, 6);
   m.string(0, 5);
   m.copy(0, 4);
-  m.copyShortLived(0, 3);
+  t.ok(m.equals(0, 3, new Uint8Array([0x61, 0x62, 0x63])), 'equals() compares in place');
   m.view(0, 2);
   m.writeLatin1(100, 'xy');
   m.write(200, new Uint8Array(7));

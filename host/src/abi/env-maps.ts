@@ -6,8 +6,15 @@ import { EMPTY_BYTES, validHeader } from './guest-io.js';
 import type { AbiContext } from './context.js';
 import type { GuestIo, HostFn } from './guest-io.js';
 
+/** Filter-state paths whose last value a VM keeps for reuse (the first ones it sets). */
+const REUSED_VALUE_PATHS = 64;
+
 export function mapFunctions(vm: AbiContext, { mem, copyOut, copyOutString, copyOutFixed }: GuestIo): Record<string, HostFn> {
   const v010 = vm.compiled.abiVersion === '0.1.0';
+  // Filter-state values repeat from request to request (an adapter's principal, its verdict):
+  // the last value set under each path is kept, and an identical one is stored as those same
+  // bytes (no one writes into filter-state values) instead of a fresh copy per request.
+  const lastValues = new Map<string, Uint8Array>();
   return {
     // --- header maps ----------------------------------------------------------
     proxy_get_header_map_size(mapType: number, retSize: number): number {
@@ -133,8 +140,14 @@ export function mapFunctions(vm: AbiContext, { mem, copyOut, copyOutString, copy
     },
     proxy_set_property(pathPtr: number, pathSize: number, valuePtr: number, valueSize: number): number {
       const path = mem().string(pathPtr, pathSize);
-      const value = mem().copyShortLived(valuePtr, valueSize); // filter state lives as long as the request
-      if (path === null || value === null) return Status.InvalidMemoryAccess;
+      if (path === null || !mem().inBounds(valuePtr, valueSize)) return Status.InvalidMemoryAccess;
+      const last = lastValues.get(path);
+      let value: Uint8Array;
+      if (last !== undefined && mem().equals(valuePtr, valueSize, last)) value = last;
+      else {
+        value = mem().copy(valuePtr, valueSize)!; // kept across requests: not from the short-lived pool
+        if (last !== undefined || lastValues.size < REUSED_VALUE_PATHS) lastValues.set(path, value);
+      }
       return vm.setProperty(path, value) ? Status.Ok : Status.NotFound;
     },
   };

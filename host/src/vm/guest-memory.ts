@@ -86,6 +86,17 @@ export class GuestMemory {
     return retPtr >>> 0 <= n && retSize >>> 0 <= n;
   }
 
+  /** True when [ptr, ptr+len) holds exactly `bytes` (false when out of bounds), without copying. */
+  equals(ptr: number, len: number, bytes: Uint8Array): boolean {
+    const u8 = this.bytes();
+    ptr >>>= 0;
+    len >>>= 0;
+    if (ptr + len > u8.length || len !== bytes.length) return false;
+    this.charge(len);
+    for (let i = 0; i < len; i++) if (u8[ptr + i] !== bytes[i]) return false;
+    return true;
+  }
+
   /** A view (not a copy) of guest bytes, or null when out of bounds. Copy before the next guest call. */
   view(ptr: number, len: number): Uint8Array | null {
     const u8 = this.bytes();
@@ -106,25 +117,6 @@ export class GuestMemory {
     // Small typed arrays live on V8's heap: far cheaper than a fresh ArrayBuffer.
     const out = new Uint8Array(len);
     for (let i = 0; i < len; i++) out[i] = u8[ptr + i]!;
-    return out;
-  }
-
-  /**
-   * A copy for bytes the host keeps only briefly (a request's filter state, a foreign
-   * function's arguments): small ones come from Node's Buffer pool, which is several times
-   * cheaper than a fresh ArrayBuffer but keeps its 8 KiB slab alive as long as the copy,
-   * so long-lived values (shared data, queues) use copy().
-   */
-  copyShortLived(ptr: number, len: number): Uint8Array | null {
-    const u8 = this.bytes();
-    ptr >>>= 0;
-    len >>>= 0;
-    if (ptr + len > u8.length) return null;
-    this.charge(len);
-    if (len >= 4096) return u8.slice(ptr, ptr + len);
-    const out = Buffer.allocUnsafe(len);
-    if (len <= LOOP_COPY_MAX) for (let i = 0; i < len; i++) out[i] = u8[ptr + i]!;
-    else out.set(u8.subarray(ptr, ptr + len));
     return out;
   }
 
