@@ -145,7 +145,7 @@ export function mapFunctions(vm: AbiContext, { mem, copyOut, copyOutString, copy
       let value: Uint8Array;
       if (last !== undefined && mem().equals(valuePtr, valueSize, last)) value = last;
       else {
-        value = mem().copy(valuePtr, valueSize)!; // kept across requests: not from the short-lived pool
+        value = mem().copy(valuePtr, valueSize)!; // may be kept across requests: a copy of its own
         if (last !== undefined || lastValues.size < REUSED_VALUE_PATHS) lastValues.set(path, value);
       }
       return vm.setProperty(path, value) ? Status.Ok : Status.NotFound;
