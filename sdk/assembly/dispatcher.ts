@@ -171,6 +171,8 @@ export function onLog(id: u32): void {
 export function onDelete(id: u32): void {
   let r = streams.take(id);
   if (r !== null) {
+    begin();
+    r.adapter.onEnd(r);
     if (r.pendingCalls > 0) dropCallsOf(id);
     recycle(r);
   } else {
