@@ -12,7 +12,7 @@ import {
   quoteJSON, register,
 } from "wasm-mixer/sdk";
 import { Entry } from "./entry";
-import { putJson, putRaw } from "./copy";
+import { putJson } from "./copy";
 import { Format, Kind, Op, Redact, Segment, formatError, parseFormat } from "./format";
 // The ABI callbacks by name rather than `export *`: this adapter works only in the log phase
 // (report; no check, no onResponse, no response headers queued), and a host skips a callback
@@ -309,8 +309,8 @@ class Logging extends Adapter {
       let f = unchecked(fields[i]);
       let mark = w.len;
       let pre = f.prefix;
-      if (first) putRaw(w, changetype<usize>(pre) + 1, pre.byteLength - 1);
-      else putRaw(w, changetype<usize>(pre), pre.byteLength);
+      if (first) w.raw(changetype<usize>(pre) + 1, pre.byteLength - 1);
+      else w.raw(changetype<usize>(pre), pre.byteLength);
       let valueAt = f.quoted ? w.len - 1 : w.len;
       let single = f.single;
       let present = true;
