@@ -66,8 +66,12 @@ export class ByteBuffer {
     let dst = this.ptr + <usize>this.len;
     // Most pieces of a log line or label set are short: copied with a few loads and stores,
     // they skip memory.copy's call out of the engine (and its metering charge).
-    if (n <= 32 && (src + <usize>n <= dst || dst + <usize>n <= src)) copyShort(dst, src, <usize>n);
-    else memory.copy(dst, src, <usize>n);
+    if (n <= 64 && (src + <usize>n <= dst || dst + <usize>n <= src)) {
+      if (n <= 32) copyShort(dst, src, <usize>n);
+      else copyMedium(dst, src, <usize>n);
+    } else {
+      memory.copy(dst, src, <usize>n);
+    }
     this.len += n;
   }
 
@@ -225,6 +229,21 @@ export class ByteBuffer {
     store<u8>(dst + (n >> 1), load<u8>(src + (n >> 1)));
     store<u8>(dst + n - 1, load<u8>(src + n - 1));
   }
+}
+
+// Copies n (33..64) bytes between regions that do not overlap: the first 32 and the last 32
+// (overlapping in the middle), no loop and no call.
+@inline function copyMedium(dst: usize, src: usize, n: usize): void {
+  store<u64>(dst, load<u64>(src));
+  store<u64>(dst, load<u64>(src, 8), 8);
+  store<u64>(dst, load<u64>(src, 16), 16);
+  store<u64>(dst, load<u64>(src, 24), 24);
+  let d = dst + n - 32;
+  let s = src + n - 32;
+  store<u64>(d, load<u64>(s));
+  store<u64>(d, load<u64>(s, 8), 8);
+  store<u64>(d, load<u64>(s, 16), 16);
+  store<u64>(d, load<u64>(s, 24), 24);
 }
 
 @inline function hexDigit(v: u8): u8 {

@@ -633,6 +633,14 @@ export class Adapter {
   /** Reports a finished request with its full attribute set (from proxy_on_log). */
   report(r: Report): void {}
 
+  /**
+   * The request's context is being deleted (proxy_on_delete, after report): drop what the
+   * adapter keeps about it outside the Request. proxy_on_delete is always exported, so an
+   * adapter whose report would only clean up can do it here and leave proxy_on_log out
+   * (a guest call fewer per request). The request's attributes are no longer readable.
+   */
+  onEnd(r: Report): void {}
+
   /** Periodic work; enable with setTickPeriod(ms). */
   onTick(): void {}
 

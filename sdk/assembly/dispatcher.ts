@@ -66,18 +66,10 @@ function pickFactory(): AdapterFactory {
   return factories[i];
 }
 
-// The root the last stream was created under: a module usually has one.
-let lastRootId: u32 = 0;
-let lastRoot: Adapter | null = null;
-
+// Both tables remember their last hit (idtable.ts): a request's callbacks come one after
+// another, and a module usually has one root, so most lookups skip the probe.
 function findRoot(id: u32): Adapter | null {
-  if (id == lastRootId && lastRoot !== null) return lastRoot;
-  let a = roots.find(id);
-  if (a !== null) {
-    lastRootId = id;
-    lastRoot = a;
-  }
-  return a;
+  return roots.find(id);
 }
 
 function rootOf(id: u32): Adapter {
@@ -86,19 +78,8 @@ function rootOf(id: u32): Adapter {
   return a!;
 }
 
-// The stream the last callbacks were about: a request's callbacks come one after another,
-// so most lookups skip the table.
-let lastId: u32 = 0;
-let lastStream: Report | null = null;
-
 function findStream(id: u32): Report | null {
-  if (id == lastId && lastStream !== null) return lastStream;
-  let r = streams.find(id);
-  if (r !== null) {
-    lastId = id;
-    lastStream = r;
-  }
-  return r;
+  return streams.find(id);
 }
 
 // Reports of ended requests, reused by the next ones (linked through nextFree), so a
@@ -139,13 +120,8 @@ export function onContextCreate(id: u32, parentId: u32): void {
     let adapter = pickFactory()();
     adapter.contextId = id;
     roots.set(id, adapter);
-    lastRoot = null; // the id may have named an earlier root
-    lastRootId = 0;
   } else {
-    let r = newReport(id, rootOf(parentId));
-    streams.set(id, r);
-    lastId = id;
-    lastStream = r;
+    streams.set(id, newReport(id, rootOf(parentId)));
   }
   end();
 }
@@ -195,13 +171,12 @@ export function onLog(id: u32): void {
 export function onDelete(id: u32): void {
   let r = streams.take(id);
   if (r !== null) {
-    lastStream = null;
-    lastId = 0;
+    begin();
+    r.adapter.onEnd(r);
     if (r.pendingCalls > 0) dropCallsOf(id);
     recycle(r);
-  } else if (roots.delete(id)) {
-    lastRoot = null;
-    lastRootId = 0;
+  } else {
+    roots.delete(id);
   }
   end();
 }

@@ -15,6 +15,17 @@ export class IdTable<T> {
   private mask: u32;
   private shift: u32;
   private count: i32 = 0;
+  // The last id found or set and its value: a request's callbacks come one after another,
+  // so most lookups of the dispatcher's tables are for the id just seen. set and take keep
+  // it right (lastVal null: no cached entry). lastVal is always also in `vals`, which keeps
+  // it alive, so it is written with remember() (a plain store, no GC write barrier).
+  private lastId: u32 = 0;
+  private lastVal: T | null = null;
+
+  @inline private remember(id: u32, v: T | null): void {
+    this.lastId = id;
+    store<usize>(changetype<usize>(this) + offsetof<IdTable<T>>("lastVal"), changetype<usize>(v));
+  }
 
   constructor(capacityLog2: u32 = 4) {
     let cap = <i32>(1 << capacityLog2);
@@ -49,24 +60,31 @@ export class IdTable<T> {
 
   /** The value of `id`, or null. */
   find(id: u32): T | null {
+    let last = this.lastVal;
+    if (id == this.lastId && changetype<usize>(last) != 0) return last;
     let i = this.slot(id);
-    return i < 0 ? null : unchecked(this.vals[i]);
+    if (i < 0) return null;
+    let v = unchecked(this.vals[i]);
+    this.remember(id, v);
+    return v;
   }
 
   /** The value of `id`; aborts when there is none (as Map#get). */
   get(id: u32): T {
-    let i = this.slot(id);
-    if (i < 0) abort("IdTable.get: no entry " + id.toString());
-    return changetype<T>(unchecked(this.vals[i]));
+    let v = this.find(id);
+    if (changetype<usize>(v) == 0) abort("IdTable.get: no entry " + id.toString());
+    return changetype<T>(v);
   }
 
   has(id: u32): bool {
-    return this.slot(id) >= 0;
+    return changetype<usize>(this.find(id)) != 0;
   }
 
   /** Sets or replaces the value of `id`. */
   set(id: u32, value: T): this {
     if (changetype<usize>(value) == 0) abort("IdTable.set: null value");
+    // the entry just set is the likeliest next lookup (a stream's first callback follows its creation)
+    this.remember(id, value);
     let keys = this.ids;
     let vals = this.vals;
     let mask = this.mask;
@@ -81,7 +99,10 @@ export class IdTable<T> {
     unchecked((keys[i] = id));
     unchecked((vals[i] = value));
     // Keep the load at most 1/2, so probes stay short and an empty slot always exists.
-    if (++this.count * 2 > <i32>(mask + 1)) this.grow();
+    if (++this.count * 2 > <i32>(mask + 1)) {
+      this.grow(); // re-sets every entry, so the cache names the last one moved
+      this.remember(id, value);
+    }
     return this;
   }
 
@@ -92,6 +113,7 @@ export class IdTable<T> {
 
   /** Removes `id` and returns its value (null if absent). */
   take(id: u32): T | null {
+    if (id == this.lastId) this.remember(0, null);
     let i = this.slot(id);
     if (i < 0) return null;
     let keys = this.ids;

@@ -84,6 +84,15 @@ t.test('report(): full attribute set after the response', async (t) => {
   t.equal(rep.quoted, '"q\\"\\n"');
 });
 
+t.test('onEnd(): runs from proxy_on_delete, after report, once per request', async (t) => {
+  const h = await loadAdapter(wasm, { name: 'probe' });
+  t.teardown(() => h.close());
+  await h.run({ path: '/a' });
+  await h.run({ path: '/b' });
+  t.equal(h.metric('sdk_probe_ended_total', { after_report: 'yes' }), 2);
+  t.notOk(h.metric('sdk_probe_ended_total', { after_report: 'no' }), 'never before report');
+});
+
 t.test('plugin_root_id selects among registered adapters, "" is the default', async (t) => {
   const second = await loadAdapter(wasm, { name: 'second', rootId: 'second-root' });
   t.teardown(() => second.close());

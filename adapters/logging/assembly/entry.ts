@@ -7,7 +7,7 @@ import { ByteBuffer, LogLevel, MapType, PropertySet, AttrSource, AttrType, attrS
 import { Op, Redact, Segment } from "./format";
 import { pathUnchanged, redactQuery } from "./redact";
 import { writeIsoTime } from "./time";
-import { putJson, putRaw } from "./copy";
+import { putJson } from "./copy";
 
 /** "1.2.3.4:80" -> "1.2.3.4" (the end of the host part), -1 for "[v6]:port" (handled by the caller). */
 function hostEnd(p: usize, n: i32): i32 {
@@ -105,7 +105,7 @@ export class Entry {
     if (n <= 0) return false;
     if (maxLen > 0) return this.putStr(w, ps.str(i), json, maxLen);
     if (json) putJson(w, ps.ptr(i), n);
-    else putRaw(w, ps.ptr(i), n);
+    else w.raw(ps.ptr(i), n);
     return true;
   }
 
@@ -130,10 +130,10 @@ export class Entry {
     if (end < 0) {
       let close = 1;
       while (close < n && load<u8>(p + <usize>close) != 0x5d) close++;
-      putRaw(w, p + 1, close - 1);
+      w.raw(p + 1, close - 1);
       return true;
     }
-    putRaw(w, p, end);
+    w.raw(p, end);
     return true;
   }
 

@@ -12,9 +12,19 @@ import {
   quoteJSON, register,
 } from "wasm-mixer/sdk";
 import { Entry } from "./entry";
-import { putJson, putRaw } from "./copy";
+import { putJson } from "./copy";
 import { Format, Kind, Op, Redact, Segment, formatError, parseFormat } from "./format";
-export * from "wasm-mixer/sdk/exports";
+// The ABI callbacks by name rather than `export *`: this adapter works only in the log phase
+// (report; no check, no onResponse, no response headers queued), and a host skips a callback
+// the module does not export, so leaving out proxy_on_request_headers and
+// proxy_on_response_headers saves two guest calls per request. Export them again if the
+// adapter starts to check requests or touch responses.
+export {
+  proxy_abi_version_0_2_1, proxy_on_memory_allocate, malloc, proxy_on_context_create, proxy_on_vm_start, proxy_on_configure,
+  proxy_on_tick, proxy_on_queue_ready, proxy_on_foreign_function, proxy_on_log, proxy_on_delete,
+  proxy_on_http_call_response, proxy_on_grpc_receive_initial_metadata, proxy_on_grpc_receive,
+  proxy_on_grpc_receive_trailing_metadata, proxy_on_grpc_close,
+} from "wasm-mixer/sdk/exports";
 
 const ACCESS_LOG_FUNCTION = "wasm_mixer.access_log";
 
@@ -299,8 +309,8 @@ class Logging extends Adapter {
       let f = unchecked(fields[i]);
       let mark = w.len;
       let pre = f.prefix;
-      if (first) putRaw(w, changetype<usize>(pre) + 1, pre.byteLength - 1);
-      else putRaw(w, changetype<usize>(pre), pre.byteLength);
+      if (first) w.raw(changetype<usize>(pre) + 1, pre.byteLength - 1);
+      else w.raw(changetype<usize>(pre), pre.byteLength);
       let valueAt = f.quoted ? w.len - 1 : w.len;
       let single = f.single;
       let present = true;

@@ -17,7 +17,17 @@ import {
   callForeignFunction, log, parseAttr, parseJSON, quoteJSON, register,
 } from "wasm-mixer/sdk";
 import { LabelDef, LabelSet, Plan, Src, Values } from "./labels";
-export * from "wasm-mixer/sdk/exports";
+// The ABI callbacks by name rather than `export *`: this adapter works only in the log phase
+// (report; no check, no onResponse, no response headers queued), and a host skips a callback
+// the module does not export, so leaving out proxy_on_request_headers and
+// proxy_on_response_headers saves two guest calls per request. Export them again if the
+// adapter starts to check requests or touch responses.
+export {
+  proxy_abi_version_0_2_1, proxy_on_memory_allocate, malloc, proxy_on_context_create, proxy_on_vm_start, proxy_on_configure,
+  proxy_on_tick, proxy_on_queue_ready, proxy_on_foreign_function, proxy_on_log, proxy_on_delete,
+  proxy_on_http_call_response, proxy_on_grpc_receive_initial_metadata, proxy_on_grpc_receive,
+  proxy_on_grpc_receive_trailing_metadata, proxy_on_grpc_close,
+} from "wasm-mixer/sdk/exports";
 
 const DESCRIBE_FUNCTION = "wasm_mixer.describe_metric";
 export const OVERFLOW_VALUE = "__overflow__";

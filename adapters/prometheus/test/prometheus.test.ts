@@ -290,3 +290,11 @@ for (const standard of [false, true]) {
     t.equal(m.value('wasm_mixer_prometheus_overflow_total', { metric: 'istio_response_bytes' }), 4);
   });
 }
+
+t.test('exports only the per-request callbacks it uses (log phase only)', async (t) => {
+  const { readFile } = await import('node:fs/promises');
+  const names = WebAssembly.Module.exports(new WebAssembly.Module(await readFile(await buildOnce('prometheus')))).map((e) => e.name);
+  for (const e of ['proxy_on_context_create', 'proxy_on_log', 'proxy_on_delete']) t.ok(names.includes(e), `exports ${e}`);
+  // a host skips a callback the module does not export: two guest calls fewer per request
+  for (const e of ['proxy_on_request_headers', 'proxy_on_response_headers', 'proxy_on_done']) t.notOk(names.includes(e), `does not export ${e}`);
+});

@@ -4,7 +4,7 @@
 // See adapters/quota/README.md for the configuration and the design.
 
 import {
-  Adapter, Config, Decision, Headers, HttpCallResponse, Report, Request, SharedData,
+  Adapter, Config, Decision, Headers, HttpCallResponse, IdTable, Report, Request, SharedData,
   getStringProperty, log, now, quoteJSON, raw, register, setProperty,
 } from "wasm-mixer/sdk";
 import { Algo, HeaderStyle, LimitSpec, OnError, Params, QuotaSpec, Source, Src, algoName, leaseLocalLimits, parseSpec } from "./spec";
@@ -15,11 +15,12 @@ import * as hb from "wasm-mixer/sdk/assembly/hostbytes";
 import { DIMS_MISSING, DIMS_READ, KeyCaches, KeyEntry, findKey, keepKey, readDimensionBytes } from "./keys";
 import { PendingMap } from "./ratelimit-headers";
 // Every ABI callback but proxy_on_done, which the SDK answers "done" without running adapter
-// code: a host treats a module without it as done at once (Envoy, and this host), so the
-// callback costs no guest call per request.
+// code, and proxy_on_log: this adapter records nothing in the log phase, and a request's
+// cleanup runs in onEnd (from proxy_on_delete). A host skips a callback the module does not
+// export (Envoy, and this host), so each costs no guest call per request.
 export {
   proxy_abi_version_0_2_1, proxy_on_memory_allocate, malloc, proxy_on_context_create, proxy_on_vm_start, proxy_on_configure,
-  proxy_on_tick, proxy_on_queue_ready, proxy_on_foreign_function, proxy_on_log, proxy_on_delete, proxy_on_request_headers,
+  proxy_on_tick, proxy_on_queue_ready, proxy_on_foreign_function, proxy_on_delete, proxy_on_request_headers,
   proxy_on_response_headers, proxy_on_http_call_response, proxy_on_grpc_receive_initial_metadata, proxy_on_grpc_receive,
   proxy_on_grpc_receive_trailing_metadata, proxy_on_grpc_close,
 } from "wasm-mixer/sdk/exports";
@@ -97,7 +98,7 @@ class Quota extends Adapter {
   /** Startup probes in flight (by call token): cluster name. */
   probes: Map<u32, string> = new Map<u32, string>();
   pools: Map<string, PoolLocal> = new Map<string, PoolLocal>();
-  waiters: Map<u32, Waiter> = new Map<u32, Waiter>();
+  waiters: IdTable<Waiter> = new IdTable<Waiter>();
   lastWarn: i64 = 0;
   lastOpenWarn: i64 = 0;
   /** The pool whose waiters are being decided again; its next lease is sent once, after. */
@@ -160,9 +161,10 @@ class Quota extends Adapter {
     return this.evaluate(req, slots, nowMs(), null);
   }
 
-  report(r: Report): void {
-    // A request that ended (e.g. the client went away) while it waited for a lease.
-    if (this.waiters.has(r.contextId)) this.waiters.delete(r.contextId);
+  onEnd(r: Report): void {
+    // A request that ended (e.g. the client went away) while it waited for a lease, or
+    // without response headers.
+    this.waiters.delete(r.contextId);
     this.pendingHeaders.drop(r.contextId);
   }
 

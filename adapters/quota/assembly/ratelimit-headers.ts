@@ -6,6 +6,7 @@
 // response headers arrive, or are dropped when the request ends without them.
 
 import { Bytes, setResponseHeader } from "wasm-mixer/sdk/assembly/hostbytes";
+import { IdTable } from "wasm-mixer/sdk/assembly/idtable";
 import { HeaderStyle } from "./spec";
 
 const H_LIMIT = new Bytes("ratelimit-limit");
@@ -68,12 +69,14 @@ export function writeHeaders(p: PendingHeaders): void {
 
 /** Pending headers by stream context id, with a free list so steady traffic allocates none. */
 export class PendingMap {
-  private byId: Map<u32, PendingHeaders> = new Map<u32, PendingHeaders>();
+  // IdTable, not Map: a set and delete per request allocate nothing (std Map appends an entry per set)
+  private byId: IdTable<PendingHeaders> = new IdTable<PendingHeaders>();
   private free: PendingHeaders[] = [];
 
   /** A record for this request (replacing one it had). */
   take(id: u32): PendingHeaders {
-    if (this.byId.has(id)) return this.byId.get(id);
+    let had = this.byId.find(id);
+    if (had !== null) return had;
     let p = this.free.length > 0 ? this.free.pop() : new PendingHeaders();
     this.byId.set(id, p);
     return p;
@@ -81,17 +84,19 @@ export class PendingMap {
 
   /** Writes and forgets the request's headers, if it has any. */
   flush(id: u32): void {
-    if (!this.byId.has(id)) return;
-    let p = this.byId.get(id);
+    let p = this.byId.take(id);
+    if (p === null) return;
     writeHeaders(p);
-    this.drop(id);
+    this.release(p);
   }
 
   /** Forgets the request's headers (it ended without response headers). */
   drop(id: u32): void {
-    if (!this.byId.has(id)) return;
-    let p = this.byId.get(id);
-    this.byId.delete(id);
+    let p = this.byId.take(id);
+    if (p !== null) this.release(p);
+  }
+
+  private release(p: PendingHeaders): void {
     if (this.free.length < 1024) this.free.push(p);
   }
 

@@ -1,6 +1,6 @@
 // RateLimit headers written in the response phase (assembly/ratelimit-headers.ts):
 // the values of both styles, and no record left behind by requests that end
-// without response headers (the pending map is emptied by the log phase).
+// without response headers (the pending map is emptied by onEnd, from proxy_on_delete).
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
 import { WasmHost } from '../../../host/src/host.js';
@@ -55,4 +55,10 @@ t.test('requests that end without response headers leave nothing behind', async 
   for (let i = 0; i < 30000; i++) await send(`u${i % 50}`, false);
   t.ok(memory() - before < 1 << 20, `linear memory grew ${memory() - before} bytes over 30000 requests (a record kept per request would be ~2 MiB)`);
   t.equal((await send('u1', true))['ratelimit-limit'], '1000000', 'headers still written afterwards');
+});
+
+t.test('exports no proxy_on_log: cleanup runs from proxy_on_delete', async (t) => {
+  const names = WebAssembly.Module.exports(new WebAssembly.Module(await readFile(wasm))).map((e) => e.name);
+  for (const e of ['proxy_on_context_create', 'proxy_on_request_headers', 'proxy_on_response_headers', 'proxy_on_delete']) t.ok(names.includes(e), `exports ${e}`);
+  for (const e of ['proxy_on_log', 'proxy_on_done']) t.notOk(names.includes(e), `does not export ${e}`);
 });
