@@ -8,6 +8,7 @@ import { ABI_0_1_0_ONLY, ABI_0_2_ONLY, IMPLEMENTED_IMPORTS, KNOWN_UNIMPLEMENTED_
 import { HostError } from '../errors.js';
 import { FUEL_EXPORT, GROW_REFUSED_EXPORT, rewriteModule, type RewriteOptions, type RewriteResult } from './metering.js';
 import { InstrumentedCache, instrumentedCacheFor } from './instrumented-cache.js';
+import { applyWasmFlags } from './v8-flags.js';
 import { DEFAULT_FUEL_PER_CALLBACK, DEFAULT_MAX_MEMORY_MB, DEFAULT_MAX_TABLE_ELEMENTS, HOST_CALL_FUEL, MAX_FUEL, START_FUEL_FACTOR } from '../limits.js';
 
 /** Defaults for the isolation limits (docs/operating.md "Limits", host/src/limits.ts). */
@@ -127,6 +128,7 @@ export async function compileModuleAsync(bytes: Uint8Array, source = '<bytes>', 
 }
 
 function pinnedSha256(bytes: Uint8Array, source: string, expectedSha256: string | undefined): string {
+  applyWasmFlags(); // before V8 sees the first module: its tiering budgets are set when it is compiled
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   if (expectedSha256 !== undefined && expectedSha256.toLowerCase() !== sha256) {
     throw new HostError(
