@@ -119,13 +119,14 @@ export class WasmHost {
   }
 
   static async create(config: MixerConfig, options: HostOptions = {}): Promise<WasmHost> {
-    const host = new WasmHost(config, options);
     const ordered = orderPlugins(config.plugins ?? []);
     // Every module is read and compiled at once (async I/O, WebAssembly.compile on V8's
-    // background threads) while the ones before it start and configure, in chain order.
-    const compiling = ordered.map((p) => host.compilePlugin(p, config));
+    // background threads), starting before the host is built (the files arrive while its
+    // constructor runs), while the ones before it start and configure, in chain order.
+    const compiling = ordered.map((p) => compilePlugin(p, config, options));
     // After a failure the rest are not awaited: their rejections are not unhandled.
     for (const c of compiling) c.catch(() => {});
+    const host = new WasmHost(config, options);
     try {
       for (let i = 0; i < ordered.length; i++) host.plugins.push(await host.startPlugin(ordered[i]!, await compiling[i]!, config));
     } catch (err) {
@@ -137,30 +138,7 @@ export class WasmHost {
 
   /** Loads, starts and configures one plugin (also used by reload, with the new config). */
   async loadPlugin(p: PluginConfig, config: MixerConfig = this.config): Promise<LoadedPlugin> {
-    return this.startPlugin(p, await this.compilePlugin(p, config), config);
-  }
-
-  /** Reads (or takes from options.modules) and compiles a plugin's module; errors name the plugin. */
-  private async compilePlugin(p: PluginConfig, config: MixerConfig): Promise<Compiled> {
-    const t0 = performance.now();
-    const pre = this.options.modules?.[p.url];
-    let compiled: CompiledModule;
-    const fuel = p.limits?.fuelPerCallback;
-    const limits = { metering: p.limits?.metering, maxMemoryMb: p.limits?.maxMemoryMb, maxTableElements: p.limits?.maxTableElements, startFuel: fuel === undefined ? undefined : fuel * START_FUEL_FACTOR };
-    const ic = config.moduleCache?.instrumented;
-    const cache = instrumentedCacheFor(ic?.dir === undefined ? ic : { ...ic, dir: resolve(this.options.baseDir ?? process.cwd(), ic.dir) });
-    try {
-      if (pre instanceof Uint8Array) compiled = await compileModuleAsync(pre, p.url, p.sha256, limits, { cache });
-      else if (pre !== undefined) compiled = pre;
-      else {
-        const src = await readModuleBytes(p.url, p.sha256, { baseDir: this.options.baseDir ?? process.cwd(), cacheDir: config.moduleCache?.dir, fetchTimeoutMs: config.moduleCache?.fetchTimeoutMs, plugin: p.name });
-        compiled = await compileModuleAsync(src.bytes, src.source, p.sha256, limits, { cache });
-      }
-    } catch (err) {
-      if (err instanceof HostError) throw new HostError(err.code, `plugin ${p.name}: ${err.message}`, { ...err.detail, adapter: p.name }, { cause: err });
-      throw err;
-    }
-    return { compiled, ms: performance.now() - t0 };
+    return this.startPlugin(p, await compilePlugin(p, config, this.options), config);
   }
 
   /** Starts and configures a plugin from its compiled module (or connects it to the adapter server). */
@@ -331,6 +309,29 @@ export class WasmHost {
     this.rateLimiter.flush();
     return this.telemetry.close();
   }
+}
+
+/** Reads (or takes from options.modules) and compiles a plugin's module; errors name the plugin. */
+async function compilePlugin(p: PluginConfig, config: MixerConfig, options: HostOptions): Promise<Compiled> {
+  const t0 = performance.now();
+  const pre = options.modules?.[p.url];
+  let compiled: CompiledModule;
+  const fuel = p.limits?.fuelPerCallback;
+  const limits = { metering: p.limits?.metering, maxMemoryMb: p.limits?.maxMemoryMb, maxTableElements: p.limits?.maxTableElements, startFuel: fuel === undefined ? undefined : fuel * START_FUEL_FACTOR };
+  const ic = config.moduleCache?.instrumented;
+  const cache = instrumentedCacheFor(ic?.dir === undefined ? ic : { ...ic, dir: resolve(options.baseDir ?? process.cwd(), ic.dir) });
+  try {
+    if (pre instanceof Uint8Array) compiled = await compileModuleAsync(pre, p.url, p.sha256, limits, { cache });
+    else if (pre !== undefined) compiled = pre;
+    else {
+      const src = await readModuleBytes(p.url, p.sha256, { baseDir: options.baseDir ?? process.cwd(), cacheDir: config.moduleCache?.dir, fetchTimeoutMs: config.moduleCache?.fetchTimeoutMs, plugin: p.name });
+      compiled = await compileModuleAsync(src.bytes, src.source, p.sha256, limits, { cache });
+    }
+  } catch (err) {
+    if (err instanceof HostError) throw new HostError(err.code, `plugin ${p.name}: ${err.message}`, { ...err.detail, adapter: p.name }, { cause: err });
+    throw err;
+  }
+  return { compiled, ms: performance.now() - t0 };
 }
 
 /** A compiled module and how long reading and compiling it took. */

@@ -218,8 +218,8 @@ function decode(raw: Buffer, key: string): RewriteResult | null {
     return null;
   }
   if (!isMeta(meta) || meta.key !== key) return null;
-  // A copy of just the module: the read buffer (with header and trailer) is dropped.
-  const bytes = new Uint8Array(body.subarray(HEADER + metaLength));
+  // A view of the module, not a copy (~0.6 ms for auth's): nothing keeps it once compiled.
+  const bytes = body.subarray(HEADER + metaLength);
   return { bytes, functions: meta.functions, siteCharged: meta.siteCharged, hostCallsCharged: meta.hostCallsCharged, loops: meta.loops, memory: meta.memory };
 }
 
