@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { compileModule, instrumentOptions, type ModuleLimits } from '../../host/src/vm/module.js';
+import { compileModule, compileModuleAsync, instrumentOptions, type ModuleLimits } from '../../host/src/vm/module.js';
 import { InstrumentedCache, INSTRUMENTED_CACHE_ENV, instrumentedCacheFor } from '../../host/src/vm/instrumented-cache.js';
 import { FUEL_EXPORT, GROW_REFUSED_EXPORT, rewriteModule } from '../../host/src/vm/metering.js';
 import { compileWatText } from '../fixtures/guests/index.js';
@@ -146,5 +146,53 @@ t.test('errors are the same with a cache: a module the rewriter or compiler refu
   t.throws(() => compileModule(noMarker, 'n.wasm', undefined, {}, { cache }), { code: 'WASM_ABI_MISSING' });
   const big = await compileWatText('(module (memory (export "memory") 40) (func (export "proxy_abi_version_0_2_1")) (func (export "malloc") (param i32) (result i32) (i32.const 0)))');
   t.throws(() => compileModule(big, 'big.wasm', undefined, { maxMemoryMb: 1 }, { cache }), { code: 'VM_MEMORY_LIMIT' });
+  t.same(existsSync(cache.dir) ? readdirSync(cache.dir) : [], [], 'nothing cached');
+});
+
+t.test('compileModuleAsync (WasmHost.create) reads, checks and writes the same entries as compileModule', async (t) => {
+  const cache = new InstrumentedCache({ dir: dirOf(t) });
+  const first = await compileModuleAsync(SPIN, 'spin.wasm', undefined, {}, { cache });
+  t.equal(entries(cache.dir).length, 1, 'a miss writes the entry');
+  stopsOnBudget(t, first.module);
+  const key = InstrumentedCache.key(sha, instrumentOptions({}));
+  t.same(await cache.getAsync(key), cache.get(key), 'getAsync reads what get reads');
+  // A hit: the planted detail comes back (as in the sync test above).
+  cache.put(key, { ...cache.get(key)!, hostCallsCharged: !first.hostCallsCharged });
+  t.equal((await compileModuleAsync(SPIN, 'spin.wasm', undefined, {}, { cache })).hostCallsCharged, !first.hostCallsCharged, 'a hit is not rewritten');
+  // The unmetered original planted in the entry: refused, removed, rewritten.
+  const file = entryFile(cache.dir, {});
+  compileModule(SPIN, 'spin.wasm', undefined, {}, { cache: null });
+  const good = readFileSync(file);
+  const metaLength = good.readUInt32LE(8);
+  writeFileSync(file, Buffer.concat([good.subarray(0, 12 + metaLength), Buffer.from(SPIN), good.subarray(good.length - 32)]));
+  t.equal(await cache.getAsync(key), null, 'a corrupted entry is not a hit');
+  t.notOk(existsSync(file), 'and is removed');
+  stopsOnBudget(t, (await compileModuleAsync(SPIN, 'spin.wasm', undefined, {}, { cache })).module);
+  t.ok(existsSync(file), 'then rewritten');
+});
+
+t.test('compileModuleAsync: the same errors as compileModule, nothing cached', async (t) => {
+  const cache = new InstrumentedCache({ dir: dirOf(t) });
+  const bad = new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 10, 3, 1, 1, 0xff]);
+  const noMarker = await compileWatText('(module (memory (export "memory") 1) (func (export "malloc") (param i32) (result i32) (i32.const 0)))');
+  const big = await compileWatText('(module (memory (export "memory") 40) (func (export "proxy_abi_version_0_2_1")) (func (export "malloc") (param i32) (result i32) (i32.const 0)))');
+  const cases: Array<[Uint8Array, ModuleLimits, string?]> = [
+    [bad, {}],
+    [bad, { metering: false, maxMemoryMb: 0 }],
+    [noMarker, {}],
+    [noMarker, { metering: false, maxMemoryMb: 0 }],
+    [big, { maxMemoryMb: 1 }],
+    [SPIN, {}, '0'.repeat(64)],
+  ];
+  for (const [bytes, limits, pin] of cases) {
+    let sync: { code?: string; message?: string } = {};
+    try {
+      compileModule(bytes, 'm.wasm', pin, limits, { cache });
+    } catch (err) {
+      sync = err as typeof sync;
+    }
+    t.ok(sync.code, `compileModule refuses it (${sync.code})`);
+    await t.rejects(compileModuleAsync(bytes, 'm.wasm', pin, limits, { cache }), { code: sync.code, message: sync.message }, `compileModuleAsync too, with the same message (${sync.code})`);
+  }
   t.same(existsSync(cache.dir) ? readdirSync(cache.dir) : [], [], 'nothing cached');
 });

@@ -16,6 +16,7 @@
 
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { readFile, utimes } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { BULK_FUEL_PER_BYTE, TABLE_FUEL_PER_ELEMENT } from '../limits.js';
@@ -90,6 +91,26 @@ export class InstrumentedCache {
     } catch {
       // read-only cache: still usable
     }
+    return entry;
+  }
+
+  /** get() with async I/O, for compileModuleAsync: the same checks and the same removal of a broken entry. */
+  async getAsync(key: string): Promise<RewriteResult | null> {
+    if (!this.ready(false)) return null;
+    const file = this.file(key);
+    let raw: Buffer;
+    try {
+      raw = await readFile(file);
+    } catch {
+      return null;
+    }
+    const entry = decode(raw, key);
+    if (entry === null) {
+      tryUnlink(file);
+      return null;
+    }
+    const now = new Date();
+    utimes(file, now, now).catch(() => {}); // recently used: evicted last (read-only cache: still usable); not waited for
     return entry;
   }
 
@@ -197,8 +218,8 @@ function decode(raw: Buffer, key: string): RewriteResult | null {
     return null;
   }
   if (!isMeta(meta) || meta.key !== key) return null;
-  // A copy of just the module: the read buffer (with header and trailer) is dropped.
-  const bytes = new Uint8Array(body.subarray(HEADER + metaLength));
+  // A view of the module, not a copy (~0.6 ms for auth's): nothing keeps it once compiled.
+  const bytes = body.subarray(HEADER + metaLength);
   return { bytes, functions: meta.functions, siteCharged: meta.siteCharged, hostCallsCharged: meta.hostCallsCharged, loops: meta.loops, memory: meta.memory };
 }
 

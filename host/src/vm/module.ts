@@ -6,8 +6,9 @@ import { readFile } from 'node:fs/promises';
 import { ABI_MARKERS, type AbiVersion } from '../abi/constants.js';
 import { ABI_0_1_0_ONLY, ABI_0_2_ONLY, IMPLEMENTED_IMPORTS, KNOWN_UNIMPLEMENTED_IMPORTS, WASI_MODULES } from '../abi/names.js';
 import { HostError } from '../errors.js';
-import { FUEL_EXPORT, GROW_REFUSED_EXPORT, rewriteModule, type RewriteOptions } from './metering.js';
+import { FUEL_EXPORT, GROW_REFUSED_EXPORT, rewriteModule, type RewriteOptions, type RewriteResult } from './metering.js';
 import { InstrumentedCache, instrumentedCacheFor } from './instrumented-cache.js';
+import { applyWasmFlags } from './v8-flags.js';
 import { DEFAULT_FUEL_PER_CALLBACK, DEFAULT_MAX_MEMORY_MB, DEFAULT_MAX_TABLE_ELEMENTS, HOST_CALL_FUEL, MAX_FUEL, START_FUEL_FACTOR } from '../limits.js';
 
 /** Defaults for the isolation limits (docs/operating.md "Limits", host/src/limits.ts). */
@@ -74,6 +75,62 @@ export interface CompileOptions {
 }
 
 export function compileModule(bytes: Uint8Array, source = '<bytes>', expectedSha256?: string, limits: ModuleLimits = {}, options: CompileOptions = {}): CompiledModule {
+  const sha256 = pinnedSha256(bytes, source, expectedSha256);
+  // Isolation: a work budget and a memory cap, compiled into the module itself.
+  if (!instrumented(limits)) {
+    const module = compileOriginal(bytes, source);
+    return original(module, bytes, source, sha256);
+  }
+  const opts = instrumentOptions(limits, source);
+  const cache = options.cache === undefined ? instrumentedCacheFor() : options.cache;
+  const key = cache === null ? '' : InstrumentedCache.key(sha256, opts);
+  const hit = cache?.get(key) ?? null;
+  const rw = hit ?? rewriteOrExplain(bytes, opts, source);
+  let module: WebAssembly.Module;
+  try {
+    module = new WebAssembly.Module(rw.bytes as Uint8Array<ArrayBuffer>);
+  } catch (err) {
+    throw instrumentedCompileFailure(bytes, source, err);
+  }
+  return finish(module, rw, hit !== null, cache, key, opts, bytes, source, sha256);
+}
+
+/**
+ * compileModule off the main thread where it can be: the cache entry is read with async I/O and
+ * a cached module compiled with WebAssembly.compile (validated on a V8 background thread), so that
+ * WasmHost.create can compile every adapter while it starts and configures the ones before it.
+ * The same checks, errors and cache entries as compileModule.
+ */
+export async function compileModuleAsync(bytes: Uint8Array, source = '<bytes>', expectedSha256?: string, limits: ModuleLimits = {}, options: CompileOptions = {}): Promise<CompiledModule> {
+  const sha256 = pinnedSha256(bytes, source, expectedSha256);
+  if (!instrumented(limits)) {
+    let module: WebAssembly.Module;
+    try {
+      module = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
+    } catch {
+      compileOriginal(bytes, source); // throws WASM_MALFORMED with the same message as compileModule
+      throw new Error('unreachable');
+    }
+    return original(module, bytes, source, sha256);
+  }
+  const opts = instrumentOptions(limits, source);
+  const cache = options.cache === undefined ? instrumentedCacheFor() : options.cache;
+  const key = cache === null ? '' : InstrumentedCache.key(sha256, opts);
+  const hit = cache === null ? null : await cache.getAsync(key);
+  const rw = hit ?? rewriteOrExplain(bytes, opts, source);
+  let module: WebAssembly.Module;
+  try {
+    // After a rewrite, compiled at once: V8's async compile needs the main thread between its
+    // steps, which the other modules' rewrites would keep busy (cold start 94 -> 111 ms).
+    module = hit === null ? new WebAssembly.Module(rw.bytes as Uint8Array<ArrayBuffer>) : await WebAssembly.compile(rw.bytes as Uint8Array<ArrayBuffer>);
+  } catch (err) {
+    throw instrumentedCompileFailure(bytes, source, err);
+  }
+  return finish(module, rw, hit !== null, cache, key, opts, bytes, source, sha256);
+}
+
+function pinnedSha256(bytes: Uint8Array, source: string, expectedSha256: string | undefined): string {
+  applyWasmFlags(); // before V8 sees the first module: its tiering budgets are set when it is compiled
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   if (expectedSha256 !== undefined && expectedSha256.toLowerCase() !== sha256) {
     throw new HostError(
@@ -82,39 +139,40 @@ export function compileModule(bytes: Uint8Array, source = '<bytes>', expectedSha
       { file: source },
     );
   }
-  // Isolation: a work budget and a memory cap, compiled into the module itself.
-  const metering = limits.metering ?? true;
-  const maxMemoryMb = limits.maxMemoryMb ?? DEFAULT_MAX_MEMORY_MB;
-  if (!metering && maxMemoryMb <= 0) {
-    const module = compileOriginal(bytes, source);
-    return { ...inspect(module, source, null), module, source, metered: false, hostCallsCharged: false, hasStart: hasStartSection(bytes), memoryPages: null, maxTableElements: null, sha256, bytes: bytes.length };
-  }
-  const opts = instrumentOptions(limits, source);
-  const maxTableElements = opts.maxTableElements!;
-  const cache = options.cache === undefined ? instrumentedCacheFor() : options.cache;
-  const key = cache === null ? '' : InstrumentedCache.key(sha256, opts);
-  // Only the instrumented module is compiled (that validates it): the original is compiled
-  // too only when something fails, so that its own faults are reported first, as their codes say.
-  let rw = cache?.get(key) ?? null;
-  const cached = rw !== null;
-  if (rw === null) {
-    try {
-      rw = rewriteModule(bytes, opts);
-    } catch (err) {
-      inspect(compileOriginal(bytes, source), source, null);
-      throw err;
-    }
-  }
-  let module: WebAssembly.Module;
+  return sha256;
+}
+
+/** Whether `limits` ask for a rewrite (a work budget or a memory cap). */
+function instrumented(limits: ModuleLimits): boolean {
+  return (limits.metering ?? true) || (limits.maxMemoryMb ?? DEFAULT_MAX_MEMORY_MB) > 0;
+}
+
+function original(module: WebAssembly.Module, bytes: Uint8Array, source: string, sha256: string): CompiledModule {
+  return { ...inspect(module, source, null), module, source, metered: false, hostCallsCharged: false, hasStart: hasStartSection(bytes), memoryPages: null, maxTableElements: null, sha256, bytes: bytes.length };
+}
+
+/**
+ * Only the instrumented module is compiled (that validates it): the original is compiled
+ * too only when something fails, so that its own faults are reported first, as their codes say.
+ */
+function rewriteOrExplain(bytes: Uint8Array, opts: RewriteOptions, source: string): RewriteResult {
   try {
-    module = new WebAssembly.Module(rw.bytes as Uint8Array<ArrayBuffer>);
+    return rewriteModule(bytes, opts);
   } catch (err) {
     inspect(compileOriginal(bytes, source), source, null);
-    throw new HostError('WASM_METERING_UNSUPPORTED', `${source}: the instrumented module does not compile (${(err as Error).message}); set limits.metering: false for this plugin and report the module`, { file: source }, { cause: err });
+    throw err;
   }
+}
+
+function instrumentedCompileFailure(bytes: Uint8Array, source: string, err: unknown): HostError {
+  inspect(compileOriginal(bytes, source), source, null);
+  return new HostError('WASM_METERING_UNSUPPORTED', `${source}: the instrumented module does not compile (${(err as Error).message}); set limits.metering: false for this plugin and report the module`, { file: source }, { cause: err });
+}
+
+function finish(module: WebAssembly.Module, rw: RewriteResult, cached: boolean, cache: InstrumentedCache | null, key: string, opts: RewriteOptions, bytes: Uint8Array, source: string, sha256: string): CompiledModule {
   const info = inspect(module, source, addedExports(opts));
   if (cache !== null && !cached) cache.put(key, rw);
-  return { ...info, module, source, metered: metering, hostCallsCharged: rw.hostCallsCharged, hasStart: hasStartSection(bytes), memoryPages: rw.memory, maxTableElements, sha256, bytes: bytes.length };
+  return { ...info, module, source, metered: opts.fuel === true, hostCallsCharged: rw.hostCallsCharged, hasStart: hasStartSection(bytes), memoryPages: rw.memory, maxTableElements: opts.maxTableElements!, sha256, bytes: bytes.length };
 }
 
 /** How compileModule instruments a module under `limits` (metering or a memory cap on). */
