@@ -10,7 +10,8 @@ t.test('the bytes are the module the comment shows', async (t) => {
   const m = wabt.parseWat('fuel.wat', `(module
     (import "m" "f" (global $f (mut i32)))
     (func (export "s") (param i32) (global.set $f (local.get 0)))
-    (func (export "g") (result i32) (global.get $f)))`);
+    (func (export "g") (result i32) (global.get $f))
+    (func (export "x") (param i32) (result i32) (global.get $f) (global.set $f (local.get 0))))`);
   const bytes = new Uint8Array(m.toBinary({}).buffer);
   m.destroy();
   t.same([...FUEL_ACCESS_MODULE], [...bytes]);
@@ -34,6 +35,10 @@ t.test('reads and writes reach the same global a module counts down', async (t) 
   t.equal(f.get(), -1, 'negative values (an exhausted budget) read back');
   f.set(2 ** 31 - 1);
   t.equal(global.value, 2 ** 31 - 1);
+  f.set(500);
+  spend(800);
+  t.equal(f.swap(1000), -300, 'swap returns what the module left');
+  t.equal(global.value, 1000, 'and sets the new value');
 });
 
 t.test('a global of another type falls back to the accessor', async (t) => {

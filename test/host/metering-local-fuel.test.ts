@@ -162,3 +162,26 @@ t.test('runaway loops stop on the budget: in a leaf function, around a pure call
   const spin = local.run('spin_leaf', 0, 1_000_000);
   t.ok(spin.fuel > -100, `overshoot ${-spin.fuel} units is one charge at most`);
 });
+
+t.test('a loop making up to three calls that may read or charge the counter uses the local; more keep the global', async (t) => {
+  const mod = (calls: number): Uint8Array => wat(`(module
+    (import "env" "host" (func $host (param i32) (result i32)))
+    (func (export "f") (param $n i32)
+      (drop (call $host (i32.const 0))) (drop (call $host (i32.const 0))) (drop (call $host (i32.const 0))) (drop (call $host (i32.const 0)))
+      (loop $l
+        ${'(drop (call $host (local.get $n)))'.repeat(calls)}
+        (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+        (br_if $l (local.get $n)))))`);
+  const differs = (calls: number): boolean => {
+    const m = mod(calls);
+    const a = rewriteModule(m, { fuel: true, hostCallFuel: 50, localFuel: true, source: 't.wasm' }).bytes;
+    const b = rewriteModule(m, { fuel: true, hostCallFuel: 50, localFuel: false, source: 't.wasm' }).bytes;
+    return a.length !== b.length || a.some((x, i) => x !== b[i]);
+  };
+  t.ok(differs(1), 'one host call in the loop (four outside it, not counted): local');
+  t.ok(differs(3), 'three: local');
+  t.notOk(differs(4), 'four: global');
+  // 'mixed' (three such calls in its loop: host, table, a looping function) and the runaways
+  // around a host call or a looping function are now local: their runs above match the global's.
+  t.ok(MODULE.length > 0);
+});

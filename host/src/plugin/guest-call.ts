@@ -75,7 +75,22 @@ export class GuestCalls {
   fuel: FuelCounter | null = null;
   growRefused: WebAssembly.Global | null = null;
   /** Work budget of the next outermost call. */
-  budget = 0;
+  get budget(): number {
+    return this.nextBudget;
+  }
+  set budget(v: number) {
+    this.nextBudget = v;
+    this.primed = null;
+  }
+  private nextBudget = 0;
+  /**
+   * The counter already holding the next call's budget: an outermost call's end swaps the
+   * budget in while it reads what the call left (one call into wasm per callback, not a set
+   * and a get). Null when the budget or the counter changed since: the next call sets it.
+   */
+  private primed: FuelCounter | null = null;
+  /** Whether the last outermost call left the counter below zero (its end already refilled it). */
+  private exhausted = false;
   /** The most fuel one callback used, for sizing the budget. */
   fuelHighWater = 0;
   private depth = 0;
@@ -140,7 +155,11 @@ export class GuestCalls {
     const outermost = this.depth === 0;
     if (outermost) {
       runningAdapter[0] = this.watchdogId;
-      if (this.fuel !== null) this.fuel.set(this.budget);
+      const fuel = this.fuel;
+      // Anything run on the counter since the last call's end (nothing on the host's paths)
+      // is charged to this call: its budget is never more than `budget`.
+      if (fuel !== null && this.primed !== fuel) fuel.set(this.nextBudget);
+      this.exhausted = false;
       this.hostMeter.pending = 0;
       this.logBudget.begin();
     }
@@ -155,7 +174,10 @@ export class GuestCalls {
       runningAdapter[0] = 0;
       const charged = this.hostMeter.take();
       if (fuel !== null) {
-        const used = this.budget - fuel.get() + charged;
+        const left = fuel.swap(this.nextBudget);
+        this.primed = fuel;
+        if (left < 0) this.exhausted = true;
+        const used = this.nextBudget - left + charged;
         if (used > this.fuelHighWater) this.fuelHighWater = used;
       }
       if (this.logBudget.droppedLines > 0 || this.logBudget.droppedBytes > 0) this.onDroppedLogs(this.logBudget);
@@ -167,7 +189,7 @@ export class GuestCalls {
 
   /** Names the reason for a trap: budget, memory cap, stack, proc_exit, or the engine's message. */
   classify(err: unknown, maxMemoryPages: number, memoryBytes: number): TrapCause {
-    if ((this.fuel !== null && this.fuel.get() < 0) || err instanceof HostBudgetExceeded) {
+    if ((this.fuel !== null && (this.exhausted || this.fuel.get() < 0)) || err instanceof HostBudgetExceeded) {
       return { code: 'VM_BUDGET_EXCEEDED', reason: `exceeded its work budget of ${this.budget} fuel units (limits.fuelPerCallback)` };
     }
     if (err instanceof ProcExit) return { code: 'VM_TRAP', reason: `proc_exit(${err.exitCode})` };
