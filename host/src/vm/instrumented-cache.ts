@@ -80,17 +80,21 @@ export class InstrumentedCache {
     } catch {
       return null;
     }
-    const entry = decode(raw, key);
-    if (entry === null) {
-      tryUnlink(file);
-      return null;
-    }
+    const entry = this.accept(file, key, raw);
+    if (entry === null) return null;
     try {
       const now = new Date();
       utimesSync(file, now, now); // recently used: evicted last
     } catch {
       // read-only cache: still usable
     }
+    return entry;
+  }
+
+  /** The entry in `raw`, or null when it is not whole (then its file is removed). */
+  private accept(file: string, key: string, raw: Buffer): RewriteResult | null {
+    const entry = decode(raw, key);
+    if (entry === null) tryUnlink(file);
     return entry;
   }
 
@@ -104,11 +108,8 @@ export class InstrumentedCache {
     } catch {
       return null;
     }
-    const entry = decode(raw, key);
-    if (entry === null) {
-      tryUnlink(file);
-      return null;
-    }
+    const entry = this.accept(file, key, raw);
+    if (entry === null) return null;
     const now = new Date();
     utimes(file, now, now).catch(() => {}); // recently used: evicted last (read-only cache: still usable); not waited for
     return entry;
