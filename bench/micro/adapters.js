@@ -26,7 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { WasmHost } from '../../dist/host/src/index.js';
 import { validateConfig } from '../../dist/host/src/config/load.js';
 import { benchConfig, chainPlugins, makeCredentials } from '../e2e/configs.js';
-import { benchStream, RESPONSE_HEADERS } from './request.js';
+import { driveRequest } from './request.js';
 import { benchArgs } from '../core/args.js';
 import { median, spread, round } from '../core/stats.js';
 import { summarize } from '../e2e/profile.js';
@@ -82,21 +82,7 @@ const credentialOf = (h) => (h === variants['auth jwt'] || h === variants['chain
 let conn = 0;
 let denied = 0;
 function oneRequest(h) {
-  const c = conn++ % 16;
-  const s = h.newStream(benchStream(credentialOf(h).slice(), c));
-  const d = s.requestHeaders(false);
-  if (d instanceof Promise) throw new Error('in-process chain returned a promise');
-  if (d.action !== 'continue') {
-    denied++;
-    s.finish();
-    return;
-  }
-  s.stream.requestHeadersSent = true;
-  s.stream.info.requestBytes = 1024;
-  s.responseHeaders(200, RESPONSE_HEADERS.slice(), false);
-  s.stream.responseHeadersSent = true;
-  s.stream.info.responseBytes = 1024;
-  s.finish();
+  if (driveRequest(h, credentialOf(h).slice(), conn++ % 16) !== 'continue') denied++;
 }
 
 // process.cpuUsage() counts every thread: the access log's file sink writes on the thread

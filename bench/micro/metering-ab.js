@@ -17,7 +17,7 @@ import { validateConfig } from '../../dist/host/src/config/load.js';
 import { benchConfig, chainPlugins, makeCredentials } from '../e2e/configs.js';
 import { benchArgs } from '../core/args.js';
 import { median, spread, round } from '../core/stats.js';
-import { benchStream, RESPONSE_HEADERS } from './request.js';
+import { driveRequest } from './request.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const { values: opt } = benchArgs({ rounds: 40, batch: 2000, json: false, out: undefined, help: false });
@@ -39,15 +39,7 @@ const sides = { metered: await host(), unmetered: await host({ metering: false }
 const credential = ['x-api-key', creds.apiKey];
 let conn = 0;
 function oneRequest(h) {
-  const s = h.newStream(benchStream(credential.slice(), conn++ % 16));
-  const d = s.requestHeaders(false);
-  if (d instanceof Promise || d.action !== 'continue') throw new Error('the bench request was not let through: the bench config is broken');
-  s.stream.requestHeadersSent = true;
-  s.stream.info.requestBytes = 1024;
-  s.responseHeaders(200, RESPONSE_HEADERS.slice(), false);
-  s.stream.responseHeadersSent = true;
-  s.stream.info.responseBytes = 1024;
-  s.finish();
+  if (driveRequest(h, credential.slice(), conn++ % 16) !== 'continue') throw new Error('the bench request was not let through: the bench config is broken');
 }
 async function batch(h, n) {
   const c0 = process.cpuUsage();

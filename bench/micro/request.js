@@ -23,3 +23,25 @@ export function benchStream(credential, c) {
     info: { sourceAddress: '127.0.0.1', sourcePort: 40000 + c, destinationAddress: '127.0.0.1', destinationPort: 8080, connectionId: c + 1, protocol: 'HTTP/1.1', clusterName: 'orders', upstreamAddress: '127.0.0.1:9' },
   };
 }
+
+/**
+ * One request's whole lifecycle through host `h` (request headers, response headers with a
+ * 1 KiB body each way, log phase), as the proxy drives it. Returns the request-header
+ * decision's action: 'continue', or what stopped it (then only the log phase ran).
+ */
+export function driveRequest(h, credential, c) {
+  const s = h.newStream(benchStream(credential, c));
+  const d = s.requestHeaders(false);
+  if (d instanceof Promise) throw new Error('in-process chain returned a promise');
+  if (d.action !== 'continue') {
+    s.finish();
+    return d.action;
+  }
+  s.stream.requestHeadersSent = true;
+  s.stream.info.requestBytes = 1024;
+  s.responseHeaders(200, RESPONSE_HEADERS.slice(), false);
+  s.stream.responseHeadersSent = true;
+  s.stream.info.responseBytes = 1024;
+  s.finish();
+  return d.action;
+}
