@@ -79,18 +79,20 @@ function layersOf(file) {
   return n;
 }
 
+// A variant may carry node flags for its proxy after '@', as in saturation.js: inproc@--wasm-tiering-budget=1800000
 const variants = opt.variants.split(',');
-for (const v of variants) if (v !== 'none' && v !== 'inproc') throw new Error(`unknown variant ${v}: none or inproc`);
+for (const v of variants) if (!/^(none|inproc)(@|$)/.test(v)) throw new Error(`unknown variant ${v}: none or inproc, optionally @node-flags`);
 const tmp = await mkdtemp(join(os.tmpdir(), 'wm-perf-layers-'));
 const creds = await makeCredentials();
 const script = writeScript(join(tmp, 'post.lua'), requestKinds(creds));
 const upstream = await startRole('upstream', [], { logFile: join(tmp, 'upstream.log') });
 const targets = [];
-for (const mode of variants) {
-  const f = join(tmp, `proxy-${mode}.json`);
+for (const [i, id] of variants.entries()) {
+  const [mode, ...flags] = id.split('@');
+  const f = join(tmp, `proxy-${i}.json`);
   await writeFile(f, JSON.stringify(benchConfig({ mode, n: 4, creds, wasmDir: join(root, 'wasm'), upstreamPort: upstream.port, logDir: tmp })));
-  const proxy = await startRole('proxy', [f], { nodeArgs: ['--perf-basic-prof'], logFile: join(tmp, `proxy-${mode}.log`) });
-  targets.push({ mode, proxy, runs: [] });
+  const proxy = await startRole('proxy', [f], { nodeArgs: ['--perf-basic-prof', ...flags], logFile: join(tmp, `proxy-${i}.log`) });
+  targets.push({ mode: id, proxy, runs: [] });
 }
 
 const progress = (s) => process.stderr.write(`${s}\n`);
@@ -100,7 +102,7 @@ for (const t of targets) {
 }
 for (let r = 0; r < opt.reps; r++) {
   for (const t of r % 2 ? [...targets].reverse() : targets) {
-    const data = join(tmp, `${t.mode}-${r}.data`);
+    const data = join(tmp, `${targets.indexOf(t)}-${r}.data`);
     const perf = spawn('perf', ['record', '-q', '-e', 'cpu-clock', '-F', String(opt.frequency), '-p', String(t.proxy.pid), '-o', data, '--', 'sleep', String(opt.seconds)], { stdio: 'ignore' });
     const exited = new Promise((res) => perf.on('exit', res));
     const w = await runWrk({ port: t.proxy.port, connections: opt.connections, seconds: opt.seconds, script });
