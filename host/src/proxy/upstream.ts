@@ -179,8 +179,10 @@ export function forward(upstream: Upstream, ex: Exchange, route: Route, endOfStr
     abandoned = true;
     abandonUpstream();
   };
+  // Also when the response went out but the request never completed (the client left mid-body and
+  // the proxy answered 400/408 for it): that upstream request cannot complete either.
   res.on('close', () => {
-    if (!res.writableFinished) abandon();
+    if (!res.writableFinished || !req.complete) abandon();
   });
 
   // Request body, then trailers (forwarded; adapters see them if they ask).
