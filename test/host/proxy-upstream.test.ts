@@ -2,7 +2,12 @@
 // upstream servers: keep-alive reuse within upstream.maxSockets, an upstream that closes
 // idle connections, route timeouts (504, UT), client aborts (not upstream failures),
 // repeated headers, Expect, streaming both ways, and no sockets left after close().
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import http from 'node:http';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import t, { type Test } from 'tap';
 import { LogLevel } from '../../host/src/abi/constants.js';
@@ -260,4 +265,26 @@ t.test('close() leaves no upstream connection open', async (t) => {
   await proxy.close();
   for (let i = 0; i < 100 && (await open()) > 0; i++) await sleep(10);
   t.equal(await open(), 0, 'none after close');
+});
+
+t.test('https:// upstreams are reached over TLS with certificate checks (a self-signed one is refused: 503, UF)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'wm-up-tls-'));
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem')], { stdio: 'ignore' });
+  const server = https.createServer({ key: await readFile(join(dir, 'k.pem')), cert: await readFile(join(dir, 'c.pem')) }, (_req, res) => res.end('ok'));
+  let handshakes = 0;
+  server.on('tlsClientError', () => handshakes++);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  t.teardown(() => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }));
+  const sink = new MemorySink();
+  const proxy = await startProxy(
+    { listen: { port: 0 }, routes: [{ name: 'tls', upstream: `https://127.0.0.1:${(server.address() as AddressInfo).port}` }], plugins: [{ name: 'access', url: logging, pluginConfig: {} }] },
+    { accessLogSinks: [sink], logger: createLogger(LogLevel.Error, () => {}) },
+  );
+  t.teardown(() => proxy.close());
+  t.equal((await request(proxy.port, '/get')).status, 503, 'undici Pool: refused');
+  t.equal((await request(proxy.port, '/post', { method: 'POST', headers: { 'transfer-encoding': 'chunked' }, body: 'x' })).status, 503, 'node:https (chunked body): refused');
+  await sink.waitFor(2);
+  t.same(sink.json().map((e) => e.response_flags), ['UF', 'UF']);
+  for (let i = 0; i < 100 && handshakes < 2; i++) await sleep(10);
+  t.ok(handshakes >= 2, 'both spoke TLS to the upstream');
 });
