@@ -1,6 +1,8 @@
-// Two minimal reverse proxies for bench/core/upstream-pool.js that differ only in the
+// Minimal reverse proxies for bench/core/upstream-pool.js that differ only in the
 // upstream client: node:http with a keep-alive http.Agent (what host/src/proxy/upstream.ts
-// uses) or undici 7's Pool. Both do the proxy's header work with its own helpers
+// used until session 7), undici 7's Pool through pool.request() (a Readable body and a
+// promise per response), or the same Pool through dispatch() with a handler (what
+// host/src/proxy/upstream.ts uses now). All do the proxy's header work with its own helpers
 // (hop-by-hop removal, X-Forwarded-For) and stream bodies both ways, so the difference
 // between them is the client's cost per request.
 import http from 'node:http';
@@ -59,8 +61,34 @@ function viaUndici(upstream) {
   };
 }
 
+function viaDispatch(upstream) {
+  const pool = new Pool(upstream, { connections: MAX_SOCKETS, keepAliveTimeout: 4000 });
+  return (req, res) => {
+    const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+    pool.dispatch(
+      { method: req.method, path: req.url, headers: requestHeaders(req), body: hasBody ? req : null },
+      {
+        onConnect() {},
+        onHeaders(status, rawBuffers, resume) {
+          const raw = rawBuffers.map((b) => b.toString('latin1'));
+          const c = raw.findIndex((x, i) => i % 2 === 0 && x.toLowerCase() === 'connection');
+          res.writeHead(status, responseHeaders(raw, c < 0 ? undefined : raw[c + 1]));
+          res.on('drain', resume);
+          return true;
+        },
+        onData: (chunk) => res.write(chunk),
+        onComplete: () => res.end(),
+        onError: () => (res.headersSent ? res.destroy() : res.writeHead(503).end()),
+      },
+    );
+    if (!hasBody) req.resume();
+  };
+}
+
+const KINDS = { agent: viaAgent, undici: viaUndici, dispatch: viaDispatch };
+
 /** Starts a forwarder on 127.0.0.1:`port` (0 picks one); resolves with its port. */
 export function startForwarder(kind, port, upstream) {
-  const server = http.createServer({ keepAlive: true }, kind === 'agent' ? viaAgent(upstream) : viaUndici(upstream));
+  const server = http.createServer({ keepAlive: true }, KINDS[kind](upstream));
   return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(server.address().port)));
 }

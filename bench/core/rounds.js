@@ -15,8 +15,13 @@ process.on('exit', () => stopServers());
 
 /** Starts `node bench/core/servers.js ROLE 0 ...args`; resolves when it prints "ready PORT". */
 export function startServer(role, ...args) {
+  return startServerWith({}, role, ...args);
+}
+
+/** startServer() with extra environment variables (WASM_MIXER_DIST: a baseline build). */
+export function startServerWith(env, role, ...args) {
   return new Promise((ok, fail) => {
-    const c = spawn(process.execPath, [resolve(here, 'servers.js'), role, '0', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const c = spawn(process.execPath, [resolve(here, 'servers.js'), role, '0', ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
     children.push(c);
     c.stdout.on('data', (d) => {
       const m = /ready (\d+)/.exec(d.toString());

@@ -1,5 +1,5 @@
 // Moving a body through the chain's body callbacks when some adapter asks for it
-// (a body nobody asks for is piped untouched, in upstream.ts).
+// (a body nobody asks for is relayed untouched, relay.ts and upstream-response.ts).
 
 import type { IncomingMessage } from 'node:http';
 import type { HeaderPair } from '../abi/pairs.js';
@@ -19,41 +19,61 @@ export function then<T>(v: Maybe<T>, k: (t: T) => void, onError: (e: unknown) =>
   }
 }
 
+/** What a body pump does with the chain's answers. */
+export interface PumpSink {
+  process(chunk: Uint8Array, eos: boolean): Maybe<Uint8Array | Decision>;
+  trailers(t: HeaderPair[]): Maybe<Uint8Array | Decision>;
+  emit(data: Uint8Array, eos: boolean): void;
+  stop(d: Decision): void;
+  fail(e: unknown): void;
+}
+
 /**
- * Feeds a readable through the chain's body callbacks, honouring backpressure while an
- * adapter is paused. At the end, trailers (if the message has any) go through the
+ * A body fed chunk by chunk (push) through the chain's body callbacks. While an adapter
+ * is paused the pump asks its source to pause (data() returns false) and calls `resume`
+ * when it may go on. At the end, trailers (if the message has any) go through the
  * trailer callbacks instead of a last empty body chunk, as the spec orders it.
  */
-export function pumpBody(
-  src: IncomingMessage,
-  process: (chunk: Uint8Array, eos: boolean) => Maybe<Uint8Array | Decision>,
-  trailers: (t: HeaderPair[]) => Maybe<Uint8Array | Decision>,
-  emit: (data: Uint8Array, eos: boolean) => void,
-  stop: (d: Decision) => void,
-  fail: (e: unknown) => void,
-): void {
-  let stopped = false;
-  const handle = (r: Uint8Array | Decision, eos: boolean): boolean => {
-    if (r instanceof Uint8Array) {
-      emit(r, eos);
+export class BodyPump {
+  private stopped = false;
+
+  constructor(
+    private readonly sink: PumpSink,
+    private readonly resume: () => void,
+  ) {}
+
+  /** False: pause the source until `resume` is called. */
+  data(chunk: Uint8Array): boolean {
+    if (this.stopped) return true;
+    const r = this.sink.process(chunk, false);
+    if (!isPromise(r)) {
+      this.handle(r, false);
       return true;
     }
-    stopped = true;
-    src.resume();
-    stop(r);
+    r.then((v) => this.handle(v, false) && this.resume(), this.sink.fail);
     return false;
-  };
-  src.on('data', (chunk: Buffer) => {
-    if (stopped) return;
-    const r = process(chunk, false);
-    if (isPromise(r)) {
-      src.pause();
-      r.then((v) => handle(v, false) && src.resume(), fail);
-    } else handle(r, false);
-  });
-  src.on('end', () => {
-    if (stopped) return;
-    const t = trailerPairs(src.rawTrailers);
-    then(t.length > 0 ? trailers(t) : process(EMPTY, true), (v) => void handle(v, true), fail);
-  });
+  }
+
+  end(trailers: HeaderPair[]): void {
+    if (this.stopped) return;
+    then(trailers.length > 0 ? this.sink.trailers(trailers) : this.sink.process(EMPTY, true), (v) => void this.handle(v, true), this.sink.fail);
+  }
+
+  private handle(r: Uint8Array | Decision, eos: boolean): boolean {
+    if (r instanceof Uint8Array) {
+      this.sink.emit(r, eos);
+      return true;
+    }
+    this.stopped = true;
+    this.resume(); // the rest of the body is drained, not held
+    this.sink.stop(r);
+    return false;
+  }
+}
+
+/** Feeds a readable (a request or an upstream response from node:http) through a BodyPump. */
+export function pumpBody(src: IncomingMessage, sink: PumpSink): void {
+  const pump = new BodyPump(sink, () => void src.resume());
+  src.on('data', (chunk: Buffer) => void (pump.data(chunk) || src.pause()));
+  src.on('end', () => pump.end(trailerPairs(src.rawTrailers)));
 }

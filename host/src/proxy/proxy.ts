@@ -62,7 +62,7 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
 
   const listenAddr = config.listen?.address ?? '127.0.0.1';
   await listenOn(server, options.port ?? config.listen?.port ?? 8080, listenAddr, 'the proxy port', 'choose another port with --port N (listen.port in the config)').catch(async (err) => {
-    upstream.close();
+    await upstream.close();
     await host.close();
     throw err;
   });
@@ -93,7 +93,7 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
         // e.g. ADMIN_FORBIDDEN, EADDRINUSE: do not leave the proxy port and the VMs running.
         watcher?.close();
         server.close();
-        upstream.close();
+        await upstream.close();
         await host.close();
         throw err;
       })
@@ -125,7 +125,7 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
       await drain.wait(options.drainMs ?? 10_000);
       server.closeAllConnections();
       await admin?.close();
-      upstream.close();
+      await upstream.close();
       await host.close(); // flushes access logs, last OTLP export
     },
   };

@@ -7,7 +7,7 @@ export interface Route {
   readonly config: RouteConfig;
   readonly url: URL;
   /** The upstream URL's parts, read once (URL getters build a new string on every call). */
-  readonly target: { readonly protocol: string; readonly hostname: string; readonly port: string; readonly host: string };
+  readonly target: { readonly protocol: string; readonly hostname: string; readonly port: string; readonly host: string; readonly origin: string };
   /** The upstream URL's path without its trailing slash ('' for '/'): prepended to each request's path. */
   readonly basePath: string;
   readonly prefix: string;
@@ -25,7 +25,7 @@ export class RouteTable {
   set(config: MixerConfig): void {
     this.routes = (config.routes ?? []).map((r) => {
       const url = new URL(r.upstream);
-      const target = { protocol: url.protocol, hostname: url.hostname, port: url.port, host: url.host };
+      const target = { protocol: url.protocol, hostname: url.hostname, port: url.port, host: url.host, origin: url.origin };
       return { config: r, url, target, basePath: url.pathname.replace(/\/$/, ''), prefix: r.match?.prefix ?? '/', hosts: r.match?.hosts ?? null };
     });
   }
