@@ -1,12 +1,13 @@
 // The config validator that `npm run build` generates (ajv standalone code, host/src/build/
 // config-validator.ts) and the run-time compile it replaces give the same verdicts and the
-// same errors; a missing or stale generated file falls back to the run-time compile.
+// same errors; a missing or stale generated file falls back to the run-time compile, and a
+// refused V8 code cache to compiling the generated code.
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import t from 'tap';
 import { parse } from 'yaml';
 import { writeConfigValidator } from '../../host/src/build/config-validator.js';
-import { configValidator, loadConfigValidator } from '../../host/src/config/validator.js';
+import { CODE_CACHE_SUFFIX, configValidator, loadConfigValidator } from '../../host/src/config/validator.js';
 
 const examples = await Promise.all(['quickstart', 'remote'].map(async (n) => parse(await readFile(`examples/${n}.yaml`, 'utf8')) as Record<string, unknown>));
 const plugin = { name: 'a', url: 'a.wasm', sha256: 'ab'.repeat(32) };
@@ -45,6 +46,21 @@ t.test('generated and run-time validators agree, errors included', async (t) => 
     t.notOk(runtime.validate(c), `invalid ${i}: also at run time`);
     t.strictSame(generated.validate.errors, runtime.validate.errors, `invalid ${i}: the same errors`);
   }
+});
+
+t.test('the V8 code cache is used when valid, and a bad one only costs a compile', async (t) => {
+  const dir = await scratch();
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const file = await writeConfigValidator(join(dir, 'v.cjs'));
+  const good = loadConfigValidator(file);
+  t.same([good.source, good.cached], ['generated', true], 'made by this process (same V8, same flags): used');
+  const copy = join(dir, 'copy.cjs');
+  await writeFile(copy, await readFile(file));
+  await writeFile(copy + CODE_CACHE_SUFFIX, 'not a code cache');
+  const bad = loadConfigValidator(copy);
+  t.same([bad.source, bad.cached], ['generated', false], 'refused by V8, the code is compiled');
+  t.notOk(bad.validate(INVALID[0]));
+  t.strictSame(bad.validate.errors, good.validate(INVALID[0]) ? null : good.validate.errors);
 });
 
 t.test('a generated file made from another schema is not used', async (t) => {
