@@ -1,6 +1,6 @@
 // Start-up of the benchmark's four adapters (issue 14: load + compile + configure ≤ 50 ms,
 // RSS added ≤ 8 MiB), in this fresh process, split into the first config validation (the
-// config schema's validator is compiled on first use) and WasmHost.create (read, compile,
+// generated validator is loaded on first use) and WasmHost.create (read, compile,
 // instantiate, vm_start, configure). One measurement per process: start-up is a first-time
 // cost, so repeat the command and take medians, alternating checkouts for an A/B:
 //
@@ -10,8 +10,10 @@
 // --dir: the checkout whose dist/ and wasm/ are measured (default this one), so one script
 // measures an older build the same way. rssCreateMiB is the RSS WasmHost.create added (the
 // four VMs); rssAddedMiB also counts the first validation (the validator's code, since it is
-// no longer compiled at import). validator: 'generated' (npm run build) or 'runtime', and
-// whether V8 used its code cache (host/src/config/validator.ts); absent in older builds.
+// no longer compiled at import); rssMiB is the process's RSS after create. RSS added depends on
+// what the process freed before (pages the allocator reuses), so compare builds by rssMiB too.
+// validator: 'generated' (npm run build) or 'runtime', and whether V8 used its code cache
+// (host/src/config/validator.ts); absent in older builds.
 //
 // WASM_MIXER_INSTRUMENTED_CACHE=off measures a first start (the metering rewrite included).
 // `chrt -f 10` in front (root) keeps other processes from deciding the wall time.
@@ -55,6 +57,7 @@ const r = {
   cpuMs: round((cpu.user + cpu.system) / 1000),
   rssAddedMiB: round((process.memoryUsage().rss - rss0) / 2 ** 20),
   rssCreateMiB: round((process.memoryUsage().rss - rss1) / 2 ** 20),
+  rssMiB: round(process.memoryUsage().rss / 2 ** 20),
   ...(validatorModule !== null ? { validator: validatorModule.configValidator().source, validatorCached: validatorModule.configValidator().cached } : {}),
   perAdapterMs: Object.fromEntries(host.plugins.map((p) => [p.config.name, round(p.loadMs)])),
 };
