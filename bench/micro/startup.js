@@ -1,29 +1,39 @@
 // Start-up of the benchmark's four adapters (issue 14: load + compile + configure ≤ 50 ms,
 // RSS added ≤ 8 MiB), in this fresh process, split into the first config validation (the
-// config schema's validator is compiled on first use) and WasmHost.create (read, compile,
+// generated validator is loaded on first use) and WasmHost.create (read, compile,
 // instantiate, vm_start, configure). One measurement per process: start-up is a first-time
 // cost, so repeat the command and take medians, alternating checkouts for an A/B:
 //
-//   node bench/micro/startup.js [--json]
-//   for i in $(seq 9); do for d in ../before .; do (cd $d && node bench/micro/startup.js --json); done; done
+//   node bench/micro/startup.js [--json] [--dir CHECKOUT]
+//   for i in $(seq 9); do for d in ../before .; do node bench/micro/startup.js --json --dir $d; done; done
+//
+// --dir: the checkout whose dist/ and wasm/ are measured (default this one), so one script
+// measures an older build the same way. rssCreateMiB is the RSS WasmHost.create added (the
+// four VMs); rssAddedMiB also counts the first validation (the validator's code, since it is
+// no longer compiled at import); rssMiB is the process's RSS after create. RSS added depends on
+// what the process freed before (pages the allocator reuses), so compare builds by rssMiB too.
+// validator: 'generated' (npm run build) or 'runtime', and whether V8 used its code cache
+// (host/src/config/validator.ts); absent in older builds.
 //
 // WASM_MIXER_INSTRUMENTED_CACHE=off measures a first start (the metering rewrite included).
 // `chrt -f 10` in front (root) keeps other processes from deciding the wall time.
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { WasmHost } from '../../dist/host/src/index.js';
-import { validateConfig } from '../../dist/host/src/config/load.js';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { benchConfig, chainPlugins, makeCredentials } from '../e2e/configs.js';
 import { benchArgs } from '../core/args.js';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const { values: opt } = benchArgs({ json: false, help: false });
+const { values: opt } = benchArgs({ json: false, dir: undefined, help: false });
 if (opt.help) {
-  process.stdout.write('node bench/micro/startup.js [--json]\n');
+  process.stdout.write('node bench/micro/startup.js [--json] [--dir CHECKOUT]\n');
   process.exit(0);
 }
+const root = opt.dir !== undefined ? resolve(opt.dir) : resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const dist = (f) => import(pathToFileURL(join(root, 'dist/host/src', f)).href);
+const { WasmHost } = await dist('index.js');
+const { validateConfig } = await dist('config/load.js');
+const validatorModule = await dist('config/validator.js').catch(() => null);
 const tmp = await mkdtemp(join(os.tmpdir(), 'wm-startup-'));
 const creds = await makeCredentials();
 const wasmDir = resolve(root, 'wasm');
@@ -36,6 +46,7 @@ const cpu0 = process.cpuUsage();
 const t0 = performance.now();
 const valid = validateConfig(config, 'bench startup');
 const t1 = performance.now();
+const rss1 = process.memoryUsage().rss;
 const host = await WasmHost.create(valid, { logger: { level: 5, log() {} }, baseDir: tmp });
 const t2 = performance.now();
 const cpu = process.cpuUsage(cpu0);
@@ -45,11 +56,14 @@ const r = {
   createMs: round(t2 - t1),
   cpuMs: round((cpu.user + cpu.system) / 1000),
   rssAddedMiB: round((process.memoryUsage().rss - rss0) / 2 ** 20),
+  rssCreateMiB: round((process.memoryUsage().rss - rss1) / 2 ** 20),
+  rssMiB: round(process.memoryUsage().rss / 2 ** 20),
+  ...(validatorModule !== null ? { validator: validatorModule.configValidator().source, validatorCached: validatorModule.configValidator().cached } : {}),
   perAdapterMs: Object.fromEntries(host.plugins.map((p) => [p.config.name, round(p.loadMs)])),
 };
 await host.close();
 await rm(tmp, { recursive: true, force: true });
-process.stdout.write(opt.json ? `${JSON.stringify(r)}\n` : `start-up of the four: ${r.totalMs} ms (config validation ${r.validateConfigMs} ms + WasmHost.create ${r.createMs} ms), CPU ${r.cpuMs} ms, RSS +${r.rssAddedMiB} MiB\n`);
+process.stdout.write(opt.json ? `${JSON.stringify(r)}\n` : `start-up of the four: ${r.totalMs} ms (config validation ${r.validateConfigMs} ms + WasmHost.create ${r.createMs} ms), CPU ${r.cpuMs} ms, RSS +${r.rssAddedMiB} MiB (WasmHost.create +${r.rssCreateMiB} MiB)\n`);
 process.exit(0);
 
 function round(x) {

@@ -12,6 +12,7 @@ import { rateLimitedLogger, type RateLimitedLogger } from './log/rate-limit.js';
 import { MetricsRegistry } from './metrics/registry.js';
 import type { AccessLogSink } from './log/access-log.js';
 import { Telemetry } from './telemetry/index.js';
+import { loadOtlp, usesOtlp, type Otlp } from './telemetry/otlp.js';
 import { isRemotePlugin } from './config/remote.js';
 import type { HttpCallTransport } from './transport/http-call.js';
 // Call-out schemes beyond http(s):// register themselves with transport/http-call.ts.
@@ -99,6 +100,7 @@ export class WasmHost {
     /** The config in force; replaced by a successful reload (host/src/reload). */
     public config: MixerConfig,
     readonly options: HostOptions,
+    otlp: Otlp | undefined,
   ) {
     this.scrubber = new SecretScrubber(config);
     this.metrics = options.metrics ?? new MetricsRegistry({ buckets: config.metrics?.histogramBuckets, maxSeriesPerMetric: config.metrics?.maxSeriesPerMetric });
@@ -106,7 +108,7 @@ export class WasmHost {
     // Rate limiting outside the scrubber, so its "N similar lines suppressed, like: …" lines are scrubbed too.
     this.rateLimiter = rateLimitedLogger(scrubbingLogger(options.logger ?? createLogger(parseLogLevel(config.logLevel ?? 'info')), this.scrubber), config.logRateLimit);
     this.logger = this.rateLimiter;
-    this.telemetry = new Telemetry(config, this.metrics, this.logger, { baseDir: options.baseDir, accessLogSinks: options.accessLogSinks });
+    this.telemetry = new Telemetry(config, this.metrics, this.logger, { baseDir: options.baseDir, accessLogSinks: options.accessLogSinks, otlp });
     this.shared = options.shared ?? new SharedStore();
     this.countRequests = this.metrics.counter('wasm_mixer_host_streams_total', 'Requests run through the adapter chain.');
     this.metrics.addCollector(() => this.collectHostMemory());
@@ -126,7 +128,7 @@ export class WasmHost {
     const compiling = ordered.map((p) => compilePlugin(p, config, options));
     // After a failure the rest are not awaited: their rejections are not unhandled.
     for (const c of compiling) c.catch(() => {});
-    const host = new WasmHost(config, options);
+    const host = new WasmHost(config, options, usesOtlp(config) ? await loadOtlp(config) : undefined);
     try {
       for (let i = 0; i < ordered.length; i++) host.plugins.push(await host.startPlugin(ordered[i]!, await compiling[i]!, config));
     } catch (err) {

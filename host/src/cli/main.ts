@@ -260,9 +260,11 @@ async function proxyCommand(args: string[]): Promise<number> {
     config = applyOverrides(config, q.overrides, q.configFile);
   }
   // More than one worker: node:cluster processes behind one port (host/src/workers); 1 = this process serves.
-  const { resolveWorkers, runPrimaryCommand } = await import('../workers/index.js');
+  const { resolveWorkers } = await import('../workers/worker-config.js');
   const workers = resolveWorkers(q.overrides.workers, config);
   if (workers > 1) {
+    // Imported only here: node:cluster and the primary's modules cost a single process's start ~5 ms.
+    const { runPrimaryCommand } = await import('../workers/cli.js');
     const configOverride = q.configFile !== null ? (c: MixerConfig) => applyOverrides(c, q.overrides, q.configFile!) : undefined;
     return runPrimaryCommand(config, { workers, baseDir, configFile: q.configFile ?? undefined, configOverride }, waitForSignal);
   }
@@ -277,7 +279,7 @@ async function proxyCommand(args: string[]): Promise<number> {
   console.error('wasm-mixer: shutting down, draining in-flight requests');
   await proxy.close();
   // Remote adapters: send the last batch of reports before exiting.
-  await import('../oop/remote-adapter.js').then((m) => m.closeRemote(proxy.host));
+  await import('../oop/remote-clients.js').then((m) => m.closeRemote(proxy.host));
   await watchdog?.stop();
   return 0;
 }

@@ -16,12 +16,12 @@ export async function startAdapterServer(config: MixerConfig, options?: ServerOp
 
 /** Sends the queued reports of a host's (or proxy's `host`) remote adapters and waits for them. */
 export async function flushRemote(host: object): Promise<void> {
-  const m = await import('./remote-adapter.js');
+  const m = await import('./remote-clients.js');
   return m.flushRemote(host);
 }
 
 /** Flushes and closes a host's connection to the adapter server; call after closing the host or proxy. */
 export async function closeRemote(host: object): Promise<void> {
-  const m = await import('./remote-adapter.js');
+  const m = await import('./remote-clients.js');
   return m.closeRemote(host);
 }

@@ -32,6 +32,9 @@ import { applyHeaderOps } from './header-ops.js';
 import { applyRequestSide, decodeOutcome, type Outcome } from './outcome.js';
 import { durationToMs, type PbCheckRequest, type PbEffect, type PbQuotaResult } from './protos.js';
 import type { Pool, QuotaPools } from './quota.js';
+import { clients } from './remote-clients.js';
+
+export { closeRemote, flushRemote, remoteClientOf } from './remote-clients.js';
 
 /** What a RemoteAdapter needs from the host that loads it. */
 export interface RemoteHostView {
@@ -42,23 +45,6 @@ export interface RemoteHostView {
   readonly baseDir?: string;
   /** The loaded plugins in chain order (entries are filled in as plugins load). */
   readonly plugins: ReadonlyArray<{ readonly entry: { readonly adapter: Adapter } }>;
-}
-
-const clients = new WeakMap<object, RemoteClient>();
-
-/** The remote client of a host (created by its first remote adapter). */
-export function remoteClientOf(host: object): RemoteClient | undefined {
-  return clients.get(host);
-}
-
-/** Sends queued reports of a host's remote adapters and waits for them. */
-export async function flushRemote(host: object): Promise<void> {
-  await clients.get(host)?.flush();
-}
-
-/** Flushes and closes a host's connection to the adapter server (after the host is closed). */
-export async function closeRemote(host: object): Promise<void> {
-  await clients.get(host)?.close();
 }
 
 /** Creates the proxy-side stand-in for a plugin that runs in the adapter server. */

@@ -4,7 +4,6 @@
 //   * OTLP metrics export of the registry (when `otlp` is configured),
 //   * the per-adapter guest-call latency histogram and process metrics.
 
-import { defaultResource, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import type { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { resolve } from 'node:path';
 import { LogLevel } from '../abi/constants.js';
@@ -19,8 +18,7 @@ import {
   accessLogFunction, describeMetricFunction, getPropertySetFunction, propertySetFunction, PropertySets,
   ACCESS_LOG_FUNCTION, DESCRIBE_METRIC_FUNCTION, GET_PROPERTY_SET_FUNCTION, PROPERTY_SET_FUNCTION,
 } from './foreign.js';
-import { OtlpLogSink } from './otlp-logs.js';
-import { startOtlpMetrics } from './otlp-metrics.js';
+import type { Otlp } from './otlp.js';
 
 export { ACCESS_LOG_FUNCTION, DESCRIBE_METRIC_FUNCTION, GET_PROPERTY_SET_FUNCTION, PROPERTY_SET_FUNCTION } from './foreign.js';
 
@@ -31,6 +29,8 @@ export interface TelemetryOptions {
   baseDir?: string;
   /** Replaces the configured access-log sinks (tests, embedders). */
   accessLogSinks?: AccessLogSink[];
+  /** OpenTelemetry, imported by the caller (otlp.ts loadOtlp) when the config uses OTLP (usesOtlp). */
+  otlp?: Otlp;
 }
 
 /** Gives the observer of one callback's wall time in seconds, seen `times` calls (PluginVm asks once per callback). */
@@ -40,7 +40,6 @@ export class Telemetry {
   readonly accessLog: AccessLogRouter;
   readonly foreign: ForeignFunctionRegistry;
   private readonly meterProvider: MeterProvider | null = null;
-  private readonly resource: Resource;
   private defaultSinkPending: boolean;
 
   constructor(
@@ -50,7 +49,6 @@ export class Telemetry {
     private readonly options: TelemetryOptions = {},
   ) {
     const otlp = config.otlp;
-    this.resource = defaultResource().merge(resourceFromAttributes({ 'service.name': 'wasm-mixer', ...(otlp?.resource ?? {}) }));
     this.accessLog = new AccessLogRouter(metrics, logger);
     this.defaultSinkPending = false;
     if (options.accessLogSinks !== undefined) {
@@ -83,12 +81,12 @@ export class Telemetry {
     this.foreign.register(DESCRIBE_METRIC_FUNCTION, describeMetricFunction(metrics, (adapter, msg) => logger.log(LogLevel.Warn, adapter, msg, { code: 'BAD_ARGUMENT' })));
 
     if (otlp !== undefined && otlp.metrics?.enabled !== false) {
-      const { provider } = startOtlpMetrics(metrics, {
+      const { provider } = this.otlp().startOtlpMetrics(metrics, {
         url: otlpUrl(otlp.endpoint, 'metrics'),
         headers: otlp.headers,
         timeoutMs: otlp.timeoutMs,
         intervalMs: otlp.metrics?.intervalMs,
-        resource: this.resource,
+        resource: this.otlp().resource,
       });
       this.meterProvider = provider;
     }
@@ -106,6 +104,7 @@ export class Telemetry {
         return new FileSink(name, { path: resolve(this.options.baseDir ?? process.cwd(), sc.path!), maxBytes: sc.maxBytes, maxFiles: sc.maxFiles, bufferBytes: sc.bufferBytes }, stats);
       case 'otlp': {
         const otlp = this.config.otlp;
+        const { OtlpLogSink, resource } = this.otlp();
         return new OtlpLogSink(name, {
           url: sc.endpoint ?? otlpUrl(otlp?.endpoint, 'logs'),
           headers: otlp?.headers,
@@ -113,10 +112,15 @@ export class Telemetry {
           intervalMs: sc.intervalMs,
           maxBatch: sc.maxBatch,
           maxQueue: sc.maxQueue,
-          resource: this.resource,
+          resource,
         }, stats);
       }
     }
+  }
+
+  private otlp(): Otlp {
+    if (this.options.otlp === undefined) throw new Error('the config exports over OTLP: pass options.otlp from loadOtlp(config)');
+    return this.options.otlp;
   }
 
   /**

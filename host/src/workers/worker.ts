@@ -39,7 +39,7 @@ export function runWorker(): Promise<number> {
         proxy?.host.logger.log(LogLevel.Info, 'proxy', `worker ${init?.id ?? '?'} draining (${why})`);
         prepared?.abort();
         await proxy?.close();
-        if (proxy !== null) await import('../oop/remote-adapter.js').then((m) => m.closeRemote(proxy!.host)).catch(() => {});
+        if (proxy !== null) await import('../oop/remote-clients.js').then((m) => m.closeRemote(proxy!.host)).catch(() => {});
         await import('../quota/lease.js').then((m) => m.closeRedisClients()).catch(() => {});
         await watchdog?.stop();
         rpc.close('worker shut down');
