@@ -92,7 +92,7 @@ export const GROW_REFUSED_EXPORT = '__wasm_mixer_grow_refused';
  * Bumped whenever the rewriter's output for the same input and options changes: part of
  * the instrumented-module cache key (vm/instrumented-cache.ts).
  */
-export const REWRITER_VERSION = 4;
+export const REWRITER_VERSION = 5;
 
 export interface RewriteOptions {
   /** Insert the fuel counter (default true). */
@@ -110,6 +110,8 @@ export interface RewriteOptions {
   callSiteCharges?: boolean;
   /** Charge this much fuel per call of an imported function, at its call site (with fuel; see hostCallsCharged). */
   hostCallFuel?: number;
+  /** Charge loops on their back edges, the first iteration with the enclosing block (default true; false: at every loop header). */
+  backEdgeCharges?: boolean;
   /** Keep the counter in a local inside functions with loops (default true; false: the global everywhere). */
   localFuel?: boolean;
   /** For error messages. */
@@ -363,6 +365,17 @@ const EV_GROW = 2;
 const EV_OUT = 3;
 /** Reload the local counter from the global after a call; argument: the callee, or -1. */
 const EV_IN = 4;
+/** A br or br_if back to a loop's header; argument: the loop's charge (index in CodeScan.cost). */
+const EV_BACK = 5;
+
+// How a charge (CodeScan.chargeMode) is paid.
+/** At the function's entry, or at a loop's header on every iteration. */
+const AT_BLOCK = 0;
+/**
+ * A loop charged on its back edges: the first iteration is paid by the enclosing charge
+ * (the loop's cost is added to its parent's), each br/br_if back to the header pays the next.
+ */
+const AT_BACK_EDGE = 1;
 
 /**
  * One decoding pass over the code section: where each body starts and ends, its
@@ -384,6 +397,9 @@ interface CodeScan {
   callOwner: IntList;
   /** Instructions paid by each charge (site costs not yet added). */
   cost: IntList;
+  /** Each charge's AT_BLOCK or AT_BACK_EDGE, and the charge enclosing it (-1 for a function's entry). */
+  chargeMode: IntList;
+  chargeParent: IntList;
   /** Triples (kind, offset in the module, argument); body i's are evFrom[i] .. evFrom[i+1] (in triples). */
   events: IntList;
   evFrom: Int32Array;
@@ -402,7 +418,7 @@ interface CodeScan {
   indirect: Uint8Array;
 }
 
-function scanCode(r: Reader, n: number, globals: Globals, source: string, localFuel: boolean): CodeScan {
+function scanCode(r: Reader, n: number, globals: Globals, source: string, localFuel: boolean, backEdges: boolean): CodeScan {
   const s: CodeScan = {
     n,
     start: new Int32Array(n),
@@ -413,6 +429,8 @@ function scanCode(r: Reader, n: number, globals: Globals, source: string, localF
     callee: new IntList(n * 4),
     callOwner: new IntList(n * 4),
     cost: new IntList(n * 2),
+    chargeMode: new IntList(n * 2),
+    chargeParent: new IntList(n * 2),
     events: new IntList(n * 8),
     evFrom: new Int32Array(n + 1),
     referenced: new Set(),
@@ -424,7 +442,7 @@ function scanCode(r: Reader, n: number, globals: Globals, source: string, localF
     noLocal: new Uint8Array(n),
     indirect: new Uint8Array(n),
   };
-  const flags = (globals.fuel !== null && globals.bulk !== null ? WATCH_BULK : 0) | (globals.grow !== null ? WATCH_GROW : 0) | (globals.fuel !== null && localFuel ? WATCH_EXITS : 0);
+  const flags = (globals.fuel !== null && globals.bulk !== null ? WATCH_BULK : 0) | (globals.grow !== null ? WATCH_GROW : 0) | (globals.fuel !== null && localFuel ? WATCH_EXITS : 0) | (globals.fuel !== null && backEdges ? WATCH_BACK_EDGES : 0);
   const body = new Reader(r.b, 0, r.end);
   for (let i = 0; i < n; i++) {
     const size = r.u32();
@@ -448,6 +466,8 @@ const WATCH_BULK = 1;
 const WATCH_GROW = 2;
 /** Record calls, returns and branches out of the function (for the local counter). */
 const WATCH_EXITS = 4;
+/** Charge loops on their back edges (br/br_if to the loop) where they allow it. */
+const WATCH_BACK_EDGES = 8;
 
 /**
  * Opcodes whose control flow the local counter does not follow, so a body with one keeps the
@@ -489,9 +509,11 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
     s.localGroups[i] = nLocalGroups;
     s.locals[i] = locals;
     const exits = (flags & WATCH_EXITS) !== 0;
+    const backEdges = (flags & WATCH_BACK_EDGES) !== 0;
     let owner = cost.n;
     const entryOwner = owner;
     cost.push(0);
+    s.chargeMode.push(AT_BLOCK), s.chargeParent.push(-1);
     ev.push(EV_CHARGE), ev.push(p), ev.push(owner);
     // Instructions counted for `owner` so far (written back when the owner changes).
     let paid = 0;
@@ -526,7 +548,7 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
         continue;
       }
       if (kind === LEB) {
-        if (op === 0x10 || op === 0x12 || op === 0xd2 || (exits && (op === 0x0c || op === 0x0d))) {
+        if (op === 0x10 || op === 0x12 || op === 0xd2 || ((exits || backEdges) && (op === 0x0c || op === 0x0d))) {
           let v = 0;
           let shift = 0;
           let x = 0;
@@ -537,7 +559,11 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
           } while ((x & 0x80) !== 0 && shift < 35);
           if (op === 0xd2) s.referenced.add(v >>> 0);
           else if (op === 0x0c || op === 0x0d) {
-            if (v === depth) ev.push(EV_OUT), ev.push(at), ev.push(-1); // a branch to the function's own label returns
+            if (v === depth) {
+              if (exits) ev.push(EV_OUT), ev.push(at), ev.push(-1); // a branch to the function's own label returns
+            } else if (backEdges && v < depth && owners[depth - v] !== owners[depth - v - 1]) {
+              ev.push(EV_BACK), ev.push(at), ev.push(owners[depth - v]!); // only loops open a new charge
+            }
           } else {
             s.callee.push(v >>> 0);
             s.callOwner.push(owner);
@@ -565,16 +591,19 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
       }
       body.pos = p;
       if (op === 0x11 || op === 0x13) s.indirect[i] = 1;
-      if (exits) {
-        if (op === 0x11 || op === 0x13) ev.push(EV_OUT), ev.push(at), ev.push(-1);
-        else if (op === 0x0e) {
-          // br_table: back to the global if any target is the function's own label.
-          const n = body.u32();
-          let out = false;
-          for (let k = 0; k <= n; k++) if (body.u32() === depth) out = true;
-          body.pos = p;
-          if (out) ev.push(EV_OUT), ev.push(at), ev.push(-1);
+      if (exits && (op === 0x11 || op === 0x13)) ev.push(EV_OUT), ev.push(at), ev.push(-1);
+      if (op === 0x0e && (exits || backEdges)) {
+        // br_table: back to the global if any target is the function's own label; a loop it
+        // targets is charged at its header (the table's branches are not rewritten).
+        const n = body.u32();
+        let out = false;
+        for (let k = 0; k <= n; k++) {
+          const v = body.u32();
+          if (v === depth) out = true;
+          else if (v < depth && owners[depth - v] !== owners[depth - v - 1]) s.chargeMode.a[owners[depth - v]!] = AT_BLOCK;
         }
+        body.pos = p;
+        if (out && exits) ev.push(EV_OUT), ev.push(at), ev.push(-1);
       }
       if (NO_LOCAL[op] === 1) s.noLocal[i] = 1;
       if (op === 0xfc && (flags & WATCH_BULK) !== 0) {
@@ -600,6 +629,10 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
         if (op === 0x03) {
           cost.a[owner] = paid;
           paid = 0;
+          // A loop with parameters (a type-index block type) keeps its header charge: the
+          // back-edge rewrite of br_if assumes its branch carries no values.
+          const simple = (b[at + 1]! & 0xc0) === 0x40; // empty or one value type: no parameters
+          s.chargeMode.push(backEdges && simple ? AT_BACK_EDGE : AT_BLOCK), s.chargeParent.push(owner);
           owner = cost.n;
           cost.push(0);
           ev.push(EV_CHARGE), ev.push(p), ev.push(owner);
@@ -610,6 +643,9 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
       }
     }
     cost.a[owner] = paid;
+    // Exception handlers, try_table catches and br_on_* can branch to a loop too: such a
+    // body keeps every loop's charge at its header.
+    if (s.noLocal[i] === 1) for (let k = entryOwner + 1; k < cost.n; k++) s.chargeMode.a[k] = AT_BLOCK;
   } catch (err) {
     if (err instanceof HostError) throw err;
     throw new HostError('WASM_MALFORMED', `${source}: function ${i}: ${(err as Error).message}`, { file: source });
@@ -753,11 +789,28 @@ interface LocalFuel {
   pure: Uint8Array;
 }
 
+/**
+ * Writes one charge of c: on the global (fuel -= c; if (fuel < 0) unreachable), or on the
+ * local l (l = (entry ? fuel : l) - c; if (l < 0) { fuel = l; unreachable }).
+ */
+function charge(w: ByteWriter, g: Uint8Array, l: Uint8Array | null, c: number, entry: boolean): void {
+  if (l === null) {
+    w.byte(0x23), w.copy(g), w.byte(0x41), w.s32(c), w.byte(0x6b), w.byte(0x24), w.copy(g);
+    w.byte(0x23), w.copy(g), w.byte(0x41), w.byte(0x00), w.byte(0x48), w.byte(0x04), w.byte(0x40), w.byte(0x00), w.byte(0x0b);
+  } else {
+    if (entry) w.byte(0x23), w.copy(g);
+    else w.byte(0x20), w.copy(l);
+    w.byte(0x41), w.s32(c), w.byte(0x6b), w.byte(0x22), w.copy(l), w.byte(0x41), w.byte(0x00), w.byte(0x48);
+    w.byte(0x04), w.byte(0x40), w.byte(0x20), w.copy(l), w.byte(0x24), w.copy(g), w.byte(0x00), w.byte(0x0b);
+  }
+}
+
 /** Writes the rewritten code section's content (the body count and every body). */
 function writeCode(w: ByteWriter, b: Uint8Array, scan: CodeScan, globals: Globals, site: Int32Array | null, imported: number, local: LocalFuel | null): void {
   w.u32(scan.n);
   const ev = scan.events.a;
   const cost = scan.cost.a;
+  const mode = scan.chargeMode.a;
   const g = globals.fuel === null ? null : new Uint8Array(u32leb(globals.fuel));
   const bulk = new Map<number, Uint8Array>();
   const grow = globals.grow === null ? null : growCheck(globals.grow[0], globals.grow[1]);
@@ -784,22 +837,25 @@ function writeCode(w: ByteWriter, b: Uint8Array, scan: CodeScan, globals: Global
       const kind = ev[3 * e]!;
       const at = ev[3 * e + 1]!;
       const arg = ev[3 * e + 2]!;
-      if (kind === EV_CHARGE && (g === null || (entryPaid && e === scan.evFrom[i]!))) continue;
+      if (kind === EV_CHARGE && (g === null || (entryPaid && e === scan.evFrom[i]!) || mode[arg] === AT_BACK_EDGE)) continue;
+      if (kind === EV_BACK && mode[arg] !== AT_BACK_EDGE) continue;
       if ((kind === EV_OUT || kind === EV_IN) && (l === null || (arg >= 0 && pure![arg] === 1))) continue;
       w.copy(b, from, at);
       from = at;
       if (kind === EV_CHARGE) {
+        charge(w, g!, l, Math.max(1, Math.min(cost[arg]!, MAX_CHARGE)), e === scan.evFrom[i]!);
+      } else if (kind === EV_BACK) {
         const c = Math.max(1, Math.min(cost[arg]!, MAX_CHARGE));
-        if (l === null) {
-          // fuel -= cost; if (fuel < 0) unreachable
-          w.byte(0x23), w.copy(g!), w.byte(0x41), w.s32(c), w.byte(0x6b), w.byte(0x24), w.copy(g!);
-          w.byte(0x23), w.copy(g!), w.byte(0x41), w.byte(0x00), w.byte(0x48), w.byte(0x04), w.byte(0x40), w.byte(0x00), w.byte(0x0b);
+        if (b[at] === 0x0c) {
+          charge(w, g!, l, c, false); // br $loop: charge, then the br itself
         } else {
-          // l = (entry ? fuel : l) - cost; if (l < 0) { fuel = l; unreachable }
-          if (e === scan.evFrom[i]!) w.byte(0x23), w.copy(g!);
-          else w.byte(0x20), w.copy(l);
-          w.byte(0x41), w.s32(c), w.byte(0x6b), w.byte(0x22), w.copy(l), w.byte(0x41), w.byte(0x00), w.byte(0x48);
-          w.byte(0x04), w.byte(0x40), w.byte(0x20), w.copy(l), w.byte(0x24), w.copy(g!), w.byte(0x00), w.byte(0x0b);
+          // br_if $loop -> if (cond) { charge; br $loop } (one block deeper: label + 1)
+          const r = new Reader(b, at + 1, scan.end[i]!);
+          const label = r.u32();
+          w.byte(0x04), w.byte(0x40);
+          charge(w, g!, l, c, false);
+          w.byte(0x0c), w.u32(label + 1), w.byte(0x0b);
+          from = r.pos;
         }
       } else if (kind === EV_OUT) {
         w.byte(0x20), w.copy(l!), w.byte(0x24), w.copy(g!); // fuel = l
@@ -1045,7 +1101,7 @@ export function rewriteModule(input: Uint8Array, opts: RewriteOptions): RewriteR
       const cr = new Reader(bytes, s.offset, s.offset + s.content.length);
       const n = cr.u32();
       const localFuel = opts.fuel && opts.localFuel !== false;
-      const scan = scanCode(cr, n, globals, opts.source, localFuel);
+      const scan = scanCode(cr, n, globals, opts.source, localFuel, opts.fuel && opts.backEdgeCharges !== false);
       loops = scan.loops;
       let site: Int32Array | null = null;
       if (opts.fuel) {
@@ -1068,6 +1124,15 @@ export function rewriteModule(input: Uint8Array, opts: RewriteOptions): RewriteR
           }
           for (let i = 0; i < n; i++) site[importedFunctions + i]! >= 0 ? siteCharged++ : functions++;
         } else functions = n;
+        // A loop charged on its back edges has its first iteration paid by the enclosing
+        // charge; innermost first (charges are numbered outer before inner), so an outer
+        // loop's cost includes its inner loops' first iterations before it is passed on.
+        const cost = scan.cost.a;
+        const mode = scan.chargeMode.a;
+        const parent = scan.chargeParent.a;
+        for (let k = scan.cost.n - 1; k >= 0; k--) {
+          if (mode[k] === AT_BACK_EDGE) cost[parent[k]!] = Math.min(cost[parent[k]!]! + cost[k]!, MAX_CHARGE);
+        }
       }
       const params = localFuel ? paramCounts(sections, n) : null;
       const local = params === null ? null : { params, pure: pureFunctions(scan, site, importedFunctions) };
