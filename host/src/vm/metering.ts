@@ -416,6 +416,8 @@ interface CodeScan {
   noLocal: Uint8Array;
   /** 1: the body calls through a table or reference (call_indirect, call_ref and their tail forms). */
   indirect: Uint8Array;
+  /** 1: the body charges a bulk operation by its length at run time (on the global). */
+  bulk: Uint8Array;
 }
 
 function scanCode(r: Reader, n: number, globals: Globals, source: string, localFuel: boolean, backEdges: boolean): CodeScan {
@@ -441,6 +443,7 @@ function scanCode(r: Reader, n: number, globals: Globals, source: string, localF
     locals: new Float64Array(n),
     noLocal: new Uint8Array(n),
     indirect: new Uint8Array(n),
+    bulk: new Uint8Array(n),
   };
   const flags = (globals.fuel !== null && globals.bulk !== null ? WATCH_BULK : 0) | (globals.grow !== null ? WATCH_GROW : 0) | (globals.fuel !== null && localFuel ? WATCH_EXITS : 0) | (globals.fuel !== null && backEdges ? WATCH_BACK_EDGES : 0);
   const body = new Reader(r.b, 0, r.end);
@@ -495,6 +498,7 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
   let p = bodyStart;
   let count = 0;
   let at = 0;
+  let prev = 0;
   let op = 0;
   let unknown = false;
   try {
@@ -524,6 +528,7 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
     // Runs mostly before the JIT has optimised it (start-up): state in locals, the common
     // immediates decoded inline, a call out only for the rare ones (`body` carries the position).
     while (p < end) {
+      prev = at;
       at = p;
       op = b[p++]!;
       count++;
@@ -608,7 +613,17 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
       if (NO_LOCAL[op] === 1) s.noLocal[i] = 1;
       if (op === 0xfc && (flags & WATCH_BULK) !== 0) {
         const perUnit = bulkPerUnit(body.u32());
-        if (perUnit > 0) ev.push(EV_BULK), ev.push(at), ev.push(perUnit);
+        if (perUnit > 0) {
+          const len = b[prev] === 0x41 ? constLength(b, prev + 1, at) : -1;
+          if (len >= 0 && len * perUnit <= MAX_STATIC_BULK) {
+            // The length is the i32.const just before: a fixed cost, paid with the block's.
+            paid += len * perUnit;
+            count += len * perUnit;
+          } else {
+            ev.push(EV_BULK), ev.push(at), ev.push(perUnit);
+            s.bulk[i] = 1;
+          }
+        }
         body.pos = p;
       }
       if (!skipImmediates(op, body)) {
@@ -661,6 +676,28 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
   }
   if (p > end) throw new HostError('WASM_MALFORMED', `${source}: function ${i}: unexpected end of input`, { file: source });
   s.instructions[i] = count;
+}
+
+/**
+ * A bulk operation whose length is an i32.const right before it costs at most this much
+ * fuel to be charged with its block (statically) instead of by its length at run time.
+ */
+const MAX_STATIC_BULK = 65536;
+
+/** The u32 value of the i32.const immediate at b[from..end), or -1 unless it ends exactly at end. */
+function constLength(b: Uint8Array, from: number, end: number): number {
+  let v = 0;
+  let shift = 0;
+  let p = from;
+  let x = 0;
+  do {
+    x = b[p++]!;
+    v |= (x & 0x7f) << shift;
+    shift += 7;
+  } while ((x & 0x80) !== 0 && shift < 35);
+  if (p !== end) return -1;
+  if (shift < 32 && (x & 0x40) !== 0) v |= -1 << shift; // sign-extend (s32)
+  return v >>> 0;
 }
 
 /** scanBody's stack of open blocks, reused (grown when a body nests deeper). */
@@ -945,7 +982,8 @@ function pureFunctions(scan: CodeScan, site: Int32Array | null, imported: number
     if (state[f] === 1) return false;
     state[f] = 1;
     const i = f - imported;
-    let ok = scan.hasLoop[i] === 0;
+    // A run-time bulk charge works on the global: a caller holding the counter in a local must write it back first.
+    let ok = scan.hasLoop[i] === 0 && scan.bulk[i] === 0;
     for (let k = scan.callFrom[i]!; ok && k < scan.callFrom[i + 1]!; k++) ok = visit(callee[k]!, depth + 1);
     // call_indirect and the like reach anything: a body with one is not pure either.
     if (scan.indirect[i] === 1) ok = false;
