@@ -1,4 +1,4 @@
-// About 900 lines, one file: the rewriter is one pass over the code section (decoder,
+// About 1200 lines, one file: the rewriter is one pass over the code section (decoder,
 // fuel insertion, call-site charges, bulk-op and table caps) that must agree on one
 // instruction model; splitting it would spread that model over several files.
 //
@@ -20,6 +20,14 @@
 //     FUEL_EXPORT) to the adapter's budget before each outermost callback; when
 //     it goes negative the guest traps, and the host, seeing $fuel < 0, reports
 //     VM_BUDGET_EXCEEDED instead of a plain trap.
+//
+//     A loop that only br/br_if repeat (no parameters, no br_table, exception handler or
+//     br_on_* that can reach it) is charged on its back edges instead of its header: its cost
+//     is added to the enclosing charge (the first iteration, paid before it runs) and each
+//     `br $loop` is preceded by the charge, each `br_if $loop` becomes
+//     `if (cond) { charge; br $loop }`. Every iteration after the first runs only through one
+//     of those branches, so fuel spent stays an upper bound, and a loop that runs once costs
+//     no charge of its own (test/host/metering-back-edges.test.ts).
 //
 //     Straight-line functions are charged at their call sites instead (the
 //     charge on every entry costs more than such a function's own work): a
@@ -57,7 +65,10 @@
 //     table.fill/copy/init) do work proportional to their length operand,
 //     so each is also preceded by a charge of its length times BULK_FUEL_PER_BYTE
 //     (memory) or TABLE_FUEL_PER_ELEMENT (tables)
-//     (the length is parked in a scratch global while it is charged).
+//     (the length is parked in a scratch global while it is charged). When the length is
+//     an i32.const right before the operation (AssemblyScript zeroing a stack frame) and
+//     costs at most MAX_STATIC_BULK, it is added to its block's charge instead. A function
+//     with a run-time bulk charge is never "pure" (see localFuel): the charge is on the global.
 //
 //   * Table cap. Each table's maximum is lowered to the adapter's limit, so
 //     table.grow past it returns -1 instead of growing the host process.
