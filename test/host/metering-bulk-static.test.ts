@@ -87,3 +87,18 @@ t.test('a run-time bulk charge in a callee is not lost by a caller holding the c
   const r = local('leaf_fills', 1_000_000_000, 10_000_000);
   t.equal(r.trapped, true, 'a loop of such calls stops on the budget');
 });
+
+t.test('constant-length bulk costs charged with a block are capped: past the cap they are charged at run time', async (t) => {
+  // 40 000 fills of 16 KiB, 65 536 fuel each: 2.6e9 in one block, above the largest budget
+  // (2e9) and above i32. Summed into the block's charge they would wrap around; the block
+  // takes MAX_STATIC_BLOCK's worth, the rest are charged as they run.
+  const n = 40_000;
+  const fills = '(memory.fill (i32.const 0) (i32.const 0) (i32.const 16384))\n'.repeat(n);
+  const bytes = wat(`(module (memory 1) (func (export "many") ${fills}))`);
+  const rw = rewriteModule(bytes, { fuel: true, source: 'many.wasm' });
+  const e = new WebAssembly.Instance(new WebAssembly.Module(new Uint8Array(rw.bytes)), {}).exports as Record<string, unknown>;
+  const g = e[FUEL_EXPORT] as WebAssembly.Global;
+  g.value = 2_000_000_000;
+  t.throws(() => (e.many as () => void)(), 'traps before the 40 000th fill');
+  t.ok((g.value as number) < 0, 'on the budget');
+});

@@ -626,10 +626,10 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
         const perUnit = bulkPerUnit(body.u32());
         if (perUnit > 0) {
           const len = b[prev] === 0x41 ? constLength(b, prev + 1, at) : -1;
-          if (len >= 0 && len * perUnit <= MAX_STATIC_BULK) {
+          if (len >= 0 && len * perUnit <= MAX_STATIC_BULK && paid + len * perUnit <= MAX_STATIC_BLOCK) {
             // The length is the i32.const just before: a fixed cost, paid with the block's.
             paid += len * perUnit;
-            count += len * perUnit;
+            count = Math.min(count + len * perUnit, MAX_CHARGE);
           } else {
             ev.push(EV_BULK), ev.push(at), ev.push(perUnit);
             s.bulk[i] = 1;
@@ -694,6 +694,12 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
  * fuel to be charged with its block (statically) instead of by its length at run time.
  */
 const MAX_STATIC_BULK = 65536;
+/**
+ * A block takes constant bulk costs only up to this total (many such operations in one
+ * block could otherwise sum past MAX_CHARGE and the largest budget); past it they are
+ * charged at run time.
+ */
+const MAX_STATIC_BLOCK = 1 << 24;
 
 /** The u32 value of the i32.const immediate at b[from..end), or -1 unless it ends exactly at end. */
 function constLength(b: Uint8Array, from: number, end: number): number {
