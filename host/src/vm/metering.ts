@@ -1,4 +1,4 @@
-// About 900 lines, one file: the rewriter is one pass over the code section (decoder,
+// About 1200 lines, one file: the rewriter is one pass over the code section (decoder,
 // fuel insertion, call-site charges, bulk-op and table caps) that must agree on one
 // instruction model; splitting it would spread that model over several files.
 //
@@ -20,6 +20,14 @@
 //     FUEL_EXPORT) to the adapter's budget before each outermost callback; when
 //     it goes negative the guest traps, and the host, seeing $fuel < 0, reports
 //     VM_BUDGET_EXCEEDED instead of a plain trap.
+//
+//     A loop that only br/br_if repeat (no parameters, no br_table, exception handler or
+//     br_on_* that can reach it) is charged on its back edges instead of its header: its cost
+//     is added to the enclosing charge (the first iteration, paid before it runs) and each
+//     `br $loop` is preceded by the charge, each `br_if $loop` becomes
+//     `if (cond) { charge; br $loop }`. Every iteration after the first runs only through one
+//     of those branches, so fuel spent stays an upper bound, and a loop that runs once costs
+//     no charge of its own (test/host/metering-back-edges.test.ts).
 //
 //     Straight-line functions are charged at their call sites instead (the
 //     charge on every entry costs more than such a function's own work): a
@@ -57,7 +65,10 @@
 //     table.fill/copy/init) do work proportional to their length operand,
 //     so each is also preceded by a charge of its length times BULK_FUEL_PER_BYTE
 //     (memory) or TABLE_FUEL_PER_ELEMENT (tables)
-//     (the length is parked in a scratch global while it is charged).
+//     (the length is parked in a scratch global while it is charged). When the length is
+//     an i32.const right before the operation (AssemblyScript zeroing a stack frame) and
+//     costs at most MAX_STATIC_BULK, it is added to its block's charge instead. A function
+//     with a run-time bulk charge is never "pure" (see localFuel): the charge is on the global.
 //
 //   * Table cap. Each table's maximum is lowered to the adapter's limit, so
 //     table.grow past it returns -1 instead of growing the host process.
@@ -92,7 +103,7 @@ export const GROW_REFUSED_EXPORT = '__wasm_mixer_grow_refused';
  * Bumped whenever the rewriter's output for the same input and options changes: part of
  * the instrumented-module cache key (vm/instrumented-cache.ts).
  */
-export const REWRITER_VERSION = 4;
+export const REWRITER_VERSION = 5;
 
 export interface RewriteOptions {
   /** Insert the fuel counter (default true). */
@@ -110,6 +121,8 @@ export interface RewriteOptions {
   callSiteCharges?: boolean;
   /** Charge this much fuel per call of an imported function, at its call site (with fuel; see hostCallsCharged). */
   hostCallFuel?: number;
+  /** Charge loops on their back edges, the first iteration with the enclosing block (default true; false: at every loop header). */
+  backEdgeCharges?: boolean;
   /** Keep the counter in a local inside functions with loops (default true; false: the global everywhere). */
   localFuel?: boolean;
   /** For error messages. */
@@ -363,6 +376,17 @@ const EV_GROW = 2;
 const EV_OUT = 3;
 /** Reload the local counter from the global after a call; argument: the callee, or -1. */
 const EV_IN = 4;
+/** A br or br_if back to a loop's header; argument: the loop's charge (index in CodeScan.cost). */
+const EV_BACK = 5;
+
+// How a charge (CodeScan.chargeMode) is paid.
+/** At the function's entry, or at a loop's header on every iteration. */
+const AT_BLOCK = 0;
+/**
+ * A loop charged on its back edges: the first iteration is paid by the enclosing charge
+ * (the loop's cost is added to its parent's), each br/br_if back to the header pays the next.
+ */
+const AT_BACK_EDGE = 1;
 
 /**
  * One decoding pass over the code section: where each body starts and ends, its
@@ -384,6 +408,9 @@ interface CodeScan {
   callOwner: IntList;
   /** Instructions paid by each charge (site costs not yet added). */
   cost: IntList;
+  /** Each charge's AT_BLOCK or AT_BACK_EDGE, and the charge enclosing it (-1 for a function's entry). */
+  chargeMode: IntList;
+  chargeParent: IntList;
   /** Triples (kind, offset in the module, argument); body i's are evFrom[i] .. evFrom[i+1] (in triples). */
   events: IntList;
   evFrom: Int32Array;
@@ -400,9 +427,11 @@ interface CodeScan {
   noLocal: Uint8Array;
   /** 1: the body calls through a table or reference (call_indirect, call_ref and their tail forms). */
   indirect: Uint8Array;
+  /** 1: the body charges a bulk operation by its length at run time (on the global). */
+  bulk: Uint8Array;
 }
 
-function scanCode(r: Reader, n: number, globals: Globals, source: string, localFuel: boolean): CodeScan {
+function scanCode(r: Reader, n: number, globals: Globals, source: string, localFuel: boolean, backEdges: boolean): CodeScan {
   const s: CodeScan = {
     n,
     start: new Int32Array(n),
@@ -413,6 +442,8 @@ function scanCode(r: Reader, n: number, globals: Globals, source: string, localF
     callee: new IntList(n * 4),
     callOwner: new IntList(n * 4),
     cost: new IntList(n * 2),
+    chargeMode: new IntList(n * 2),
+    chargeParent: new IntList(n * 2),
     events: new IntList(n * 8),
     evFrom: new Int32Array(n + 1),
     referenced: new Set(),
@@ -423,8 +454,9 @@ function scanCode(r: Reader, n: number, globals: Globals, source: string, localF
     locals: new Float64Array(n),
     noLocal: new Uint8Array(n),
     indirect: new Uint8Array(n),
+    bulk: new Uint8Array(n),
   };
-  const flags = (globals.fuel !== null && globals.bulk !== null ? WATCH_BULK : 0) | (globals.grow !== null ? WATCH_GROW : 0) | (globals.fuel !== null && localFuel ? WATCH_EXITS : 0);
+  const flags = (globals.fuel !== null && globals.bulk !== null ? WATCH_BULK : 0) | (globals.grow !== null ? WATCH_GROW : 0) | (globals.fuel !== null && localFuel ? WATCH_EXITS : 0) | (globals.fuel !== null && backEdges ? WATCH_BACK_EDGES : 0);
   const body = new Reader(r.b, 0, r.end);
   for (let i = 0; i < n; i++) {
     const size = r.u32();
@@ -448,6 +480,8 @@ const WATCH_BULK = 1;
 const WATCH_GROW = 2;
 /** Record calls, returns and branches out of the function (for the local counter). */
 const WATCH_EXITS = 4;
+/** Charge loops on their back edges (br/br_if to the loop) where they allow it. */
+const WATCH_BACK_EDGES = 8;
 
 /**
  * Opcodes whose control flow the local counter does not follow, so a body with one keeps the
@@ -475,6 +509,7 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
   let p = bodyStart;
   let count = 0;
   let at = 0;
+  let prev = 0;
   let op = 0;
   let unknown = false;
   try {
@@ -489,9 +524,11 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
     s.localGroups[i] = nLocalGroups;
     s.locals[i] = locals;
     const exits = (flags & WATCH_EXITS) !== 0;
+    const backEdges = (flags & WATCH_BACK_EDGES) !== 0;
     let owner = cost.n;
     const entryOwner = owner;
     cost.push(0);
+    s.chargeMode.push(AT_BLOCK), s.chargeParent.push(-1);
     ev.push(EV_CHARGE), ev.push(p), ev.push(owner);
     // Instructions counted for `owner` so far (written back when the owner changes).
     let paid = 0;
@@ -502,6 +539,7 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
     // Runs mostly before the JIT has optimised it (start-up): state in locals, the common
     // immediates decoded inline, a call out only for the rare ones (`body` carries the position).
     while (p < end) {
+      prev = at;
       at = p;
       op = b[p++]!;
       count++;
@@ -526,7 +564,7 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
         continue;
       }
       if (kind === LEB) {
-        if (op === 0x10 || op === 0x12 || op === 0xd2 || (exits && (op === 0x0c || op === 0x0d))) {
+        if (op === 0x10 || op === 0x12 || op === 0xd2 || ((exits || backEdges) && (op === 0x0c || op === 0x0d))) {
           let v = 0;
           let shift = 0;
           let x = 0;
@@ -537,7 +575,11 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
           } while ((x & 0x80) !== 0 && shift < 35);
           if (op === 0xd2) s.referenced.add(v >>> 0);
           else if (op === 0x0c || op === 0x0d) {
-            if (v === depth) ev.push(EV_OUT), ev.push(at), ev.push(-1); // a branch to the function's own label returns
+            if (v === depth) {
+              if (exits) ev.push(EV_OUT), ev.push(at), ev.push(-1); // a branch to the function's own label returns
+            } else if (backEdges && v < depth && owners[depth - v] !== owners[depth - v - 1]) {
+              ev.push(EV_BACK), ev.push(at), ev.push(owners[depth - v]!); // only loops open a new charge
+            }
           } else {
             s.callee.push(v >>> 0);
             s.callOwner.push(owner);
@@ -565,21 +607,34 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
       }
       body.pos = p;
       if (op === 0x11 || op === 0x13) s.indirect[i] = 1;
-      if (exits) {
-        if (op === 0x11 || op === 0x13) ev.push(EV_OUT), ev.push(at), ev.push(-1);
-        else if (op === 0x0e) {
-          // br_table: back to the global if any target is the function's own label.
-          const n = body.u32();
-          let out = false;
-          for (let k = 0; k <= n; k++) if (body.u32() === depth) out = true;
-          body.pos = p;
-          if (out) ev.push(EV_OUT), ev.push(at), ev.push(-1);
+      if (exits && (op === 0x11 || op === 0x13)) ev.push(EV_OUT), ev.push(at), ev.push(-1);
+      if (op === 0x0e && (exits || backEdges)) {
+        // br_table: back to the global if any target is the function's own label; a loop it
+        // targets is charged at its header (the table's branches are not rewritten).
+        const n = body.u32();
+        let out = false;
+        for (let k = 0; k <= n; k++) {
+          const v = body.u32();
+          if (v === depth) out = true;
+          else if (v < depth && owners[depth - v] !== owners[depth - v - 1]) s.chargeMode.a[owners[depth - v]!] = AT_BLOCK;
         }
+        body.pos = p;
+        if (out && exits) ev.push(EV_OUT), ev.push(at), ev.push(-1);
       }
       if (NO_LOCAL[op] === 1) s.noLocal[i] = 1;
       if (op === 0xfc && (flags & WATCH_BULK) !== 0) {
         const perUnit = bulkPerUnit(body.u32());
-        if (perUnit > 0) ev.push(EV_BULK), ev.push(at), ev.push(perUnit);
+        if (perUnit > 0) {
+          const len = b[prev] === 0x41 ? constLength(b, prev + 1, at) : -1;
+          if (len >= 0 && len * perUnit <= MAX_STATIC_BULK && paid + len * perUnit <= MAX_STATIC_BLOCK) {
+            // The length is the i32.const just before: a fixed cost, paid with the block's.
+            paid += len * perUnit;
+            count = Math.min(count + len * perUnit, MAX_CHARGE);
+          } else {
+            ev.push(EV_BULK), ev.push(at), ev.push(perUnit);
+            s.bulk[i] = 1;
+          }
+        }
         body.pos = p;
       }
       if (!skipImmediates(op, body)) {
@@ -600,6 +655,10 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
         if (op === 0x03) {
           cost.a[owner] = paid;
           paid = 0;
+          // A loop with parameters (a type-index block type) keeps its header charge: the
+          // back-edge rewrite of br_if assumes its branch carries no values.
+          const simple = (b[at + 1]! & 0xc0) === 0x40; // empty or one value type: no parameters
+          s.chargeMode.push(backEdges && simple ? AT_BACK_EDGE : AT_BLOCK), s.chargeParent.push(owner);
           owner = cost.n;
           cost.push(0);
           ev.push(EV_CHARGE), ev.push(p), ev.push(owner);
@@ -610,6 +669,9 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
       }
     }
     cost.a[owner] = paid;
+    // Exception handlers, try_table catches and br_on_* can branch to a loop too: such a
+    // body keeps every loop's charge at its header.
+    if (s.noLocal[i] === 1) for (let k = entryOwner + 1; k < cost.n; k++) s.chargeMode.a[k] = AT_BLOCK;
   } catch (err) {
     if (err instanceof HostError) throw err;
     throw new HostError('WASM_MALFORMED', `${source}: function ${i}: ${(err as Error).message}`, { file: source });
@@ -625,6 +687,34 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
   }
   if (p > end) throw new HostError('WASM_MALFORMED', `${source}: function ${i}: unexpected end of input`, { file: source });
   s.instructions[i] = count;
+}
+
+/**
+ * A bulk operation whose length is an i32.const right before it costs at most this much
+ * fuel to be charged with its block (statically) instead of by its length at run time.
+ */
+const MAX_STATIC_BULK = 65536;
+/**
+ * A block takes constant bulk costs only up to this total (many such operations in one
+ * block could otherwise sum past MAX_CHARGE and the largest budget); past it they are
+ * charged at run time.
+ */
+const MAX_STATIC_BLOCK = 1 << 24;
+
+/** The u32 value of the i32.const immediate at b[from..end), or -1 unless it ends exactly at end. */
+function constLength(b: Uint8Array, from: number, end: number): number {
+  let v = 0;
+  let shift = 0;
+  let p = from;
+  let x = 0;
+  do {
+    x = b[p++]!;
+    v |= (x & 0x7f) << shift;
+    shift += 7;
+  } while ((x & 0x80) !== 0 && shift < 35);
+  if (p !== end) return -1;
+  if (shift < 32 && (x & 0x40) !== 0) v |= -1 << shift; // sign-extend (s32)
+  return v >>> 0;
 }
 
 /** scanBody's stack of open blocks, reused (grown when a body nests deeper). */
@@ -753,11 +843,28 @@ interface LocalFuel {
   pure: Uint8Array;
 }
 
+/**
+ * Writes one charge of c: on the global (fuel -= c; if (fuel < 0) unreachable), or on the
+ * local l (l = (entry ? fuel : l) - c; if (l < 0) { fuel = l; unreachable }).
+ */
+function charge(w: ByteWriter, g: Uint8Array, l: Uint8Array | null, c: number, entry: boolean): void {
+  if (l === null) {
+    w.byte(0x23), w.copy(g), w.byte(0x41), w.s32(c), w.byte(0x6b), w.byte(0x24), w.copy(g);
+    w.byte(0x23), w.copy(g), w.byte(0x41), w.byte(0x00), w.byte(0x48), w.byte(0x04), w.byte(0x40), w.byte(0x00), w.byte(0x0b);
+  } else {
+    if (entry) w.byte(0x23), w.copy(g);
+    else w.byte(0x20), w.copy(l);
+    w.byte(0x41), w.s32(c), w.byte(0x6b), w.byte(0x22), w.copy(l), w.byte(0x41), w.byte(0x00), w.byte(0x48);
+    w.byte(0x04), w.byte(0x40), w.byte(0x20), w.copy(l), w.byte(0x24), w.copy(g), w.byte(0x00), w.byte(0x0b);
+  }
+}
+
 /** Writes the rewritten code section's content (the body count and every body). */
 function writeCode(w: ByteWriter, b: Uint8Array, scan: CodeScan, globals: Globals, site: Int32Array | null, imported: number, local: LocalFuel | null): void {
   w.u32(scan.n);
   const ev = scan.events.a;
   const cost = scan.cost.a;
+  const mode = scan.chargeMode.a;
   const g = globals.fuel === null ? null : new Uint8Array(u32leb(globals.fuel));
   const bulk = new Map<number, Uint8Array>();
   const grow = globals.grow === null ? null : growCheck(globals.grow[0], globals.grow[1]);
@@ -784,22 +891,25 @@ function writeCode(w: ByteWriter, b: Uint8Array, scan: CodeScan, globals: Global
       const kind = ev[3 * e]!;
       const at = ev[3 * e + 1]!;
       const arg = ev[3 * e + 2]!;
-      if (kind === EV_CHARGE && (g === null || (entryPaid && e === scan.evFrom[i]!))) continue;
+      if (kind === EV_CHARGE && (g === null || (entryPaid && e === scan.evFrom[i]!) || mode[arg] === AT_BACK_EDGE)) continue;
+      if (kind === EV_BACK && mode[arg] !== AT_BACK_EDGE) continue;
       if ((kind === EV_OUT || kind === EV_IN) && (l === null || (arg >= 0 && pure![arg] === 1))) continue;
       w.copy(b, from, at);
       from = at;
       if (kind === EV_CHARGE) {
+        charge(w, g!, l, Math.max(1, Math.min(cost[arg]!, MAX_CHARGE)), e === scan.evFrom[i]!);
+      } else if (kind === EV_BACK) {
         const c = Math.max(1, Math.min(cost[arg]!, MAX_CHARGE));
-        if (l === null) {
-          // fuel -= cost; if (fuel < 0) unreachable
-          w.byte(0x23), w.copy(g!), w.byte(0x41), w.s32(c), w.byte(0x6b), w.byte(0x24), w.copy(g!);
-          w.byte(0x23), w.copy(g!), w.byte(0x41), w.byte(0x00), w.byte(0x48), w.byte(0x04), w.byte(0x40), w.byte(0x00), w.byte(0x0b);
+        if (b[at] === 0x0c) {
+          charge(w, g!, l, c, false); // br $loop: charge, then the br itself
         } else {
-          // l = (entry ? fuel : l) - cost; if (l < 0) { fuel = l; unreachable }
-          if (e === scan.evFrom[i]!) w.byte(0x23), w.copy(g!);
-          else w.byte(0x20), w.copy(l);
-          w.byte(0x41), w.s32(c), w.byte(0x6b), w.byte(0x22), w.copy(l), w.byte(0x41), w.byte(0x00), w.byte(0x48);
-          w.byte(0x04), w.byte(0x40), w.byte(0x20), w.copy(l), w.byte(0x24), w.copy(g!), w.byte(0x00), w.byte(0x0b);
+          // br_if $loop -> if (cond) { charge; br $loop } (one block deeper: label + 1)
+          const r = new Reader(b, at + 1, scan.end[i]!);
+          const label = r.u32();
+          w.byte(0x04), w.byte(0x40);
+          charge(w, g!, l, c, false);
+          w.byte(0x0c), w.u32(label + 1), w.byte(0x0b);
+          from = r.pos;
         }
       } else if (kind === EV_OUT) {
         w.byte(0x20), w.copy(l!), w.byte(0x24), w.copy(g!); // fuel = l
@@ -889,7 +999,8 @@ function pureFunctions(scan: CodeScan, site: Int32Array | null, imported: number
     if (state[f] === 1) return false;
     state[f] = 1;
     const i = f - imported;
-    let ok = scan.hasLoop[i] === 0;
+    // A run-time bulk charge works on the global: a caller holding the counter in a local must write it back first.
+    let ok = scan.hasLoop[i] === 0 && scan.bulk[i] === 0;
     for (let k = scan.callFrom[i]!; ok && k < scan.callFrom[i + 1]!; k++) ok = visit(callee[k]!, depth + 1);
     // call_indirect and the like reach anything: a body with one is not pure either.
     if (scan.indirect[i] === 1) ok = false;
@@ -1045,7 +1156,7 @@ export function rewriteModule(input: Uint8Array, opts: RewriteOptions): RewriteR
       const cr = new Reader(bytes, s.offset, s.offset + s.content.length);
       const n = cr.u32();
       const localFuel = opts.fuel && opts.localFuel !== false;
-      const scan = scanCode(cr, n, globals, opts.source, localFuel);
+      const scan = scanCode(cr, n, globals, opts.source, localFuel, opts.fuel && opts.backEdgeCharges !== false);
       loops = scan.loops;
       let site: Int32Array | null = null;
       if (opts.fuel) {
@@ -1068,6 +1179,15 @@ export function rewriteModule(input: Uint8Array, opts: RewriteOptions): RewriteR
           }
           for (let i = 0; i < n; i++) site[importedFunctions + i]! >= 0 ? siteCharged++ : functions++;
         } else functions = n;
+        // A loop charged on its back edges has its first iteration paid by the enclosing
+        // charge; innermost first (charges are numbered outer before inner), so an outer
+        // loop's cost includes its inner loops' first iterations before it is passed on.
+        const cost = scan.cost.a;
+        const mode = scan.chargeMode.a;
+        const parent = scan.chargeParent.a;
+        for (let k = scan.cost.n - 1; k >= 0; k--) {
+          if (mode[k] === AT_BACK_EDGE) cost[parent[k]!] = Math.min(cost[parent[k]!]! + cost[k]!, MAX_CHARGE);
+        }
       }
       const params = localFuel ? paramCounts(sections, n) : null;
       const local = params === null ? null : { params, pure: pureFunctions(scan, site, importedFunctions) };
