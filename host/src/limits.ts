@@ -93,6 +93,12 @@ export const RANDOM_GET_MAX = 64 * 1024;
 export const MAX_PENDING_CALLOUTS = 256;
 /** HTTP call-outs: bytes in flight per VM (request bodies, and response bytes received so far); a call-out whose response would pass it is aborted. */
 export const MAX_CALLOUT_BYTES = 32 * MIB;
+/**
+ * Proxy: a request body with a Content-Length up to this size (and no adapter reading bodies) is
+ * collected and sent upstream in one piece with its head. A streamed body costs undici a stream,
+ * listeners and promises per request, which outlive a scavenge (kilobytes promoted per request).
+ */
+export const UPSTREAM_WHOLE_BODY_BYTES = 16 * 1024;
 /** gRPC call-outs: calls and streams open per VM (plugin/grpc-call.ts). */
 export const MAX_GRPC_CALLOUTS = 1024;
 /** gRPC call-outs: one message, each way (grpc-js refuses larger ones with RESOURCE_EXHAUSTED). */

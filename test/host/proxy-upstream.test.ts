@@ -14,6 +14,7 @@ import { LogLevel } from '../../host/src/abi/constants.js';
 import type { MixerConfig } from '../../host/src/config/schema.js';
 import { startProxy, type RunningProxy } from '../../host/src/index.js';
 import { createLogger, type LogRecord } from '../../host/src/log/logger.js';
+import { UPSTREAM_WHOLE_BODY_BYTES } from '../../host/src/limits.js';
 import { buildOnce, MemorySink, request } from '../telemetry/helpers.js';
 
 const logging = await buildOnce('logging');
@@ -160,7 +161,8 @@ t.test('a client that leaves abandons the upstream request; not an upstream fail
   const { proxy, sink, logs } = await proxyTo(t, up);
   for (const method of ['GET', 'POST']) {
     const before = up.requests;
-    const req = http.request({ host: '127.0.0.1', port: proxy.port, path: '/hang', method, agent: false, headers: method === 'POST' ? { 'content-length': '100' } : {} });
+    // A body past UPSTREAM_WHOLE_BODY_BYTES streams: the upstream sees the request before the body ends.
+    const req = http.request({ host: '127.0.0.1', port: proxy.port, path: '/hang', method, agent: false, headers: method === 'POST' ? { 'content-length': String(UPSTREAM_WHOLE_BODY_BYTES + 100) } : {} });
     req.on('error', () => {});
     req.write(method === 'POST' ? 'x'.repeat(50) : '');
     if (method === 'GET') req.end();
@@ -234,22 +236,66 @@ t.test('bodies stream both ways: the upstream sees bytes before the client finis
   const { proxy } = await proxyTo(t, up);
   for (const framing of ['content-length', 'chunked']) {
     const first = new Promise<void>((r) => (gotFirst = r));
-    const headers = framing === 'chunked' ? { 'transfer-encoding': 'chunked' } : { 'content-length': '8' };
+    // Past UPSTREAM_WHOLE_BODY_BYTES, so a content-length body streams too.
+    const half = 'x'.repeat(UPSTREAM_WHOLE_BODY_BYTES);
+    const total = 2 * half.length;
+    const headers = framing === 'chunked' ? { 'transfer-encoding': 'chunked' } : { 'content-length': String(total) };
     let text = '';
     const done = new Promise<string>((resolve, reject) => {
       const req = http.request({ host: '127.0.0.1', port: proxy.port, path: '/s', method: 'POST', agent: false, headers }, (res) => {
         res.on('data', (c: Buffer) => {
           text += c.toString();
-          if (text === 'got 8;') sendRest();
+          if (text === `got ${total};`) sendRest();
         });
         res.on('end', () => resolve(text));
       });
       req.on('error', reject);
-      req.write('1234');
-      void first.then(() => req.end('5678'));
+      req.write(half);
+      void first.then(() => req.end(half));
     });
-    t.equal(await done, 'got 8;rest', `${framing}: the request body streamed up, the response streamed down`);
+    t.equal(await done, `got ${total};rest`, `${framing}: the request body streamed up, the response streamed down`);
   }
+});
+
+t.test('a small content-length body goes upstream whole: nothing reaches the upstream until it is complete', async (t) => {
+  const bodies: number[] = [];
+  const up = await upstream(t, (req, res) => {
+    let n = 0;
+    req.on('data', (c: Buffer) => void (n += c.length));
+    req.on('end', () => {
+      bodies.push(n);
+      res.end(`got ${n}`);
+    });
+  });
+  const { proxy, sink, logs } = await proxyTo(t, up);
+  const size = UPSTREAM_WHOLE_BODY_BYTES;
+  let answer = '';
+  const done = new Promise<number>((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: proxy.port, path: '/w', method: 'POST', agent: false, headers: { 'content-length': String(size) } }, (res) => {
+      res.on('data', (c: Buffer) => void (answer += c.toString()));
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.write('x'.repeat(size / 2));
+    void sleep(200).then(() => {
+      t.equal(up.requests, 0, 'half the body sent: the upstream has seen no request');
+      req.end('x'.repeat(size / 2));
+    });
+  });
+  t.equal(await done, 200);
+  t.equal(answer, `got ${size}`, 'the whole body reached the upstream');
+  t.same(bodies, [size]);
+
+  // A client that leaves before its small body is complete never reaches the upstream.
+  const req = http.request({ host: '127.0.0.1', port: proxy.port, path: '/w', method: 'POST', agent: false, headers: { 'content-length': '100' } });
+  req.on('error', () => {});
+  req.write('x'.repeat(50));
+  await sleep(100);
+  req.destroy();
+  await sink.waitFor(2);
+  t.equal(up.requests, 1, 'the abandoned request never reached the upstream');
+  t.notOk(sink.json().some((e) => e.response_flags === 'UF'), 'no UF flag');
+  t.same(upstreamFailures(logs), [], 'no upstream failure logged');
 });
 
 t.test('close() leaves no upstream connection open', async (t) => {

@@ -14,6 +14,7 @@ import { Pool } from 'undici';
 import { LogLevel } from '../abi/constants.js';
 import type { HeaderPair } from '../abi/pairs.js';
 import type { MixerConfig } from '../config/schema.js';
+import { UPSTREAM_WHOLE_BODY_BYTES } from '../limits.js';
 import { pumpBody } from './body-pump.js';
 import { HOP_BY_HOP, trailerPairs } from './headers.js';
 import { relay } from './relay.js';
@@ -123,9 +124,11 @@ export function forward(upstream: Upstream, ex: Exchange, route: Route, endOfStr
   };
   const timeoutMessage = `upstream timed out after ${timeoutMs} ms`;
 
+  // A small body no adapter reads goes upstream in one piece, collected first (limits.ts).
+  const whole = !chunked && !endOfStream && !stream.needsBody.request && !stream.needsTrailers.request && contentLength !== null && Number(contentLength) <= UPSTREAM_WHOLE_BODY_BYTES;
   // The outbound request: where its body goes, how it ends, and how the proxy drops it.
   let body: Writable | null;
-  let open: (length: number | null) => void;
+  let open: (length: number | null, data?: Buffer) => void;
   let endBody: (trailers: HeaderPair[] | null) => void;
   let abandonUpstream: () => void;
   if (chunked) {
@@ -160,13 +163,13 @@ export function forward(upstream: Upstream, ex: Exchange, route: Route, endOfStr
       const timedOut = TIMEOUT_CODES.has((err as { code?: string }).code ?? '');
       failed(timedOut, timedOut ? timeoutMessage : err.message);
     });
-    const pt = endOfStream ? null : new PassThrough();
+    const pt = endOfStream || whole ? null : new PassThrough();
     pt?.on('error', noop); // undici destroys the body with the request's error, reported through the handler
     const pool = upstream.pool(route.target.origin);
     body = pt;
-    open = (length) => {
+    open = (length, data) => {
       if (length !== null) headers.push('content-length', String(length));
-      pool.dispatch({ method, path: route.basePath + path, headers, body: pt, headersTimeout: timeoutMs, bodyTimeout: timeoutMs }, handler);
+      pool.dispatch({ method, path: route.basePath + path, headers, body: data ?? pt, headersTimeout: timeoutMs, bodyTimeout: timeoutMs }, handler);
     };
     endBody = () => pt?.end();
     abandonUpstream = () => handler.abandon();
@@ -186,7 +189,16 @@ export function forward(upstream: Upstream, ex: Exchange, route: Route, endOfStr
   });
 
   // Request body, then trailers (forwarded; adapters see them if they ask).
-  if (body === null) {
+  if (whole) {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => void chunks.push(c));
+    req.on('end', () => {
+      if (abandoned) return;
+      s.requestTrailers = trailerPairs(req.rawTrailers);
+      open(Number(contentLength), chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
+    });
+    req.resume(); // paused in handleRequest()
+  } else if (body === null) {
     open(contentLength === null ? null : Number(contentLength));
     endBody(null);
   } else if (!stream.needsBody.request && !stream.needsTrailers.request) {
