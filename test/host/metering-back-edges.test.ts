@@ -4,20 +4,12 @@
 // when it is skipped), so it stays an upper bound on instructions executed; runaway loops,
 // loops of site-charged leaf calls and recursion still trap on the budget.
 import t from 'tap';
-import wabtInit from 'wabt';
+import { compileWatText } from '../fixtures/guests/index.js';
 import { FUEL_EXPORT, rewriteModule } from '../../host/src/vm/metering.js';
 
-const wabt = await wabtInit();
-const wat = (text: string): Uint8Array => {
-  const m = wabt.parseWat('t.wat', text, { mutable_globals: true, multi_value: true });
-  m.resolveNames();
-  m.validate();
-  const b = new Uint8Array(m.toBinary({}).buffer);
-  m.destroy();
-  return b;
-};
+const wat = (text: string) => compileWatText(text, 't.wat');
 
-const MODULE = wat(`(module
+const MODULE = await wat(`(module
   (import "env" "host" (func $host (param i32) (result i32)))
   (func $leaf (param i32) (result i32) (i32.add (local.get 0) (i32.const 1)))
   (func $self (param i32) (result i32)

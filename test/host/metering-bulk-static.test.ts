@@ -4,21 +4,13 @@
 // on the global, so a caller holding the counter in a local writes it back around a call to
 // a function that does one.
 import t from 'tap';
-import wabtInit from 'wabt';
 import { BULK_FUEL_PER_BYTE } from '../../host/src/limits.js';
+import { compileWatText } from '../fixtures/guests/index.js';
 import { FUEL_EXPORT, rewriteModule } from '../../host/src/vm/metering.js';
 
-const wabt = await wabtInit();
-const wat = (text: string): Uint8Array => {
-  const m = wabt.parseWat('t.wat', text, { mutable_globals: true, bulk_memory: true });
-  m.resolveNames();
-  m.validate();
-  const b = new Uint8Array(m.toBinary({}).buffer);
-  m.destroy();
-  return b;
-};
+const wat = (text: string) => compileWatText(text, 't.wat');
 
-const MODULE = wat(`(module
+const MODULE = await wat(`(module
   (memory 32)
   ;; a site-charged leaf: no loop, only called directly
   (func $fill (param $len i32) (memory.fill (i32.const 0) (i32.const 0) (local.get $len)))
@@ -94,7 +86,7 @@ t.test('constant-length bulk costs charged with a block are capped: past the cap
   // takes MAX_STATIC_BLOCK's worth, the rest are charged as they run.
   const n = 40_000;
   const fills = '(memory.fill (i32.const 0) (i32.const 0) (i32.const 16384))\n'.repeat(n);
-  const bytes = wat(`(module (memory 1) (func (export "many") ${fills}))`);
+  const bytes = await wat(`(module (memory 1) (func (export "many") ${fills}))`);
   const rw = rewriteModule(bytes, { fuel: true, source: 'many.wasm' });
   const e = new WebAssembly.Instance(new WebAssembly.Module(new Uint8Array(rw.bytes)), {}).exports as Record<string, unknown>;
   const g = e[FUEL_EXPORT] as WebAssembly.Global;
