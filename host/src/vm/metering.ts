@@ -703,18 +703,9 @@ const MAX_STATIC_BLOCK = 1 << 24;
 
 /** The u32 value of the i32.const immediate at b[from..end), or -1 unless it ends exactly at end. */
 function constLength(b: Uint8Array, from: number, end: number): number {
-  let v = 0;
-  let shift = 0;
-  let p = from;
-  let x = 0;
-  do {
-    x = b[p++]!;
-    v |= (x & 0x7f) << shift;
-    shift += 7;
-  } while ((x & 0x80) !== 0 && shift < 35);
-  if (p !== end) return -1;
-  if (shift < 32 && (x & 0x40) !== 0) v |= -1 << shift; // sign-extend (s32)
-  return v >>> 0;
+  const r = new Reader(b, from, end);
+  const v = r.s32();
+  return r.pos === end ? v >>> 0 : -1;
 }
 
 /** scanBody's stack of open blocks, reused (grown when a body nests deeper). */

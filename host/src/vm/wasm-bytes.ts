@@ -34,6 +34,22 @@ export class Reader {
     }
     this.fail('u32 LEB128 too long');
   }
+  /** A signed LEB128 of up to 32 bits (an i32.const immediate). */
+  s32(): number {
+    const b = this.b;
+    let pos = this.pos;
+    let result = 0;
+    for (let shift = 0; shift < 35; shift += 7) {
+      if (pos >= this.end) this.fail('unexpected end of input');
+      const x = b[pos++]!;
+      result |= (x & 0x7f) << shift;
+      if ((x & 0x80) === 0) {
+        this.pos = pos;
+        return shift + 7 < 32 && (x & 0x40) !== 0 ? result | (-1 << (shift + 7)) : result | 0;
+      }
+    }
+    this.fail('s32 LEB128 too long');
+  }
   /** Skips a signed or unsigned LEB128 of up to `maxBytes` bytes. */
   skipLeb(maxBytes = 10): void {
     const b = this.b;
