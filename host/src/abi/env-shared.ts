@@ -28,8 +28,8 @@ export function sharedFunctions(vm: AbiContext, { mem, copyOut }: GuestIo): Reco
       // Past a bound (docs/operating.md "Limits") the write is refused before the value is copied;
       // CAS_MISMATCH is the status SDKs read as "not stored".
       if (!vm.shared.admits(key, valueSize >>> 0)) return Status.CasMismatch;
-      const value = mem().copy(valuePtr, valueSize)!;
-      return vm.shared.set(key, value, cas >>> 0) ? Status.Ok : Status.CasMismatch;
+      // In bounds (checked above); written into the current value's bytes when the size is the same.
+      return vm.shared.setFrom(key, valueSize >>> 0, cas >>> 0, (dst) => void mem().copyInto(valuePtr, dst)) ? Status.Ok : Status.CasMismatch;
     },
     proxy_register_shared_queue(namePtr: number, nameSize: number, retId: number): number {
       const name = mem().string(namePtr, nameSize);

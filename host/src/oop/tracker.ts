@@ -405,6 +405,11 @@ export class TrackingSharedStore extends SharedStore {
       t.current?.setSideEffect(`writes shared data (${vmId})`);
       return set(key, value, cas);
     };
+    const setFrom = view.setFrom.bind(view);
+    view.setFrom = (key, size, cas, fill) => {
+      t.current?.setSideEffect(`writes shared data (${vmId})`);
+      return setFrom(key, size, cas, fill);
+    };
     view.enqueue = (id, value) => {
       t.current?.setSideEffect('enqueues to a shared queue');
       return enqueue(id, value);

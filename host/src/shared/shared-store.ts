@@ -130,6 +130,32 @@ export class SharedStore {
     return true;
   }
 
+  /**
+   * setEntry() for a value `fill` writes into a buffer of `size` bytes: the current value's own
+   * buffer when it has that size (a counter or token bucket rewritten on every request keeps
+   * its bytes instead of allocating a buffer per write), else a new one. Values are only ever
+   * copied out (proxy_get_shared_data), so no reader holds the old bytes. Checks come first:
+   * a refused write changes nothing.
+   */
+  /** @internal */ setEntryFrom(vmId: string, map: Map<string, SharedEntry>, key: string, size: number, cas: number, fill: (dst: Uint8Array) => void): boolean {
+    const cur = map.get(key);
+    if (cas !== 0 && cur !== undefined && cur.cas !== cas) return false;
+    if (cur === undefined || cur.value.length !== size) {
+      const value = new Uint8Array(size);
+      fill(value);
+      return this.setEntry(vmId, map, key, value, cas);
+    }
+    if (size > this.limits.maxValueBytes) {
+      this.account(vmId).refusedWrites++;
+      return false;
+    }
+    fill(cur.value);
+    const next = this.nextCas;
+    this.nextCas = next >= 0xffffffff ? 1 : next + 1;
+    map.set(key, { value: cur.value, cas: next });
+    return true;
+  }
+
   /** Whether a value of `size` bytes under `key` would fit the bounds (checked before the host copies it out of the guest). */
   admits(vmId: string, map: Map<string, SharedEntry>, key: string, size: number): boolean {
     const a = this.account(vmId);
@@ -243,6 +269,11 @@ export class SharedDataView {
 
   set(key: string, value: Uint8Array, cas: number): boolean {
     return this.store.setEntry(this.vmId, this.map, key, value, cas);
+  }
+
+  /** set() of `size` bytes that `fill` writes, into the current value's buffer when it has that size. */
+  setFrom(key: string, size: number, cas: number, fill: (dst: Uint8Array) => void): boolean {
+    return this.store.setEntryFrom(this.vmId, this.map, key, size, cas, fill);
   }
 
   /** False when set(key, <size bytes>) would be refused at a bound (counted as a refused write). */

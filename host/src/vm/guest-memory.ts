@@ -120,6 +120,18 @@ export class GuestMemory {
     return out;
   }
 
+  /** Copies guest bytes [ptr, ptr+dst.length) into `dst`; false (nothing copied) when out of bounds. */
+  copyInto(ptr: number, dst: Uint8Array): boolean {
+    const u8 = this.bytes();
+    ptr >>>= 0;
+    const len = dst.length;
+    if (ptr + len > u8.length) return false;
+    this.charge(len);
+    if (len <= LOOP_COPY_MAX) for (let i = 0; i < len; i++) dst[i] = u8[ptr + i]!;
+    else this.buf.copy(dst, 0, ptr, ptr + len);
+    return true;
+  }
+
   string(ptr: number, len: number): string | null {
     const u8 = this.bytes();
     ptr >>>= 0;
