@@ -298,6 +298,35 @@ t.test('a small content-length body goes upstream whole: nothing reaches the ups
   t.same(upstreamFailures(logs), [], 'no upstream failure logged');
 });
 
+t.test('a reload that drops an upstream closes its connections; a request in flight to it still finishes', async (t) => {
+  let release: () => void = () => {};
+  const a = await upstream(t, (req, res) => {
+    req.resume();
+    if (req.url === '/slow') release = () => res.end('a-slow');
+    else res.end('a');
+  });
+  const b = await upstream(t, (req, res) => {
+    req.resume();
+    res.end('b');
+  });
+  const closedAtA: number[] = [];
+  a.server.on('connection', (socket) => socket.on('close', () => closedAtA.push(Date.now())));
+  // keepAliveMs far past the test: only the reload can close A's idle connection.
+  const { proxy } = await proxyTo(t, a, { upstream: { maxSockets: 4, keepAliveMs: 60_000 } });
+  t.equal((await request(proxy.port, '/x')).body, 'a', 'served by A');
+  const slow = request(proxy.port, '/slow');
+  while (a.requests < 2) await sleep(5);
+
+  await proxy.reload({ config: { ...proxy.host.config, routes: [{ name: 'r', upstream: `http://127.0.0.1:${b.port}` }] } });
+  t.equal((await request(proxy.port, '/x')).body, 'b', 'after the reload, served by B');
+  t.same(closedAtA, [], 'the connection with a request in flight is not cut');
+  release();
+  t.equal((await slow).body, 'a-slow', 'the request in flight to A finishes');
+  for (let i = 0; i < 100 && closedAtA.length < a.connections; i++) await sleep(10);
+  t.equal(closedAtA.length, a.connections, `every connection to A is closed (${a.connections}), without waiting for keepAliveMs`);
+  t.equal((await request(proxy.port, '/y')).body, 'b', 'B keeps serving');
+});
+
 t.test('close() leaves no upstream connection open', async (t) => {
   const up = await upstream(t, (req, res) => {
     req.resume();

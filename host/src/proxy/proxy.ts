@@ -75,6 +75,7 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
     const source = opts.config ?? (file !== undefined ? async () => override((await loadConfigFile(file)).config) : host.config);
     const result = await reloadHost(host, source, { reason: opts.reason });
     routes.set(host.config);
+    upstream.retain(routes.origins());
     watcher?.update(host.config);
     return result;
   };
@@ -113,6 +114,7 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
         commit: () => {
           const r = p.commit();
           routes.set(host.config);
+          upstream.retain(routes.origins());
           return r;
         },
       };

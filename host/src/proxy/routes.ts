@@ -30,6 +30,11 @@ export class RouteTable {
     });
   }
 
+  /** The upstream origins the routes name (Upstream.retain keeps only their pools). */
+  origins(): Set<string> {
+    return new Set(this.routes.map((r) => r.target.origin));
+  }
+
   pick(authority: string, path: string): Route | null {
     const h = authority.replace(/:\d+$/, '').toLowerCase();
     for (const r of this.routes) {

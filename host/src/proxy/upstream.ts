@@ -53,6 +53,21 @@ export class Upstream {
     return p;
   }
 
+  /**
+   * After a reload: closes the pools of origins no route names any more, so the pools the proxy
+   * keeps are bounded by its routes rather than by every origin it was ever configured with.
+   * undici's close() lets requests already on those connections finish first. A request routed
+   * before the reload that reaches forward() later makes a new pool for its old origin, closed
+   * at the next reload.
+   */
+  retain(origins: ReadonlySet<string>): void {
+    for (const [origin, p] of this.pools) {
+      if (origins.has(origin)) continue;
+      this.pools.delete(origin);
+      p.close().catch(noop);
+    }
+  }
+
   /** node:http's pool, for requests with chunked bodies (trailers). */
   agent(protocol: string): http.Agent {
     if (protocol === 'https:') return (this.agents.https ??= new https.Agent(this.agentOptions));
