@@ -4,4 +4,11 @@
 
 import { registerCalloutScheme } from '../transport/http-call.js';
 
-registerCalloutScheme('redis', (req) => import('./lease.js').then((m) => m.redisLeaseCall(req)));
+let lease: Promise<typeof import('./lease.js')> | null = null;
+
+registerCalloutScheme('redis', (req) => (lease ??= import('./lease.js')).then((m) => m.redisLeaseCall(req)));
+
+/** Closes the Redis clients lease call-outs opened (at shutdown); loads nothing when none ran. */
+export async function closeLeaseClients(): Promise<void> {
+  if (lease !== null) await (await lease).closeRedisClients();
+}

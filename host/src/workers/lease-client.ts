@@ -5,7 +5,7 @@
 
 import type { HeaderPair } from '../abi/pairs.js';
 import type { HttpCallRequest, HttpCallResult } from '../transport/types.js';
-import { LEASE_PATH, parseLease, READY_PATH, type LeaseResponse } from '../quota/lease.js';
+import { LEASE_PATH, parseLease, READY_PATH, type LeaseResponse } from '../quota/lease-protocol.js';
 import type { Rpc } from './rpc.js';
 
 /** The cluster name the quota adapter finds in the `wasm_mixer.worker_quota_cluster` property, and its url. */

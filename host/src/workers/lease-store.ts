@@ -8,7 +8,7 @@
 // host/src/quota/lease.ts, in memory. Node runs it on one thread, so every lease is
 // atomic. Keys expire when they no longer matter, and their number is bounded.
 
-import type { LeaseRequest, LeaseResponse } from '../quota/lease.js';
+import type { LeaseRequest, LeaseResponse } from '../quota/lease-protocol.js';
 
 /** Extra time before a key is dropped (as the Redis implementation's expiry slack). */
 const EXPIRY_SLACK_MS = 1000;

@@ -24,7 +24,7 @@ import { registerProcessMetrics } from '../metrics/process.js';
 import type { FamilySnapshot } from '../metrics/registry.js';
 import { MetricsRegistry } from '../metrics/registry.js';
 import { startAdminFor, type AdminServer } from '../proxy/admin.js';
-import type { LeaseRequest } from '../quota/lease.js';
+import type { LeaseRequest } from '../quota/lease-protocol.js';
 import type { ReloadResult } from '../reload/reloader.js';
 import { LeaseStore } from './lease-store.js';
 import { mergedRegistry, mergeSnapshots, RetiredMetrics, type SourceSnapshot } from './metrics-merge.js';

@@ -40,7 +40,7 @@ export function runWorker(): Promise<number> {
         prepared?.abort();
         await proxy?.close();
         if (proxy !== null) await import('../oop/remote-clients.js').then((m) => m.closeRemote(proxy!.host)).catch(() => {});
-        await import('../quota/lease.js').then((m) => m.closeRedisClients()).catch(() => {});
+        await import('../quota/callout-scheme.js').then((m) => m.closeLeaseClients()).catch(() => {});
         await watchdog?.stop();
         rpc.close('worker shut down');
         resolve(0);
