@@ -79,7 +79,9 @@ export function sharedFunctions(vm: AbiContext, { mem, copyOut }: GuestIo): Reco
     },
     proxy_record_metric(metricId: number, value: bigint): number {
       if (!mine(metricId >>> 0)) return Status.NotFound;
-      return vm.metrics.record(metricId >>> 0, Number(BigInt.asUintN(64, value)));
+      // The value is a u64 the engine hands over as a signed BigInt: only a negative one needs
+      // reinterpreting (asUintN makes a new BigInt, which histograms would pay on every record).
+      return vm.metrics.record(metricId >>> 0, value >= 0n ? Number(value) : Number(BigInt.asUintN(64, value)));
     },
     proxy_get_metric(metricId: number, retValue: number): number {
       if (!mine(metricId >>> 0)) return Status.NotFound;
