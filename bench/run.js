@@ -31,15 +31,14 @@ import { summarize as summarizeProfile } from './e2e/profile.js';
 import { parseMetrics, remoteDelta, r } from './e2e/stats.js';
 import { runWrk, writeScript } from './e2e/wrk.js';
 import { writeReport } from './e2e/report.js';
+import { benchArgs } from './core/args.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..');
 const argv = process.argv.slice(2);
-const arg = (name, def) => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : def;
-};
-const FULL = argv.includes('--full');
+// Unknown options are refused (a typo must not start a 10-minute run); --help prints the header above.
+const { values: opt } = benchArgs({ full: false, reps: undefined, seconds: undefined, skip: '', out: join(root, 'bench/results'), nice: 0 });
+const FULL = opt.full;
 const PROFILE = FULL ? 'full' : 'quick';
 const P = FULL
   ? {
@@ -64,16 +63,16 @@ const P = FULL
       warmupSeconds: 2,
       deadlineMin: 25,
     };
-if (arg('--reps')) P.reps = Number(arg('--reps'));
-if (arg('--seconds')) P.open.seconds = Number(arg('--seconds'));
+if (opt.reps !== undefined) P.reps = Number(opt.reps);
+if (opt.seconds !== undefined) P.open.seconds = Number(opt.seconds);
 const RATE = P.open.points[0].rate; // warm-ups, chain sweep and profiles run at the headline rate
 const LIGHT_RATE = Math.min(...P.open.points.map((p) => p.rate));
-const SKIP = new Set(String(arg('--skip', '')).split(',').filter(Boolean));
-const OUT = resolve(arg('--out', join(root, 'bench/results')));
+const SKIP = new Set(opt.skip.split(',').filter(Boolean));
+const OUT = resolve(opt.out);
 // --nice N: run this process and every child (they inherit it) at that nice value. On a machine
 // others use, a negative value keeps their load from inflating our latencies, at their expense:
 // off by default; the value is recorded with the results.
-const NICE = Number(arg('--nice', 0));
+const NICE = opt.nice;
 if (NICE !== 0) {
   try {
     os.setPriority(NICE);

@@ -15,12 +15,17 @@ import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { usage } from '../core/args.js';
 import { benchConfig, makeCredentials, requestKinds } from '../e2e/configs.js';
 import { startRole, stop, stopAll } from '../e2e/procs.js';
 import { window } from '../e2e/procstat.js';
 import { runWrk, writeScript } from '../e2e/wrk.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+if (process.argv.includes('--help')) {
+  process.stdout.write(usage({ seconds: 8, reps: 3, connections: 64, out: join(ROOT, 'bench/results/workers'), from: undefined }));
+  process.exit(0);
+}
 const { values: opt } = parseArgs({
   options: {
     seconds: { type: 'string', default: '8' },
