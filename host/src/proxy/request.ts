@@ -11,6 +11,7 @@ import type { WasmHost } from '../host.js';
 import { then } from './body-pump.js';
 import { connectionInfo } from './connection.js';
 import type { Exchange } from './exchange.js';
+import { finishSoon } from './log-phase.js';
 import { addHeader, connectionTokens, headBytes, HOP_BY_HOP, type OutHeaders } from './headers.js';
 import type { RouteTable } from './routes.js';
 import { forward, type Upstream } from './upstream.js';
@@ -72,7 +73,7 @@ export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: Serv
     finished = true;
     info.endMono = process.hrtime.bigint();
     if (info.responseCode === 0) info.responseCode = res.statusCode;
-    stream.finish();
+    finishSoon(stream);
     ctx.responses(route?.config.name ?? '', info.responseCode);
   };
   res.on('close', finish);
