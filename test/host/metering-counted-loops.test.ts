@@ -12,8 +12,8 @@ import { FUEL_EXPORT, rewriteModule } from '../../host/src/vm/metering.js';
 
 const wat = (text: string) => compileWatText(text, 't.wat');
 
-// Counted: lt_u, lt_s, gt_u (n > i), gt_s, nested, early exit, a call in the body.
-const COUNTED = 8;
+// Counted: lt_u, lt_s, gt_u (n > i), gt_s, nested, early exit, a call in the body, i < n && x.
+const COUNTED = 9;
 const MODULE = await wat(`(module
   (import "env" "host" (func $host (param i32) (result i32)))
   (func $leaf (param i32) (result i32) (i32.add (local.get 0) (i32.const 3)))
@@ -69,8 +69,44 @@ const MODULE = await wat(`(module
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br $l))))
     (local.get $acc))
+  ;; while (i < n && i != 50) i++, as AssemblyScript compiles it
+  (func (export "and") (param $n i32) (result i32) (local $i i32)
+    (loop $l
+      (if (result i32) (i32.lt_s (local.get $i) (local.get $n)) (then (i32.ne (local.get $i) (i32.const 50))) (else (i32.const 0)))
+      (if (then
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $l))))
+    (local.get $i))
 
   ;; Not counted, each running more iterations than n - i at its entry:
+  ;; i < n || true: iterates past n (up to n + 20)
+  (func (export "and_else_one") (param $n i32) (result i32) (local $i i32)
+    (block $out (loop $l
+      (if (result i32) (i32.lt_s (local.get $i) (local.get $n)) (then (i32.const 1)) (else (i32.const 1)))
+      (if (then
+        (br_if $out (i32.ge_s (local.get $i) (i32.add (local.get $n) (i32.const 20))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $l)))))
+    (local.get $i))
+  ;; (i < n) | 1 between the two ifs
+  (func (export "and_between") (param $n i32) (result i32) (local $i i32)
+    (block $out (loop $l
+      (if (result i32) (i32.lt_s (local.get $i) (local.get $n)) (then (i32.const 1)) (else (i32.const 0)))
+      (i32.or (i32.const 1))
+      (if (then
+        (br_if $out (i32.ge_s (local.get $i) (i32.add (local.get $n) (i32.const 20))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $l)))))
+    (local.get $i))
+  ;; the else yields 0 only after a call (n + 20 iterations)
+  (func (export "and_else_more") (param $n i32) (result i32) (local $i i32)
+    (block $out (loop $l
+      (if (result i32) (i32.lt_s (local.get $i) (local.get $n)) (then (i32.const 1)) (else (i32.eqz (i32.const 0))))
+      (if (then
+        (br_if $out (i32.ge_s (local.get $i) (i32.add (local.get $n) (i32.const 20))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $l)))))
+    (local.get $i))
   ;; the bound raised in the body (n + 5 iterations)
   (func (export "writes_n") (param $n i32) (result i32) (local $i i32) (local $f i32)
     (loop $l (if (i32.lt_u (local.get $i) (local.get $n)) (then
@@ -193,8 +229,8 @@ function instance(mode: 'counted' | 'header' | 'plain', localFuel = true) {
   return { run, calls, rw };
 }
 
-const FULL = [['lt_u', 0], ['lt_u', 1], ['lt_u', 17], ['lt_s', 0], ['lt_s', 5], ['gt_u', 9], ['gt_s', -5], ['gt_s', 6], ['nested', 0], ['nested', 1], ['nested', 7], ['calls', 5]] as const;
-const NOT_COUNTED = ['writes_n', 'writes_i', 'tees_i', 'extra_back', 'extra_back_if', 'in_else', 'block_after', 'step_minus', 'step_sub', 'other_local'];
+const FULL = [['lt_u', 0], ['lt_u', 1], ['lt_u', 17], ['lt_s', 0], ['lt_s', 5], ['gt_u', 9], ['gt_s', -5], ['gt_s', 6], ['nested', 0], ['nested', 1], ['nested', 7], ['calls', 5], ['and', 0], ['and', 30]] as const;
+const NOT_COUNTED = ['and_else_one', 'and_between', 'and_else_more', 'writes_n', 'writes_i', 'tees_i', 'extra_back', 'extra_back_if', 'in_else', 'block_after', 'step_minus', 'step_sub', 'other_local'];
 
 t.test('the counted shapes are recognised, the look-alikes are not', async (t) => {
   t.equal(instance('counted').rw.counted, COUNTED + 2, `${COUNTED} counted loops and the two runaways`);
@@ -215,6 +251,9 @@ for (const localFuel of [true, false]) {
       if (name === 'nested') t.ok(a.used >= header.run(name, arg).used, `${name}(${arg}): at least header charges`);
       else t.equal(a.used, header.run(name, arg).used, `${name}(${arg}): ${a.used} fuel`);
     }
+    const stopped = counted.run('and', 1000);
+    t.equal(stopped.result, 50, 'i < n && x, stopped by x: same result');
+    t.ok(stopped.used > header.run('and', 1000).used, 'i < n && x, stopped by x: the skipped iterations were paid for');
     const early = counted.run('early', 1000);
     t.equal(early.result, 3, 'early exit: same result');
     t.ok(early.used > header.run('early', 1000).used, 'early exit: the skipped iterations were paid for');

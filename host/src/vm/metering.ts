@@ -580,7 +580,11 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
           }
           if (open.length > 0) {
             const c = open[open.length - 1]!;
-            if (depth === c.loopDepth + 1) c.ifEnd = at;
+            if (depth === c.loopDepth + 1) {
+              // `i < n && x`: the first if's else is `i32.const 0` and the second if follows it.
+              if (c.and === 1 && c.blocks === 1) c.ok &&= c.elseAt === at - 3 && b[at - 2] === 0x41 && b[at - 1] === 0x00 && b[at + 1] === 0x04 && b[at + 2] === 0x40;
+              c.ifEnd = at;
+            }
             else if (depth === c.loopDepth) closeCandidate(s, b, open.pop()!, at);
           }
           const inner = owners[depth--]!;
@@ -591,7 +595,11 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
             owner = outer;
           }
         } else if (exits && op === 0x0f) ev.push(EV_OUT), ev.push(at), ev.push(-1);
-        else if (op === 0x05 && open.length > 0 && depth === open[open.length - 1]!.loopDepth + 1) open[open.length - 1]!.ok = false;
+        else if (op === 0x05 && open.length > 0 && depth === open[open.length - 1]!.loopDepth + 1) {
+          const c = open[open.length - 1]!;
+          if (c.and === 1 && c.blocks === 1) c.elseAt = at;
+          else c.ok = false;
+        }
         else if (NO_LOCAL[op] === 1) s.noLocal[i] = 1;
         continue;
       }
@@ -769,7 +777,8 @@ let OWNERS = new Int32Array(64);
  *     ...  local.get i  i32.const 1  i32.add  local.set i  br 1  end  end
  *
  * where `...` writes neither i nor n, branches back to the loop nowhere else, has no else
- * and the if is the loop's only block. Each branch back then follows one i += 1 and is taken
+ * and the if is the loop's only block; or, for `while (i < n && x)`, the header's if is
+ * `if (result i32) x else i32.const 0 end` and a second if holding the body follows it. Each branch back then follows one i += 1 and is taken
  * only while i < n, so the loop iterates at most n - i times (unsigned, from the values i
  * and n hold at its entry): that many iterations are charged once, before the loop.
  */
@@ -780,6 +789,9 @@ interface Candidate {
   bound: number;
   signed: number;
   blocks: number;
+  /** 1: the header's if yields `i < n && x` (if (result i32) x else i32.const 0), a second if holds the body. */
+  and: number;
+  elseAt: number;
   ifEnd: number;
   writeAt: number;
   writeEnd: number;
@@ -799,11 +811,11 @@ function countedHead(b: Uint8Array, p: number, end: number, owner: number, loopD
   r.pos++;
   const y = r.u32();
   const cmp = b[r.pos]!;
-  if (x === y || cmp < 0x48 || cmp > 0x4b || b[r.pos + 1] !== 0x04 || b[r.pos + 2] !== 0x40) return null;
+  if (x === y || cmp < 0x48 || cmp > 0x4b || b[r.pos + 1] !== 0x04 || (b[r.pos + 2] !== 0x40 && b[r.pos + 2] !== 0x7f)) return null;
   // lt: i < n; gt: n > i.
   const lt = cmp === 0x48 || cmp === 0x49;
   const signed = cmp === 0x48 || cmp === 0x4a ? 1 : 0;
-  return { owner, loopDepth, iv: lt ? x : y, bound: lt ? y : x, signed, blocks: 0, ifEnd: -1, writeAt: -1, writeEnd: -1, backAt: -1, backs: 0, ok: true };
+  return { owner, loopDepth, iv: lt ? x : y, bound: lt ? y : x, signed, blocks: 0, and: b[r.pos + 2] === 0x7f ? 1 : 0, elseAt: -1, ifEnd: -1, writeAt: -1, writeEnd: -1, backAt: -1, backs: 0, ok: true };
 }
 
 /** Whether the three instructions before the one at `at` (starting at p3, p2, p1) are local.get x, i32.const 1, i32.add. */
@@ -816,7 +828,7 @@ function increments(b: Uint8Array, p3: number, p2: number, p1: number, at: numbe
 /** At the loop's end (at): makes the candidate a counted loop if its body had the counted shape. */
 function closeCandidate(s: CodeScan, b: Uint8Array, c: Candidate, at: number): void {
   // ... local.set i (ends at backAt)  br 1 (backAt)  end (ifEnd = at - 1)  end (at)
-  if (!c.ok || c.blocks !== 1 || c.backs !== 1 || c.ifEnd !== at - 1 || c.backAt !== at - 3 || b[c.backAt] !== 0x0c || b[c.backAt + 1] !== 0x01) return;
+  if (!c.ok || c.blocks !== 1 + c.and || c.backs !== 1 || c.ifEnd !== at - 1 || c.backAt !== at - 3 || b[c.backAt] !== 0x0c || b[c.backAt + 1] !== 0x01) return;
   if (c.writeAt < 0 || c.writeEnd !== c.backAt || s.chargeMode.a[c.owner] !== AT_BACK_EDGE) return;
   s.chargeMode.a[c.owner] = AT_COUNTED;
   s.counted.set(c.owner, [c.iv, c.bound, c.signed]);
