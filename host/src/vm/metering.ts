@@ -619,7 +619,7 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
               if (exits) ev.push(EV_OUT), ev.push(at), ev.push(-1); // a branch to the function's own label returns
             } else if (backEdges && v < depth && owners[depth - v] !== owners[depth - v - 1]) {
               ev.push(EV_BACK), ev.push(at), ev.push(owners[depth - v]!); // only loops open a new charge
-              for (const c of open) if (c.owner === owners[depth - v]) c.backs++, (c.backAt = at);
+              for (let k = 0; k < open.length; k++) if (open[k]!.owner === owners[depth - v]) open[k]!.backs++, (open[k]!.backAt = at);
             }
           } else {
             s.callee.push(v >>> 0);
@@ -634,10 +634,17 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
             }
           }
         } else if ((op === 0x21 || op === 0x22) && open.length > 0) {
-          const r = new Reader(b, p, end);
-          const x = r.u32();
-          p = r.pos;
-          for (const c of open) {
+          let x = 0;
+          let shift = 0;
+          let y = 0;
+          do {
+            y = b[p++]!;
+            x |= (y & 0x7f) << shift;
+            shift += 7;
+          } while ((y & 0x80) !== 0 && shift < 35);
+          x >>>= 0;
+          for (let k = 0; k < open.length; k++) {
+            const c = open[k]!;
             if (x === c.bound) c.ok = false;
             else if (x === c.iv) {
               // The one write of the induction variable: `i = i + 1` just before the back edge.
