@@ -29,6 +29,13 @@
 //     of those branches, so fuel spent stays an upper bound, and a loop that runs once costs
 //     no charge of its own (test/host/metering-back-edges.test.ts).
 //
+//     A counted loop, `loop (if (i < n) (... i = i + 1; br loop))` (lt or gt, signed or not,
+//     i and n locals) whose body writes neither i nor n elsewhere, has no else, no other way
+//     back and no other block, runs at most n - i further iterations from its entry: they are
+//     charged once, before the loop (trip x cost), and its back edge pays nothing. A loop that
+//     leaves early has overpaid; one that could run past any budget traps at its entry
+//     (test/host/metering-counted-loops.test.ts).
+//
 //     Straight-line functions are charged at their call sites instead (the
 //     charge on every entry costs more than such a function's own work): a
 //     function with no loop, that the host cannot call (not exported, not the
@@ -103,7 +110,7 @@ export const GROW_REFUSED_EXPORT = '__wasm_mixer_grow_refused';
  * Bumped whenever the rewriter's output for the same input and options changes: part of
  * the instrumented-module cache key (vm/instrumented-cache.ts).
  */
-export const REWRITER_VERSION = 5;
+export const REWRITER_VERSION = 6;
 
 export interface RewriteOptions {
   /** Insert the fuel counter (default true). */
@@ -137,6 +144,8 @@ export interface RewriteResult {
   /** True when every call of an imported function is charged opts.hostCallFuel in the module itself. */
   hostCallsCharged: boolean;
   loops: number;
+  /** Loops charged for all their iterations on entry (counted loops; not kept by the instrumented cache). */
+  counted?: number;
   /** The memory limits after the rewrite, in pages (max null = none declared and no cap). */
   memory: { initial: number; maximum: number | null } | null;
 }
@@ -378,6 +387,8 @@ const EV_OUT = 3;
 const EV_IN = 4;
 /** A br or br_if back to a loop's header; argument: the loop's charge (index in CodeScan.cost). */
 const EV_BACK = 5;
+/** Before a counted loop (AT_COUNTED): its iterations' charge; argument: the loop's charge. */
+const EV_COUNTED = 6;
 
 // How a charge (CodeScan.chargeMode) is paid.
 /** At the function's entry, or at a loop's header on every iteration. */
@@ -387,6 +398,11 @@ const AT_BLOCK = 0;
  * (the loop's cost is added to its parent's), each br/br_if back to the header pays the next.
  */
 const AT_BACK_EDGE = 1;
+/**
+ * A counted loop (see countedLoop): the first iteration is paid by the enclosing charge, as
+ * with AT_BACK_EDGE, and every further one before the loop is entered, by its trip count.
+ */
+const AT_COUNTED = 2;
 
 /**
  * One decoding pass over the code section: where each body starts and ends, its
@@ -429,6 +445,8 @@ interface CodeScan {
   indirect: Uint8Array;
   /** 1: the body charges a bulk operation by its length at run time (on the global). */
   bulk: Uint8Array;
+  /** Counted loops (by charge index): [induction local, bound local, 1 if compared signed]. */
+  counted: Map<number, [number, number, number]>;
 }
 
 function scanCode(r: Reader, n: number, globals: Globals, source: string, localFuel: boolean, backEdges: boolean): CodeScan {
@@ -455,6 +473,7 @@ function scanCode(r: Reader, n: number, globals: Globals, source: string, localF
     noLocal: new Uint8Array(n),
     indirect: new Uint8Array(n),
     bulk: new Uint8Array(n),
+    counted: new Map(),
   };
   const flags = (globals.fuel !== null && globals.bulk !== null ? WATCH_BULK : 0) | (globals.grow !== null ? WATCH_GROW : 0) | (globals.fuel !== null && localFuel ? WATCH_EXITS : 0) | (globals.fuel !== null && backEdges ? WATCH_BACK_EDGES : 0);
   const body = new Reader(r.b, 0, r.end);
@@ -510,8 +529,13 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
   let count = 0;
   let at = 0;
   let prev = 0;
+  let prev2 = 0;
+  let prev3 = 0;
   let op = 0;
   let unknown = false;
+  // Loops that may be counted loops, innermost last (most bodies have none).
+  const open = CANDIDATES;
+  open.length = 0;
   try {
     const nLocalGroups = body.u32();
     let locals = 0;
@@ -539,6 +563,8 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
     // Runs mostly before the JIT has optimised it (start-up): state in locals, the common
     // immediates decoded inline, a call out only for the rare ones (`body` carries the position).
     while (p < end) {
+      prev3 = prev2;
+      prev2 = prev;
       prev = at;
       at = p;
       op = b[p++]!;
@@ -552,6 +578,15 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
             if (exits) ev.push(EV_OUT), ev.push(at), ev.push(-1);
             break;
           }
+          if (open.length > 0) {
+            const c = open[open.length - 1]!;
+            if (depth === c.loopDepth + 1) {
+              // `i < n && x`: the first if's else is `i32.const 0` and the second if follows it.
+              if (c.and === 1 && c.blocks === 1) c.ok &&= c.elseAt === at - 3 && b[at - 2] === 0x41 && b[at - 1] === 0x00 && b[at + 1] === 0x04 && b[at + 2] === 0x40;
+              c.ifEnd = at;
+            }
+            else if (depth === c.loopDepth) closeCandidate(s, b, open.pop()!, at);
+          }
           const inner = owners[depth--]!;
           const outer = owners[depth]!;
           if (inner !== outer) {
@@ -560,6 +595,11 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
             owner = outer;
           }
         } else if (exits && op === 0x0f) ev.push(EV_OUT), ev.push(at), ev.push(-1);
+        else if (op === 0x05 && open.length > 0 && depth === open[open.length - 1]!.loopDepth + 1) {
+          const c = open[open.length - 1]!;
+          if (c.and === 1 && c.blocks === 1) c.elseAt = at;
+          else c.ok = false;
+        }
         else if (NO_LOCAL[op] === 1) s.noLocal[i] = 1;
         continue;
       }
@@ -579,6 +619,7 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
               if (exits) ev.push(EV_OUT), ev.push(at), ev.push(-1); // a branch to the function's own label returns
             } else if (backEdges && v < depth && owners[depth - v] !== owners[depth - v - 1]) {
               ev.push(EV_BACK), ev.push(at), ev.push(owners[depth - v]!); // only loops open a new charge
+              for (let k = 0; k < open.length; k++) if (open[k]!.owner === owners[depth - v]) open[k]!.backs++, (open[k]!.backAt = at);
             }
           } else {
             s.callee.push(v >>> 0);
@@ -590,6 +631,25 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
                 if (owner !== entryOwner) s.loopCalls.add(ev.n / 3);
                 ev.push(EV_IN), ev.push(p), ev.push(v >>> 0);
               }
+            }
+          }
+        } else if ((op === 0x21 || op === 0x22) && open.length > 0) {
+          let x = 0;
+          let shift = 0;
+          let y = 0;
+          do {
+            y = b[p++]!;
+            x |= (y & 0x7f) << shift;
+            shift += 7;
+          } while ((y & 0x80) !== 0 && shift < 35);
+          x >>>= 0;
+          for (let k = 0; k < open.length; k++) {
+            const c = open[k]!;
+            if (x === c.bound) c.ok = false;
+            else if (x === c.iv) {
+              // The one write of the induction variable: `i = i + 1` just before the back edge.
+              if (op === 0x21 && c.writeAt < 0 && increments(b, prev3, prev2, prev, at, x)) (c.writeAt = at), (c.writeEnd = p);
+              else c.ok = false;
             }
           }
         } else {
@@ -661,11 +721,14 @@ function scanBody(s: CodeScan, body: Reader, i: number, end: number, flags: numb
           s.chargeMode.push(backEdges && simple ? AT_BACK_EDGE : AT_BLOCK), s.chargeParent.push(owner);
           owner = cost.n;
           cost.push(0);
+          const c = backEdges && b[at + 1] === 0x40 ? countedHead(b, p, end, owner, depth) : null;
+          if (c !== null) open.push(c), ev.push(EV_COUNTED), ev.push(at), ev.push(owner);
           ev.push(EV_CHARGE), ev.push(p), ev.push(owner);
           s.hasLoop[i] = 1;
           s.loops++;
         }
         owners[depth] = owner;
+        if (open.length > 0 && depth === open[open.length - 1]!.loopDepth + 1) open[open.length - 1]!.blocks++;
       }
     }
     cost.a[owner] = paid;
@@ -710,6 +773,73 @@ function constLength(b: Uint8Array, from: number, end: number): number {
 
 /** scanBody's stack of open blocks, reused (grown when a body nests deeper). */
 let OWNERS = new Int32Array(64);
+
+/**
+ * A loop being scanned that may be a counted loop: its header is
+ *
+ *     loop  local.get i  local.get n  i32.lt_s|lt_u  if            (or n i gt_s|gt_u)
+ *
+ * and it counts as one only if its body then turns out to be
+ *
+ *     ...  local.get i  i32.const 1  i32.add  local.set i  br 1  end  end
+ *
+ * where `...` writes neither i nor n, branches back to the loop nowhere else, has no else
+ * and the if is the loop's only block; or, for `while (i < n && x)`, the header's if is
+ * `if (result i32) x else i32.const 0 end` and a second if holding the body follows it. Each branch back then follows one i += 1 and is taken
+ * only while i < n, so the loop iterates at most n - i times (unsigned, from the values i
+ * and n hold at its entry): that many iterations are charged once, before the loop.
+ */
+interface Candidate {
+  owner: number;
+  loopDepth: number;
+  iv: number;
+  bound: number;
+  signed: number;
+  blocks: number;
+  /** 1: the header's if yields `i < n && x` (if (result i32) x else i32.const 0), a second if holds the body. */
+  and: number;
+  elseAt: number;
+  ifEnd: number;
+  writeAt: number;
+  writeEnd: number;
+  backAt: number;
+  backs: number;
+  ok: boolean;
+}
+
+const CANDIDATES: Candidate[] = [];
+
+/** The candidate for a loop whose header (after its empty block type, at p) reads as a counted loop's, or null. */
+function countedHead(b: Uint8Array, p: number, end: number, owner: number, loopDepth: number): Candidate | null {
+  if (b[p] !== 0x20) return null;
+  const r = new Reader(b, p + 1, end);
+  const x = r.u32();
+  if (b[r.pos] !== 0x20) return null;
+  r.pos++;
+  const y = r.u32();
+  const cmp = b[r.pos]!;
+  if (x === y || cmp < 0x48 || cmp > 0x4b || b[r.pos + 1] !== 0x04 || (b[r.pos + 2] !== 0x40 && b[r.pos + 2] !== 0x7f)) return null;
+  // lt: i < n; gt: n > i.
+  const lt = cmp === 0x48 || cmp === 0x49;
+  const signed = cmp === 0x48 || cmp === 0x4a ? 1 : 0;
+  return { owner, loopDepth, iv: lt ? x : y, bound: lt ? y : x, signed, blocks: 0, and: b[r.pos + 2] === 0x7f ? 1 : 0, elseAt: -1, ifEnd: -1, writeAt: -1, writeEnd: -1, backAt: -1, backs: 0, ok: true };
+}
+
+/** Whether the three instructions before the one at `at` (starting at p3, p2, p1) are local.get x, i32.const 1, i32.add. */
+function increments(b: Uint8Array, p3: number, p2: number, p1: number, at: number, x: number): boolean {
+  if (b[p1] !== 0x6a || p1 + 1 !== at || b[p2] !== 0x41 || b[p2 + 1] !== 0x01 || p2 + 2 !== p1 || b[p3] !== 0x20) return false;
+  const r = new Reader(b, p3 + 1, p2);
+  return r.u32() === x && r.pos === p2;
+}
+
+/** At the loop's end (at): makes the candidate a counted loop if its body had the counted shape. */
+function closeCandidate(s: CodeScan, b: Uint8Array, c: Candidate, at: number): void {
+  // ... local.set i (ends at backAt)  br 1 (backAt)  end (ifEnd = at - 1)  end (at)
+  if (!c.ok || c.blocks !== 1 + c.and || c.backs !== 1 || c.ifEnd !== at - 1 || c.backAt !== at - 3 || b[c.backAt] !== 0x0c || b[c.backAt + 1] !== 0x01) return;
+  if (c.writeAt < 0 || c.writeEnd !== c.backAt || s.chargeMode.a[c.owner] !== AT_BACK_EDGE) return;
+  s.chargeMode.a[c.owner] = AT_COUNTED;
+  s.counted.set(c.owner, [c.iv, c.bound, c.signed]);
+}
 
 /** Adds to `out` every function a constant expression names with ref.func; returns the position after its end. */
 function scanConstExpr(r: Reader, out: Set<number>): void {
@@ -850,6 +980,27 @@ function charge(w: ByteWriter, g: Uint8Array, l: Uint8Array | null, c: number, e
   }
 }
 
+/**
+ * Writes the charge of a counted loop's iterations after the first (c each), before the loop:
+ *   trip = i < n ? n - i : 0                    (in the scratch global t)
+ *   if (trip > MAX_I32 / c) { fuel = -1; unreachable }   (more than any budget)
+ *   counter -= trip * c; if (counter < 0) trap  (as charge() does)
+ * The counter is never below -1 here, so neither the product nor the difference wraps.
+ */
+function countedCharge(w: ByteWriter, g: Uint8Array, l: Uint8Array | null, t: Uint8Array, iv: number, bound: number, signed: number, c: number): void {
+  w.byte(0x20), w.u32(bound), w.byte(0x20), w.u32(iv), w.byte(0x6b), w.byte(0x41), w.byte(0x00);
+  w.byte(0x20), w.u32(iv), w.byte(0x20), w.u32(bound), w.byte(signed === 1 ? 0x48 : 0x49), w.byte(0x1b), w.byte(0x24), w.copy(t);
+  w.byte(0x23), w.copy(t), w.byte(0x41), w.s32(Math.floor(0x7fffffff / c)), w.byte(0x4b);
+  w.byte(0x04), w.byte(0x40), w.byte(0x41), w.byte(0x7f), w.byte(0x24), w.copy(g), w.byte(0x00), w.byte(0x0b);
+  if (l === null) {
+    w.byte(0x23), w.copy(g), w.byte(0x23), w.copy(t), w.byte(0x41), w.s32(c), w.byte(0x6c), w.byte(0x6b), w.byte(0x24), w.copy(g);
+    w.byte(0x23), w.copy(g), w.byte(0x41), w.byte(0x00), w.byte(0x48), w.byte(0x04), w.byte(0x40), w.byte(0x00), w.byte(0x0b);
+  } else {
+    w.byte(0x20), w.copy(l), w.byte(0x23), w.copy(t), w.byte(0x41), w.s32(c), w.byte(0x6c), w.byte(0x6b), w.byte(0x22), w.copy(l);
+    w.byte(0x41), w.byte(0x00), w.byte(0x48), w.byte(0x04), w.byte(0x40), w.byte(0x20), w.copy(l), w.byte(0x24), w.copy(g), w.byte(0x00), w.byte(0x0b);
+  }
+}
+
 /** Writes the rewritten code section's content (the body count and every body). */
 function writeCode(w: ByteWriter, b: Uint8Array, scan: CodeScan, globals: Globals, site: Int32Array | null, imported: number, local: LocalFuel | null): void {
   w.u32(scan.n);
@@ -882,8 +1033,9 @@ function writeCode(w: ByteWriter, b: Uint8Array, scan: CodeScan, globals: Global
       const kind = ev[3 * e]!;
       const at = ev[3 * e + 1]!;
       const arg = ev[3 * e + 2]!;
-      if (kind === EV_CHARGE && (g === null || (entryPaid && e === scan.evFrom[i]!) || mode[arg] === AT_BACK_EDGE)) continue;
+      if (kind === EV_CHARGE && (g === null || (entryPaid && e === scan.evFrom[i]!) || mode[arg] === AT_BACK_EDGE || mode[arg] === AT_COUNTED)) continue;
       if (kind === EV_BACK && mode[arg] !== AT_BACK_EDGE) continue;
+      if (kind === EV_COUNTED && mode[arg] !== AT_COUNTED) continue;
       if ((kind === EV_OUT || kind === EV_IN) && (l === null || (arg >= 0 && pure![arg] === 1))) continue;
       w.copy(b, from, at);
       from = at;
@@ -902,6 +1054,9 @@ function writeCode(w: ByteWriter, b: Uint8Array, scan: CodeScan, globals: Global
           w.byte(0x0c), w.u32(label + 1), w.byte(0x0b);
           from = r.pos;
         }
+      } else if (kind === EV_COUNTED) {
+        const [iv, bound, signed] = scan.counted.get(arg)!;
+        countedCharge(w, g!, l, new Uint8Array(u32leb(globals.bulk!)), iv, bound, signed, Math.max(1, Math.min(cost[arg]!, MAX_CHARGE)));
       } else if (kind === EV_OUT) {
         w.byte(0x20), w.copy(l!), w.byte(0x24), w.copy(g!); // fuel = l
       } else if (kind === EV_IN) {
@@ -1027,6 +1182,7 @@ export function rewriteModule(input: Uint8Array, opts: RewriteOptions): RewriteR
   let siteCharged = 0;
   let hostCallsCharged = false;
   let loops = 0;
+  let counted = 0;
 
   for (const s of sections) {
     if (s.id === 2) {
@@ -1177,7 +1333,8 @@ export function rewriteModule(input: Uint8Array, opts: RewriteOptions): RewriteR
         const mode = scan.chargeMode.a;
         const parent = scan.chargeParent.a;
         for (let k = scan.cost.n - 1; k >= 0; k--) {
-          if (mode[k] === AT_BACK_EDGE) cost[parent[k]!] = Math.min(cost[parent[k]!]! + cost[k]!, MAX_CHARGE);
+          if (mode[k] === AT_BACK_EDGE || mode[k] === AT_COUNTED) cost[parent[k]!] = Math.min(cost[parent[k]!]! + cost[k]!, MAX_CHARGE);
+          if (mode[k] === AT_COUNTED) counted++;
         }
       }
       const params = localFuel ? paramCounts(sections, n) : null;
@@ -1191,7 +1348,7 @@ export function rewriteModule(input: Uint8Array, opts: RewriteOptions): RewriteR
     }
   }
   for (const m of missing) emit(m.id, m.content);
-  return { bytes: w.bytes(), functions, siteCharged, hostCallsCharged, loops, memory };
+  return { bytes: w.bytes(), functions, siteCharged, hostCallsCharged, loops, counted, memory };
 }
 
 /**
