@@ -216,7 +216,7 @@ export class PropertyPlan implements ForeignWriter {
       if (j === len) return last;
     }
     let v: Uint8Array;
-    if (len > LOOP_MAX) v = args.slice(off, off + len);
+    if (len > LOOP_MAX) v = copyOf.call(args, off, off + len); // a copy even when args is a Buffer (whose slice() is a view)
     else {
       v = new Uint8Array(len); // small typed arrays live on V8's heap: cheaper than slice's ArrayBuffer
       for (let j = 0; j < len; j++) v[j] = args[off + j]!;
@@ -231,6 +231,7 @@ export class PropertyPlan implements ForeignWriter {
   }
 }
 
+const copyOf = Uint8Array.prototype.slice as (this: Uint8Array, start: number, end: number) => Uint8Array;
 const compare = Buffer.prototype.compare as (this: Uint8Array, target: Uint8Array, targetStart: number, targetEnd: number) => number;
 
 /** Whether b[off, off+len) equals all of a (same length), natively: no copy, no view. */
