@@ -3,7 +3,7 @@
 // At configure time the adapter lists the paths it may set (add) and registers the list
 // with the host's wasm_mixer.property_set (register). Per request it queues values (set,
 // setRaw: copied into one reused buffer, in order) and hands them over with one
-// wasm_mixer.set_property_set call (commit). A host without that function (Envoy) answers
+// wasm_mixer.set_properties call (commit). A host without that function (Envoy) answers
 // NOT_FOUND, and the queued values go out as one proxy_set_property each, in the same
 // order, from the same buffer: what a host stores is the same either way.
 
@@ -16,7 +16,7 @@ import { encodePath } from "./properties";
 declare function abi_set_property(path: usize, pathSize: usize, value: usize, valueSize: usize): u32;
 
 const REGISTER = "wasm_mixer.property_set";
-const SET = "wasm_mixer.set_property_set";
+const SET = "wasm_mixer.set_properties";
 
 export class PropertyWrites {
   private keys: string[] = [];

@@ -129,7 +129,7 @@ t.test('the built-in line sinks take borrowed entries; the OTLP sink gets a copy
   t.notOk((OtlpLogSink.prototype as { borrows?: boolean }).borrows, 'keeps entries in its queue: the router copies');
 });
 
-t.test('set_property_set: the values of a registered list set in one call, stored as proxy_set_property stores them', async (t) => {
+t.test('set_properties: the values of a registered list set in one call, stored as proxy_set_property stores them', async (t) => {
   const { tel } = setup();
   const filterState = new Map<string, Uint8Array>();
   let stream: { filterState: Map<string, Uint8Array> } | null = { filterState };
@@ -139,28 +139,28 @@ t.test('set_property_set: the values of a registered list set in one call, store
   const entry = (i: number, v: Buffer) => Buffer.concat([u32(i), u32(v.length), v]);
   const payload = Buffer.from(JSON.stringify({ sub: 'user-1', groups: ['a'.repeat(80)] }));
   const args = Buffer.concat([u32(id), entry(0, Buffer.from('svc')), entry(1, payload), entry(2, Buffer.alloc(0))]);
-  t.equal(call('wasm_mixer.set_property_set', args), Status.Ok);
+  t.equal(call('wasm_mixer.set_properties', args), Status.Ok);
   t.same([...filterState.keys()], ['mixer.principal', 'mixer.jwt_payload', 'plain'], 'under the dotted path, in the order given');
   t.same(Buffer.from(filterState.get('mixer.principal')!).toString(), 'svc');
   t.same(Buffer.from(filterState.get('mixer.jwt_payload')!), payload);
   const first = filterState.get('mixer.jwt_payload');
   filterState.clear();
-  t.equal(call('wasm_mixer.set_property_set', args), Status.Ok, 'the same bytes again');
+  t.equal(call('wasm_mixer.set_properties', args), Status.Ok, 'the same bytes again');
   t.equal(filterState.get('mixer.jwt_payload'), first, 'an identical value is stored as the same bytes again (nobody writes into them)');
   args[4 + 8 + 3 + 8] ^= 1; // another payload
-  t.equal(call('wasm_mixer.set_property_set', args), Status.Ok);
+  t.equal(call('wasm_mixer.set_properties', args), Status.Ok);
   t.not(filterState.get('mixer.jwt_payload'), first);
   args[4 + 8] ^= 0x20; // the arguments are borrowed: what was stored is a copy
   t.same(Buffer.from(filterState.get('mixer.principal')!).toString(), 'svc');
 
   filterState.clear();
-  t.equal(call('wasm_mixer.set_property_set', Buffer.concat([u32(id), entry(0, Buffer.from('x')), u32(3)])), Status.BadArgument, 'truncated entry');
-  t.equal(call('wasm_mixer.set_property_set', Buffer.concat([u32(id), entry(7, Buffer.from('x'))])), Status.BadArgument, 'index out of the list');
-  t.equal(call('wasm_mixer.set_property_set', Buffer.concat([u32(id), entry(0, Buffer.from('x')), u32(1), u32(9), Buffer.from('ab')])), Status.BadArgument, 'value past the end');
+  t.equal(call('wasm_mixer.set_properties', Buffer.concat([u32(id), entry(0, Buffer.from('x')), u32(3)])), Status.BadArgument, 'truncated entry');
+  t.equal(call('wasm_mixer.set_properties', Buffer.concat([u32(id), entry(7, Buffer.from('x'))])), Status.BadArgument, 'index out of the list');
+  t.equal(call('wasm_mixer.set_properties', Buffer.concat([u32(id), entry(0, Buffer.from('x')), u32(1), u32(9), Buffer.from('ab')])), Status.BadArgument, 'value past the end');
   t.equal(filterState.size, 0, 'a malformed call sets nothing');
-  t.equal(call('wasm_mixer.set_property_set', Buffer.concat([u32(id + 5), entry(0, Buffer.from('x'))])), Status.NotFound, 'unknown list');
+  t.equal(call('wasm_mixer.set_properties', Buffer.concat([u32(id + 5), entry(0, Buffer.from('x'))])), Status.NotFound, 'unknown list');
   stream = null;
-  t.equal(call('wasm_mixer.set_property_set', Buffer.concat([u32(id), entry(0, Buffer.from('x'))])), Status.Empty, 'no request here');
-  t.equal(tel.foreign.call({ adapter: 'a' }, 'wasm_mixer.set_property_set', Buffer.concat([u32(id), entry(0, Buffer.from('x'))])), Status.NotFound,
+  t.equal(call('wasm_mixer.set_properties', Buffer.concat([u32(id), entry(0, Buffer.from('x'))])), Status.Empty, 'no request here');
+  t.equal(tel.foreign.call({ adapter: 'a' }, 'wasm_mixer.set_properties', Buffer.concat([u32(id), entry(0, Buffer.from('x'))])), Status.NotFound,
     'a caller without a request to write into: the guest falls back to proxy_set_property');
 });

@@ -1,5 +1,5 @@
 // The auth adapter reads what it decides on with one wasm_mixer.get_property_set call and
-// sets its properties with one wasm_mixer.set_property_set call (reads.ts, the SDK's
+// sets its properties with one wasm_mixer.set_properties call (reads.ts, the SDK's
 // propwrite.ts). A host without those functions (Envoy; here: refused by the grant) gets
 // the standard calls, and both must give the same decisions, upstream headers and filter
 // state, byte for byte, including for header values that are not ASCII (the set encodes

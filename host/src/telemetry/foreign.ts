@@ -34,7 +34,7 @@
 //   adapters read 10-25 attributes per request, and each proxy_get_property costs a guest
 //   allocation and a boundary crossing (bench/results/telemetry.json).
 //
-// wasm_mixer.set_property_set — set several properties of a registered list in one call.
+// wasm_mixer.set_properties — set several properties of a registered list in one call.
 //   args: u32 id (from wasm_mixer.property_set), then entries, each
 //         u32 index in the list, u32 length L, L bytes (the value)
 //   result: none. Status OK when every value was set; EMPTY when none was (no request here,
@@ -43,7 +43,9 @@
 //   an allocation per call. Each
 //   value is stored as proxy_set_property stores it (the request's filter state, under the
 //   dotted path), in the order given. The auth adapter sets 3-6 properties per request:
-//   one call instead of one crossing and one path decoding each.
+//   one call instead of one crossing and one path decoding each. (Not "set_property_set": the
+//   host's name cache, vm/guest-memory.ts internSlot, put that in get_property_set's slot, and
+//   the two evicted each other on every request.)
 
 import { MetricType, Status, type LogLevel } from '../abi/constants.js';
 import type { AccessLogEntry } from '../log/access-log.js';
@@ -55,7 +57,7 @@ export const ACCESS_LOG_FUNCTION = 'wasm_mixer.access_log';
 export const DESCRIBE_METRIC_FUNCTION = 'wasm_mixer.describe_metric';
 export const PROPERTY_SET_FUNCTION = 'wasm_mixer.property_set';
 export const GET_PROPERTY_SET_FUNCTION = 'wasm_mixer.get_property_set';
-export const SET_PROPERTY_SET_FUNCTION = 'wasm_mixer.set_property_set';
+export const SET_PROPERTIES_FUNCTION = 'wasm_mixer.set_properties';
 const MAX_SETS_PER_ADAPTER = 64;
 const MAX_PATHS_PER_SET = 256;
 

@@ -48,7 +48,7 @@ export class PropertyPlan implements ForeignWriter {
   private readonly keys: string[] = [];
   /** The dotted filter-state key, when it differs from the path. */
   private readonly dotted: Array<string | undefined> = [];
-  /** For wasm_mixer.set_property_set: each path's filter-state key, and the last value set under it. */
+  /** For wasm_mixer.set_properties: each path's filter-state key, and the last value set under it. */
   private stateKeys: string[] | null = null;
   private lastSet: Array<Uint8Array | undefined> = [];
   /**
