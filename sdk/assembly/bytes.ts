@@ -150,6 +150,20 @@ export class ByteBuffer {
 
   /** A signed integer in decimal. */
   int(v: i64): void {
+    if (<u64>v <= <u64>u32.MAX_VALUE) {
+      // codes, sizes, durations: 32-bit divisions (several times cheaper than 64-bit ones)
+      let u = <u32>v;
+      let digits = u < 10 ? 1 : u < 100 ? 2 : u < 1000 ? 3 : u < 10000 ? 4 : u < 100000 ? 5 : u < 1000000 ? 6 :
+        u < 10000000 ? 7 : u < 100000000 ? 8 : u < 1000000000 ? 9 : 10;
+      this.reserve(10);
+      let q = this.ptr + <usize>this.len;
+      for (let i = digits - 1; i >= 0; i--) {
+        store<u8>(q + <usize>i, <u8>(0x30 + u % 10));
+        u /= 10;
+      }
+      this.len += digits;
+      return;
+    }
     if (v < 0) {
       this.byte(0x2d);
       if (v == i64.MIN_VALUE) {

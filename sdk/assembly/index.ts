@@ -18,6 +18,7 @@ export { LogLevel, MapType, BufferType, StreamType, MetricType, Status, statusNa
 export { HostStatus, BufferStatus, ForeignCallResult } from "./hostcalls";
 export { ByteBuffer, bytesEqual, bytesStartWith } from "./bytes";
 export { PropertySet } from "./propset";
+export { PropertyWrites } from "./propwrite";
 export { BytesMap, hashBytes } from "./bytesmap";
 export { IdTable } from "./idtable";
 export { PathFilter } from "./paths";

@@ -69,6 +69,11 @@ export class PropertySet {
     }
   }
 
+  /** Whether the host fetches the set in one call (registered with wasm_mixer.property_set); false: one call per value. */
+  get batched(): bool {
+    return this.id >= 0;
+  }
+
   /** Forgets the previous request's values (call at the start of each request). */
   reset(): void {
     this.fetched = false;

@@ -128,3 +128,39 @@ t.test('the built-in line sinks take borrowed entries; the OTLP sink gets a copy
   t.equal(new StreamSink('s', new PassThrough(), { written() {}, dropped() {}, error() {} }).borrows, true, 'copies each line into its buffer (as the file sink, the same class)');
   t.notOk((OtlpLogSink.prototype as { borrows?: boolean }).borrows, 'keeps entries in its queue: the router copies');
 });
+
+t.test('set_properties: the values of a registered list set in one call, stored as proxy_set_property stores them', async (t) => {
+  const { tel } = setup();
+  const filterState = new Map<string, Uint8Array>();
+  let stream: { filterState: Map<string, Uint8Array> } | null = { filterState };
+  const caller = { adapter: 'a', stream: () => stream as never, facts: { name: 'a', rootId: '', vmId: '' } };
+  const call = (name: string, args: Uint8Array) => tel.foreign.call(caller, name, args);
+  const id = Buffer.from(call('wasm_mixer.property_set', pathList(['mixer\0principal', 'mixer\0jwt_payload', 'plain'])) as Uint8Array).readUInt32LE(0);
+  const entry = (i: number, v: Buffer) => Buffer.concat([u32(i), u32(v.length), v]);
+  const payload = Buffer.from(JSON.stringify({ sub: 'user-1', groups: ['a'.repeat(80)] }));
+  const args = Buffer.concat([u32(id), entry(0, Buffer.from('svc')), entry(1, payload), entry(2, Buffer.alloc(0))]);
+  t.equal(call('wasm_mixer.set_properties', args), Status.Ok);
+  t.same([...filterState.keys()], ['mixer.principal', 'mixer.jwt_payload', 'plain'], 'under the dotted path, in the order given');
+  t.same(Buffer.from(filterState.get('mixer.principal')!).toString(), 'svc');
+  t.same(Buffer.from(filterState.get('mixer.jwt_payload')!), payload);
+  const first = filterState.get('mixer.jwt_payload');
+  filterState.clear();
+  t.equal(call('wasm_mixer.set_properties', args), Status.Ok, 'the same bytes again');
+  t.equal(filterState.get('mixer.jwt_payload'), first, 'an identical value is stored as the same bytes again (nobody writes into them)');
+  args[4 + 8 + 3 + 8] ^= 1; // another payload
+  t.equal(call('wasm_mixer.set_properties', args), Status.Ok);
+  t.not(filterState.get('mixer.jwt_payload'), first);
+  args[4 + 8] ^= 0x20; // the arguments are borrowed: what was stored is a copy
+  t.same(Buffer.from(filterState.get('mixer.principal')!).toString(), 'svc');
+
+  filterState.clear();
+  t.equal(call('wasm_mixer.set_properties', Buffer.concat([u32(id), entry(0, Buffer.from('x')), u32(3)])), Status.BadArgument, 'truncated entry');
+  t.equal(call('wasm_mixer.set_properties', Buffer.concat([u32(id), entry(7, Buffer.from('x'))])), Status.BadArgument, 'index out of the list');
+  t.equal(call('wasm_mixer.set_properties', Buffer.concat([u32(id), entry(0, Buffer.from('x')), u32(1), u32(9), Buffer.from('ab')])), Status.BadArgument, 'value past the end');
+  t.equal(filterState.size, 0, 'a malformed call sets nothing');
+  t.equal(call('wasm_mixer.set_properties', Buffer.concat([u32(id + 5), entry(0, Buffer.from('x'))])), Status.NotFound, 'unknown list');
+  stream = null;
+  t.equal(call('wasm_mixer.set_properties', Buffer.concat([u32(id), entry(0, Buffer.from('x'))])), Status.Empty, 'no request here');
+  t.equal(tel.foreign.call({ adapter: 'a' }, 'wasm_mixer.set_properties', Buffer.concat([u32(id), entry(0, Buffer.from('x'))])), Status.NotFound,
+    'a caller without a request to write into: the guest falls back to proxy_set_property');
+});

@@ -28,7 +28,9 @@ import { CRED_BYTES, CRED_NONE, CRED_TEXT, credLen, credPtr } from "./credential
 import { SHA256, digest, toHex } from "./sha2";
 import { ByteCache } from "wasm-mixer/sdk/assembly/bytecache";
 import * as hb from "wasm-mixer/sdk/assembly/hostbytes";
-import { Bytes, viewLen, viewPtr } from "wasm-mixer/sdk/assembly/hostbytes";
+import { Bytes } from "wasm-mixer/sdk/assembly/hostbytes";
+import { configureReads, readLen, readPtr } from "./reads";
+import { PropertyWrites } from "wasm-mixer/sdk/assembly/propwrite";
 
 // ---- metrics -----------------------------------------------------------------------------------
 
@@ -42,12 +44,14 @@ const mFetches = new Counter("auth_jwks_fetches_total");
 const mKeys = new Gauge("auth_jwks_keys");
 
 // Property paths and values written on every allowed request, encoded once.
-const P_PRINCIPAL = Bytes.path("mixer", "principal");
-const P_AUTH_METHOD = Bytes.path("mixer", "auth_method");
-const P_TENANT = Bytes.path("mixer", "tenant");
-const P_JWT_ISSUER = Bytes.path("mixer", "jwt_issuer");
-const P_JWT_PROVIDER = Bytes.path("mixer", "jwt_provider");
-const P_JWT_PAYLOAD = Bytes.path("mixer", "jwt_payload");
+// The properties an allowed request gets, set in one host call (propwrite.ts).
+const props = new PropertyWrites();
+const P_PRINCIPAL = props.add(["mixer", "principal"]);
+const P_AUTH_METHOD = props.add(["mixer", "auth_method"]);
+const P_TENANT = props.add(["mixer", "tenant"]);
+const P_JWT_ISSUER = props.add(["mixer", "jwt_issuer"]);
+const P_JWT_PROVIDER = props.add(["mixer", "jwt_provider"]);
+const P_JWT_PAYLOAD = props.add(["mixer", "jwt_payload"]);
 const V_JWT = new Bytes("jwt");
 const V_API_KEY = new Bytes("api_key");
 const V_JWT_AND_API_KEY = new Bytes("jwt+api_key");
@@ -359,6 +363,19 @@ class AuthAdapter extends Adapter {
     let tc = this.verifier.cache;
     this.verifier.cache = new TokenCache<VerifiedToken>(tc.maxEntries, tc.maxTokenBytes, seed ^ 0x5bd1e995);
     this.assignOwnedBits();
+    props.register();
+    let credentialHeaders: string[] = [];
+    for (let i = 0; i < this.verifier.sources.length; i++) {
+      let s = unchecked(this.verifier.sources[i]);
+      if (s.kind == SRC_HEADER) credentialHeaders.push(s.name);
+    }
+    if (this.apiKeysOn) {
+      for (let i = 0; i < this.apiKeySources.length; i++) {
+        let s = unchecked(this.apiKeySources[i]);
+        if (s.kind == SRC_HEADER) credentialHeaders.push(s.name);
+      }
+    }
+    configureReads(credentialHeaders);
 
     let err = c.error;
     if (err !== null) return err;
@@ -805,8 +822,8 @@ class AuthAdapter extends Adapter {
           let k = CRED_TEXT;
           if (src.kind == SRC_HEADER) {
             if (!src.readRaw()) continue;
-            tp = viewPtr;
-            tn = viewLen;
+            tp = readPtr;
+            tn = readLen;
             k = src.findInHeader(tp, tn);
             if (k == CRED_TEXT) tok = src.fromHeader(tn == 0 ? "" : String.UTF8.decodeUnsafe(tp, tn));
           } else if (src.kind == SRC_QUERY) {
@@ -877,8 +894,8 @@ class AuthAdapter extends Adapter {
           let rawLen: usize = 0;
           if (src.kind == SRC_HEADER) {
             if (!src.readRaw()) continue;
-            rawPtr = viewPtr;
-            rawLen = viewLen;
+            rawPtr = readPtr;
+            rawLen = readLen;
             let hit = this.keyCache.get(i, rawPtr, rawLen);
             if (hit !== null) {
               sawCredential = true;
@@ -979,18 +996,18 @@ class AuthAdapter extends Adapter {
       set |= this.tenantBit;
     }
     if (a.authenticated) {
-      hb.setProperty(P_PRINCIPAL, a.principalUtf8);
-      hb.setProperty(P_AUTH_METHOD, a.viaJwt ? (a.viaApiKey ? V_JWT_AND_API_KEY : V_JWT) : V_API_KEY);
+      props.setRaw(P_PRINCIPAL, a.principalUtf8.buf);
+      props.setRaw(P_AUTH_METHOD, (a.viaJwt ? (a.viaApiKey ? V_JWT_AND_API_KEY : V_JWT) : V_API_KEY).buf);
     }
-    if (tenant !== null) hb.setProperty(P_TENANT, tenant);
+    if (tenant !== null) props.setRaw(P_TENANT, tenant.buf);
     for (let i = 0; i < tokens.length; i++) {
       let t = unchecked(tokens[i]);
       let p = t.provider;
       let o = outputsOf(t);
       if (i == 0) {
-        hb.setProperty(P_JWT_ISSUER, o.issuer);
-        hb.setProperty(P_JWT_PROVIDER, p.nameBytes);
-        hb.setPropertyRaw(P_JWT_PAYLOAD, t.payloadJson);
+        props.setRaw(P_JWT_ISSUER, o.issuer.buf);
+        props.setRaw(P_JWT_PROVIDER, p.nameBytes.buf);
+        props.setRaw(P_JWT_PAYLOAD, t.payloadJson);
       }
       for (let j = 0; j < p.claimHeaders.length; j++) {
         let v = unchecked(o.claimValues[j]);
@@ -1006,6 +1023,7 @@ class AuthAdapter extends Adapter {
       }
       if (!p.forward) unchecked(this.verifier.sources[a.tokenSources[i]]).strip(a.req);
     }
+    props.commit();
     if (a.apiKeySource >= 0 && !this.apiKeyForward) unchecked(this.apiKeySources[a.apiKeySource]).strip(a.req);
     if (!a.ownedStripped) {
       // what the client sent in the owned headers this request did not set

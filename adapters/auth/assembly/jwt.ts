@@ -7,7 +7,8 @@ import { curveSize, ecdsaToDer } from "./der";
 import { ALG_NONE, Jwk, algFromName, algHashName, hmacMinBytes, isEc, isHmac, isRsa } from "./jwks";
 import { constantTimeEqual } from "./sha2";
 import { VERIFY_BAD_KEY, VERIFY_OK, VERIFY_UNAVAILABLE, hostVerify } from "./verify";
-import { Bytes, readHeader, viewLen, viewPtr } from "wasm-mixer/sdk/assembly/hostbytes";
+import { Bytes } from "wasm-mixer/sdk/assembly/hostbytes";
+import { readLen, readPtr, readRequestHeader } from "./reads";
 import { CRED_TEXT, asciiLower, credentialFromHeader, credentialFromQuery } from "./credential";
 import { TokenCache } from "./token-cache";
 
@@ -86,11 +87,11 @@ export class Source {
   }
 
   /**
-   * A header source: reads the header into hostbytes' view (false when absent).
-   * The view is the raw value; fromHeader() turns it into the credential.
+   * A header source: reads the header into reads.ts' view, readPtr/readLen (false when
+   * absent). The view is the raw value; fromHeader() turns it into the credential.
    */
   readRaw(): bool {
-    return readHeader(this.nameBytes);
+    return readRequestHeader(this.name, this.nameBytes);
   }
 
   private _prefixLower: ArrayBuffer | null = null;
@@ -123,7 +124,7 @@ export class Source {
   read(req: Request): string | null {
     if (this.kind == SRC_HEADER) {
       if (!this.readRaw()) return null;
-      return this.fromHeader(viewLen == 0 ? "" : String.UTF8.decodeUnsafe(viewPtr, viewLen));
+      return this.fromHeader(readLen == 0 ? "" : String.UTF8.decodeUnsafe(readPtr, readLen));
     }
     if (this.kind == SRC_QUERY) return queryParam(req.path, this.name);
     let cookie = req.header("cookie");

@@ -5,10 +5,10 @@
 import { Config, JSONValue, Request, getStringProperty, getIntProperty } from "wasm-mixer/sdk";
 import { Cidr, Ip, anyContains, parseCidr, parseIp } from "./ip";
 import { VerifiedToken, claimByPath } from "./jwt";
-import { Bytes, readProperty, sameBytes, viewLen, viewPtr } from "wasm-mixer/sdk/assembly/hostbytes";
+import { Bytes, sameBytes } from "wasm-mixer/sdk/assembly/hostbytes";
+import { A_METHOD, A_PATH, A_SOURCE, readAttr, readLen, readPtr, resetReads } from "./reads";
 import { ByteCache } from "wasm-mixer/sdk/assembly/bytecache";
 
-const P_SOURCE_ADDRESS = Bytes.path("source", "address");
 
 /** Parsed peer addresses by their text (a pure function: connections repeat a few peers). */
 const ipCache = new ByteCache<Ip>(0, 64);
@@ -16,8 +16,6 @@ const ipCache = new ByteCache<Ip>(0, 64);
 const NO_TOKENS: VerifiedToken[] = [];
 const NO_SOURCES: i32[] = [];
 
-const P_REQUEST_METHOD = Bytes.path("request", "method");
-const P_REQUEST_PATH = Bytes.path("request", "path");
 
 // The usual methods, matched on the bytes the host wrote (no string made for them).
 const METHODS: string[] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE"];
@@ -25,9 +23,9 @@ const METHOD_BYTES: ArrayBuffer[] = METHODS.map<ArrayBuffer>((m: string) => Stri
 
 /** request.method upper-cased ("" when the host does not know it). */
 function readMethod(): string {
-  if (!readProperty(P_REQUEST_METHOD)) return "";
-  let p = viewPtr;
-  let n = viewLen;
+  if (!readAttr(A_METHOD)) return "";
+  let p = readPtr;
+  let n = readLen;
   for (let i = 0, k = METHODS.length; i < k; i++) if (sameBytes(p, n, unchecked(METHOD_BYTES[i]))) return unchecked(METHODS[i]);
   return upper(n == 0 ? "" : String.UTF8.decodeUnsafe(p, n));
 }
@@ -151,10 +149,15 @@ export class Attrs {
   /** Verified tokens, and the source index each came from (shared empty lists until the first token). */
   tokens: VerifiedToken[] = NO_TOKENS;
   tokenSources: i32[] = NO_SOURCES;
+  /** The lists addToken fills, kept (emptied by reset) so a decision with a token allocates none. */
+  private ownTokens: VerifiedToken[] = [];
+  private ownSources: i32[] = [];
   /** Index of the API-key source used, or -1. */
   apiKeySource: i32 = -1;
 
-  constructor(public req: Request, public xffTrustedHops: i32) {}
+  constructor(public req: Request, public xffTrustedHops: i32) {
+    resetReads();
+  }
 
   /**
    * Makes this what `new Attrs(req, xffTrustedHops)` is: every field above back to its
@@ -164,6 +167,7 @@ export class Attrs {
   reset(req: Request, xffTrustedHops: i32): void {
     this.req = req;
     this.xffTrustedHops = xffTrustedHops;
+    resetReads();
     this._method = null;
     this._path = null;
     this._rawPathRead = false;
@@ -186,6 +190,10 @@ export class Attrs {
     this.viaJwt = false;
     this.viaApiKey = false;
     this.claims = null;
+    if (this.tokens !== NO_TOKENS) {
+      this.ownTokens.length = 0;
+      this.ownSources.length = 0;
+    }
     this.tokens = NO_TOKENS;
     this.tokenSources = NO_SOURCES;
     this.apiKeySource = -1;
@@ -193,8 +201,8 @@ export class Attrs {
 
   addToken(t: VerifiedToken, source: i32): void {
     if (this.tokens === NO_TOKENS) {
-      this.tokens = [];
-      this.tokenSources = [];
+      this.tokens = this.ownTokens;
+      this.tokenSources = this.ownSources;
     }
     this.tokens.push(t);
     this.tokenSources.push(source);
@@ -220,10 +228,10 @@ export class Attrs {
   readRawPath(): bool {
     if (!this._rawPathRead) {
       this._rawPathRead = true;
-      if (readProperty(P_REQUEST_PATH)) {
+      if (readAttr(A_PATH)) {
         this._rawPathKnown = true;
-        this.rawPathPtr = viewPtr;
-        this.rawPathLen = viewLen;
+        this.rawPathPtr = readPtr;
+        this.rawPathLen = readLen;
       }
     }
     return this._rawPathKnown;
@@ -260,11 +268,11 @@ export class Attrs {
   get sourceIp(): Ip | null {
     if (!this._sourceDone) {
       this._sourceDone = true;
-      if (readProperty(P_SOURCE_ADDRESS)) {
+      if (readAttr(A_SOURCE)) {
         // "ip:port", "[v6]:port", or (some hosts) "v6:port" unbracketed: strip the port we know.
         // Done on the bytes the host wrote; the text is decoded only for an address not seen before.
-        let p = viewPtr;
-        let n = viewLen;
+        let p = readPtr;
+        let n = readLen;
         let port = textPort(p, n);
         if (port < 0) {
           // another form: source.port says what to strip (read after the text is decoded,

@@ -9,6 +9,11 @@ import { pathUnchanged, redactQuery } from "./redact";
 import { writeIsoTime } from "./time";
 import { putJson } from "./copy";
 
+/** severity()'s words as UTF-8, written without encoding them per entry. */
+const SEV_ERROR = String.UTF8.encode("error");
+const SEV_WARN = String.UTF8.encode("warn");
+const SEV_INFO = String.UTF8.encode("info");
+
 /** "1.2.3.4:80" -> "1.2.3.4" (the end of the host part), -1 for "[v6]:port" (handled by the caller). */
 function hostEnd(p: usize, n: i32): i32 {
   if (n > 0 && load<u8>(p) == 0x5b) return -1;
@@ -237,9 +242,11 @@ export class Entry {
       case Op.FilterState:
       case Op.Cel:
         return this.putAttr(w, seg, json);
-      case Op.Severity:
-        w.str(this.severity());
+      case Op.Severity: {
+        let l = this.level();
+        w.bytes(l == LogLevel.Error ? SEV_ERROR : l == LogLevel.Warn ? SEV_WARN : SEV_INFO);
         return true;
+      }
       default:
         return false;
     }

@@ -74,7 +74,20 @@ export function pathUnchanged(p: usize, n: i32, names: string[]): bool {
   return true;
 }
 
+/** The lengths of the names in `lengthsOf` (bit n set: some name has n chars; bit 63: one has 63 or more). */
+let lengthsOf: string[] | null = null;
+let lengthsCount: i32 = -1;
+let lengths: u64 = 0;
+
 function nameListed(p: usize, n: i32, names: string[]): bool {
+  // most parameters (page=2, limit=10) have a length no listed name has: no comparison at all
+  if (names !== lengthsOf || names.length != lengthsCount) {
+    lengthsOf = names;
+    lengthsCount = names.length;
+    lengths = 0;
+    for (let k = 0, m = names.length; k < m; k++) lengths |= <u64>1 << <u64>min(unchecked(names[k]).length, 63);
+  }
+  if ((lengths & (<u64>1 << <u64>min(n, 63))) == 0) return false;
   for (let k = 0, m = names.length; k < m; k++) {
     let name = unchecked(names[k]);
     if (name.length != n) continue;

@@ -15,12 +15,12 @@ import { registerProcessMetrics } from '../metrics/process.js';
 import { CALL_SECONDS_BUCKETS, type MetricsRegistry } from '../metrics/registry.js';
 import { defaultForeignFunctions, ForeignFunctionRegistry } from '../plugin/foreign-functions.js';
 import {
-  accessLogFunction, describeMetricFunction, getPropertySetFunction, propertySetFunction, PropertySets,
-  ACCESS_LOG_FUNCTION, DESCRIBE_METRIC_FUNCTION, GET_PROPERTY_SET_FUNCTION, PROPERTY_SET_FUNCTION,
+  accessLogFunction, describeMetricFunction, getPropertySetFunction, propertySetFunction, setPropertySetFunction, PropertySets,
+  ACCESS_LOG_FUNCTION, DESCRIBE_METRIC_FUNCTION, GET_PROPERTY_SET_FUNCTION, PROPERTY_SET_FUNCTION, SET_PROPERTIES_FUNCTION,
 } from './foreign.js';
 import type { Otlp } from './otlp.js';
 
-export { ACCESS_LOG_FUNCTION, DESCRIBE_METRIC_FUNCTION, GET_PROPERTY_SET_FUNCTION, PROPERTY_SET_FUNCTION } from './foreign.js';
+export { ACCESS_LOG_FUNCTION, DESCRIBE_METRIC_FUNCTION, GET_PROPERTY_SET_FUNCTION, PROPERTY_SET_FUNCTION, SET_PROPERTIES_FUNCTION } from './foreign.js';
 
 export const DEFAULT_OTLP_ENDPOINT = 'http://127.0.0.1:4318';
 
@@ -78,6 +78,7 @@ export class Telemetry {
     const sets = new PropertySets();
     this.foreign.register(PROPERTY_SET_FUNCTION, propertySetFunction(sets));
     this.foreign.register(GET_PROPERTY_SET_FUNCTION, getPropertySetFunction(sets));
+    this.foreign.register(SET_PROPERTIES_FUNCTION, setPropertySetFunction(sets));
     this.foreign.register(DESCRIBE_METRIC_FUNCTION, describeMetricFunction(metrics, (adapter, msg) => logger.log(LogLevel.Warn, adapter, msg, { code: 'BAD_ARGUMENT' })));
 
     if (otlp !== undefined && otlp.metrics?.enabled !== false) {

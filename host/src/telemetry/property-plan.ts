@@ -10,7 +10,7 @@
 // (test/telemetry/property-plan.test.ts compares the two over the whole table).
 
 import type { ForeignWriter } from '../plugin/foreign-functions.js';
-import { PROPERTIES, fixedPropertySize, writeFixedProperty, type PluginFacts, type PropertyValue } from '../plugin/properties.js';
+import { PROPERTIES, dottedPath, fixedPropertySize, writeFixedProperty, type PluginFacts, type PropertyValue } from '../plugin/properties.js';
 import type { HttpStream } from '../stream/http-stream.js';
 
 type Getter = (s: HttpStream | null, p: PluginFacts) => PropertyValue | null;
@@ -48,6 +48,9 @@ export class PropertyPlan implements ForeignWriter {
   private readonly keys: string[] = [];
   /** The dotted filter-state key, when it differs from the path. */
   private readonly dotted: Array<string | undefined> = [];
+  /** For wasm_mixer.set_properties: each path's filter-state key, and the last value set under it. */
+  private stateKeys: string[] | null = null;
+  private lastSet: Array<Uint8Array | undefined> = [];
   /**
    * The last read's answer, encoded as it is read (one pass per value: no length pass,
    * then a copy pass), then handed over in one copy by write(). Reused between reads.
@@ -55,6 +58,8 @@ export class PropertyPlan implements ForeignWriter {
   private buf = new Uint8Array(1024);
   private dv = new DataView(this.buf.buffer);
   private answer = this.buf.subarray(0, 0);
+  /** `answer` is a view of the current `buf` (reading a typed array's .buffer calls into the runtime). */
+  private answerOfBuf = true;
   private at = 0;
   size = 0;
 
@@ -151,6 +156,11 @@ export class PropertyPlan implements ForeignWriter {
         }
         len = j === n ? n : encoder.encodeInto(v, b.subarray(start, start + 3 * n)).written;
       }
+    } else if (typeof v === 'bigint') {
+      // int64 as writeFixedProperty writes it (modulo 2^64), without its scratch copy
+      len = 8;
+      this.room(start + 8);
+      this.dv.setBigInt64(start, v, true);
     } else if (v instanceof Uint8Array) {
       len = v.length;
       this.room(start + len);
@@ -167,7 +177,10 @@ export class PropertyPlan implements ForeignWriter {
   private end(): this {
     const size = this.at;
     this.size = size;
-    if (this.answer.length !== size || this.answer.buffer !== this.buf.buffer) this.answer = this.buf.subarray(0, size);
+    if (this.answer.length !== size || !this.answerOfBuf) {
+      this.answer = this.buf.subarray(0, size);
+      this.answerOfBuf = true;
+    }
     return this;
   }
 
@@ -181,10 +194,47 @@ export class PropertyPlan implements ForeignWriter {
     b.set(this.buf.subarray(0, keep));
     this.buf = b;
     this.dv = new DataView(b.buffer);
+    this.answerOfBuf = false;
+  }
+
+  /** The filter-state key proxy_set_property would store path i under. */
+  stateKey(i: number): string {
+    return (this.stateKeys ??= this.paths.map(dottedPath))[i]!;
+  }
+
+  /**
+   * Value i to store from args[off, off+len), which is borrowed guest memory: the last value
+   * stored under this path again when the bytes are the same (as proxy_set_property reuses
+   * it: nobody writes into filter-state values), else a copy of its own.
+   */
+  keptValue(i: number, args: Uint8Array, off: number, len: number): Uint8Array {
+    const last = this.lastSet[i];
+    if (last !== undefined && last.length === len) {
+      let j = 0;
+      if (len > LOOP_MAX) j = sameTail(last, args, off, len) ? len : -1;
+      else while (j < len && last[j] === args[off + j]) j++;
+      if (j === len) return last;
+    }
+    let v: Uint8Array;
+    if (len > LOOP_MAX) v = copyOf.call(args, off, off + len); // a copy even when args is a Buffer (whose slice() is a view)
+    else {
+      v = new Uint8Array(len); // small typed arrays live on V8's heap: cheaper than slice's ArrayBuffer
+      for (let j = 0; j < len; j++) v[j] = args[off + j]!;
+    }
+    this.lastSet[i] = v;
+    return v;
   }
 
   /** The last read's answer, copied into the guest's allocation (exactly `size` bytes). */
   write(dst: Uint8Array): void {
     dst.set(this.answer);
   }
+}
+
+const copyOf = Uint8Array.prototype.slice as (this: Uint8Array, start: number, end: number) => Uint8Array;
+const compare = Buffer.prototype.compare as (this: Uint8Array, target: Uint8Array, targetStart: number, targetEnd: number) => number;
+
+/** Whether b[off, off+len) equals all of a (same length), natively: no copy, no view. */
+function sameTail(a: Uint8Array, b: Uint8Array, off: number, len: number): boolean {
+  return compare.call(a, b, off, off + len) === 0;
 }
