@@ -46,6 +46,33 @@ t.test('interned strings follow the bytes, never a stale slot', async (t) => {
   t.equal(m.string(500, long.length), long);
 });
 
+t.test('two names in one intern set stay cached together; a third evicts the older, and all read back right', async (t) => {
+  const { m, put } = setup();
+  // Same length, and the same bytes where the hash looks (0, n/4, n/2, n-1-n/4, n-1): one set.
+  const names = ['wasm_mixer.get_property_set', 'wasm_mixer.set_property_set', 'wasm_mixer.xet_property_set'];
+  const decodes = { n: 0 };
+  const toString = Buffer.prototype.toString;
+  Buffer.prototype.toString = function (this: Buffer, ...args: Parameters<Buffer['toString']>) {
+    decodes.n++;
+    return toString.apply(this, args);
+  };
+  t.teardown(() => void (Buffer.prototype.toString = toString));
+  const read = (i: number) => {
+    put(600, names[i]!);
+    return m.latin1(600, names[i]!.length);
+  };
+  for (let r = 0; r < 10; r++) {
+    t.equal(read(0), names[0]);
+    t.equal(read(1), names[1]);
+  }
+  t.equal(decodes.n, 2, 'two names alternating: each decoded once, then served from the cache');
+  t.equal(read(2), names[2], 'a third name in the set');
+  t.equal(read(1), names[1], 'the newer of the two stayed');
+  t.equal(decodes.n, 3, 'only the third needed decoding');
+  t.equal(read(0), names[0], 'the older one was evicted, and decodes right again');
+  t.equal(decodes.n, 4);
+});
+
 t.test('bounds: out-of-range reads and writes are refused, u32 pointers wrap as unsigned', async (t) => {
   const { m, memory } = setup();
   const size = memory.buffer.byteLength;

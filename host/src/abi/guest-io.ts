@@ -113,7 +113,11 @@ export function validHeader(name: string, value: string): boolean {
 
 /** One char per byte (every char below 0x100): headerBytes would encode it as latin1. */
 function isByteString(s: string): boolean {
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0xff) return false;
+  const n = s.length;
+  // A long value (a JWT in Authorization) is checked natively: its UTF-8 length equals its
+  // length only when it is ASCII, which is a byte string; else the loop decides.
+  if (n > 64 && Buffer.byteLength(s, 'utf8') === n) return true;
+  for (let i = 0; i < n; i++) if (s.charCodeAt(i) > 0xff) return false;
   return true;
 }
 

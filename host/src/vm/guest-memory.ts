@@ -9,17 +9,44 @@ import { HOST_BYTE_FUEL, HOST_CHARGE_BATCH } from '../limits.js';
 
 const decoder = new TextDecoder('utf-8');
 
-/** A direct-mapped cache of short decoded strings, shared by all VMs (collisions just overwrite). */
+/**
+ * A cache of short decoded strings, shared by all VMs: 512 sets of two (the newest first).
+ * Two ways, because the hash samples five bytes: two names an adapter uses on every request
+ * that differ only elsewhere (wasm_mixer.get_property_set and .set_property_set did) land in
+ * one set, and with one way they evicted each other and were decoded again every time.
+ */
 const INTERN_SLOTS = 1024;
 const INTERN_MAX = 32;
 const internCache: Array<string | undefined> = new Array(INTERN_SLOTS);
+
+/** The cached string in set `slot` equal to guest bytes [ptr, ptr+len) (ASCII only when `ascii`), else undefined. */
+function internFind(u8: Uint8Array, ptr: number, len: number, slot: number, ascii: boolean): string | undefined {
+  for (let way = slot; way < slot + 2; way++) {
+    const hit = internCache[way];
+    if (hit === undefined || hit.length !== len) continue;
+    let i = 0;
+    while (i < len) {
+      const c = hit.charCodeAt(i);
+      if (c !== u8[ptr + i] || (ascii && c >= 0x80)) break;
+      i++;
+    }
+    if (i === len) return hit;
+  }
+  return undefined;
+}
+
+/** Puts `s` first in set `slot`, the previous first second. */
+function internStore(slot: number, s: string): void {
+  internCache[slot + 1] = internCache[slot];
+  internCache[slot] = s;
+}
 
 /** Below this many bytes a JS loop copies faster than TypedArray.set on a fresh view. */
 const LOOP_COPY_MAX = 64;
 
 /**
- * The intern cache slot of guest bytes [ptr, ptr+len), len >= 1: a hash of the length and
- * five of the bytes (a hit is compared byte for byte anyway).
+ * The intern cache set (its first slot) of guest bytes [ptr, ptr+len), len >= 1: a hash of
+ * the length and five of the bytes (a hit is compared byte for byte anyway).
  */
 function internSlot(u8: Uint8Array, ptr: number, len: number): number {
   const end = ptr + len;
@@ -28,7 +55,7 @@ function internSlot(u8: Uint8Array, ptr: number, len: number): number {
   h = Math.imul(h ^ u8[ptr + (len >>> 1)]!, 0x01000193);
   h = Math.imul(h ^ u8[ptr + (len >>> 2)]!, 0x01000193);
   h = Math.imul(h ^ u8[end - 1 - (len >>> 2)]!, 0x01000193);
-  return (h ^ (h >>> 15)) & (INTERN_SLOTS - 1);
+  return (h ^ (h >>> 15)) & (INTERN_SLOTS - 2);
 }
 
 export class GuestMemory {
@@ -144,16 +171,8 @@ export class GuestMemory {
     let slot = -1;
     if (len <= INTERN_MAX) {
       slot = internSlot(u8, ptr, len);
-      const hit = internCache[slot];
-      if (hit !== undefined && hit.length === len) {
-        let i = 0;
-        while (i < len) {
-          const c = hit.charCodeAt(i);
-          if (c !== u8[ptr + i] || c >= 0x80) break;
-          i++;
-        }
-        if (i === len) return hit;
-      }
+      const hit = internFind(u8, ptr, len, slot, true);
+      if (hit !== undefined) return hit;
     }
     if (len <= 128) {
       let i = ptr;
@@ -161,7 +180,7 @@ export class GuestMemory {
       while (i < end && u8[i]! < 0x80) i++;
       if (i === end) {
         const s = this.buf.toString('latin1', ptr, end);
-        if (slot >= 0) internCache[slot] = s;
+        if (slot >= 0) internStore(slot, s);
         return s;
       }
     }
@@ -181,14 +200,10 @@ export class GuestMemory {
     // string is kept for each distinct byte sequence, checked byte for byte, so no string
     // is built on a hit.
     const slot = internSlot(u8, ptr, len);
-    const hit = internCache[slot];
-    if (hit !== undefined && hit.length === len) {
-      let i = 0;
-      while (i < len && hit.charCodeAt(i) === u8[ptr + i]) i++;
-      if (i === len) return hit;
-    }
+    const hit = internFind(u8, ptr, len, slot, false);
+    if (hit !== undefined) return hit;
     const s = this.buf.toString('latin1', ptr, ptr + len);
-    internCache[slot] = s;
+    internStore(slot, s);
     return s;
   }
 
