@@ -1,6 +1,7 @@
 // Processes the proxy comparisons start, one per role so each gets its own event loop:
 //   node bench/core/servers.js upstream PORT
 //   node bench/core/servers.js wasm-mixer PORT UPSTREAM_PORT [ADAPTER.wasm]
+//   node bench/core/servers.js wasm-mixer-four PORT UPSTREAM_PORT CREDENTIALS.json   (the benchmark's four adapters)
 //   node bench/core/servers.js fastify PORT UPSTREAM_PORT
 //   node bench/core/servers.js forward-agent PORT UPSTREAM_PORT    (bench/core/upstream-pool.js)
 //   node bench/core/servers.js forward-undici PORT UPSTREAM_PORT   (bench/core/upstream-pool.js)
@@ -24,6 +25,23 @@ if (role === 'upstream') {
     { listen: { address: '127.0.0.1', port }, logLevel: 'error', routes: [{ name: 'r', upstream }], plugins, upstream: { maxSockets: 128 } },
     { baseDir: process.cwd(), logger: { level: 4, log() {} } },
   );
+  console.log(`ready ${proxy.port}`);
+} else if (role === 'wasm-mixer-four') {
+  // The benchmark's four adapters (bench/e2e/configs.js) from this build's wasm/, or the
+  // baseline's (next to WASM_MIXER_DIST); credentials from the file the parent wrote (argv[5]).
+  const { readFileSync } = await import('node:fs');
+  const { dirname, resolve } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const distDir = process.env.WASM_MIXER_DIST;
+  const dist = distDir ? pathToFileURL(`${distDir}/host/src/index.js`).href : '../../dist/host/src/index.js';
+  const wasmDir = distDir ? resolve(distDir, '../wasm') : resolve(dirname(new URL(import.meta.url).pathname), '../../wasm');
+  const { startProxy } = await import(dist);
+  const { benchConfig } = await import('../e2e/configs.js');
+  const creds = JSON.parse(readFileSync(adapter, 'utf8'));
+  const config = benchConfig({ mode: 'inproc', n: 4, creds, wasmDir, upstreamPort: Number(upstreamArg), logDir: tmpdir() });
+  config.listen = { address: '127.0.0.1', port };
+  config.admin = undefined;
+  const proxy = await startProxy(config, { baseDir: process.cwd(), logger: { level: 4, log() {} } });
   console.log(`ready ${proxy.port}`);
 } else if (role === 'fastify') {
   const { default: Fastify } = await import('fastify');
