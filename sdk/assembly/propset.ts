@@ -11,14 +11,11 @@
 import { Status } from "./abi/constants";
 import * as host from "./hostcalls";
 import { ByteBuffer, bytesEqual } from "./bytes";
-import { encodePath } from "./properties";
+import { PathList } from "./pathlist";
 
-const REGISTER = "wasm_mixer.property_set";
 const FETCH = "wasm_mixer.get_property_set";
 
-export class PropertySet {
-  private keys: string[] = [];
-  private encoded: ArrayBuffer[] = [];
+export class PropertySet extends PathList {
   private id: i32 = -1;
   private idArg: ArrayBuffer = new ArrayBuffer(4);
   /** This request's values: the host's answer (batched) or the values one by one (fallback). */
@@ -28,45 +25,14 @@ export class PropertySet {
   private lens: StaticArray<i32> = new StaticArray<i32>(0);
   private fetched: bool = false;
 
-  /** Index of a path (segments, e.g. ["request", "headers", "user-agent"]); the same path gets the same index. */
-  add(path: string[]): i32 {
-    let key = path.join("\u0000");
-    let i = this.keys.indexOf(key);
-    if (i >= 0) return i;
-    this.keys.push(key);
-    this.encoded.push(encodePath(path));
-    return this.keys.length - 1;
-  }
-
-  get size(): i32 {
-    return this.keys.length;
-  }
-
   /** Registers the list with the host; without the host function every value is its own call. */
   register(): void {
     let n = this.keys.length;
     this.offs = new StaticArray<i32>(n);
     this.lens = new StaticArray<i32>(n);
-    this.id = -1;
     this.fetched = false;
-    if (n == 0) return;
-    let args = new ByteBuffer(64);
-    args.reserve(4);
-    store<u32>(args.ptr, <u32>n);
-    args.len = 4;
-    for (let i = 0; i < n; i++) {
-      let e = this.encoded[i];
-      args.reserve(4);
-      store<u32>(args.ptr + <usize>args.len, <u32>e.byteLength);
-      args.len += 4;
-      args.bytes(e);
-    }
-    let out = new ByteBuffer(8);
-    let s = host.callForeignFunctionInto(REGISTER, args.ptr, <usize>args.len, out);
-    if (s == Status.Ok && out.len == 4) {
-      this.id = <i32>load<u32>(out.ptr);
-      store<u32>(changetype<usize>(this.idArg), <u32>this.id);
-    }
+    this.id = this.registerList();
+    if (this.id >= 0) store<u32>(changetype<usize>(this.idArg), <u32>this.id);
   }
 
   /** Whether the host fetches the set in one call (registered with wasm_mixer.property_set); false: one call per value. */

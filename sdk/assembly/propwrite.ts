@@ -10,52 +10,24 @@
 import { Status } from "./abi/constants";
 import * as host from "./hostcalls";
 import { ByteBuffer } from "./bytes";
-import { encodePath } from "./properties";
+import { PathList } from "./pathlist";
 
 @external("env", "proxy_set_property")
 declare function abi_set_property(path: usize, pathSize: usize, value: usize, valueSize: usize): u32;
 
-const REGISTER = "wasm_mixer.property_set";
 const SET = "wasm_mixer.set_properties";
 
-export class PropertyWrites {
-  private keys: string[] = [];
-  private encoded: ArrayBuffer[] = [];
+export class PropertyWrites extends PathList {
   /** The registered list's id, or -1: no host function (every value is its own proxy_set_property). */
   private id: i32 = -1;
   /** u32 id, then per value: u32 index, u32 length, bytes. */
   private out: ByteBuffer = new ByteBuffer(256);
   private answer: ByteBuffer = new ByteBuffer(8);
 
-  /** Index of a path (segments, e.g. ["mixer", "principal"]); the same path gets the same index. */
-  add(path: string[]): i32 {
-    let key = path.join("\u0000");
-    let i = this.keys.indexOf(key);
-    if (i >= 0) return i;
-    this.keys.push(key);
-    this.encoded.push(encodePath(path));
-    return this.keys.length - 1;
-  }
-
   /** Registers the list with the host (at configure time); without the host function, writes go one by one. */
   register(): void {
-    this.id = -1;
-    let n = this.keys.length;
-    if (n == 0) return;
-    let args = new ByteBuffer(64);
-    args.reserve(4);
-    store<u32>(args.ptr, <u32>n);
-    args.len = 4;
-    for (let i = 0; i < n; i++) {
-      let e = this.encoded[i];
-      args.reserve(4);
-      store<u32>(args.ptr + <usize>args.len, <u32>e.byteLength);
-      args.len += 4;
-      args.bytes(e);
-    }
-    let out = new ByteBuffer(8);
-    if (host.callForeignFunctionInto(REGISTER, args.ptr, <usize>args.len, out) == Status.Ok && out.len == 4) this.id = <i32>load<u32>(out.ptr);
-    this.begin();
+    this.id = this.registerList();
+    if (this.keys.length > 0) this.begin();
   }
 
   /** Starts a request's batch (commit() starts the next one too). */

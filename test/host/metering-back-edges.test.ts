@@ -5,7 +5,8 @@
 // loops of site-charged leaf calls and recursion still trap on the budget.
 import t from 'tap';
 import { compileWatText } from '../fixtures/guests/index.js';
-import { FUEL_EXPORT, rewriteModule } from '../../host/src/vm/metering.js';
+import { rewriteModule } from '../../host/src/vm/metering.js';
+import { budgetRunner } from './metered-run.js';
 
 const wat = (text: string) => compileWatText(text, 't.wat');
 
@@ -78,18 +79,7 @@ function instance(backEdgeCharges: boolean | null, localFuel = true) {
   const rw = rewriteModule(MODULE, { fuel: backEdgeCharges !== null, backEdgeCharges: backEdgeCharges ?? false, localFuel, source: 't.wasm' });
   const calls = { host: 0 };
   const inst = new WebAssembly.Instance(new WebAssembly.Module(new Uint8Array(rw.bytes)), { env: { host: (x: number) => (calls.host++, x) } });
-  const e = inst.exports as Record<string, unknown>;
-  const g = (e[FUEL_EXPORT] as WebAssembly.Global | undefined) ?? { value: 0 };
-  const run = (name: string, arg: number, budget = 1_000_000): { result: number | null; used: number } => {
-    g.value = budget;
-    let result: number | null = null;
-    try {
-      result = ((e[name] as (x: number) => number)(arg) as number | undefined) ?? 0;
-    } catch {
-      result = null;
-    }
-    return { result, used: budget - (g.value as number) };
-  };
+  const run = budgetRunner(inst.exports, 1_000_000);
   return { run, calls };
 }
 

@@ -7,6 +7,7 @@ import t from 'tap';
 import { BULK_FUEL_PER_BYTE } from '../../host/src/limits.js';
 import { compileWatText } from '../fixtures/guests/index.js';
 import { FUEL_EXPORT, rewriteModule } from '../../host/src/vm/metering.js';
+import { budgetRunner } from './metered-run.js';
 
 const wat = (text: string) => compileWatText(text, 't.wat');
 
@@ -36,18 +37,7 @@ const MODULE = await wat(`(module
 
 function instance(localFuel = true) {
   const rw = rewriteModule(MODULE, { fuel: true, localFuel, source: 'b.wasm' });
-  const e = new WebAssembly.Instance(new WebAssembly.Module(new Uint8Array(rw.bytes)), {}).exports as Record<string, unknown>;
-  const g = e[FUEL_EXPORT] as WebAssembly.Global;
-  return (name: string, arg: number, budget = 100_000_000): { trapped: boolean; used: number } => {
-    g.value = budget;
-    let trapped = false;
-    try {
-      (e[name] as (x: number) => void)(arg);
-    } catch {
-      trapped = true;
-    }
-    return { trapped, used: budget - (g.value as number) };
-  };
+  return budgetRunner(new WebAssembly.Instance(new WebAssembly.Module(new Uint8Array(rw.bytes)), {}).exports, 100_000_000);
 }
 
 t.test('a constant-length fill costs its bytes, charged with its block', async (t) => {

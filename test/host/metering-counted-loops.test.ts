@@ -8,7 +8,8 @@
 // n - i, and is checked against header charges, so a rule that took it for counted fails here.
 import t from 'tap';
 import { compileWatText } from '../fixtures/guests/index.js';
-import { FUEL_EXPORT, rewriteModule } from '../../host/src/vm/metering.js';
+import { rewriteModule } from '../../host/src/vm/metering.js';
+import { budgetRunner } from './metered-run.js';
 
 const wat = (text: string) => compileWatText(text, 't.wat');
 
@@ -214,18 +215,7 @@ function instance(mode: 'counted' | 'header' | 'plain', localFuel = true) {
   const rw = rewriteModule(MODULE, { fuel: mode !== 'plain', backEdgeCharges: mode === 'counted', localFuel, source: 't.wasm' });
   const calls = { host: 0 };
   const inst = new WebAssembly.Instance(new WebAssembly.Module(new Uint8Array(rw.bytes)), { env: { host: (x: number) => (calls.host++, x) } });
-  const e = inst.exports as Record<string, unknown>;
-  const g = (e[FUEL_EXPORT] as WebAssembly.Global | undefined) ?? { value: 0 };
-  const run = (name: string, arg: number, budget = 10_000_000): { result: number | null; used: number; left: number } => {
-    g.value = budget;
-    let result: number | null = null;
-    try {
-      result = (e[name] as (x: number) => number)(arg);
-    } catch {
-      result = null;
-    }
-    return { result, used: budget - (g.value as number), left: g.value as number };
-  };
+  const run = budgetRunner(inst.exports, 10_000_000);
   return { run, calls, rw };
 }
 

@@ -5,6 +5,7 @@
 import t from 'tap';
 import wabtInit from 'wabt';
 import { FUEL_EXPORT, rewriteModule } from '../../host/src/vm/metering.js';
+import { budgetRunner } from './metered-run.js';
 
 const wabt = await wabtInit();
 const wat = (text: string): Uint8Array => {
@@ -54,18 +55,7 @@ const MODULE = wat(`(module
 function instance(bytes: Uint8Array, fuel: boolean, callSiteCharges: boolean) {
   const rw = rewriteModule(bytes, { fuel, callSiteCharges, source: 't.wasm' });
   const inst = new WebAssembly.Instance(new WebAssembly.Module(new Uint8Array(rw.bytes)), { env: { host: (x: number) => x + 100 } });
-  const e = inst.exports as Record<string, unknown>;
-  const g = (e[FUEL_EXPORT] as WebAssembly.Global | undefined) ?? { value: 0 };
-  const run = (name: string, arg: number, budget = 1_000_000): { result: number | null; used: number } => {
-    g.value = budget;
-    let result: number | null = null;
-    try {
-      result = (e[name] as (x: number) => number)(arg);
-    } catch {
-      result = null;
-    }
-    return { result, used: budget - (g.value as number) };
-  };
+  const run = budgetRunner(inst.exports, 1_000_000);
   return { rw, run };
 }
 
