@@ -20,22 +20,19 @@ export class Reader {
     return this.b[this.pos++]!;
   }
   u32(): number {
-    const b = this.b;
-    let pos = this.pos;
-    let result = 0;
-    for (let shift = 0; shift < 35; shift += 7) {
-      if (pos >= this.end) this.fail('unexpected end of input');
-      const x = b[pos++]!;
-      result |= (x & 0x7f) << shift;
-      if ((x & 0x80) === 0) {
-        this.pos = pos;
-        return result >>> 0;
-      }
-    }
-    this.fail('u32 LEB128 too long');
+    return this.leb32('u32') >>> 0;
   }
   /** A signed LEB128 of up to 32 bits (an i32.const immediate). */
   s32(): number {
+    const r = this.leb32('s32');
+    const bits = this.lebBits;
+    return bits < 32 && (this.lebLast & 0x40) !== 0 ? r | (-1 << bits) : r | 0;
+  }
+  /** The bits read by the last leb32() and its last byte (s32 sign-extends from them). */
+  private lebBits = 0;
+  private lebLast = 0;
+  /** The low 32 bits of a LEB128 of at most 5 bytes, not yet sign- or zero-extended. */
+  private leb32(what: string): number {
     const b = this.b;
     let pos = this.pos;
     let result = 0;
@@ -45,10 +42,12 @@ export class Reader {
       result |= (x & 0x7f) << shift;
       if ((x & 0x80) === 0) {
         this.pos = pos;
-        return shift + 7 < 32 && (x & 0x40) !== 0 ? result | (-1 << (shift + 7)) : result | 0;
+        this.lebBits = shift + 7;
+        this.lebLast = x;
+        return result;
       }
     }
-    this.fail('s32 LEB128 too long');
+    this.fail(`${what} LEB128 too long`);
   }
   /** Skips a signed or unsigned LEB128 of up to `maxBytes` bytes. */
   skipLeb(maxBytes = 10): void {
