@@ -5,23 +5,11 @@ import { deserializePairs, serializePairs } from './pairs.js';
 import { EMPTY_BYTES, validHeader } from './guest-io.js';
 import type { AbiContext } from './context.js';
 import type { GuestIo, HostFn } from './guest-io.js';
-
-/** Filter-state paths whose last values a VM keeps for reuse (the first ones it sets). */
-const REUSED_VALUE_PATHS = 64;
-/**
- * Distinct recent values kept per path: requests of a few kinds alternate (an API-key and a
- * JWT caller, each with its own principal), and one remembered value would miss on each.
- */
-const REUSED_VALUES_PER_PATH = 4;
-/** Larger values are copied every time, never kept: what a VM keeps stays under 64 × 4 × 1 KiB. */
-const REUSED_VALUE_MAX_BYTES = 1024;
+import { RecentValues } from '../stream/recent-values.js';
 
 export function mapFunctions(vm: AbiContext, { mem, copyOut, copyOutString, copyOutFixed }: GuestIo): Record<string, HostFn> {
   const v010 = vm.compiled.abiVersion === '0.1.0';
-  // Filter-state values repeat from request to request (an adapter's principal, its verdict):
-  // the last few values set under each path are kept, and an identical one is stored as those
-  // same bytes (no one writes into filter-state values) instead of a fresh copy per request.
-  const lastValues = new Map<string, Uint8Array[]>();
+  const recentValues = new RecentValues();
   return {
     // --- header maps ----------------------------------------------------------
     proxy_get_header_map_size(mapType: number, retSize: number): number {
@@ -147,26 +135,10 @@ export function mapFunctions(vm: AbiContext, { mem, copyOut, copyOutString, copy
     },
     proxy_set_property(pathPtr: number, pathSize: number, valuePtr: number, valueSize: number): number {
       const path = mem().string(pathPtr, pathSize);
-      if (path === null || !mem().inBounds(valuePtr, valueSize)) return Status.InvalidMemoryAccess;
-      const recent = lastValues.get(path);
-      let value: Uint8Array | null = null;
-      if (recent !== undefined) {
-        for (let i = 0; i < recent.length; i++) {
-          if (mem().equals(valuePtr, valueSize, recent[i]!)) {
-            value = recent[i]!;
-            break;
-          }
-        }
-      }
-      if (value === null) {
-        value = mem().copy(valuePtr, valueSize)!; // may be kept across requests: a copy of its own
-        if (value.length > REUSED_VALUE_MAX_BYTES) {
-          // not remembered
-        } else if (recent !== undefined) {
-          if (recent.length >= REUSED_VALUES_PER_PATH) recent.pop();
-          recent.unshift(value);
-        } else if (lastValues.size < REUSED_VALUE_PATHS) lastValues.set(path, [value]);
-      }
+      const bytes = mem().view(valuePtr, valueSize);
+      if (path === null || bytes === null) return Status.InvalidMemoryAccess;
+      // may be kept across requests: bytes of its own, not the borrowed view
+      const value = recentValues.keep(path, bytes, 0, bytes.length);
       return vm.setProperty(path, value) ? Status.Ok : Status.NotFound;
     },
   };

@@ -12,6 +12,7 @@
 import type { ForeignWriter } from '../plugin/foreign-functions.js';
 import { PROPERTIES, dottedPath, fixedPropertySize, writeFixedProperty, type PluginFacts, type PropertyValue } from '../plugin/properties.js';
 import type { HttpStream } from '../stream/http-stream.js';
+import { RecentValues } from '../stream/recent-values.js';
 
 type Getter = (s: HttpStream | null, p: PluginFacts) => PropertyValue | null;
 
@@ -48,9 +49,9 @@ export class PropertyPlan implements ForeignWriter {
   private readonly keys: string[] = [];
   /** The dotted filter-state key, when it differs from the path. */
   private readonly dotted: Array<string | undefined> = [];
-  /** For wasm_mixer.set_properties: each path's filter-state key, and the last value set under it. */
+  /** For wasm_mixer.set_properties: each path's filter-state key, and the values recently set under them. */
   private stateKeys: string[] | null = null;
-  private lastSet: Array<Uint8Array | undefined> = [];
+  private readonly recentValues = new RecentValues();
   /**
    * The last read's answer, encoded as it is read (one pass per value: no length pass,
    * then a copy pass), then handed over in one copy by write(). Reused between reads.
@@ -202,39 +203,13 @@ export class PropertyPlan implements ForeignWriter {
     return (this.stateKeys ??= this.paths.map(dottedPath))[i]!;
   }
 
-  /**
-   * Value i to store from args[off, off+len), which is borrowed guest memory: the last value
-   * stored under this path again when the bytes are the same (as proxy_set_property reuses
-   * it: nobody writes into filter-state values), else a copy of its own.
-   */
+  /** Value i to store from args[off, off+len), borrowed guest memory: as proxy_set_property stores it (stream/recent-values.ts). */
   keptValue(i: number, args: Uint8Array, off: number, len: number): Uint8Array {
-    const last = this.lastSet[i];
-    if (last !== undefined && last.length === len) {
-      let j = 0;
-      if (len > LOOP_MAX) j = sameTail(last, args, off, len) ? len : -1;
-      else while (j < len && last[j] === args[off + j]) j++;
-      if (j === len) return last;
-    }
-    let v: Uint8Array;
-    if (len > LOOP_MAX) v = copyOf.call(args, off, off + len); // a copy even when args is a Buffer (whose slice() is a view)
-    else {
-      v = new Uint8Array(len); // small typed arrays live on V8's heap: cheaper than slice's ArrayBuffer
-      for (let j = 0; j < len; j++) v[j] = args[off + j]!;
-    }
-    this.lastSet[i] = v;
-    return v;
+    return this.recentValues.keep(this.stateKey(i), args, off, len);
   }
 
   /** The last read's answer, copied into the guest's allocation (exactly `size` bytes). */
   write(dst: Uint8Array): void {
     dst.set(this.answer);
   }
-}
-
-const copyOf = Uint8Array.prototype.slice as (this: Uint8Array, start: number, end: number) => Uint8Array;
-const compare = Buffer.prototype.compare as (this: Uint8Array, target: Uint8Array, targetStart: number, targetEnd: number) => number;
-
-/** Whether b[off, off+len) equals all of a (same length), natively: no copy, no view. */
-function sameTail(a: Uint8Array, b: Uint8Array, off: number, len: number): boolean {
-  return compare.call(a, b, off, off + len) === 0;
 }
