@@ -1,5 +1,5 @@
 // The proxy runs the log phases of the requests that ended in one event-loop turn together,
-// adapter by adapter (proxy/log-phase.ts, HostStream.finishAll). What must hold: every stream's
+// adapter by adapter (proxy/batched-phases.ts, HostStream.finishAll). What must hold: every stream's
 // adapters still run proxy_on_done, proxy_on_log and proxy_on_delete in chain order; each
 // stream's log phase runs once (finish() and finishAll() are idempotent together); and through
 // the real proxy every request is logged, including those pending when the proxy closes.

@@ -151,6 +151,42 @@ export class HostStream {
     return this.headersFrom('request', 0, endOfStream);
   }
 
+  /**
+   * requestHeaders() for several streams at once, adapter by adapter, as finishAll() does for
+   * the log phase: the first adapter's callback for every stream, then the second's for the
+   * streams still going, and so on. Each stream sees the same callbacks in the same order as
+   * with requestHeaders() (a stream an adapter stops, pauses or answers leaves the batch at that
+   * adapter); results[j] is streams[j]'s decision. An error thrown for one stream becomes its
+   * rejected result, and the others go on.
+   */
+  static requestHeadersAll(streams: readonly HostStream[], endOfStream: readonly boolean[]): Array<Maybe<Decision>> {
+    const results = new Array<Maybe<Decision> | undefined>(streams.length);
+    let width = 0;
+    for (let j = 0; j < streams.length; j++) {
+      const s = streams[j]!;
+      if (s.failure !== null) {
+        results[j] = s.respondWith(s.failure);
+        continue;
+      }
+      s.stream.requestBody.endOfStream = endOfStream[j]!;
+      width = Math.max(width, s.entries.length);
+    }
+    for (let k = 0; k < width; k++) {
+      for (let j = 0; j < streams.length; j++) {
+        const s = streams[j]!;
+        if (results[j] !== undefined || k >= s.entries.length) continue;
+        try {
+          const d = s.headersAt('request', k, endOfStream[j]!);
+          if (d !== null) results[j] = d;
+        } catch (err) {
+          results[j] = Promise.reject(err);
+        }
+      }
+    }
+    for (let j = 0; j < streams.length; j++) results[j] ??= CONTINUE;
+    return results as Array<Maybe<Decision>>;
+  }
+
   /** Returns the bytes to forward now (possibly empty while an adapter buffers), or a decision that ends the request. */
   requestBody(chunk: Uint8Array, endOfStream: boolean): Maybe<Uint8Array | Decision> {
     return this.bodyFrom('request', 0, chunk, endOfStream);
@@ -195,7 +231,7 @@ export class HostStream {
    * finish() for several streams at once, adapter by adapter: the first adapter's log phase
    * for every stream, then the second's, and so on. Each stream still sees its adapters in
    * chain order, but an adapter's code and memory stay in the CPU caches across the streams
-   * instead of being evicted by the other adapters between them (proxy/log-phase.ts).
+   * instead of being evicted by the other adapters between them (proxy/batched-phases.ts).
    */
   static finishAll(streams: readonly HostStream[]): void {
     const todo: HostStream[] = [];
@@ -224,19 +260,26 @@ export class HostStream {
   private headersFrom(dir: Direction, k: number, eos: boolean): Maybe<Decision> {
     const n = this.entries.length;
     for (; k < n; k++) {
-      const i = this.index(dir, k);
-      if (this.skipped(i)) continue;
-      const sc = this.ctx[i]!;
-      const a = this.entries[i]!.adapter;
-      const r = dir === 'request' ? a.onRequestHeaders(sc, eos) : a.onResponseHeaders(sc, eos);
-      const d = this.settle(i, r);
+      const d = this.headersAt(dir, k, eos);
       if (d !== null) return d;
-      if (r === CallResult.Stop) {
-        const next = k + 1;
-        return this.waitThen(i, dir, () => this.headersFrom(dir, next, eos));
-      }
     }
     return CONTINUE;
+  }
+
+  /** The headers callback of the adapter at position k: null to go on to k + 1, else how the headers phase ends. */
+  private headersAt(dir: Direction, k: number, eos: boolean): Maybe<Decision> | null {
+    const i = this.index(dir, k);
+    if (this.skipped(i)) return null;
+    const sc = this.ctx[i]!;
+    const a = this.entries[i]!.adapter;
+    const r = dir === 'request' ? a.onRequestHeaders(sc, eos) : a.onResponseHeaders(sc, eos);
+    const d = this.settle(i, r);
+    if (d !== null) return d;
+    if (r === CallResult.Stop) {
+      const next = k + 1;
+      return this.waitThen(i, dir, () => this.headersFrom(dir, next, eos));
+    }
+    return null;
   }
 
   /** Trailer callbacks from position k; `out` collects the body bytes released so far. */

@@ -19,7 +19,7 @@ import { responseCounter } from './response-metrics.js';
 import { RouteTable } from './routes.js';
 import { createProxyServer } from './server.js';
 import { Upstream } from './upstream.js';
-import { flushLogPhases } from './log-phase.js';
+import { flushBatchedPhases } from './batched-phases.js';
 
 export { DEFAULT_SERVER_LIMITS } from './server.js';
 
@@ -129,7 +129,7 @@ export async function startProxy(config: MixerConfig, options: ProxyOptions = {}
       server.closeAllConnections();
       await admin?.close();
       await upstream.close();
-      flushLogPhases(); // log phases queued for this turn run on the VMs before they close
+      flushBatchedPhases(); // phases queued for this turn run on the VMs before they close
       await host.close(); // flushes access logs, last OTLP export
     },
   };

@@ -11,7 +11,7 @@ import type { WasmHost } from '../host.js';
 import { then } from './body-pump.js';
 import { connectionInfo } from './connection.js';
 import type { Exchange } from './exchange.js';
-import { finishSoon } from './log-phase.js';
+import { finishSoon, startSoon } from './batched-phases.js';
 import { addHeader, connectionTokens, headBytes, HOP_BY_HOP, type OutHeaders } from './headers.js';
 import type { RouteTable } from './routes.js';
 import { forward, type Upstream } from './upstream.js';
@@ -114,7 +114,8 @@ export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: Serv
 
   const contentLength = req.headers['content-length'];
   const endOfStream = req.headers['transfer-encoding'] === undefined && (contentLength === undefined || contentLength === '0');
-  then(stream.requestHeaders(endOfStream), (d) => {
+  startSoon(stream, endOfStream, (decision) => then(decision, (d) => {
+    if (finished) return; // the client left before the adapters decided: nothing to forward or answer
     if (d.action === 'respond') return reply(d.reply);
     if (d.action === 'reset') return reset();
     if (route === null) {
@@ -122,5 +123,5 @@ export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: Serv
       return reply({ status: 404, headers: [['content-type', 'text/plain']], body: Buffer.from('no route for this request\n'), details: 'route_not_found', adapter: '' });
     }
     forward(ctx.upstream, exchange, route, endOfStream);
-  }, fail);
+  }, fail));
 }
