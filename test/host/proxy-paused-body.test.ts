@@ -49,3 +49,41 @@ t.test('bodies of requests paused by an adapter reach the upstream', async (t) =
   const plain = await post(proxy.port, '/not-paused', body, false);
   t.equal((JSON.parse(plain.body) as { bodyBytes: number }).bodyBytes, 10_000, 'unpaused requests still stream their body');
 });
+
+t.test('a request whose client leaves while an adapter holds it is not forwarded', async (t) => {
+  // authz answers the call-out after 200 ms; the route's upstream records what reaches it
+  const authz = http.createServer((req, res) => void req.resume().on('end', () => setTimeout(() => res.end('ok'), 200)));
+  const reached: string[] = [];
+  const origin = http.createServer((req, res) => {
+    reached.push(req.url ?? '');
+    req.resume().on('end', () => res.end('origin'));
+  });
+  await Promise.all([authz, origin].map((s) => new Promise<void>((r) => s.listen(0, '127.0.0.1', r))));
+  const portOf = (s: http.Server) => (s.address() as { port: number }).port;
+  const proxy = await startProxy(
+    {
+      listen: { port: 0 },
+      routes: [{ name: 'default', upstream: `http://127.0.0.1:${portOf(origin)}` }],
+      clusters: { authz: { url: `http://127.0.0.1:${portOf(authz)}` } },
+      plugins: [{ name: 'async', url: 'abi-async.wasm', clusters: ['authz'], vmConfig: { vmId: 'client-left' } }],
+      logLevel: 'error',
+    },
+    { modules: { 'abi-async.wasm': await compileGuest('abi-async') } },
+  );
+  t.teardown(async () => {
+    await proxy.close();
+    authz.closeAllConnections();
+    origin.closeAllConnections();
+    await Promise.all([authz, origin].map((s) => new Promise((r) => s.close(r))));
+  });
+  const left = http.get({ host: '127.0.0.1', port: proxy.port, path: '/call-left' });
+  left.on('error', () => {});
+  await new Promise((r) => setTimeout(r, 50));
+  left.destroy(); // while the adapter waits for authz
+  await new Promise((r) => setTimeout(r, 400)); // authz has answered and the adapter continued
+  const stayed = await new Promise<number>((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port: proxy.port, path: '/call-stayed' }, (res) => void res.resume().on('end', () => resolve(res.statusCode ?? 0))).on('error', reject);
+  });
+  t.equal(stayed, 200, 'a client that waits is answered');
+  t.same(reached, ['/call-stayed'], 'the request of the client that left never reached the upstream');
+});
