@@ -99,6 +99,12 @@ export const MAX_CALLOUT_BYTES = 32 * MIB;
  * listeners and promises per request, which outlive a scavenge (kilobytes promoted per request).
  */
 export const UPSTREAM_WHOLE_BODY_BYTES = 16 * 1024;
+/**
+ * Proxy: response body bytes held per request while its response-header phase waits for the end
+ * of the event-loop turn (proxy/batched-phases.ts); past this the upstream connection is paused
+ * until the adapters have decided.
+ */
+export const EARLY_RESPONSE_BODY_BYTES = 64 * 1024;
 /** gRPC call-outs: calls and streams open per VM (plugin/grpc-call.ts). */
 export const MAX_GRPC_CALLOUTS = 1024;
 /** gRPC call-outs: one message, each way (grpc-js refuses larger ones with RESOURCE_EXHAUSTED). */

@@ -161,30 +161,12 @@ export class HostStream {
    */
   static requestHeadersAll(streams: readonly HostStream[], endOfStream: readonly boolean[]): Array<Maybe<Decision>> {
     const results = new Array<Maybe<Decision> | undefined>(streams.length);
-    let width = 0;
     for (let j = 0; j < streams.length; j++) {
       const s = streams[j]!;
-      if (s.failure !== null) {
-        results[j] = s.respondWith(s.failure);
-        continue;
-      }
-      s.stream.requestBody.endOfStream = endOfStream[j]!;
-      width = Math.max(width, s.entries.length);
+      if (s.failure !== null) results[j] = s.respondWith(s.failure);
+      else s.stream.requestBody.endOfStream = endOfStream[j]!;
     }
-    for (let k = 0; k < width; k++) {
-      for (let j = 0; j < streams.length; j++) {
-        const s = streams[j]!;
-        if (results[j] !== undefined || k >= s.entries.length) continue;
-        try {
-          const d = s.headersAt('request', k, endOfStream[j]!);
-          if (d !== null) results[j] = d;
-        } catch (err) {
-          results[j] = Promise.reject(err);
-        }
-      }
-    }
-    for (let j = 0; j < streams.length; j++) results[j] ??= CONTINUE;
-    return results as Array<Maybe<Decision>>;
+    return HostStream.headersAll('request', streams, endOfStream, results);
   }
 
   /** Returns the bytes to forward now (possibly empty while an adapter buffers), or a decision that ends the request. */
@@ -205,11 +187,21 @@ export class HostStream {
   // --- response path -------------------------------------------------------------
 
   responseHeaders(status: number, headers: HeaderPair[], endOfStream: boolean): Maybe<Decision> {
+    this.startResponse(status, headers, endOfStream);
+    return this.headersFrom('response', 0, endOfStream);
+  }
+
+  /** responseHeaders() for several streams at once, adapter by adapter (in response order), as requestHeadersAll(). */
+  static responseHeadersAll(streams: readonly HostStream[], status: readonly number[], headers: readonly HeaderPair[][], endOfStream: readonly boolean[]): Array<Maybe<Decision>> {
+    for (let j = 0; j < streams.length; j++) streams[j]!.startResponse(status[j]!, headers[j]!, endOfStream[j]!);
+    return HostStream.headersAll('response', streams, endOfStream, new Array<Maybe<Decision> | undefined>(streams.length));
+  }
+
+  private startResponse(status: number, headers: HeaderPair[], endOfStream: boolean): void {
     this.inResponse = true;
     this.stream.responseHeaders = [[':status', String(status)], ...headers];
     this.stream.info.responseCode = status;
     this.stream.responseBody.endOfStream = endOfStream;
-    return this.headersFrom('response', 0, endOfStream);
   }
 
   responseBody(chunk: Uint8Array, endOfStream: boolean): Maybe<Uint8Array | Decision> {
@@ -264,6 +256,31 @@ export class HostStream {
       if (d !== null) return d;
     }
     return CONTINUE;
+  }
+
+  /**
+   * The headers phase of `dir` for several streams, adapter by adapter: position k's callback
+   * for every stream still going, then k + 1's. results[j] already set (a stream that failed
+   * before the phase) keeps streams[j] out; an error thrown for one stream becomes its rejected
+   * result, and the others go on.
+   */
+  private static headersAll(dir: Direction, streams: readonly HostStream[], eos: readonly boolean[], results: Array<Maybe<Decision> | undefined>): Array<Maybe<Decision>> {
+    let width = 0;
+    for (const s of streams) width = Math.max(width, s.entries.length);
+    for (let k = 0; k < width; k++) {
+      for (let j = 0; j < streams.length; j++) {
+        const s = streams[j]!;
+        if (results[j] !== undefined || k >= s.entries.length) continue;
+        try {
+          const d = s.headersAt(dir, k, eos[j]!);
+          if (d !== null) results[j] = d;
+        } catch (err) {
+          results[j] = Promise.reject(err);
+        }
+      }
+    }
+    for (let j = 0; j < streams.length; j++) results[j] ??= CONTINUE;
+    return results as Array<Maybe<Decision>>;
   }
 
   /** The headers callback of the adapter at position k: null to go on to k + 1, else how the headers phase ends. */
