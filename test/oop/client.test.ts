@@ -41,6 +41,9 @@ async function setup(t: Tap.Test, plugins: PluginConfig[], remote: MixerConfig['
     checks: () => calls('Check'),
     reports: () => calls('Report'),
     flush: async () => {
+      // The proxy runs the log phase (which queues the Report) at the end of an event-loop turn after the
+      // response (proxy/batched-phases.ts); this in-process client may have read the response first.
+      await new Promise((r) => setImmediate(r));
       await remoteClientOf(proxy.host)!.flush();
     },
   };

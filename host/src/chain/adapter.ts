@@ -15,7 +15,7 @@ import type { RestartState } from '../plugin/restart-policy.js';
 import type { HttpStream } from '../stream/http-stream.js';
 import type { CallResult, Direction, StreamContext } from '../stream/stream-context.js';
 
-export type OptionalCallback = 'request_body' | 'response_body' | 'request_trailers' | 'response_trailers';
+export type OptionalCallback = 'request_headers' | 'response_headers' | 'request_body' | 'response_body' | 'request_trailers' | 'response_trailers';
 
 /** Why an adapter last crashed (kept after the restart, for /adapters and the chain's error code). */
 export interface CrashInfo {
@@ -62,7 +62,8 @@ export interface Adapter {
   /** Stops timers and calls in flight; the adapter is not called again. */
   stop(): void;
   /**
-   * Whether the adapter wants this callback (bodies are only buffered for adapters that do).
+   * Whether the adapter wants this callback (bodies are only buffered for adapters that do; the
+   * proxy batches a header phase only for chains with an adapter that wants it).
    * The answer must not change for the adapter's lifetime: the chain asks once per chain.
    */
   implements(callback: OptionalCallback): boolean;

@@ -52,6 +52,7 @@ const isPromise = <T>(v: Maybe<T>): v is Promise<T> => v instanceof Promise;
 
 /** Which optional callbacks each adapter of a chain implements: the same for every request of that chain. */
 interface ChainShape {
+  readonly hasHeaders: Readonly<Record<Direction, boolean>>;
   readonly hasBody: Record<Direction, readonly boolean[]>;
   readonly hasTrailers: Record<Direction, readonly boolean[]>;
   readonly needsBody: Readonly<Record<Direction, boolean>>;
@@ -78,6 +79,7 @@ function shapeOf(entries: readonly ChainEntry[]): ChainShape {
     hasTrailers.response[i] = a.implements('response_trailers');
   }
   const shape: ChainShape = {
+    hasHeaders: Object.freeze({ request: entries.some((e) => e.adapter.implements('request_headers')), response: entries.some((e) => e.adapter.implements('response_headers')) }),
     hasBody,
     hasTrailers,
     needsBody: Object.freeze({ request: hasBody.request.some(Boolean), response: hasBody.response.some(Boolean) }),
@@ -97,6 +99,8 @@ export class HostStream {
   private readonly hasTrailers: Record<Direction, readonly boolean[]>;
   private failure: Decision | null = null;
   private finished = false;
+  /** True when some adapter in the chain implements the headers callback for that direction. */
+  readonly hasHeaders: Readonly<Record<Direction, boolean>>;
   /** True when some adapter in the chain implements a body callback for that direction. */
   readonly needsBody: Readonly<Record<Direction, boolean>>;
   /** True when some adapter in the chain implements a trailers callback for that direction. */
@@ -110,6 +114,7 @@ export class HostStream {
   ) {
     const n = entries.length;
     const shape = shapeOf(entries);
+    this.hasHeaders = shape.hasHeaders;
     this.hasBody = shape.hasBody;
     this.hasTrailers = shape.hasTrailers;
     this.needsBody = shape.needsBody;

@@ -134,8 +134,9 @@ export class RemoteAdapter implements Adapter {
     return { fuelHighWater: 0, memoryBytes: 0, hostMemory: null, restart: null, remote: this.client.address };
   }
 
-  implements(_callback: OptionalCallback): boolean {
-    return false;
+  /** The adapter server runs the header callbacks (Check, header operations); bodies and trailers stay here. */
+  implements(callback: OptionalCallback): boolean {
+    return callback === 'request_headers' || callback === 'response_headers';
   }
 
   stop(): void {

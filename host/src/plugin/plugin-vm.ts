@@ -241,6 +241,8 @@ export class PluginVm extends VmAbiState implements Adapter {
     let o = this.optionalCallbacks;
     if (o === null) {
       o = this.optionalCallbacks = {
+        request_headers: this.has('proxy_on_request_headers'),
+        response_headers: this.has('proxy_on_response_headers'),
         request_body: this.has('proxy_on_request_body'),
         response_body: this.has('proxy_on_response_body'),
         request_trailers: this.has('proxy_on_request_trailers'),

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { LogLevel } from '../abi/constants.js';
 import type { HeaderPair } from '../abi/pairs.js';
-import type { LocalReply } from '../chain/chain.js';
+import type { Decision, LocalReply, Maybe } from '../chain/chain.js';
 import { describeError } from '../errors.js';
 import type { WasmHost } from '../host.js';
 import { then } from './body-pump.js';
@@ -114,7 +114,7 @@ export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: Serv
 
   const contentLength = req.headers['content-length'];
   const endOfStream = req.headers['transfer-encoding'] === undefined && (contentLength === undefined || contentLength === '0');
-  startSoon(stream, endOfStream, (decision) => then(decision, (d) => {
+  const decided = (decision: Maybe<Decision>) => then(decision, (d) => {
     if (finished) return; // the client left before the adapters decided: nothing to forward or answer
     if (d.action === 'respond') return reply(d.reply);
     if (d.action === 'reset') return reset();
@@ -123,5 +123,8 @@ export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: Serv
       return reply({ status: 404, headers: [['content-type', 'text/plain']], body: Buffer.from('no route for this request\n'), details: 'route_not_found', adapter: '' });
     }
     forward(ctx.upstream, exchange, route, endOfStream);
-  }, fail));
+  }, fail);
+  // With the other requests of this turn, adapter by adapter (batched-phases.ts), if an adapter looks at request headers.
+  if (stream.hasHeaders.request) startSoon(stream, endOfStream, decided);
+  else decided(stream.requestHeaders(endOfStream));
 }

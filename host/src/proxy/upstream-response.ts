@@ -69,7 +69,7 @@ export class ResponseRelay {
       this.discard();
       fail(e);
     };
-    if (!stream.needsBody.response && !stream.needsTrailers.response) {
+    if (stream.hasHeaders.response && !stream.needsBody.response && !stream.needsTrailers.response) {
       // The header phase runs at the end of this turn with the other responses' (batched-phases.ts);
       // the body keeps coming meanwhile and data() holds it (EARLY_RESPONSE_BODY_BYTES).
       respondSoon(stream, status, headers, resEos, (decision) => then(decision, (d) => this.decided(d, status, true), failed));
