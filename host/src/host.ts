@@ -22,7 +22,8 @@ import { DEFAULT_FUEL_PER_CALLBACK, PluginVm, START_FUEL_FACTOR, type GuestMemor
 import { scrubbingLogger, SecretScrubber } from './security/redact.js';
 import { SharedStore } from './shared/shared-store.js';
 import { compileModuleAsync, type CompiledModule } from './vm/module.js';
-import { readModuleBytes } from './vm/module-source.js';
+import { localModulePath, readLocalModuleSync, readModuleBytes } from './vm/module-source.js';
+import { ScratchReader } from './vm/scratch-read.js';
 import { instrumentedCacheFor } from './vm/instrumented-cache.js';
 import { resolve } from 'node:path';
 import { MIB } from './limits.js';
@@ -122,10 +123,11 @@ export class WasmHost {
 
   static async create(config: MixerConfig, options: HostOptions = {}): Promise<WasmHost> {
     const ordered = orderPlugins(config.plugins ?? []);
-    // Every module is read and compiled at once (async I/O, WebAssembly.compile on V8's
-    // background threads), starting before the host is built (the files arrive while its
-    // constructor runs), while the ones before it start and configure, in chain order.
-    const compiling = ordered.map((p) => compilePlugin(p, config, options));
+    // Every local module is read (through two reused buffers: vm/scratch-read.ts) and its
+    // compile started, in chain order, before the host is built: WebAssembly.compile runs on
+    // V8's background threads while the constructor runs and the ones before it start and configure.
+    const readers = moduleReaders();
+    const compiling = ordered.map((p) => compilePlugin(p, config, options, readers));
     // After a failure the rest are not awaited: their rejections are not unhandled.
     for (const c of compiling) c.catch(() => {});
     const host = new WasmHost(config, options, usesOtlp(config) ? await loadOtlp(config) : undefined);
@@ -140,7 +142,7 @@ export class WasmHost {
 
   /** Loads, starts and configures one plugin (also used by reload, with the new config). */
   async loadPlugin(p: PluginConfig, config: MixerConfig = this.config): Promise<LoadedPlugin> {
-    return this.startPlugin(p, await compilePlugin(p, config, this.options), config);
+    return this.startPlugin(p, await compilePlugin(p, config, this.options, moduleReaders()), config);
   }
 
   /** Starts and configures a plugin from its compiled module (or connects it to the adapter server). */
@@ -313,20 +315,38 @@ export class WasmHost {
   }
 }
 
-/** Reads (or takes from options.modules) and compiles a plugin's module; errors name the plugin. */
-async function compilePlugin(p: PluginConfig, config: MixerConfig, options: HostOptions): Promise<Compiled> {
+/** The buffers compilePlugin reads modules and instrumented-cache entries into, reused from one plugin to the next. */
+interface ModuleReaders {
+  module: ScratchReader;
+  entry: ScratchReader;
+}
+
+function moduleReaders(): ModuleReaders {
+  return { module: new ScratchReader(), entry: new ScratchReader() };
+}
+
+/**
+ * Reads (or takes from options.modules) and compiles a plugin's module; errors name the plugin.
+ * A local module is read and its compile started before the first await (so the next plugin may reuse `readers`).
+ */
+async function compilePlugin(p: PluginConfig, config: MixerConfig, options: HostOptions, readers: ModuleReaders): Promise<Compiled> {
   const t0 = performance.now();
   const pre = options.modules?.[p.url];
   let compiled: CompiledModule;
   const fuel = p.limits?.fuelPerCallback;
   const limits = { metering: p.limits?.metering, maxMemoryMb: p.limits?.maxMemoryMb, maxTableElements: p.limits?.maxTableElements, startFuel: fuel === undefined ? undefined : fuel * START_FUEL_FACTOR };
+  const baseDir = options.baseDir ?? process.cwd();
   const ic = config.moduleCache?.instrumented;
-  const cache = instrumentedCacheFor(ic?.dir === undefined ? ic : { ...ic, dir: resolve(options.baseDir ?? process.cwd(), ic.dir) });
+  const cache = instrumentedCacheFor(ic?.dir === undefined ? ic : { ...ic, dir: resolve(baseDir, ic.dir) });
   try {
+    const local = pre === undefined ? localModulePath(p.url, baseDir, p.name) : null;
     if (pre instanceof Uint8Array) compiled = await compileModuleAsync(pre, p.url, p.sha256, limits, { cache });
     else if (pre !== undefined) compiled = pre;
-    else {
-      const src = await readModuleBytes(p.url, p.sha256, { baseDir: options.baseDir ?? process.cwd(), cacheDir: config.moduleCache?.dir, fetchTimeoutMs: config.moduleCache?.fetchTimeoutMs, plugin: p.name });
+    else if (local !== null) {
+      const read = (reader: ScratchReader) => readLocalModuleSync(local.path, local.lookedUp, p.name, reader);
+      compiled = await compileModuleAsync(read(readers.module), local.path, p.sha256, limits, { cache, entryReader: readers.entry, reread: () => read(new ScratchReader()) });
+    } else {
+      const src = await readModuleBytes(p.url, p.sha256, { baseDir, cacheDir: config.moduleCache?.dir, fetchTimeoutMs: config.moduleCache?.fetchTimeoutMs, plugin: p.name });
       compiled = await compileModuleAsync(src.bytes, src.source, p.sha256, limits, { cache });
     }
   } catch (err) {

@@ -7,7 +7,9 @@ import { join, resolve } from 'node:path';
 import t from 'tap';
 import { parse } from 'yaml';
 import { writeConfigValidator } from '../../host/src/build/config-validator.js';
-import { CODE_CACHE_SUFFIX, configValidator, loadConfigValidator } from '../../host/src/config/validator.js';
+import { CODE_CACHE_SUFFIX, configValidator, GENERATED_FROM_DIST, loadConfigValidator } from '../../host/src/config/validator.js';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const examples = await Promise.all(['quickstart', 'remote'].map(async (n) => parse(await readFile(`examples/${n}.yaml`, 'utf8')) as Record<string, unknown>));
 const plugin = { name: 'a', url: 'a.wasm', sha256: 'ab'.repeat(32) };
@@ -28,6 +30,11 @@ const scratch = () => mkdir('node_modules/.cache', { recursive: true }).then(() 
 
 t.test('npm run build generated the validator this process uses', async (t) => {
   t.equal(configValidator().source, 'generated', 'dist/generated/config-validator.cjs is missing or was made from another schema: run npm run build');
+});
+
+t.test('from dist/, the validator is found beside it: the file package.json "imports" names', async (t) => {
+  const fromDist = fileURLToPath(new URL(GENERATED_FROM_DIST, pathToFileURL(resolve('dist/host/src/config/validator.js'))));
+  t.equal(fromDist, createRequire(import.meta.url).resolve('#config-validator'));
 });
 
 t.test('generated and run-time validators agree, errors included', async (t) => {

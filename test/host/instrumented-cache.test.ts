@@ -10,6 +10,7 @@ import t from 'tap';
 import { compileModule, compileModuleAsync, instrumentOptions, type ModuleLimits } from '../../host/src/vm/module.js';
 import { InstrumentedCache, INSTRUMENTED_CACHE_ENV, instrumentedCacheFor } from '../../host/src/vm/instrumented-cache.js';
 import { FUEL_EXPORT, GROW_REFUSED_EXPORT, rewriteModule } from '../../host/src/vm/metering.js';
+import { ScratchReader } from '../../host/src/vm/scratch-read.js';
 import { compileWatText } from '../fixtures/guests/index.js';
 
 const SPIN = await compileWatText(`(module
@@ -155,7 +156,7 @@ t.test('compileModuleAsync (WasmHost.create) reads, checks and writes the same e
   t.equal(entries(cache.dir).length, 1, 'a miss writes the entry');
   stopsOnBudget(t, first.module);
   const key = InstrumentedCache.key(sha, instrumentOptions({}));
-  t.same(await cache.getAsync(key), cache.get(key), 'getAsync reads what get reads');
+  t.same(cache.get(key, new ScratchReader()), cache.get(key), 'read through a ScratchReader, the same entry');
   // A hit: the planted detail comes back (as in the sync test above).
   cache.put(key, { ...cache.get(key)!, hostCallsCharged: !first.hostCallsCharged });
   t.equal((await compileModuleAsync(SPIN, 'spin.wasm', undefined, {}, { cache })).hostCallsCharged, !first.hostCallsCharged, 'a hit is not rewritten');
@@ -165,7 +166,7 @@ t.test('compileModuleAsync (WasmHost.create) reads, checks and writes the same e
   const good = readFileSync(file);
   const metaLength = good.readUInt32LE(8);
   writeFileSync(file, Buffer.concat([good.subarray(0, 12 + metaLength), Buffer.from(SPIN), good.subarray(good.length - 32)]));
-  t.equal(await cache.getAsync(key), null, 'a corrupted entry is not a hit');
+  t.equal(cache.get(key, new ScratchReader()), null, 'a corrupted entry is not a hit');
   t.notOk(existsSync(file), 'and is removed');
   stopsOnBudget(t, (await compileModuleAsync(SPIN, 'spin.wasm', undefined, {}, { cache })).module);
   t.ok(existsSync(file), 'then rewritten');
@@ -195,4 +196,35 @@ t.test('compileModuleAsync: the same errors as compileModule, nothing cached', a
     await t.rejects(compileModuleAsync(bytes, 'm.wasm', pin, limits, { cache }), { code: sync.code, message: sync.message }, `compileModuleAsync too, with the same message (${sync.code})`);
   }
   t.same(existsSync(cache.dir) ? readdirSync(cache.dir) : [], [], 'nothing cached');
+});
+
+t.test('compileModuleAsync with borrowed bytes (WasmHost reuses its read buffers): only read before its first await', async (t) => {
+  const cache = new InstrumentedCache({ dir: dirOf(t) });
+  const reader = new ScratchReader();
+  const compileBorrowed = (reread?: () => Uint8Array) => {
+    const borrowed = Uint8Array.from(SPIN);
+    const p = compileModuleAsync(borrowed, 'spin.wasm', sha, {}, { cache, entryReader: reader, reread });
+    borrowed.fill(0); // the next module read into the same buffer
+    reader.read(process.execPath); // and the next entry
+    return p;
+  };
+  const miss = await compileBorrowed();
+  t.equal(miss.sha256, sha);
+  t.equal(miss.bytes, SPIN.length, 'the size of the bytes it was given');
+  stopsOnBudget(t, miss.module);
+  const hit = await compileBorrowed();
+  t.equal(hit.bytes, SPIN.length);
+  t.equal(hit.hasStart, false);
+  stopsOnBudget(t, hit.module);
+  // A whole entry that V8 refuses (as a newer V8 might): the original is compiled to tell the
+  // module's own fault from the rewriter's, so its bytes are read again.
+  const key = InstrumentedCache.key(sha, instrumentOptions({}));
+  cache.put(key, { ...cache.get(key)!, bytes: new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 1]) });
+  let reread = 0;
+  await t.rejects(
+    compileBorrowed(() => (reread++, SPIN)),
+    { code: 'WASM_METERING_UNSUPPORTED' },
+    'the rewriter is blamed, not the (overwritten) bytes: the original compiles',
+  );
+  t.equal(reread, 1, 'read again once');
 });

@@ -16,11 +16,11 @@
 
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
-import { readFile, utimes } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { BULK_FUEL_PER_BYTE, TABLE_FUEL_PER_ELEMENT } from '../limits.js';
 import { REWRITER_VERSION, type RewriteOptions, type RewriteResult } from './metering.js';
+import type { ScratchReader } from './scratch-read.js';
 
 /** The environment variable that sets the cache directory, or turns the cache off with `off`. */
 export const INSTRUMENTED_CACHE_ENV = 'WASM_MIXER_INSTRUMENTED_CACHE';
@@ -70,48 +70,31 @@ export class InstrumentedCache {
     return createHash('sha256').update(parts.join('/')).digest('hex');
   }
 
-  /** The cached rewrite for `key`, or null (missing, or not whole: then it is removed). */
-  get(key: string): RewriteResult | null {
+  /**
+   * The cached rewrite for `key`, or null (missing, or not whole: then it is removed). Read
+   * through `reader` (WasmHost.create), its bytes are a view of the reader's buffer, valid
+   * until its next read: compile them before that.
+   */
+  get(key: string, reader?: ScratchReader): RewriteResult | null {
     if (!this.ready(false)) return null;
     const file = this.file(key);
     let raw: Buffer;
     try {
-      raw = readFileSync(file);
+      raw = reader !== undefined ? reader.read(file) : readFileSync(file);
     } catch {
       return null;
     }
-    const entry = this.accept(file, key, raw);
-    if (entry === null) return null;
+    const entry = decode(raw, key);
+    if (entry === null) {
+      tryUnlink(file);
+      return null;
+    }
     try {
       const now = new Date();
       utimesSync(file, now, now); // recently used: evicted last
     } catch {
       // read-only cache: still usable
     }
-    return entry;
-  }
-
-  /** The entry in `raw`, or null when it is not whole (then its file is removed). */
-  private accept(file: string, key: string, raw: Buffer): RewriteResult | null {
-    const entry = decode(raw, key);
-    if (entry === null) tryUnlink(file);
-    return entry;
-  }
-
-  /** get() with async I/O, for compileModuleAsync: the same checks and the same removal of a broken entry. */
-  async getAsync(key: string): Promise<RewriteResult | null> {
-    if (!this.ready(false)) return null;
-    const file = this.file(key);
-    let raw: Buffer;
-    try {
-      raw = await readFile(file);
-    } catch {
-      return null;
-    }
-    const entry = this.accept(file, key, raw);
-    if (entry === null) return null;
-    const now = new Date();
-    utimes(file, now, now).catch(() => {}); // recently used: evicted last (read-only cache: still usable); not waited for
     return entry;
   }
 

@@ -9,6 +9,7 @@ import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HostError } from '../errors.js';
+import type { ScratchReader } from './scratch-read.js';
 
 export interface ModuleSourceOptions {
   /** Folder that relative paths are resolved against. */
@@ -62,13 +63,43 @@ export async function readLocalModule(path: string, lookedUp: string, plugin?: s
   try {
     return await readFile(path);
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    const detail = { adapter: plugin, file: path, field: 'url' };
-    if (e.code === 'ENOENT' || e.code === 'ENOTDIR') {
-      throw new HostError('WASM_NOT_FOUND', `wasm module not found: looked up ${path} (${lookedUp}); build it (npm run build, or wasm-mixer build DIR) or fix the path`, detail, { cause: err });
-    }
-    throw new HostError('WASM_MALFORMED', `cannot read wasm module ${path}: ${e.message}`, detail, { cause: err });
+    throw localReadError(err, path, lookedUp, plugin);
   }
+}
+
+/**
+ * readLocalModule, synchronously, through `reader`: the bytes are a view of its buffer, valid
+ * until its next read (WasmHost reads every module through one: vm/scratch-read.ts).
+ */
+export function readLocalModuleSync(path: string, lookedUp: string, plugin: string | undefined, reader: ScratchReader): Uint8Array {
+  try {
+    return reader.read(path);
+  } catch (err) {
+    throw localReadError(err, path, lookedUp, plugin);
+  }
+}
+
+function localReadError(err: unknown, path: string, lookedUp: string, plugin: string | undefined): HostError {
+  const e = err as NodeJS.ErrnoException;
+  const detail = { adapter: plugin, file: path, field: 'url' };
+  if (e.code === 'ENOENT' || e.code === 'ENOTDIR') {
+    return new HostError('WASM_NOT_FOUND', `wasm module not found: looked up ${path} (${lookedUp}); build it (npm run build, or wasm-mixer build DIR) or fix the path`, detail, { cause: err });
+  }
+  return new HostError('WASM_MALFORMED', `cannot read wasm module ${path}: ${e.message}`, detail, { cause: err });
+}
+
+/**
+ * Where a local `url` (a path, relative to `baseDir`, or a file:// URL) points, and how it was
+ * resolved (for WASM_NOT_FOUND); null for http(s) URLs. Other schemes are CONFIG_INVALID.
+ */
+export function localModulePath(url: string, baseDir: string, plugin?: string): { path: string; lookedUp: string } | null {
+  if (isRemoteUrl(url)) return null;
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url) && !url.startsWith('file://')) {
+    throw new HostError('CONFIG_INVALID', `url ${printableUrl(url)}: only local paths, file:// and http(s):// URLs are supported`, { adapter: plugin, field: 'url' });
+  }
+  const path = url.startsWith('file://') ? fileURLToPath(url) : isAbsolute(url) ? url : resolve(baseDir, url);
+  const lookedUp = url.startsWith('file://') || isAbsolute(url) ? `url "${url}"` : `url "${url}" relative to ${baseDir}`;
+  return { path, lookedUp };
 }
 
 const sha256hex = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -76,14 +107,8 @@ const sha256hex = (b: Uint8Array) => createHash('sha256').update(b).digest('hex'
 /** Reads a module's bytes from wherever `url` points. Remote URLs need `sha256`. */
 export async function readModuleBytes(url: string, sha256: string | undefined, opts: ModuleSourceOptions): Promise<ModuleBytes> {
   const who = ''; // the host prefixes `plugin NAME: `
-  if (!isRemoteUrl(url)) {
-    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url) && !url.startsWith('file://')) {
-      throw new HostError('CONFIG_INVALID', `${who}url ${printableUrl(url)}: only local paths, file:// and http(s):// URLs are supported`, { adapter: opts.plugin, field: 'url' });
-    }
-    const path = url.startsWith('file://') ? fileURLToPath(url) : isAbsolute(url) ? url : resolve(opts.baseDir, url);
-    const lookedUp = url.startsWith('file://') || isAbsolute(url) ? `url "${url}"` : `url "${url}" relative to ${opts.baseDir}`;
-    return { bytes: await readLocalModule(path, lookedUp, opts.plugin), source: path };
-  }
+  const local = localModulePath(url, opts.baseDir, opts.plugin);
+  if (local !== null) return { bytes: await readLocalModule(local.path, local.lookedUp, opts.plugin), source: local.path };
   const source = printableUrl(url);
   if (sha256 === undefined) {
     throw new HostError('CONFIG_INVALID', `${who}url ${source} is remote, so it must be pinned: add sha256 (the module's SHA-256, as printed by wasm-mixer check)`, { adapter: opts.plugin, field: 'sha256' });

@@ -9,6 +9,7 @@ import { HostError } from '../errors.js';
 import { FUEL_EXPORT, GROW_REFUSED_EXPORT, rewriteModule, type RewriteOptions, type RewriteResult } from './metering.js';
 import { InstrumentedCache, instrumentedCacheFor } from './instrumented-cache.js';
 import { applyWasmFlags } from './v8-flags.js';
+import type { ScratchReader } from './scratch-read.js';
 import { DEFAULT_FUEL_PER_CALLBACK, DEFAULT_MAX_MEMORY_MB, DEFAULT_MAX_TABLE_ELEMENTS, HOST_CALL_FUEL, MAX_FUEL, START_FUEL_FACTOR } from '../limits.js';
 
 /** Defaults for the isolation limits (docs/operating.md "Limits", host/src/limits.ts). */
@@ -72,6 +73,14 @@ export interface CompileOptions {
    * Default: instrumentedCacheFor() (the WASM_MIXER_INSTRUMENTED_CACHE variable, or the default directory).
    */
   cache?: InstrumentedCache | null;
+  /** compileModuleAsync reads the cache entry through this reader (see InstrumentedCache.get). */
+  entryReader?: ScratchReader;
+  /**
+   * Given when `bytes` are borrowed (a view of a ScratchReader's buffer, which WasmHost reuses for
+   * the next module): compileModuleAsync reads them only before its first await, and calls this
+   * for them again if a compile failure reported after it needs them.
+   */
+  reread?: () => Uint8Array;
 }
 
 export function compileModule(bytes: Uint8Array, source = '<bytes>', expectedSha256?: string, limits: ModuleLimits = {}, options: CompileOptions = {}): CompiledModule {
@@ -79,7 +88,7 @@ export function compileModule(bytes: Uint8Array, source = '<bytes>', expectedSha
   // Isolation: a work budget and a memory cap, compiled into the module itself.
   if (!instrumented(limits)) {
     const module = compileOriginal(bytes, source);
-    return original(module, bytes, source, sha256);
+    return original(module, facts(bytes), source, sha256);
   }
   const opts = instrumentOptions(limits, source);
   const cache = options.cache === undefined ? instrumentedCacheFor() : options.cache;
@@ -92,31 +101,36 @@ export function compileModule(bytes: Uint8Array, source = '<bytes>', expectedSha
   } catch (err) {
     throw instrumentedCompileFailure(bytes, source, err);
   }
-  return finish(module, rw, hit !== null, cache, key, opts, bytes, source, sha256);
+  return finish(module, rw, hit !== null, cache, key, opts, facts(bytes), source, sha256);
 }
 
 /**
- * compileModule off the main thread where it can be: the cache entry is read with async I/O and
- * a cached module compiled with WebAssembly.compile (validated on a V8 background thread), so that
- * WasmHost.create can compile every adapter while it starts and configures the ones before it.
- * The same checks, errors and cache entries as compileModule.
+ * compileModule off the main thread where it can be: a cached module is compiled with
+ * WebAssembly.compile (validated on V8's background threads), so that WasmHost.create can compile
+ * every adapter while it starts and configures the ones before it. Everything up to that call
+ * (hash, cache entry read synchronously: a read from the page cache costs less than the event-loop
+ * turns of async I/O) runs before the first await, and WebAssembly.compile copies the bytes, so
+ * borrowed bytes (options.reread) and a reader's entry are free for the next module once it
+ * returns. The same checks, errors and cache entries as compileModule.
  */
 export async function compileModuleAsync(bytes: Uint8Array, source = '<bytes>', expectedSha256?: string, limits: ModuleLimits = {}, options: CompileOptions = {}): Promise<CompiledModule> {
   const sha256 = pinnedSha256(bytes, source, expectedSha256);
+  const about = facts(bytes);
+  const again = (): Uint8Array => options.reread?.() ?? bytes;
   if (!instrumented(limits)) {
     let module: WebAssembly.Module;
     try {
       module = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
     } catch {
-      compileOriginal(bytes, source); // throws WASM_MALFORMED with the same message as compileModule
+      compileOriginal(again(), source); // throws WASM_MALFORMED with the same message as compileModule
       throw new Error('unreachable');
     }
-    return original(module, bytes, source, sha256);
+    return original(module, about, source, sha256);
   }
   const opts = instrumentOptions(limits, source);
   const cache = options.cache === undefined ? instrumentedCacheFor() : options.cache;
   const key = cache === null ? '' : InstrumentedCache.key(sha256, opts);
-  const hit = cache === null ? null : await cache.getAsync(key);
+  const hit = cache === null ? null : cache.get(key, options.entryReader);
   const rw = hit ?? rewriteOrExplain(bytes, opts, source);
   let module: WebAssembly.Module;
   try {
@@ -124,9 +138,19 @@ export async function compileModuleAsync(bytes: Uint8Array, source = '<bytes>', 
     // steps, which the other modules' rewrites would keep busy (cold start 94 -> 111 ms).
     module = hit === null ? new WebAssembly.Module(rw.bytes as Uint8Array<ArrayBuffer>) : await WebAssembly.compile(rw.bytes as Uint8Array<ArrayBuffer>);
   } catch (err) {
-    throw instrumentedCompileFailure(bytes, source, err);
+    throw instrumentedCompileFailure(again(), source, err);
   }
-  return finish(module, rw, hit !== null, cache, key, opts, bytes, source, sha256);
+  return finish(module, rw, hit !== null, cache, key, opts, about, source, sha256);
+}
+
+/** What CompiledModule keeps of the original bytes. */
+interface ByteFacts {
+  hasStart: boolean;
+  size: number;
+}
+
+function facts(bytes: Uint8Array): ByteFacts {
+  return { hasStart: hasStartSection(bytes), size: bytes.length };
 }
 
 function pinnedSha256(bytes: Uint8Array, source: string, expectedSha256: string | undefined): string {
@@ -147,8 +171,8 @@ function instrumented(limits: ModuleLimits): boolean {
   return (limits.metering ?? true) || (limits.maxMemoryMb ?? DEFAULT_MAX_MEMORY_MB) > 0;
 }
 
-function original(module: WebAssembly.Module, bytes: Uint8Array, source: string, sha256: string): CompiledModule {
-  return { ...inspect(module, source, null), module, source, metered: false, hostCallsCharged: false, hasStart: hasStartSection(bytes), memoryPages: null, maxTableElements: null, sha256, bytes: bytes.length };
+function original(module: WebAssembly.Module, about: ByteFacts, source: string, sha256: string): CompiledModule {
+  return { ...inspect(module, source, null), module, source, metered: false, hostCallsCharged: false, hasStart: about.hasStart, memoryPages: null, maxTableElements: null, sha256, bytes: about.size };
 }
 
 /**
@@ -169,10 +193,10 @@ function instrumentedCompileFailure(bytes: Uint8Array, source: string, err: unkn
   return new HostError('WASM_METERING_UNSUPPORTED', `${source}: the instrumented module does not compile (${(err as Error).message}); set limits.metering: false for this plugin and report the module`, { file: source }, { cause: err });
 }
 
-function finish(module: WebAssembly.Module, rw: RewriteResult, cached: boolean, cache: InstrumentedCache | null, key: string, opts: RewriteOptions, bytes: Uint8Array, source: string, sha256: string): CompiledModule {
+function finish(module: WebAssembly.Module, rw: RewriteResult, cached: boolean, cache: InstrumentedCache | null, key: string, opts: RewriteOptions, about: ByteFacts, source: string, sha256: string): CompiledModule {
   const info = inspect(module, source, addedExports(opts));
   if (cache !== null && !cached) cache.put(key, rw);
-  return { ...info, module, source, metered: opts.fuel === true, hostCallsCharged: rw.hostCallsCharged, hasStart: hasStartSection(bytes), memoryPages: rw.memory, maxTableElements: opts.maxTableElements!, sha256, bytes: bytes.length };
+  return { ...info, module, source, metered: opts.fuel === true, hostCallsCharged: rw.hostCallsCharged, hasStart: about.hasStart, memoryPages: rw.memory, maxTableElements: opts.maxTableElements!, sha256, bytes: about.size };
 }
 
 /** How compileModule instruments a module under `limits` (metering or a memory cap on). */
