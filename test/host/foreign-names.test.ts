@@ -42,3 +42,29 @@ t.test('each call reaches the function it names', async (t) => {
   }
   t.same(called, want);
 });
+
+t.test('arguments reach the function as the guest wrote them, small ones copied into a reused array', async (t) => {
+  const wm = new WebAssembly.Memory({ initial: 1 });
+  const u8 = new Uint8Array(wm.buffer);
+  u8.set(Buffer.from('f'), 0);
+  const seen: string[] = [];
+  const vm = {
+    memory: new GuestMemory(wm),
+    callForeign: (_name: string, args: Uint8Array) => {
+      seen.push(Buffer.from(args).toString('hex'));
+      return Status.Ok;
+    },
+  } as unknown as AbiContext;
+  const f = calloutFunctions(vm, guestIo(vm)) as unknown as Record<string, (...a: number[]) => number>;
+  const want: string[] = [];
+  for (const size of [0, 1, 4, 4, 15, 16, 16, 17, 64, 4]) {
+    const bytes = Buffer.from(Array.from({ length: size }, (_, i) => (i * 31 + size + want.length) & 0xff));
+    u8.set(bytes, 200);
+    t.equal(f.proxy_call_foreign_function!(0, 1, 200, size, 100, 104), Status.Ok);
+    want.push(bytes.toString('hex'));
+  }
+  t.same(seen, want, 'each call saw its own bytes');
+  t.equal(f.proxy_call_foreign_function!(0, 1, 65536 - 2, 4, 100, 104), Status.InvalidMemoryAccess, 'small arguments past the end of memory');
+  t.equal(f.proxy_call_foreign_function!(0, 1, 65536 - 2, 40, 100, 104), Status.InvalidMemoryAccess, 'large arguments past the end of memory');
+  t.equal(seen.length, want.length, 'and the function was not called');
+});

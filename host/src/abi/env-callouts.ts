@@ -14,6 +14,10 @@ const textEncoder = new TextEncoder();
 
 export function calloutFunctions(vm: AbiContext, { mem, copyOut, copyOutSized }: GuestIo): Record<string, HostFn> {
   const foreignNames = new RecentNames();
+  // Small arguments (a list id: get_property_set) are copied into a reused array of their size:
+  // a view of guest memory costs several times more than copying a few bytes.
+  const smallArgs: Uint8Array[] = [];
+  for (let n = 0; n <= SMALL_ARGS_MAX; n++) smallArgs.push(new Uint8Array(n));
   /** The arguments proxy_grpc_call and proxy_grpc_stream share; a status, or null for an upstream the plugin may not call. */
   function grpcRequest(
     upstreamPtr: number, upstreamSize: number, servicePtr: number, serviceSize: number, methodPtr: number, methodSize: number,
@@ -103,10 +107,17 @@ export function calloutFunctions(vm: AbiContext, { mem, copyOut, copyOutSized }:
       return copyOut(textEncoder.encode(st.message), retMsgPtr, retMsgSize);
     },
     proxy_call_foreign_function(namePtr: number, nameSize: number, argsPtr: number, argsSize: number, retPtr: number, retSize: number): number {
-      const name = foreignNames.decode(mem(), namePtr, nameSize);
-      // A view, not a copy: foreign functions consume their arguments before returning
-      // (ForeignFunction's contract), and nothing calls into the guest until they have.
-      const args = mem().view(argsPtr, argsSize);
+      const m = mem();
+      const name = foreignNames.decode(m, namePtr, nameSize);
+      // A view or a reused array, not a copy of its own: foreign functions consume their
+      // arguments before returning (ForeignFunction's contract), and nothing calls into the
+      // guest until they have.
+      argsSize >>>= 0;
+      let args: Uint8Array | null = null;
+      if (argsSize <= SMALL_ARGS_MAX) {
+        args = smallArgs[argsSize]!;
+        if (!m.copyInto(argsPtr, args)) args = null;
+      } else args = m.view(argsPtr, argsSize);
       if (name === null || args === null) return Status.InvalidMemoryAccess;
       const result = vm.callForeign(name, args);
       if (typeof result === 'number') return result;
@@ -150,4 +161,5 @@ class RecentNames {
   }
 }
 const RECENT_NAMES = 4;
+const SMALL_ARGS_MAX = 16;
 const RECENT_NAME_MAX = 64;
