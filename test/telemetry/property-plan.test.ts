@@ -104,3 +104,37 @@ t.test('values are encoded as they are read, into a buffer reused across reads o
   for (const pick of [(i: number) => !big(i), () => true, (i: number) => i % 2 === 0, (i: number) => !big(i), () => false, () => true]) answer(pick);
   t.pass('every answer decoded to exactly the bytes propertyBytes gives');
 });
+
+t.test('a value equal to the last read one is left in place, and only while nothing before it moved', async (t) => {
+  // Each read's answer must be exactly a fresh plan's: values of one length and of another,
+  // repeated and changed, before and after each other, bytes changed in place, a growing buffer.
+  const choices: Array<Array<PropertyValue | null>> = [
+    ['GET', 'POST', 'PUT', null],
+    [200n, 200n, 503n, 2n ** 40n],
+    ['orders', 'orders', 'ordersX', ''],
+    [7, 7, 123456, true],
+    [Buffer.from('svc-a'), Buffer.from('svc-b'), Buffer.from('svc-ab'), null],
+    ['x'.repeat(70), 'y'.repeat(70), 'z'.repeat(2000), 'é'.repeat(30)],
+  ];
+  const paths = choices.map((_, i) => `p${i}`);
+  const plan = new PropertyPlan(paths);
+  const shared = Buffer.from('abc');
+  let seed = 1;
+  const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+  let mismatches = 0;
+  for (let r = 0; r < 400; r++) {
+    const picked = choices.map((c) => c[rnd(c.length)]!);
+    if (r % 7 < 2) {
+      picked[4] = shared;
+      shared[0] = 0x61 + (r % 3); // the same array with other bytes: must not be taken as unchanged
+    }
+    const answer = (p: PropertyPlan) => {
+      p.readEach((path) => picked[Number(path.slice(1))]!);
+      const out = new Uint8Array(p.size);
+      p.write(out);
+      return Buffer.from(out);
+    };
+    if (!answer(plan).equals(answer(new PropertyPlan(paths)))) mismatches++;
+  }
+  t.equal(mismatches, 0, 'every answer of the reused plan equals a fresh plan\'s');
+});

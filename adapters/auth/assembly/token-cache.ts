@@ -120,10 +120,31 @@ export class TokenCache<T> {
     this.count--;
   }
 
-  /** A seeded multiply-xorshift hash, eight bytes at a time (tokens are a few hundred bytes). */
+  /**
+   * A seeded multiply-xorshift hash (tokens are a few hundred bytes): 32 bytes a round in four
+   * independent lanes, so the multiplications overlap, folded together, then eight at a time.
+   */
   private hash(p: usize, n: usize): u32 {
     let h: u64 = (<u64>this.seed << 32) ^ (<u64>n * 0x9e3779b97f4a7c15);
     let i: usize = 0;
+    if (n >= 32) {
+      let a = h;
+      let b = h ^ 0x6a09e667f3bcc908;
+      let c = h ^ 0xbb67ae8584caa73b;
+      let d = h ^ 0x3c6ef372fe94f82b;
+      for (; i + 32 <= n; i += 32) {
+        a = (a ^ load<u64>(p + i)) * 0xff51afd7ed558ccd;
+        b = (b ^ load<u64>(p + i, 8)) * 0xff51afd7ed558ccd;
+        c = (c ^ load<u64>(p + i, 16)) * 0xff51afd7ed558ccd;
+        d = (d ^ load<u64>(p + i, 24)) * 0xff51afd7ed558ccd;
+        a ^= a >> 29;
+        b ^= b >> 29;
+        c ^= c >> 29;
+        d ^= d >> 29;
+      }
+      h = ((a ^ rotl<u64>(b, 17)) * 0xc4ceb9fe1a85ec53) ^ rotl<u64>(c, 31) ^ rotl<u64>(d, 47);
+      h ^= h >> 29;
+    }
     for (; i + 8 <= n; i += 8) {
       h = (h ^ load<u64>(p + i)) * 0xff51afd7ed558ccd;
       h ^= h >> 29;
@@ -138,6 +159,10 @@ export class TokenCache<T> {
 function sameBytes(a: usize, b: usize, n: usize): bool {
   let diff: u64 = 0;
   let i: usize = 0;
+  for (; i + 32 <= n; i += 32) {
+    diff |= (load<u64>(a + i) ^ load<u64>(b + i)) | (load<u64>(a + i, 8) ^ load<u64>(b + i, 8)) |
+      (load<u64>(a + i, 16) ^ load<u64>(b + i, 16)) | (load<u64>(a + i, 24) ^ load<u64>(b + i, 24));
+  }
   for (; i + 8 <= n; i += 8) diff |= load<u64>(a + i) ^ load<u64>(b + i);
   for (; i < n; i++) diff |= <u64>(load<u8>(a + i) ^ load<u8>(b + i));
   return diff == 0;

@@ -77,12 +77,13 @@ enum Direct {
 /** "null" as one little-endian word. */
 const NULL_WORD: u32 = 0x6c6c756e;
 
-/** Copies n bytes between regions that do not overlap: words, then the tail. */
+/**
+ * Copies a field prefix, in whole words: the prefix's buffer has a word of room past it (Field),
+ * and the bytes written past n land where the value goes next (formatJSON reserves n + 8).
+ */
 // @ts-ignore: decorator
 @inline function copyPrefix(dst: usize, src: usize, n: usize): void {
-  let i: usize = 0;
-  for (; i + 8 <= n; i += 8) store<u64>(dst + i, load<u64>(src + i));
-  for (; i < n; i++) store<u8>(dst + i, load<u8>(src + i));
+  for (let i: usize = 0; i < n; i += 8) store<u64>(dst + i, load<u64>(src + i));
 }
 
 class Field {
@@ -100,9 +101,12 @@ class Field {
   constructor(public key: string, public format: Format) {
     let single = format.single;
     let quoted = single === null || single.kind != Kind.Number;
-    this.prefix = String.UTF8.encode("," + quoteJSON(key) + ":" + (quoted ? "\"" : ""));
+    let utf8 = String.UTF8.encode("," + quoteJSON(key) + ":" + (quoted ? "\"" : ""));
+    // with a word of room past it, for copyPrefix's whole words
+    this.prefix = new ArrayBuffer(utf8.byteLength + 8);
+    memory.copy(changetype<usize>(this.prefix), changetype<usize>(utf8), <usize>utf8.byteLength);
     this.prefixPtr = changetype<usize>(this.prefix);
-    this.prefixLen = this.prefix.byteLength;
+    this.prefixLen = utf8.byteLength;
     this.single = single;
     this.quoted = quoted;
   }
@@ -330,7 +334,7 @@ class Logging extends Adapter {
         pp++;
         pn--;
       }
-      w.reserve(pn);
+      w.reserve(pn + 8);
       copyPrefix(w.ptr + <usize>w.len, pp, <usize>pn);
       w.len += pn;
       let valueAt = f.quoted ? w.len - 1 : w.len;

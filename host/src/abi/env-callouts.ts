@@ -8,10 +8,16 @@ import { MAX_CALLOUT_TIMEOUT_MS } from '../limits.js';
 import { validHeader } from './guest-io.js';
 import type { AbiContext } from './context.js';
 import type { GuestIo, HostFn } from './guest-io.js';
+import type { GuestMemory } from '../vm/guest-memory.js';
 
 const textEncoder = new TextEncoder();
 
 export function calloutFunctions(vm: AbiContext, { mem, copyOut, copyOutSized }: GuestIo): Record<string, HostFn> {
+  const foreignNames = new RecentNames();
+  // Small arguments (a list id: get_property_set) are copied into a reused array of their size:
+  // a view of guest memory costs several times more than copying a few bytes.
+  const smallArgs: Uint8Array[] = [];
+  for (let n = 0; n <= SMALL_ARGS_MAX; n++) smallArgs.push(new Uint8Array(n));
   /** The arguments proxy_grpc_call and proxy_grpc_stream share; a status, or null for an upstream the plugin may not call. */
   function grpcRequest(
     upstreamPtr: number, upstreamSize: number, servicePtr: number, serviceSize: number, methodPtr: number, methodSize: number,
@@ -101,10 +107,17 @@ export function calloutFunctions(vm: AbiContext, { mem, copyOut, copyOutSized }:
       return copyOut(textEncoder.encode(st.message), retMsgPtr, retMsgSize);
     },
     proxy_call_foreign_function(namePtr: number, nameSize: number, argsPtr: number, argsSize: number, retPtr: number, retSize: number): number {
-      const name = mem().string(namePtr, nameSize);
-      // A view, not a copy: foreign functions consume their arguments before returning
-      // (ForeignFunction's contract), and nothing calls into the guest until they have.
-      const args = mem().view(argsPtr, argsSize);
+      const m = mem();
+      const name = foreignNames.decode(m, namePtr, nameSize);
+      // A view or a reused array, not a copy of its own: foreign functions consume their
+      // arguments before returning (ForeignFunction's contract), and nothing calls into the
+      // guest until they have.
+      argsSize >>>= 0;
+      let args: Uint8Array | null = null;
+      if (argsSize <= SMALL_ARGS_MAX) {
+        args = smallArgs[argsSize]!;
+        if (!m.copyInto(argsPtr, args)) args = null;
+      } else args = m.view(argsPtr, argsSize);
       if (name === null || args === null) return Status.InvalidMemoryAccess;
       const result = vm.callForeign(name, args);
       if (typeof result === 'number') return result;
@@ -121,3 +134,32 @@ export function calloutFunctions(vm: AbiContext, { mem, copyOut, copyOutSized }:
     },
   };
 }
+
+/**
+ * The foreign-function names a VM called last (an adapter calls the same two or three on
+ * every request), each with its bytes: a name is found by comparing the guest's bytes with
+ * those (GuestMemory.equals), which costs less than decoding it through the string cache.
+ */
+class RecentNames {
+  private readonly bytes: Uint8Array[] = [];
+  private readonly names: string[] = [];
+  private next = 0;
+
+  decode(m: GuestMemory, ptr: number, len: number): string | null {
+    const b = this.bytes;
+    for (let i = 0; i < b.length; i++) {
+      if (b[i]!.length === len && m.equals(ptr, len, b[i]!)) return this.names[i]!;
+    }
+    const name = m.string(ptr, len);
+    if (name === null || len > RECENT_NAME_MAX) return name;
+    const copy = m.copy(ptr, len);
+    if (copy === null) return name;
+    this.bytes[this.next] = copy;
+    this.names[this.next] = name;
+    this.next = (this.next + 1) % RECENT_NAMES;
+    return name;
+  }
+}
+const RECENT_NAMES = 4;
+const SMALL_ARGS_MAX = 16;
+const RECENT_NAME_MAX = 64;

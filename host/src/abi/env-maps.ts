@@ -2,7 +2,7 @@
 
 import { BufferType, Status } from './constants.js';
 import { deserializePairs, serializePairs } from './pairs.js';
-import { EMPTY_BYTES, validHeader } from './guest-io.js';
+import { EMPTY_BYTES, validHeader, validHeaderName, validHeaderValue } from './guest-io.js';
 import type { AbiContext } from './context.js';
 import type { GuestIo, HostFn } from './guest-io.js';
 import { RecentValues } from '../stream/recent-values.js';
@@ -10,6 +10,7 @@ import { RecentValues } from '../stream/recent-values.js';
 export function mapFunctions(vm: AbiContext, { mem, copyOut, copyOutString, copyOutFixed }: GuestIo): Record<string, HostFn> {
   const v010 = vm.compiled.abiVersion === '0.1.0';
   const recentValues = new RecentValues();
+  const names = new KnownNames();
   return {
     // --- header maps ----------------------------------------------------------
     proxy_get_header_map_size(mapType: number, retSize: number): number {
@@ -54,8 +55,9 @@ export function mapFunctions(vm: AbiContext, { mem, copyOut, copyOutString, copy
       const value = mem().latin1(valuePtr, valueSize);
       if (key === null || value === null) return Status.InvalidMemoryAccess;
       const map = vm.headerMap(mapType, true);
-      if (map === undefined || map === null || !validHeader(key, value)) return Status.BadArgument;
-      map.push([lowerCase(key), value]);
+      const k = map === undefined || map === null ? null : names.stored(key);
+      if (k === null || !validHeaderValue(value)) return Status.BadArgument;
+      map!.push([k, value]);
       vm.headersChanged(mapType);
       return Status.Ok;
     },
@@ -64,10 +66,10 @@ export function mapFunctions(vm: AbiContext, { mem, copyOut, copyOutString, copy
       const value = mem().latin1(valuePtr, valueSize);
       if (key === null || value === null) return Status.InvalidMemoryAccess;
       const map = vm.headerMap(mapType, true);
-      if (map === undefined || map === null || !validHeader(key, value)) return Status.BadArgument;
-      const k = lowerCase(key);
-      removeKey(map, k);
-      map.push([k, value]);
+      const k = map === undefined || map === null ? null : names.stored(key);
+      if (k === null || !validHeaderValue(value)) return Status.BadArgument;
+      removeKey(map!, k);
+      map!.push([k, value]);
       vm.headersChanged(mapType);
       return Status.Ok;
     },
@@ -76,7 +78,7 @@ export function mapFunctions(vm: AbiContext, { mem, copyOut, copyOutString, copy
       if (key === null) return Status.InvalidMemoryAccess;
       const map = vm.headerMap(mapType, true);
       if (map === undefined || map === null) return Status.BadArgument;
-      removeKey(map, lowerCase(key));
+      removeKey(map, names.has(key) ? key : lowerCase(key));
       vm.headersChanged(mapType);
       return Status.Ok;
     },
@@ -157,11 +159,44 @@ function lowerCase(name: string): string {
   return name;
 }
 
+/**
+ * The last few header names an adapter wrote, each a valid name in lower case: an adapter
+ * writes the same few on every request, and the host's short strings come back as the same
+ * objects (vm/guest-memory.ts interns them), so a known name is one comparison instead of a
+ * token check and a case scan.
+ */
+class KnownNames {
+  private readonly names: string[] = [];
+  private next = 0;
+
+  has(name: string): boolean {
+    const a = this.names;
+    for (let i = 0; i < a.length; i++) if (a[i] === name) return true;
+    return false;
+  }
+
+  /** The name as stored (lower case), or null when it is not a valid header name. */
+  stored(name: string): string | null {
+    if (this.has(name)) return name;
+    if (!validHeaderName(name)) return null;
+    const k = lowerCase(name);
+    if (k === name) {
+      this.names[this.next] = name;
+      this.next = (this.next + 1) % KNOWN_NAMES;
+    }
+    return k;
+  }
+}
+const KNOWN_NAMES = 8;
+
 function removeKey(map: Array<[string, string]>, key: string): void {
+  // Usually absent: a scan that only reads, then the compaction from the first match on.
+  const n = map.length;
   let w = 0;
-  for (let r = 0; r < map.length; r++) if (map[r]![0] !== key) map[w++] = map[r]!;
-  // Setting length calls into the engine: only when something was removed.
-  if (w !== map.length) map.length = w;
+  while (w < n && map[w]![0] !== key) w++;
+  if (w === n) return;
+  for (let r = w + 1; r < n; r++) if (map[r]![0] !== key) map[w++] = map[r]!;
+  map.length = w;
 }
 
 function serializedPairsSize(map: ReadonlyArray<readonly [string, string]>): number {

@@ -97,6 +97,10 @@ for (let c = 0x41; c <= 0x5a; c++) TOKEN[c] = 1;
 for (let c = 0x61; c <= 0x7a; c++) TOKEN[c] = 1;
 
 export function validHeader(name: string, value: string): boolean {
+  return validHeaderName(name) && validHeaderValue(value);
+}
+
+export function validHeaderName(name: string): boolean {
   const n = name.length;
   let i = n > 0 && name.charCodeAt(0) === 0x3a ? 1 : 0; // ':'
   if (i === n) return false;
@@ -104,6 +108,10 @@ export function validHeader(name: string, value: string): boolean {
     const c = name.charCodeAt(i);
     if (c >= 128 || TOKEN[c] === 0) return false;
   }
+  return true;
+}
+
+export function validHeaderValue(value: string): boolean {
   for (let j = 0; j < value.length; j++) {
     const c = value.charCodeAt(j);
     if (c === 0x0d || c === 0x0a || c === 0) return false;

@@ -64,9 +64,10 @@ export interface ForeignCaller {
 }
 
 /**
- * `args` is borrowed: a view of the caller's guest memory, valid only until the function
- * returns (the guest reuses it, and a later guest allocation may detach it). A function
- * copies whatever it keeps, and a ForeignWriter it returns must not read `args`.
+ * `args` is borrowed: a view of the caller's guest memory (for a few bytes, an array the host
+ * reuses for the next call), valid only until the function returns (the guest reuses it, and
+ * a later guest allocation may detach it). A function copies whatever it keeps, and a
+ * ForeignWriter it returns must not read `args`.
  */
 export type ForeignFunction = (args: Uint8Array, caller: ForeignCaller) => ForeignResult;
 

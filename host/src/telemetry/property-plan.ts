@@ -4,7 +4,10 @@
 // over resolved readers, without a lookup by path. Each value is encoded as it is read, in
 // one pass, into a buffer the plan keeps (so the answer's size is known without a pass that
 // only measures), and the plan itself is the writer that copies the answer into the guest's
-// allocation: a get_property_set call allocates nothing of its own.
+// allocation: a get_property_set call allocates nothing of its own. The buffer keeps the
+// last answer, so a value equal to the one read at the same place last time (most are: the
+// method, the authority, the route, the principal, a cached token) is left where it is
+// instead of being encoded again, as long as every value before it kept its length.
 //
 // Resolution must give exactly what plugin/properties.ts getProperty gives for the same path
 // (test/telemetry/property-plan.test.ts compares the two over the whole table).
@@ -37,6 +40,8 @@ const enum How {
 const encoder = new TextEncoder();
 /** Buffer's latin1 copy works on any Uint8Array. */
 const latin1Write = Buffer.prototype.latin1Write as (this: Uint8Array, s: string, offset: number, length: number) => number;
+/** lastValues' mark for a value not compared (bytes): never equal to a value read. */
+const NOT_KEPT = Symbol('not kept');
 /** Longer strings are measured and copied natively (one call beats the loop past this). */
 const LOOP_MAX = 64;
 /** The answer buffer is kept between requests up to this size (a huge header value should not pin its copy). */
@@ -63,6 +68,14 @@ export class PropertyPlan implements ForeignWriter {
   private answerOfBuf = true;
   private at = 0;
   size = 0;
+  /**
+   * Each value of the last answer (strings, numbers, bigints, booleans, null; NOT_KEPT for
+   * bytes, which could change in place) and its encoded length, and whether the buffer still
+   * holds that answer's layout up to the value being read (every value so far the same length).
+   */
+  private lastValues: Array<PropertyValue | null | typeof NOT_KEPT> = [];
+  private lastLens: number[] = [];
+  private layoutKept = false;
 
   constructor(readonly paths: readonly string[]) {
     for (const path of paths) {
@@ -89,7 +102,7 @@ export class PropertyPlan implements ForeignWriter {
   read(s: HttpStream | null, facts: PluginFacts): this {
     const n = this.how.length;
     this.begin(n);
-    for (let i = 0; i < n; i++) this.put(this.value(i, s, facts));
+    for (let i = 0; i < n; i++) this.put(i, this.value(i, s, facts));
     return this.end();
   }
 
@@ -97,7 +110,7 @@ export class PropertyPlan implements ForeignWriter {
   readEach(property: (path: string) => PropertyValue | null): this {
     const n = this.paths.length;
     this.begin(n);
-    for (let i = 0; i < n; i++) this.put(property(this.paths[i]!));
+    for (let i = 0; i < n; i++) this.put(i, property(this.paths[i]!));
     return this.end();
   }
 
@@ -122,20 +135,35 @@ export class PropertyPlan implements ForeignWriter {
   // The answer: u32 count, then count × (i32 length, -1 when unknown; bytes).
   private begin(n: number): void {
     this.at = 0;
+    this.layoutKept = this.lastLens.length === n;
     if (this.buf.length > KEEP_BYTES) this.grow(0, 1024);
     this.room(4 + 4 * n);
     this.dv.setUint32(0, n, true);
     this.at = 4;
   }
 
-  /** Appends one value: its length, then its bytes (strings as UTF-8, int64 and booleans as plugin/properties.ts writeFixedProperty encodes them). */
-  private put(v: PropertyValue | null): void {
+  /** Appends value i: its length, then its bytes (strings as UTF-8, int64 and booleans as plugin/properties.ts writeFixedProperty encodes them). */
+  private put(i: number, v: PropertyValue | null): void {
     const at = this.at;
+    if (this.layoutKept && v === this.lastValues[i]) {
+      // the same value at the same place as in the last answer: its bytes are there already
+      const last = this.lastLens[i]!;
+      this.at = at + 4 + (last > 0 ? last : 0);
+      return;
+    }
+    const len = this.encode(at, v);
+    if (len !== this.lastLens[i]) this.layoutKept = false; // what follows moved
+    this.lastLens[i] = len;
+    this.lastValues[i] = v instanceof Uint8Array ? NOT_KEPT : v;
+    this.at = at + 4 + (len > 0 ? len : 0);
+  }
+
+  /** Writes v's length (-1 for null) and bytes at `at`; returns the length. */
+  private encode(at: number, v: PropertyValue | null): number {
     if (v === null) {
       this.room(at + 4);
       this.dv.setInt32(at, -1, true);
-      this.at = at + 4;
-      return;
+      return -1;
     }
     const start = at + 4;
     let len: number;
@@ -172,7 +200,7 @@ export class PropertyPlan implements ForeignWriter {
       writeFixedProperty(v, this.buf, start);
     }
     this.dv.setInt32(at, len, true);
-    this.at = start + len;
+    return len;
   }
 
   private end(): this {
@@ -191,6 +219,7 @@ export class PropertyPlan implements ForeignWriter {
   }
 
   private grow(keep: number, size: number): void {
+    this.layoutKept = false; // only the first `keep` bytes come along
     const b = new Uint8Array(size);
     b.set(this.buf.subarray(0, keep));
     this.buf = b;
