@@ -55,13 +55,19 @@ function filter(letter: string, denies: boolean) {
 const lines = (records: LogRecord[]) => records.map((r) => r.message).filter((m) => /^[AB]\d$/.test(m));
 const responseLines = (records: LogRecord[]) => records.map((r) => r.message).filter((m) => /^[ab]\d$/.test(m));
 
-t.test('requestHeadersAll runs each adapter for every stream still going, and gives each stream its own decision', async (t) => {
+/** A host with filters a (denying x-deny requests when `aDenies`) and b, in that order, and the records they log. */
+async function twoFilters(t: { teardown(fn: () => unknown): void }, aDenies: boolean) {
   const records: LogRecord[] = [];
   const host = await WasmHost.create(
     { plugins: [{ name: 'a', url: 'a' }, { name: 'b', url: 'b' }], logLevel: 'info' },
-    { modules: { a: await filter('A', true), b: await filter('B', false) }, logger: createLogger(LogLevel.Info, (r) => records.push(r)) },
+    { modules: { a: await filter('A', aDenies), b: await filter('B', false) }, logger: createLogger(LogLevel.Info, (r) => records.push(r)) },
   );
   t.teardown(() => host.close());
+  return { host, records };
+}
+
+t.test('requestHeadersAll runs each adapter for every stream still going, and gives each stream its own decision', async (t) => {
+  const { host, records } = await twoFilters(t, true);
   const streams = [[], [['x-deny', '1']], []].map((headers) => host.newStream({ method: 'GET', path: '/', authority: 'x', headers: headers as Array<[string, string]> }));
   const decisions = HostStream.requestHeadersAll(streams, [true, true, true]);
   t.same(decisions.map((d) => (d instanceof Promise ? 'promise' : d.action)), ['continue', 'respond', 'continue'], 'each stream its own decision');
@@ -102,12 +108,7 @@ t.test('through the proxy: pipelined requests arriving together run adapter by a
 });
 
 t.test('responseHeadersAll runs the adapters in reverse chain order, each for every stream', async (t) => {
-  const records: LogRecord[] = [];
-  const host = await WasmHost.create(
-    { plugins: [{ name: 'a', url: 'a' }, { name: 'b', url: 'b' }], logLevel: 'info' },
-    { modules: { a: await filter('A', false), b: await filter('B', false) }, logger: createLogger(LogLevel.Info, (r) => records.push(r)) },
-  );
-  t.teardown(() => host.close());
+  const { host, records } = await twoFilters(t, false);
   const streams = [0, 1, 2].map(() => host.newStream({ method: 'GET', path: '/', authority: 'x', headers: [] }));
   HostStream.requestHeadersAll(streams, [true, true, true]);
   const decisions = HostStream.responseHeadersAll(streams, [200, 404, 200], [[['x-a', '1']], [], []], [false, true, false]);

@@ -161,8 +161,7 @@ export class HostStream {
    * the log phase: the first adapter's callback for every stream, then the second's for the
    * streams still going, and so on. Each stream sees the same callbacks in the same order as
    * with requestHeaders() (a stream an adapter stops, pauses or answers leaves the batch at that
-   * adapter); results[j] is streams[j]'s decision. An error thrown for one stream becomes its
-   * rejected result, and the others go on.
+   * adapter); results[j] is streams[j]'s decision (headersAll).
    */
   static requestHeadersAll(streams: readonly HostStream[], endOfStream: readonly boolean[]): Array<Maybe<Decision>> {
     const results = new Array<Maybe<Decision> | undefined>(streams.length);

@@ -8,7 +8,7 @@
 // An adapter's callbacks for k requests then run back to back with its code and memory in the
 // CPU caches, instead of each request's adapters running between the HTTP work of other
 // requests, which evicts them (bench/micro/cold-cache.js: +4-6 µs per adapter and request when
-// cold). At saturation a turn holds about 24 requests; with one request per turn, as at low
+// cold). At saturation a turn holds 19-24 requests (counted); with one request per turn, as at low
 // load, each waits only for the rest of its own turn.
 //
 // Order: request, response, then log phases, so a request that arrives and ends in the same
