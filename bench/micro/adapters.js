@@ -130,10 +130,7 @@ if (denied) throw new Error(`${denied} requests denied during warm-up: the bench
 const samples = Object.fromEntries(names.map((n) => [n, []]));
 for (let r = 0; r < RUNS; r++) {
   progress(`run ${r + 1}/${RUNS}`);
-  for (const n of r % 2 ? [...names].reverse() : names) {
-    samples[n].push(await measure(variants[n], REQUESTS));
-    if (process.env.DEBUG_SAMPLES) progress(`${n} ${samples[n].at(-1).toFixed(2)}`);
-  }
+  for (const n of r % 2 ? [...names].reverse() : names) samples[n].push(await measure(variants[n], REQUESTS));
 }
 // Per-layer split: one profiled pass per variant, after the timed runs (the sampler costs CPU itself).
 const layers = {};
