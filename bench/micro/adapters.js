@@ -86,11 +86,23 @@ function oneRequest(h) {
 }
 
 // process.cpuUsage() counts every thread: the access log's file sink writes on the thread
-// pool up to its flush interval (100 ms) after a line arrives. Waiting that long before and
-// after a measured slice keeps one variant's writes out of the next one's figure (before
-// this, the no-adapter baseline read anywhere from 1.6 to 9 µs).
+// pool up to its flush interval (100 ms) after a line arrives, and V8 compiles hot wasm and JS
+// functions on background threads after a variant has run them. A slice starts and ends
+// only once the process is quiet (under QUIET_US of CPU in a SETTLE_MS window, for at most
+// SETTLE_MAX_MS), so one variant's writes and compiles stay out of the next one's figure
+// (a fixed 150 ms wait still let a background tier-up land in the slice after a warm-up:
+// the no-adapter baseline read 0.8 µs in one run and 4.7 in the next).
 const SETTLE_MS = 150;
-const settle = () => new Promise((r) => setTimeout(r, SETTLE_MS));
+const QUIET_US = 3000;
+const SETTLE_MAX_MS = 3000;
+async function settle() {
+  for (let waited = 0; waited < SETTLE_MAX_MS; waited += SETTLE_MS) {
+    const c0 = process.cpuUsage();
+    await new Promise((r) => setTimeout(r, SETTLE_MS));
+    const c = process.cpuUsage(c0);
+    if (c.user + c.system < QUIET_US) return;
+  }
+}
 
 async function measure(h, n) {
   await settle();
@@ -105,9 +117,14 @@ async function measure(h, n) {
 }
 
 const progress = (s) => process.stderr.write(`  adapters: ${s}\n`);
-for (const n of names) {
-  progress(`warm-up ${n}`);
-  await measure(variants[n], Math.min(REQUESTS, 5000));
+// Two warm-up passes, in both orders: after one, the first timed run still paid for V8
+// re-optimizing the host's code for the mix of variants (the no-adapter baseline's first
+// slice read 5-6 µs instead of 0.8, header-check's 3.3 instead of 2.3).
+for (const pass of [names, [...names].reverse()]) {
+  for (const n of pass) {
+    progress(`warm-up ${n}`);
+    await measure(variants[n], Math.min(REQUESTS, 5000));
+  }
 }
 if (denied) throw new Error(`${denied} requests denied during warm-up: the bench config is broken`);
 const samples = Object.fromEntries(names.map((n) => [n, []]));

@@ -58,8 +58,8 @@ t.test('property sets: register once, read every value in one call', async (t) =
 
 t.test('access-log envelopes', async (t) => {
   const { call, sink, metrics } = setup();
-  const env = (level: number, format: number, name: string, line: string, version = 1) =>
-    Buffer.concat([Buffer.from([version, level, format, 0]), (() => { const b = Buffer.alloc(8); b.writeBigInt64LE(123n); return b; })(), (() => { const b = Buffer.alloc(2); b.writeUInt16LE(Buffer.byteLength(name)); return b; })(), Buffer.from(name), Buffer.from(line)]);
+  const env = (level: number, format: number, name: string, line: string, version = 1, flags = 0) =>
+    Buffer.concat([Buffer.from([version, level, format, flags]), (() => { const b = Buffer.alloc(8); b.writeBigInt64LE(123n); return b; })(), (() => { const b = Buffer.alloc(2); b.writeUInt16LE(Buffer.byteLength(name)); return b; })(), Buffer.from(name), Buffer.from(line)]);
   t.same(call('wasm_mixer.access_log', env(LogLevel.Error, 1, 'audit', '{"a":1}')), new Uint8Array([0]));
   t.same(call('wasm_mixer.access_log', env(LogLevel.Info, 0, '', 'text line')), new Uint8Array([0]));
   t.same(call('wasm_mixer.access_log', env(LogLevel.Info, 0, 'audit', 'again')), new Uint8Array([0]));
@@ -72,10 +72,21 @@ t.test('access-log envelopes', async (t) => {
     [LogLevel.Info, 'text', 'audiT', 123n, 'same length'],
     [LogLevel.Info, 'text', 'журнал', 123n, 'utf-8 name'],
   ]);
+  t.equal(call('wasm_mixer.access_log', env(LogLevel.Info, 0, 'audit', 'no answer', 1, 1)), Status.Ok, 'flag 1: a taken entry gets OK and no result bytes');
+  t.equal(sink.entries.at(-1)?.logName, 'audit', 'and is taken like any other');
   t.equal(call('wasm_mixer.access_log', env(2, 0, 'x', 'y', 2)), Status.BadArgument, 'unknown envelope version');
+  t.equal(call('wasm_mixer.access_log', env(LogLevel.Info, 0, 'x', 'y', 1, 2)), Status.BadArgument, 'unknown flag bits');
   t.equal(call('wasm_mixer.access_log', env(9, 0, 'x', 'y')), Status.BadArgument, 'bad level');
   t.equal(call('wasm_mixer.access_log', Buffer.alloc(5)), Status.BadArgument, 'short');
   t.equal(metrics.value('wasm_mixer_access_log_entries_total', { sink: 'memory' }), undefined, 'the memory sink counts nothing itself');
+});
+
+t.test('access-log envelopes with flag 1 answer a drop, and only a drop', async (t) => {
+  const full = { name: 'full', write: () => false, flush: async () => {}, close: async () => {}, buffered: 0 };
+  const tel = new Telemetry({}, new MetricsRegistry(), createLogger(LogLevel.Critical, () => {}), { accessLogSinks: [full] });
+  const env = (flags: number) => Buffer.concat([Buffer.from([1, LogLevel.Info, 1, flags]), Buffer.alloc(8), Buffer.from([0, 0]), Buffer.from('{}')]);
+  t.same(tel.foreign.call({ adapter: 'a' }, 'wasm_mixer.access_log', env(1)), new Uint8Array([1]), 'dropped: the one-byte answer, as without the flag');
+  t.same(tel.foreign.call({ adapter: 'a' }, 'wasm_mixer.access_log', env(0)), new Uint8Array([1]));
 });
 
 t.test('describe_metric', async (t) => {

@@ -302,7 +302,7 @@ class Logging extends Adapter {
     store<u8>(p, 1);
     store<u8>(p + 1, <u8>e.level());
     store<u8>(p + 2, this.json ? 1 : 0);
-    store<u8>(p + 3, 0);
+    store<u8>(p + 3, 1); // flags: answer only a drop (no result, so no allocation, for a taken entry)
     store<i64>(p + 4, e.startTimeNs());
     store<u16>(p + 12, <u16>this.logNameBytes.byteLength);
     w.len = 14;

@@ -7,13 +7,15 @@
 //     0   u8   envelope version, 1
 //     1   u8   severity, a Proxy-Wasm log level (0 trace … 5 critical)
 //     2   u8   format: 0 text, 1 JSON
-//     3   u8   reserved, 0
+//     3   u8   flags: bit 0 set = answer only a drop (see result); other bits 0
 //     4   i64  request start, ns since the epoch (0: unknown)
 //     12  u16  length L of the log name
 //     14  L    log name, UTF-8
 //     14+L …   the entry, UTF-8, without a trailing newline
 //   result: one byte, 0 = taken by at least one sink, 1 = dropped (every sink full, or none matched).
-//   BAD_ARGUMENT for a malformed envelope.
+//   With flag bit 0, a taken entry gets status OK and no result bytes, and only a drop gets its
+//   byte: a result costs the guest an allocation (a call into it) on every entry.
+//   BAD_ARGUMENT for a malformed envelope (also unknown flag bits).
 //
 // wasm_mixer.describe_metric — describe a metric family before its first series.
 //   args: JSON {"name": "...", "type": "counter"|"gauge"|"histogram", "help"?: "...",
@@ -65,6 +67,8 @@ const ACCEPTED = new Uint8Array([0]);
 const DROPPED = new Uint8Array([1]);
 
 const HEADER = 14;
+/** Envelope flag: answer only a drop (a taken entry returns OK with no result). */
+const ANSWER_DROPS_ONLY = 1;
 const decoder = new TextDecoder();
 
 /** The last log name decoded, kept with its bytes: an adapter sends the same one with every entry. */
@@ -108,7 +112,7 @@ export function decodeAccessLogEnvelope(args: Uint8Array, adapter: string): Acce
   if (args.length < HEADER || args[0] !== 1) return null;
   const level = args[1]!;
   const format = args[2]!;
-  if (level > 5 || format > 1) return null;
+  if (level > 5 || format > 1 || (args[3]! & ~ANSWER_DROPS_ONLY) !== 0) return null;
   const nameLen = args[12]! | (args[13]! << 8);
   if (HEADER + nameLen > args.length) return null;
   const name = nameLen === 0 ? 'access' : logName(args, HEADER, nameLen);
@@ -121,7 +125,8 @@ export function accessLogFunction(write: (e: AccessLogEntry) => boolean): Foreig
   return (args, caller) => {
     const e = decodeAccessLogEnvelope(args, caller.adapter);
     if (e === null) return Status.BadArgument;
-    return write(e) ? ACCEPTED : DROPPED;
+    if (write(e)) return (args[3]! & ANSWER_DROPS_ONLY) !== 0 ? Status.Ok : ACCEPTED;
+    return DROPPED;
   };
 }
 
