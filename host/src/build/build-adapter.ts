@@ -17,6 +17,12 @@
 //   --use seed=mixer_seed     Math.random seeds from WASI random_get, not env.seed
 //   --use trace=mixer_trace   trace() logs at debug via proxy_log, not env.trace
 //   --maximumMemory N         caps linear memory (default 256 pages = 16 MiB)
+//   --initialMemory 16        1 MiB to start with (at most the cap): AssemblyScript's collector starts
+//                             its first cycle once half the initial heap is allocated. With the 2 pages
+//                             asc would give, that was ~45 kB into every adapter's configure (its JSON
+//                             config), so each start ran, and V8 compiled, the collector's ~26 functions
+//                             (bench/micro/startup.js: ~230 page faults of the four's start-up); now
+//                             the first cycle comes with the requests. Pages never touched cost nothing.
 //   --exportStart _initialize top-level code (adapter registration, globals) runs when the host
 //                             calls _initialize after instantiation (WASI reactor convention,
 //                             which cpp-host and our host follow), not in the wasm start section:
@@ -52,6 +58,9 @@ export interface BuildResult {
 
 /** Default memory cap in 64 KiB pages. */
 export const DEFAULT_MAX_MEMORY_PAGES = 256;
+
+/** Initial memory in 64 KiB pages (see --initialMemory above), lowered to the cap if that is smaller. */
+export const INITIAL_MEMORY_PAGES = 16;
 
 /** The abort/seed/trace replacements the SDK provides (sdk/assembly/runtime.ts). */
 export const SDK_GLOBAL_ALIASES = ['abort=mixer_abort', 'seed=mixer_seed', 'trace=mixer_trace'] as const;
@@ -212,6 +221,7 @@ export async function buildAdapter(dir: string, opts: BuildOptions = {}): Promis
     '--runtime', 'incremental',
     '--exportStart', INIT_EXPORT,
     '--maximumMemory', String(manifest.maxMemoryPages ?? DEFAULT_MAX_MEMORY_PAGES),
+    '--initialMemory', String(Math.min(INITIAL_MEMORY_PAGES, manifest.maxMemoryPages ?? DEFAULT_MAX_MEMORY_PAGES)),
     '--path', virtualPackages,
     '--noColors',
     ...SDK_GLOBAL_ALIASES.flatMap((u) => ['--use', u]),
