@@ -17,7 +17,7 @@ t.test('the adapters built here start with 1 MiB of linear memory', async (t) =>
   }
 });
 
-t.test('an adapter capped below 1 MiB starts at its cap', async (t) => {
+t.test('an adapter capped below 1 MiB starts at its cap; adapter.json "initialMemoryPages" sets another start', async (t) => {
   await mkdir('node_modules/.cache', { recursive: true });
   const dir = await mkdtemp(resolve('node_modules/.cache/wm-initial-memory-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
@@ -26,4 +26,8 @@ t.test('an adapter capped below 1 MiB starts at its cap', async (t) => {
   await writeFile(join(src, 'adapter.json'), JSON.stringify({ name: 'small', maxMemoryPages: 8 }));
   const r = await buildAdapter(src, { outDir: join(dir, 'out') });
   t.equal(initialPages(await readFile(r.wasmPath)), 8);
+  await writeFile(join(src, 'adapter.json'), JSON.stringify({ name: 'small', initialMemoryPages: 3 }));
+  t.equal(initialPages(await readFile((await buildAdapter(src, { outDir: join(dir, 'out') })).wasmPath)), 3, 'initialMemoryPages: 3');
+  await writeFile(join(src, 'adapter.json'), JSON.stringify({ name: 'small', maxMemoryPages: 8, initialMemoryPages: 9 }));
+  await t.rejects(buildAdapter(src, { outDir: join(dir, 'out') }), { code: 'BUILD_FAILED', message: /"initialMemoryPages" must be an integer from 1 to 8/ });
 });
