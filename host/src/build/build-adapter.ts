@@ -18,12 +18,12 @@
 //   --use trace=mixer_trace   trace() logs at debug via proxy_log, not env.trace
 //   --maximumMemory N         caps linear memory (default 256 pages = 16 MiB)
 //   --initialMemory 16        1 MiB to start with (at most the cap; adapter.json "initialMemoryPages"
-//                             sets another): AssemblyScript's collector starts
-//                             its first cycle once half the initial heap is allocated. With the 2 pages
-//                             asc would give, that was ~45 kB into every adapter's configure (its JSON
-//                             config), so each start ran, and V8 compiled, the collector's ~26 functions
-//                             (bench/micro/startup.js: ~230 page faults of the four's start-up); now
-//                             the first cycle comes with the requests. Pages never touched cost nothing.
+//                             sets another). AssemblyScript's collector starts its first cycle once
+//                             half the initial heap is allocated: with the 2 pages asc would give, that
+//                             was ~45 kB into every adapter's configure (parsing its JSON config), so
+//                             each start ran, and V8 compiled, the collector's ~26 functions
+//                             (bench/micro/startup.js: ~280 fewer page faults for the four without).
+//                             The first cycle now comes with the requests; pages never touched cost nothing.
 //   --exportStart _initialize top-level code (adapter registration, globals) runs when the host
 //                             calls _initialize after instantiation (WASI reactor convention,
 //                             which cpp-host and our host follow), not in the wasm start section:
