@@ -23,7 +23,7 @@ import { scrubbingLogger, SecretScrubber } from './security/redact.js';
 import { SharedStore } from './shared/shared-store.js';
 import { compileModuleAsync, type CompiledModule } from './vm/module.js';
 import { localModulePath, readLocalModuleSync, readModuleBytes } from './vm/module-source.js';
-import { ScratchReader } from './vm/scratch-read.js';
+import { ScratchReader, warmReader } from './vm/scratch-read.js';
 import { instrumentedCacheFor } from './vm/instrumented-cache.js';
 import { resolve } from 'node:path';
 import { MIB } from './limits.js';
@@ -321,8 +321,9 @@ interface ModuleReaders {
   entry: ScratchReader;
 }
 
+/** The two readers: the config validator's, if it handed them back (vm/scratch-read.ts), else new ones. */
 function moduleReaders(): ModuleReaders {
-  return { module: new ScratchReader(), entry: new ScratchReader() };
+  return { module: warmReader(), entry: warmReader() };
 }
 
 /**

@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import t from 'tap';
 import { parse } from 'yaml';
 import { writeConfigValidator } from '../../host/src/build/config-validator.js';
-import { CODE_CACHE_SUFFIX, configValidator, GENERATED_FROM_DIST, loadConfigValidator } from '../../host/src/config/validator.js';
+import { CODE_CACHE_SUFFIX, configValidator, GENERATED_FROM_DIST, loadConfigValidator, validatorScript } from '../../host/src/config/validator.js';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -78,4 +78,26 @@ t.test('a generated file made from another schema is not used', async (t) => {
   const stale = join(dir, 'stale.cjs');
   await writeFile(stale, (await readFile(file, 'utf8')).replace(/schemaHash = "[0-9a-f]+"/, 'schemaHash = "0"'));
   t.equal(loadConfigValidator(stale).source, 'runtime', 'with another schema hash, the schema is compiled instead');
+});
+
+t.test('the generated validator carries the ajv helpers it needs: nothing goes through Node\'s module loader at run time', async (t) => {
+  const dir = await scratch();
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const file = await writeConfigValidator(join(dir, 'v.cjs'));
+  const asked: string[] = [];
+  const module = { exports: {} as { default: (c: unknown) => boolean; schemaHash?: string } & { default: { errors?: unknown } } };
+  const refuse = (id: string) => {
+    asked.push(id);
+    throw new Error(`required ${id}`);
+  };
+  (validatorScript(file).runInThisContext() as (m: object, e: object, r: (id: string) => unknown) => void)(module, module.exports, refuse);
+  const validate = module.exports.default;
+  const runtime = loadConfigValidator(join(dir, 'missing.cjs'));
+  // An empty name breaks minLength (ajv's ucs2length helper); the enums and the rest as above.
+  const cases = [...VALID, ...INVALID, { plugins: [{ ...plugin, name: '' }] }, { listen: { port: 8080, address: '' } }];
+  for (const [i, c] of cases.entries()) {
+    t.equal(validate(c), runtime.validate(c), `case ${i}: the same verdict`);
+    t.strictSame(validate.errors ?? null, runtime.validate.errors ?? null, `case ${i}: the same errors`);
+  }
+  t.strictSame(asked, [], 'no require reached Node');
 });

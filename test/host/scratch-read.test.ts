@@ -4,9 +4,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import t from 'tap';
-import { ScratchReader } from '../../host/src/vm/scratch-read.js';
+import { handBack, ScratchReader, warmReader } from '../../host/src/vm/scratch-read.js';
+import { loadConfigValidator } from '../../host/src/config/validator.js';
+import { writeConfigValidator } from '../../host/src/build/config-validator.js';
 import { WasmHost } from '../../host/src/host.js';
 import { compileWatText } from '../fixtures/guests/index.js';
 
@@ -54,4 +57,47 @@ t.test('WasmHost reads its modules through one buffer: each plugin still gets it
     code: 'WASM_NOT_FOUND',
     message: /^plugin gone: wasm module not found: looked up .*gone\.wasm \(url "gone\.wasm" relative to /,
   });
+});
+
+// The hand-over: the config validator reads its code and V8 code cache through two readers and
+// hands them back; WasmHost.create reads the modules through the same two (pages faulted once).
+const buffer = (r: ScratchReader): Buffer | null => Reflect.get(r, 'buf') as Buffer | null;
+const drain = () => {
+  // Empties the spare list (a reader handed back by an earlier test).
+  for (let i = 0; i < 3; i++) if (buffer(warmReader()) === null) break;
+};
+
+t.test('a reader handed back is the next one taken; two are kept at most, each once', async (t) => {
+  drain();
+  const a = new ScratchReader();
+  const b = new ScratchReader();
+  const c = new ScratchReader();
+  handBack(a);
+  handBack(a);
+  handBack(b);
+  handBack(c);
+  t.equal(warmReader(), b);
+  t.equal(warmReader(), a);
+  const fresh = warmReader();
+  t.not(fresh, c, 'the third was not kept');
+  t.equal(buffer(fresh), null, 'a new reader');
+});
+
+t.test('loading the generated validator leaves its two readers, already filled, for the modules', async (t) => {
+  drain();
+  await mkdir('node_modules/.cache', { recursive: true });
+  const dir = await mkdtemp(resolve('node_modules/.cache/wm-scratch-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const file = await writeConfigValidator(join(dir, 'v.cjs'));
+  t.equal(loadConfigValidator(file).source, 'generated');
+  const code = warmReader();
+  const cache = warmReader();
+  t.not(buffer(code), null, 'a reader the validator read through');
+  t.not(buffer(cache), null, 'and the other');
+  t.not(code, cache);
+  // The reader's bytes are the file's, whatever it read before.
+  const other = await mkdtemp(join(tmpdir(), 'wm-scratch-'));
+  t.teardown(() => rm(other, { recursive: true, force: true }));
+  await writeFile(join(other, 'm.bin'), 'module bytes');
+  t.equal(code.read(join(other, 'm.bin')).toString(), 'module bytes');
 });

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { Script } from 'node:vm';
 import type { ValidateFunction } from 'ajv';
 import { CONFIG_SCHEMA, type MixerConfig } from './schema.js';
+import { handBack, warmReader } from '../vm/scratch-read.js';
 
 export const AJV_OPTIONS = { allErrors: true, strict: false } as const;
 /** package.json "imports" maps it to dist/generated/config-validator.cjs, for dist/ and for the sources the tests run. */
@@ -40,7 +41,11 @@ export function schemaHash(): string {
 
 /** The generated CommonJS code as a V8 script (the same text when the cache is made and used, or V8 refuses it). */
 export function validatorScript(file: string, cachedData?: Buffer): Script {
-  return new Script(`(function (module, exports, require) {${readFileSync(file, 'utf8')}\n})`, { filename: file, cachedData });
+  return scriptOf(readFileSync(file, 'utf8'), file, cachedData);
+}
+
+function scriptOf(code: string, file: string, cachedData: Buffer | undefined): Script {
+  return new Script(`(function (module, exports, require) {${code}\n})`, { filename: file, cachedData });
 }
 
 /** Runs the script made by validatorScript; returns the module's exports. */
@@ -62,7 +67,7 @@ export function loadConfigValidator(file?: string): ConfigValidator {
   const require = createRequire(import.meta.url);
   try {
     const path = file ?? generatedFile(require);
-    const script = validatorScript(path, readOptional(path + CODE_CACHE_SUFFIX));
+    const script = readScript(path);
     const m = runValidatorScript(script, path);
     if (m.schemaHash === schemaHash()) return { validate: m.default, source: 'generated', cached: script.cachedDataRejected === false };
   } catch (err) {
@@ -83,10 +88,24 @@ function generatedFile(require: NodeJS.Require): string {
   return existsSync(beside) ? beside : require.resolve(GENERATED);
 }
 
-function readOptional(path: string): Buffer | undefined {
+/**
+ * validatorScript, reading the code and its cache through two reused buffers handed on to
+ * WasmHost.create for the modules (vm/scratch-read.ts): V8 is done with both once the Script exists.
+ */
+function readScript(path: string): Script {
+  const code = warmReader();
+  const cache = warmReader();
   try {
-    return readFileSync(path);
-  } catch {
-    return undefined;
+    const text = code.read(path).toString('utf8');
+    let cachedData: Buffer | undefined;
+    try {
+      cachedData = cache.read(path + CODE_CACHE_SUFFIX);
+    } catch {
+      cachedData = undefined;
+    }
+    return scriptOf(text, path, cachedData);
+  } finally {
+    handBack(code);
+    handBack(cache);
   }
 }

@@ -5,6 +5,10 @@
 // two ScratchReaders (modules, cache entries) they fault in the largest of each once.
 //
 // The bytes returned are a view of the buffer: valid until the next read through the same reader.
+//
+// The config validator reads its generated code and V8 code cache (~340 kB) through two readers
+// and hands them back (handBack); WasmHost.create then reads the modules through the same two
+// (warmReader), so those pages fault once per process start, not twice (~85 faults, ~1 ms).
 
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 
@@ -40,4 +44,17 @@ export class ScratchReader {
     this.buf = buf;
     return buf;
   }
+}
+
+/** Readers handed back after use, whose buffers are already faulted in; at most two are kept. */
+const spare: ScratchReader[] = [];
+
+/** A reader handed back earlier (its pages already touched), else a new one. Not handed back, it is freed with its user. */
+export function warmReader(): ScratchReader {
+  return spare.pop() ?? new ScratchReader();
+}
+
+/** Keeps `reader` for the next warmReader(); its bytes must no longer be in use. */
+export function handBack(reader: ScratchReader): void {
+  if (spare.length < 2 && !spare.includes(reader)) spare.push(reader);
 }
